@@ -1,0 +1,34 @@
+"""Pure math of rewardherd: the single definition of every formula.
+
+No I/O, no ``nn.Module``, no transformers/datasets/matplotlib/ray/fastapi imports.
+Everything else in the package calls these functions.
+"""
+
+from rewardherd.core.aggregate import (
+    METHOD_PARAMS,
+    METHODS,
+    Method,
+    Spread,
+    aggregate,
+    as_scores,
+    ensemble_std,
+    ensemble_var,
+    spread,
+    to_numpy,
+)
+from rewardherd.core.agreement import auroc, pairwise_kendall, spearman, top1_agreement
+from rewardherd.core.bon import bon_estimate, bon_kl, bon_weights, n_grid, select_best_of_n
+from rewardherd.core.bradley_terry import bradley_terry_loss, preference_accuracy, preference_probability
+from rewardherd.core.fits import GaoFit, fit_gao, gao_curve
+from rewardherd.core.kl import kl_per_token, kl_penalized_reward, sequence_kl
+from rewardherd.core.stats import Interval, decide, paired_bootstrap
+from rewardherd.core.transforms import clip_reward, log_sigmoid_centre, member_statistics, standardize
+
+__all__ = [
+    "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",
+    "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "spearman",
+    "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
+    "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao",
+    "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
+    "paired_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
+]

@@ -1,0 +1,167 @@
+"""Aggregation of ensemble scores and their spread.
+
+Shape notation: ``m`` ensemble members, ``b`` samples. Scores are always shaped
+``(m, b)``: the ensemble axis comes first.
+
+Formulas (SCIENCE.md section 3):
+
+=====================  ====================================================
+method                 formula
+=====================  ====================================================
+mean                   mean_i r_i
+median                 median_i r_i (average of the two middle values for even m)
+min                    min_i r_i (worst-case optimization, Coste et al.)
+mean_minus_std         mean - k * std_ddof                     (Eisenstein et al.)
+uncertainty_weighted   mean - lam * var_ddof                   (Coste et al. eq. 5)
+soft_min               -t * log( (1/m) sum_i exp(-r_i / t) )   t = ``temperature``
+=====================  ====================================================
+
+Departures and choices:
+- ``uncertainty_weighted`` uses the VARIANCE (Coste eq. 5), not the std.
+- ``ddof`` is an explicit argument. Coste et al.'s released code used population
+  variance (ddof=0) for best-of-n and sample variance (ddof=1) for PPO; we default to
+  ddof=0 everywhere and let callers choose.
+- Scale matters: min, mean_minus_std, uncertainty_weighted and soft_min are not
+  invariant to per-member affine rescaling. rewardherd therefore aggregates
+  *standardized* member scores by default (see :mod:`rewardherd.core.transforms`);
+  the paper defaults lam=0.5 (best-of-n) / 0.1 (RL) were set on Coste et al.'s raw
+  scale.
+- A coefficient of 0 means 0: ``lam=0`` gives exactly the mean.
+
+References: Coste et al. 2023 (arXiv 2310.02743); Eisenstein et al. 2023
+(arXiv 2312.09244).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+from scipy.special import logsumexp
+
+Method = Literal["mean", "median", "min", "mean_minus_std", "uncertainty_weighted", "soft_min"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+#: The parameters each method accepts, with their defaults.
+METHOD_PARAMS: dict[str, dict[str, float | int]] = {
+    "mean": {},
+    "median": {},
+    "min": {},
+    "mean_minus_std": {"k": 1.0, "ddof": 0},
+    "uncertainty_weighted": {"lam": 0.5, "ddof": 0},
+    "soft_min": {"temperature": 1.0},
+}
+
+
+def to_numpy(x) -> np.ndarray:
+    """float64 numpy view of an array-like or a torch tensor (detached, on CPU)."""
+    if hasattr(x, "detach"):  # torch.Tensor, without importing torch here
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def as_scores(scores) -> np.ndarray:
+    """Return ``scores`` as a float64 array of shape (m, b).
+
+    Accepts numpy arrays, torch tensors (detached, moved to CPU) and nested lists.
+    A 1-D input is treated as a single member, shape (1, b).
+    """
+    arr = to_numpy(scores)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"scores must have shape (m, b); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("scores has no ensemble members (m = 0)")
+    return arr
+
+
+def _check_ddof(ddof: int, m: int) -> None:
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
+    if m - ddof <= 0:
+        raise ValueError(f"variance with ddof={ddof} needs more than {ddof} member(s); got m={m}")
+
+
+def ensemble_var(scores, ddof: int = 0) -> np.ndarray:
+    """Variance across members, shape (b,). ``ddof`` 0: population, 1: sample."""
+    s = as_scores(scores)
+    _check_ddof(ddof, s.shape[0])
+    return s.var(axis=0, ddof=ddof)
+
+
+def ensemble_std(scores, ddof: int = 0) -> np.ndarray:
+    """Standard deviation across members, shape (b,)."""
+    return np.sqrt(ensemble_var(scores, ddof=ddof))
+
+
+def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
+    """Aggregate member scores over the ensemble axis.
+
+    Args:
+        scores: shape (m, b) (numpy, torch or list); 1-D means one member.
+        method: one of :data:`METHODS`.
+        **params: the method's parameters (see :data:`METHOD_PARAMS`): ``k`` and
+            ``ddof`` for mean_minus_std; ``lam`` and ``ddof`` for
+            uncertainty_weighted; ``temperature`` for soft_min. Unknown
+            parameters are errors.
+
+    Returns:
+        float64 array of shape (b,).
+    """
+    if method not in METHOD_PARAMS:
+        raise ValueError(f"unknown aggregation method {method!r}; choose from {', '.join(METHODS)}")
+    unknown = set(params) - set(METHOD_PARAMS[method])
+    if unknown:
+        allowed = ", ".join(METHOD_PARAMS[method]) or "none"
+        raise ValueError(f"method {method!r} takes no parameter(s) {sorted(unknown)}; allowed: {allowed}")
+    p = {**METHOD_PARAMS[method], **params}
+    s = as_scores(scores)
+    if method == "mean":
+        return s.mean(axis=0)
+    if method == "median":
+        return np.median(s, axis=0)
+    if method == "min":
+        return s.min(axis=0)
+    if method == "mean_minus_std":
+        k = float(p["k"])
+        if k < 0:
+            raise ValueError(f"k must be >= 0; got {k}")
+        return s.mean(axis=0) - k * ensemble_std(s, ddof=int(p["ddof"]))
+    if method == "uncertainty_weighted":
+        lam = float(p["lam"])
+        if lam < 0:
+            raise ValueError(f"lam must be >= 0; got {lam}")
+        return s.mean(axis=0) - lam * ensemble_var(s, ddof=int(p["ddof"]))
+    # soft_min
+    t = float(p["temperature"])
+    if not t > 0:
+        raise ValueError(f"temperature must be > 0; got {t}")
+    m = s.shape[0]
+    return -t * (logsumexp(-s / t, axis=0) - np.log(m))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Per-sample disagreement between members, each of shape (b,)."""
+
+    std: np.ndarray
+    var: np.ndarray
+    range: np.ndarray
+    ddof: int
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"std": self.std, "var": self.var, "range": self.range}
+
+
+def spread(scores, ddof: int = 0) -> Spread:
+    """Spread statistics across members: std, var (with ``ddof``) and max - min.
+
+    With a single member the spread is 0 (ddof=0) by definition.
+    """
+    s = as_scores(scores)
+    if s.shape[0] == 1 and ddof == 1:
+        ddof = 0  # one member has no sample variance; report zero spread, not NaN
+    var = ensemble_var(s, ddof=ddof)
+    return Spread(std=np.sqrt(var), var=var, range=s.max(axis=0) - s.min(axis=0), ddof=ddof)

@@ -1,0 +1,59 @@
+"""Agreement between ensemble members, and whether the spread predicts error.
+
+Shape notation: scores (m, b) for m members on b samples.
+
+- :func:`pairwise_kendall`: mean Kendall tau-b over member pairs (rank agreement).
+- :func:`top1_agreement`: share of prompts where two members pick the same best
+  candidate, averaged over member pairs.
+- :func:`spearman`, :func:`auroc`: does the per-sample spread predict the
+  proxy-gold gap / a bad gold outcome? AUROC is the Mann-Whitney statistic with
+  ties counted as 1/2.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.stats import kendalltau, rankdata, spearmanr
+
+from rewardherd.core.aggregate import as_scores, to_numpy
+
+
+def pairwise_kendall(scores) -> float:
+    """Mean Kendall tau-b between every pair of members (NaN with one member)."""
+    s = as_scores(scores)
+    taus = [kendalltau(s[i], s[j]).statistic for i, j in itertools.combinations(range(s.shape[0]), 2)]
+    return float(np.nanmean(taus)) if taus else float("nan")
+
+
+def top1_agreement(scores) -> float:
+    """Share of (member pair, prompt) where both members pick the same candidate.
+
+    Args:
+        scores: (m, p, n) member scores of n candidates for each of p prompts.
+    """
+    s = to_numpy(scores)
+    if s.ndim != 3:
+        raise ValueError(f"scores must have shape (members, prompts, candidates); got {s.shape}")
+    picks = np.argmax(s, axis=2)  # (m, p)
+    pairs = list(itertools.combinations(range(s.shape[0]), 2))
+    if not pairs:
+        return float("nan")
+    return float(np.mean([np.mean(picks[i] == picks[j]) for i, j in pairs]))
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation of two (b,) arrays."""
+    return float(spearmanr(to_numpy(x), to_numpy(y)).statistic)
+
+
+def auroc(score, label) -> float:
+    """Area under the ROC curve of ``score`` for the binary ``label`` (1 = positive)."""
+    sc = to_numpy(score).reshape(-1)
+    lab = np.asarray(label).reshape(-1).astype(bool)
+    n_pos, n_neg = int(lab.sum()), int((~lab).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(sc)  # average ranks: ties count 1/2
+    return float((ranks[lab].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -1,0 +1,86 @@
+"""Over-optimization curve fits (Gao, Schulman, Hilton 2022, arXiv 2210.10760).
+
+With d = sqrt(KL) and the gold reward re-centred so that R(0) = 0:
+
+- best-of-n: R(d) = d (alpha - beta d),       peak d* = alpha / (2 beta)
+- RL:        R(d) = d (alpha - beta log d),   peak d* = exp(alpha / beta - 1)
+
+Both are linear in (alpha, beta); we still fit them with scipy's least squares (as
+SCIENCE.md asks) so robust losses can be swapped in. The peak is ``None`` when
+beta <= 0 (the fitted curve does not turn down). RL points with d = 0 contribute
+R = 0 exactly (d log d -> 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from rewardherd.core.aggregate import to_numpy
+
+Form = Literal["bon", "rl"]
+
+
+@dataclass(frozen=True)
+class GaoFit:
+    form: str
+    alpha: float
+    beta: float
+    r2: float
+    peak_d: float | None
+    peak_reward: float | None
+    n_points: int
+
+    def predict(self, d) -> np.ndarray:
+        return gao_curve(d, self.alpha, self.beta, self.form)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def gao_curve(d, alpha: float, beta: float, form: Form) -> np.ndarray:
+    """R(d) for the best-of-n ("bon") or RL ("rl") functional form."""
+    d = to_numpy(d)
+    if np.any(d < 0):
+        raise ValueError("d = sqrt(KL) must be >= 0")
+    if form == "bon":
+        return d * (alpha - beta * d)
+    if form == "rl":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dlogd = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+        return alpha * d - beta * dlogd
+    raise ValueError(f"unknown form {form!r}; choose 'bon' or 'rl'")
+
+
+def fit_gao(d, reward, form: Form) -> GaoFit:
+    """Least-squares fit of a Gao et al. curve.
+
+    Args:
+        d: (k,) sqrt(KL) values, >= 0.
+        reward: (k,) gold rewards, already re-centred so R(0) = 0.
+        form: "bon" or "rl".
+    """
+    d = to_numpy(d).reshape(-1)
+    y = to_numpy(reward).reshape(-1)
+    if d.shape != y.shape:
+        raise ValueError(f"d {d.shape} and reward {y.shape} differ")
+    if d.shape[0] < 2:
+        raise ValueError("need at least 2 points to fit 2 coefficients")
+    if not (np.all(np.isfinite(d)) and np.all(np.isfinite(y))):
+        raise ValueError("d and reward must be finite")
+    res = least_squares(lambda p: gao_curve(d, p[0], p[1], form) - y, x0=np.array([1.0, 0.1]))
+    alpha, beta = (float(v) for v in res.x)
+    pred = gao_curve(d, alpha, beta, form)
+    ss_res = float(np.sum((y - pred) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    peak_d: float | None = None
+    if beta > 0:
+        peak_d = alpha / (2 * beta) if form == "bon" else float(np.exp(alpha / beta - 1.0))
+    peak_r = float(gao_curve(np.array([peak_d]), alpha, beta, form)[0]) if peak_d is not None and peak_d >= 0 else None
+    if peak_d is not None and peak_d < 0:
+        peak_d = None
+    return GaoFit(form, alpha, beta, r2, peak_d, peak_r, int(d.shape[0]))

@@ -1,0 +1,82 @@
+"""Reward transforms applied before aggregation.
+
+Shape notation: ``m`` members, ``b`` samples; scores are (m, b), per-member
+statistics are (m,), per-sample references are (b,) or (m, b).
+
+- :func:`standardize`: z_i = (r_i - mu_i) / sigma_i with each member's mean and
+  std measured on the held-out responses of its training data (stored in the
+  ensemble manifest). Makes members comparable before min / mean-minus-std /
+  uncertainty-weighted aggregation.
+- :func:`log_sigmoid_centre`: u = log sigmoid(r - r_ref) (Wang et al., "Transforming
+  and Combining Rewards", arXiv 2402.00742). ``r_ref`` is a per-prompt reference
+  reward, e.g. the mean or a quantile of base-policy samples' rewards; choosing it
+  is the caller's job.
+- :func:`clip_reward`: r' = min(r - eta, 0) (Gao et al., arXiv 2410.15115, "Clip").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_expit
+
+from rewardherd.core.aggregate import as_scores, to_numpy
+
+
+def standardize(scores, mean, std) -> np.ndarray:
+    """Standardize each member with its stored statistics.
+
+    Args:
+        scores: (m, b) raw member scores.
+        mean: (m,) per-member means.
+        std: (m,) per-member standard deviations; must be > 0.
+
+    Returns:
+        (m, b) float64 array ``(scores - mean[:, None]) / std[:, None]``.
+    """
+    s = as_scores(scores)
+    mu = np.asarray(mean, dtype=np.float64).reshape(-1)
+    sd = np.asarray(std, dtype=np.float64).reshape(-1)
+    if mu.shape[0] != s.shape[0] or sd.shape[0] != s.shape[0]:
+        raise ValueError(
+            f"standardization statistics have {mu.shape[0]} means and {sd.shape[0]} stds "
+            f"for {s.shape[0]} members"
+        )
+    if not np.all(sd > 0) or not np.all(np.isfinite(sd)):
+        raise ValueError(f"standardization stds must be finite and > 0; got {sd.tolist()}")
+    return (s - mu[:, None]) / sd[:, None]
+
+
+def member_statistics(scores, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-member mean and std over samples (the statistics :func:`standardize` uses).
+
+    Args:
+        scores: (m, b) scores of each member on a reference set of responses.
+
+    Returns:
+        ``(mean, std)``, each (m,).
+    """
+    s = as_scores(scores)
+    if s.shape[1] < 2:
+        raise ValueError("need at least 2 samples to measure a member's spread")
+    return s.mean(axis=1), s.std(axis=1, ddof=ddof)
+
+
+def log_sigmoid_centre(scores, reference) -> np.ndarray:
+    """u = log sigmoid(r - r_ref), computed stably (never log(1 + exp(.))).
+
+    Args:
+        scores: (m, b) or (b,) rewards.
+        reference: broadcastable to ``scores``: (b,) per-prompt references or (m, b).
+
+    Returns:
+        float64 array like ``scores`` (always <= 0).
+    """
+    r = to_numpy(scores)
+    ref = to_numpy(reference)
+    return log_expit(r - ref)
+
+
+def clip_reward(scores, eta: float) -> np.ndarray:
+    """r' = min(r - eta, 0): rewards above ``eta`` earn nothing more."""
+    r = to_numpy(scores)
+    return np.minimum(r - float(eta), 0.0)

@@ -1,0 +1,320 @@
+"""The Ensemble: load, save and score K reward models as one.
+
+Shape notation: ``m`` members, ``b`` (prompt, response) pairs, ``p`` prompts,
+``n`` candidates per prompt. Member scores are (m, b), ensemble axis first.
+
+Scoring path (CPU and GPU alike):
+1. identical (prompt, response) pairs are scored once;
+2. members that share a tokenizer share one tokenization;
+3. sequences are bucketed by length so batches pad little;
+4. each member runs a forward pass over the buckets.
+
+Aggregation (:meth:`Ensemble.reward`) standardizes each member with the statistics
+stored in its manifest entry before aggregating (``standardize=True``, the default),
+because min, mean_minus_std, uncertainty_weighted and soft_min depend on scale.
+Pass ``standardize=False`` for raw scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardherd import core
+from rewardherd.models.formatting import Text, encode_batch, pad_token_id
+from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
+from rewardherd.models.scoring import score_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Member:
+    """One loaded reward model and its manifest entry."""
+
+    info: MemberInfo
+    model: torch.nn.Module
+    tokenizer: object
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+@dataclass(frozen=True)
+class RewardOutput:
+    """Aggregated ensemble reward for b samples."""
+
+    reward: np.ndarray  # (b,) aggregate
+    spread: core.Spread  # per-sample std / var / range across members
+    scores: np.ndarray  # (m, b) the member scores that were aggregated (standardized by default)
+    raw_scores: np.ndarray  # (m, b) raw member outputs
+    method: str
+    params: dict
+    standardized: bool
+
+
+@dataclass(frozen=True)
+class BestOfN:
+    """Result of reranking: for each prompt the chosen candidate index and text."""
+
+    index: np.ndarray  # (p,)
+    response: list
+    reward: np.ndarray  # (p,) aggregate of the chosen candidate
+    spread: np.ndarray  # (p,) std across members of the chosen candidate
+    all_rewards: list[np.ndarray]  # per prompt, (n,) aggregates of every candidate
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Members whose tokenizers share this fingerprint share one tokenization."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    payload = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    payload += repr((tokenizer.eos_token_id, tokenizer.pad_token_id, getattr(tokenizer, "chat_template", None)))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, trust_remote_code: bool = False):
+    """Load one member (safetensors only) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(path)
+    if not any(path.glob("*.safetensors")):
+        raise ManifestError(f"{path}: no .safetensors weights (rewardherd never loads pickled weights)")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_token_id(tokenizer)
+    model.eval().to(device or default_device())
+    return model, tokenizer
+
+
+class Ensemble:
+    """K reward models scored as one. Build with :meth:`load` or from loaded members."""
+
+    def __init__(self, members: Sequence[Member], manifest: Manifest, directory: Path | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.manifest = manifest
+        self.directory = directory
+        self._groups = self._group_by_tokenizer()
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        device=None,
+        dtype=torch.float32,
+        trust_remote_code: bool = False,
+        allow_incomplete: bool = False,
+    ) -> Ensemble:
+        """Load an ensemble directory (see :mod:`rewardherd.models.manifest`)."""
+        directory = Path(directory)
+        manifest = Manifest.read(directory)
+        if not manifest.complete and not allow_incomplete:
+            raise ManifestError(
+                f"{directory / 'ensemble.json'}: training is not complete ({len(manifest.members)} member(s) "
+                "finished); rerun the same `rewardherd train` command to resume, or pass allow_incomplete=True"
+            )
+        if not manifest.members:
+            raise ManifestError(f"{directory / 'ensemble.json'}: no members")
+        members = []
+        for info in manifest.members:
+            if info.format != "hf":
+                raise ManifestError(f"{directory}: member {info.name!r} has format {info.format!r}; this build reads 'hf'")
+            path = directory / info.path
+            if not path.is_dir():
+                raise ManifestError(f"{directory / 'ensemble.json'}: member {info.name!r} path {path} does not exist")
+            model, tok = load_member_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+            members.append(Member(info, model, tok))
+        return cls(members, manifest, directory)
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Save atomically: write a sibling temp directory, then rename it into place.
+
+        An existing directory is never replaced unless ``overwrite=True``.
+        """
+        directory = Path(directory)
+        if directory.exists() and not overwrite:
+            raise FileExistsError(f"{directory} exists; pass overwrite=True to replace it")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        try:
+            infos = []
+            for m in self.members:
+                m.model.save_pretrained(tmp / m.info.path, safe_serialization=True)
+                m.tokenizer.save_pretrained(tmp / m.info.path)
+                infos.append(m.info)
+            Manifest(**{**self.manifest.__dict__, "members": infos}).write(tmp)
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old-{tmp.name[-8:]}")
+                directory.rename(old)
+                tmp.rename(directory)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.directory = directory
+        return directory
+
+    # -------------------------------------------------------------- scoring
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def max_length(self) -> int | None:
+        return self.manifest.max_length
+
+    def _group_by_tokenizer(self) -> list[list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, m in enumerate(self.members):
+            groups.setdefault(tokenizer_fingerprint(m.tokenizer), []).append(i)
+        return list(groups.values())
+
+    def score(
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        *,
+        batch_size: int = 64,
+        standardize: bool = False,
+    ) -> np.ndarray:
+        """Every member's score of every pair.
+
+        Args:
+            prompts, responses: b texts each (strings or message lists).
+            batch_size: sequences per forward pass.
+            standardize: return standardized scores (manifest statistics) instead of raw.
+
+        Returns:
+            (m, b) float64.
+        """
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        b = len(prompts)
+        out = np.empty((len(self.members), b), dtype=np.float64)
+        if b == 0:
+            return out
+        # Score each distinct pair once (pools and RL batches repeat pairs).
+        keys = [(_key(p), _key(r)) for p, r in zip(prompts, responses, strict=True)]
+        first: dict[tuple, int] = {}
+        inverse = np.array([first.setdefault(k, len(first)) for k in keys])
+        uniq = np.zeros(len(first), dtype=np.int64)
+        uniq[inverse] = np.arange(b)
+        up = [prompts[i] for i in uniq]
+        ur = [responses[i] for i in uniq]
+        for group in self._groups:
+            tok = self.members[group[0]].tokenizer
+            ids, n_trunc = encode_batch(tok, up, ur, self.max_length)
+            if n_trunc:
+                log.warning("%d of %d sequences exceed max_length=%s and were truncated", n_trunc, len(ids), self.max_length)
+            pad = pad_token_id(tok)
+            for i in group:
+                out[i] = score_ids(self.members[i].model, ids, pad, batch_size)[inverse]
+        if not np.all(np.isfinite(out)):
+            raise FloatingPointError("a member produced a non-finite score")
+        return self.standardize(out) if standardize else out
+
+    def standardization(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member (mean, std) from the manifest, each (m,)."""
+        missing = [m.name for m in self.members if m.info.standardization is None]
+        if missing:
+            raise ManifestError(f"member(s) {missing} have no standardization statistics; use standardize=False")
+        mean = np.array([m.info.standardization["mean"] for m in self.members])
+        std = np.array([m.info.standardization["std"] for m in self.members])
+        return mean, std
+
+    def standardize(self, raw: np.ndarray) -> np.ndarray:
+        mean, std = self.standardization()
+        return core.standardize(raw, mean, std)
+
+    def aggregate_scores(
+        self, raw: np.ndarray, method: core.Method = "mean", *, standardize: bool = True, ddof: int = 0, **params
+    ) -> RewardOutput:
+        """Aggregate already computed raw member scores (m, b)."""
+        scores = self.standardize(raw) if standardize else core.as_scores(raw)
+        agg = core.aggregate(scores, method, **params)
+        return RewardOutput(agg, core.spread(scores, ddof=ddof), scores, raw, method, dict(params), standardize)
+
+    def reward(
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        method: core.Method = "mean",
+        *,
+        standardize: bool = True,
+        batch_size: int = 64,
+        **params,
+    ) -> RewardOutput:
+        """Ensemble reward: aggregate (b,), spread, and the member scores (m, b).
+
+        ``params`` are the method's parameters (e.g. ``lam=0.5, ddof=0``); see
+        :func:`rewardherd.core.aggregate`. The spread uses the same ``ddof``.
+        """
+        raw = self.score(prompts, responses, batch_size=batch_size)
+        return self.aggregate_scores(raw, method, standardize=standardize, ddof=int(params.get("ddof", 0)), **params)
+
+    def best_of_n(
+        self,
+        prompts: Sequence[Text],
+        candidates: Sequence[Sequence[Text]],
+        method: core.Method = "mean",
+        *,
+        standardize: bool = True,
+        batch_size: int = 64,
+        **params,
+    ) -> BestOfN:
+        """Rerank each prompt's candidates and return the best by the aggregate.
+
+        Ties go to the earliest candidate (see :func:`rewardherd.core.select_best_of_n`).
+        """
+        if len(prompts) != len(candidates):
+            raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
+        flat_p = [p for p, cs in zip(prompts, candidates, strict=True) for _ in cs]
+        flat_r = [c for cs in candidates for c in cs]
+        out = self.reward(flat_p, flat_r, method, standardize=standardize, batch_size=batch_size, **params)
+        index, chosen, rewards, spreads, per_prompt = [], [], [], [], []
+        start = 0
+        for cs in candidates:
+            if len(cs) == 0:
+                raise ValueError("every prompt needs at least one candidate")
+            seg = slice(start, start + len(cs))
+            k = int(core.select_best_of_n(out.reward[seg][None, :])[0])
+            index.append(k)
+            chosen.append(cs[k])
+            rewards.append(out.reward[seg][k])
+            spreads.append(out.spread.std[seg][k])
+            per_prompt.append(out.reward[seg])
+            start += len(cs)
+        return BestOfN(np.array(index), chosen, np.array(rewards), np.array(spreads), per_prompt)
+
+    def to(self, device) -> Ensemble:
+        for m in self.members:
+            m.model.to(device)
+        return self
+
+
+def _key(x: Text):
+    return x if isinstance(x, str) else repr(x)

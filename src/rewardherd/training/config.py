@@ -1,0 +1,117 @@
+"""Configs for reward-member training and ensemble plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EnsembleKind = Literal["finetune_seeds", "pretrain_seeds", "explicit"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How each reward member is trained (TRL RewardTrainer, Bradley-Terry)."""
+
+    lr: float = 1e-4
+    """Peak learning rate of AdamW."""
+    epochs: float = 1.0
+    """Passes over the training pairs."""
+    batch_size: int = 16
+    """Preference pairs per optimizer step."""
+    max_length: int = 256
+    """Maximum tokens of prompt + response; longer sequences keep their end and are counted."""
+    center_coef: float = 0.01
+    """Centring coefficient eta of eta * E[(r_c + r_r)^2] (Eisenstein et al. eq. 2); 0 turns it off."""
+    heldout_fraction: float = 0.1
+    """Share of prompts held out (split by prompt hash) for accuracy and standardization statistics."""
+    warmup_ratio: float = 0.05
+    """Share of steps spent in linear warm-up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    lr_scheduler: str = "linear"
+    """Transformers learning-rate schedule name (linear, cosine, constant...)."""
+    eval_batch_size: int = 64
+    """Sequences per forward pass when scoring held-out pairs."""
+    lora_r: int | None = None
+    """LoRA rank; None trains the full model."""
+    lora_alpha: int = 16
+    """LoRA alpha (only with lora_r)."""
+    device: str | None = None
+    """Training device; None picks cuda when available, else cpu."""
+    bf16: bool = False
+    """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
+
+    def __post_init__(self):
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+        if self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2; got {self.max_length}")
+        if self.center_coef < 0:
+            raise ValueError(f"center_coef must be >= 0; got {self.center_coef}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be in (0, 1); got {self.heldout_fraction}")
+        if self.lora_r is not None and self.lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1 or None; got {self.lora_r}")
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member to train: which backbone, which seeds."""
+
+    backbone: str
+    """Path (or hub id) of the backbone the member starts from."""
+    finetune_seed: int
+    """Seed of the reward head initialization, data order and dropout."""
+    pretrain_seed: int | None = None
+    """Seed the backbone was pretrained with, when known (documentation only)."""
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Which members make up the ensemble."""
+
+    kind: EnsembleKind = "finetune_seeds"
+    """finetune_seeds: one backbone, K seeds; pretrain_seeds: K backbones, one seed each; explicit: members list."""
+    backbones: tuple[str, ...] = ()
+    """Backbone paths: one for finetune_seeds, K for pretrain_seeds."""
+    n_members: int = 3
+    """K, the number of members (finetune_seeds)."""
+    seeds: tuple[int, ...] = ()
+    """Fine-tune seeds; default 0..K-1."""
+    pretrain_seeds: tuple[int, ...] = ()
+    """Pretraining seeds of the backbones, when known (pretrain_seeds kind)."""
+    members: tuple[MemberSpec, ...] = field(default_factory=tuple)
+    """Explicit (backbone, seed) members, for kind=explicit."""
+
+    def __post_init__(self):
+        if self.kind == "finetune_seeds" and len(self.backbones) != 1:
+            raise ValueError(f"finetune_seeds needs exactly one backbone; got {len(self.backbones)}")
+        if self.kind == "pretrain_seeds" and len(self.backbones) < 1:
+            raise ValueError("pretrain_seeds needs one backbone per member")
+        if self.kind == "explicit" and not self.members:
+            raise ValueError("explicit ensembles need a members list")
+        if self.n_members < 1:
+            raise ValueError(f"n_members must be >= 1; got {self.n_members}")
+
+    def member_specs(self) -> list[MemberSpec]:
+        """The members this config describes, in order."""
+        if self.kind == "explicit":
+            return list(self.members)
+        if self.kind == "finetune_seeds":
+            seeds = list(self.seeds) or list(range(self.n_members))
+            if len(seeds) != self.n_members:
+                raise ValueError(f"{len(seeds)} seeds for {self.n_members} members")
+            return [MemberSpec(self.backbones[0], s) for s in seeds]
+        seeds = list(self.seeds) or [0] * len(self.backbones)
+        if len(seeds) == 1:
+            seeds = seeds * len(self.backbones)
+        if len(seeds) != len(self.backbones):
+            raise ValueError(f"{len(seeds)} seeds for {len(self.backbones)} backbones")
+        ps = list(self.pretrain_seeds) or [None] * len(self.backbones)
+        if len(ps) != len(self.backbones):
+            raise ValueError(f"{len(ps)} pretrain_seeds for {len(self.backbones)} backbones")
+        return [MemberSpec(b, s, p) for b, s, p in zip(self.backbones, seeds, ps, strict=True)]

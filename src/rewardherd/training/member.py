@@ -1,0 +1,209 @@
+"""Train one reward member with TRL's RewardTrainer.
+
+rewardherd tokenizes the pairs itself (:mod:`rewardherd.models.formatting`) and hands
+TRL pre-tokenized ``chosen_ids``/``rejected_ids``, so training and scoring see the
+same ids and nothing is dropped silently (TRL filters over-long pairs; we truncate
+and count instead). TRL computes the Bradley-Terry loss with the centring term
+(``center_rewards_coefficient``) and the optional per-pair margin; label smoothing is
+not available through TRL and is only offered by rewardherd's own multi-head loop.
+
+CPU defaults: bf16 and gradient checkpointing off (TRL's defaults are on), so
+scores are exact and runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardherd import core
+from rewardherd.models.ensemble import default_device
+from rewardherd.models.formatting import encode_batch, pad_token_id
+from rewardherd.models.manifest import MemberInfo
+from rewardherd.models.scoring import score_ids
+from rewardherd.training.config import MemberSpec, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def _pairs_columns(pairs) -> tuple[list, list, list, list]:
+    return (
+        [p.prompt for p in pairs],
+        [p.chosen for p in pairs],
+        [p.rejected for p in pairs],
+        [p.margin for p in pairs],
+    )
+
+
+def tokenize_pairs(tokenizer, pairs, max_length: int) -> tuple[list[dict], int]:
+    """Pre-tokenized rows for TRL (chosen_ids, rejected_ids[, margin]) and the number
+    of sequences that were truncated."""
+    prompts, chosen, rejected, margins = _pairs_columns(pairs)
+    c_ids, tc = encode_batch(tokenizer, prompts, chosen, max_length)
+    r_ids, tr = encode_batch(tokenizer, prompts, rejected, max_length)
+    has_margin = any(m is not None for m in margins)
+    rows = []
+    for c, r, m in zip(c_ids, r_ids, margins, strict=True):
+        row = {"chosen_ids": c, "rejected_ids": r}
+        if has_margin:
+            row["margin"] = float(m if m is not None else 0.0)
+        rows.append(row)
+    return rows, tc + tr
+
+
+def evaluate_pairs(model, tokenizer, pairs, max_length: int, batch_size: int = 64) -> dict:
+    """Held-out accuracy and the member's score statistics on held-out responses."""
+    prompts, chosen, rejected, _ = _pairs_columns(pairs)
+    pad = pad_token_id(tokenizer)
+    c_ids, _ = encode_batch(tokenizer, prompts, chosen, max_length)
+    r_ids, _ = encode_batch(tokenizer, prompts, rejected, max_length)
+    sc = score_ids(model, c_ids, pad, batch_size)
+    sr = score_ids(model, r_ids, pad, batch_size)
+    mean, std = core.member_statistics(np.concatenate([sc, sr]))
+    return {
+        "accuracy": core.preference_accuracy(sc, sr),
+        "mean": float(mean[0]),
+        "std": float(std[0]),
+        "n": int(2 * len(pairs)),
+        "chosen_scores": sc,
+        "rejected_scores": sr,
+    }
+
+
+def _load_for_training(spec: MemberSpec, cfg: TrainConfig, seed: int):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.backbone)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"{spec.backbone}: tokenizer has neither pad nor eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    # The score head is initialized from torch's global RNG: seed it (fine-tune seed).
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        spec.backbone, num_labels=1, dtype=torch.float32, use_safetensors=True
+    )
+    model.config.pad_token_id = pad_token_id(tokenizer)
+    return model, tokenizer
+
+
+def train_member(
+    spec: MemberSpec,
+    train_pairs: Sequence,
+    heldout_pairs: Sequence,
+    out_dir: str | Path,
+    *,
+    name: str,
+    config: TrainConfig = TrainConfig(),
+    progress: bool = True,
+) -> MemberInfo:
+    """Train one member and save it as a standalone HF directory at ``out_dir``.
+
+    The directory is written to a temporary sibling and renamed into place, so a
+    killed run never leaves a half-written member behind.
+
+    Returns:
+        The member's manifest entry (held-out accuracy, standardization statistics).
+    """
+    from datasets import Dataset
+    from transformers.utils import logging as hf_logging
+    from trl import RewardConfig, RewardTrainer
+
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; refusing to overwrite a trained member")
+    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
+        raise ValueError(f"member {name}: need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+    t0 = time.time()
+    seed = spec.finetune_seed
+    device = torch.device(config.device) if config.device else default_device()
+    model, tokenizer = _load_for_training(spec, config, seed)
+    rows, n_trunc = tokenize_pairs(tokenizer, train_pairs, config.max_length)
+    if n_trunc:
+        log.warning("member %s: %d of %d training sequences exceed max_length=%d and were truncated",
+                    name, n_trunc, 2 * len(rows), config.max_length)
+    peft_config = None
+    if config.lora_r is not None:
+        from peft import LoraConfig, TaskType
+
+        peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                                 modules_to_save=["score"])
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        args = RewardConfig(
+            output_dir=str(work / "trainer"),
+            learning_rate=config.lr,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            lr_scheduler_type=config.lr_scheduler,
+            warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            seed=seed,
+            data_seed=seed,
+            bf16=config.bf16 and device.type == "cuda",
+            gradient_checkpointing=False,
+            center_rewards_coefficient=config.center_coef if config.center_coef != 0 else None,
+            max_length=None,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="steps",
+            logging_steps=max(1, len(rows) // config.batch_size // 10),
+            disable_tqdm=not progress,
+            use_cpu=device.type == "cpu",
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+        )
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            trainer = RewardTrainer(
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+            )
+            if not progress:
+                from transformers.trainer_callback import PrinterCallback
+
+                trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
+            trainer.train()
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        model = trainer.model
+        if peft_config is not None:
+            model = model.merge_and_unload()
+        model.eval()
+        ev = evaluate_pairs(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
+        staged = work / "member"
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
+        os.replace(staged, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    info = MemberInfo(
+        name=name,
+        path=out_dir.name,
+        backbone=str(spec.backbone),
+        finetune_seed=spec.finetune_seed,
+        pretrain_seed=spec.pretrain_seed,
+        heldout_accuracy=ev["accuracy"],
+        n_heldout_pairs=len(heldout_pairs),
+        standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
+        train_config={**asdict(config), "n_train_pairs": len(train_pairs), "n_truncated": n_trunc,
+                      "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                      "seconds": round(time.time() - t0, 2)},
+    )
+    log.info("member %s: held-out accuracy %.3f (%d pairs) in %.1fs", name, ev["accuracy"], len(heldout_pairs),
+             time.time() - t0)
+    return info

@@ -1,0 +1,462 @@
+"""Configuration of the built-in world: one frozen dataclass per component.
+
+The docstring under each field is its help text (the CLI reuses it). Three named
+profiles exist: ``smoke`` (tests, seconds), ``quick`` (the default study world,
+minutes on 2 cores) and ``full`` (larger models, more steps).
+
+Every artifact of the world is cached under a key computed from the config section
+that produced it plus the keys of its upstream artifacts (see :mod:`.cache`), so
+changing e.g. ``policy.lm.steps`` rebuilds the policy, the preference data and the
+base-sample statistics, but not the corpus, the tokenizer or the backbones.
+
+Label noise is deliberately *not* part of the world: the preference files hold
+noise-free gold labels and the study applies noise per seed
+(``rewardherd.data.inject_label_noise``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PROFILES = ("smoke", "quick", "full")
+Profile = Literal["smoke", "quick", "full"]
+
+DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
+
+# Categories of Debian's fortunes that are not prose (ASCII art) or not English.
+# The offensive collection lives under ``off/`` and is always excluded by path.
+DEFAULT_EXCLUDED_CATEGORIES = ("art", "ascii-art", "translate-me", "perl", "pratchett")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the text comes from, how it is cleaned and how it is partitioned."""
+
+    path: str | None = None
+    """A text file (items separated by blank lines or by lines holding only '%') or a
+    directory of fortune files. None means Debian's fortunes (`fortunes_dir`)."""
+
+    fortunes_dir: str = DEFAULT_FORTUNES_DIR
+    """Directory of the Debian `fortunes` package, used when `path` is None."""
+
+    exclude_categories: tuple[str, ...] = DEFAULT_EXCLUDED_CATEGORIES
+    """Fortune files to skip (ASCII art, non-English, code). Files under an `off`
+    directory (the offensive set) are always skipped."""
+
+    strip_attribution: bool = True
+    """Drop trailing attribution lines ("-- Author") so items are plain prose."""
+
+    min_words: int = 10
+    """Items with fewer words are dropped (they cannot yield a prompt and a continuation)."""
+
+    max_words: int = 120
+    """Items with more words are dropped (long lists, poems, transcripts)."""
+
+    max_items: int | None = None
+    """Keep at most this many items (chosen by stable hash); None keeps all. For tests."""
+
+    val_fraction: float = 0.03
+    """Share of items held out from pretraining to measure perplexity."""
+
+    pref_train_fraction: float = 0.12
+    """Share of items whose openings are preference-data (RM training) prompts."""
+
+    pref_heldout_fraction: float = 0.04
+    """Share of items whose openings are held-out preference prompts (RM accuracy)."""
+
+    eval_fraction: float = 0.06
+    """Share of items whose openings are evaluation prompts (best-of-n, RL)."""
+
+    def __post_init__(self) -> None:
+        _check(self.min_words >= 2, "corpus.min_words must be >= 2")
+        _check(self.max_words >= self.min_words, "corpus.max_words must be >= corpus.min_words")
+        _check(self.max_items is None or self.max_items > 0, "corpus.max_items must be > 0")
+        fracs = (self.val_fraction, self.pref_train_fraction, self.pref_heldout_fraction,
+                 self.eval_fraction)
+        _check(all(0.0 < f < 1.0 for f in fracs), "corpus fractions must be in (0, 1)")
+        _check(sum(fracs) < 0.9, "corpus fractions must leave >= 10% of items for pretraining")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Byte-level BPE trained on the pretraining partition."""
+
+    vocab_size: int = 4096
+    """Target vocabulary size, special tokens included."""
+
+    min_frequency: int = 2
+    """Minimum pair frequency for a BPE merge."""
+
+    def __post_init__(self) -> None:
+        _check(self.vocab_size >= 300, "tokenizer.vocab_size must be >= 300 (256 bytes + specials)")
+        _check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """A tiny GPT-2 causal LM and its pretraining schedule (AdamW, warmup + cosine)."""
+
+    n_layer: int = 2
+    """Transformer blocks."""
+
+    n_embd: int = 64
+    """Model width."""
+
+    n_head: int = 2
+    """Attention heads (must divide n_embd)."""
+
+    block_size: int = 128
+    """Context length (tokens) for pretraining and the model's maximum position."""
+
+    steps: int = 300
+    """Optimizer steps."""
+
+    batch_size: int = 32
+    """Sequences per step (each block_size tokens)."""
+
+    lr: float = 3e-3
+    """Peak learning rate."""
+
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of the peak (cosine decay)."""
+
+    warmup_steps: int = 30
+    """Linear warmup steps."""
+
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices (not on biases, norms or embeddings)."""
+
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+
+    eval_batches: int = 16
+    """Held-out batches used for the perplexity estimate."""
+
+    def __post_init__(self) -> None:
+        _check(self.n_layer >= 1 and self.n_embd >= 8, "lm: n_layer >= 1 and n_embd >= 8")
+        _check(self.n_head >= 1 and self.n_embd % self.n_head == 0, "lm.n_head must divide n_embd")
+        _check(self.block_size >= 16, "lm.block_size must be >= 16")
+        _check(self.steps >= 1 and self.batch_size >= 1, "lm.steps and lm.batch_size must be >= 1")
+        _check(self.lr > 0.0, "lm.lr must be > 0")
+        _check(0.0 <= self.min_lr_ratio <= 1.0, "lm.min_lr_ratio must be in [0, 1]")
+        _check(0 <= self.warmup_steps <= self.steps, "lm.warmup_steps must be in [0, steps]")
+        _check(self.weight_decay >= 0.0 and self.grad_clip > 0.0, "lm: weight_decay >= 0, grad_clip > 0")
+        _check(self.eval_batches >= 1, "lm.eval_batches must be >= 1")
+
+
+@dataclass(frozen=True)
+class BackbonesConfig:
+    """The proxy backbones: one tiny LM per pretraining seed (the pretrain-seed axis)."""
+
+    lm: LMConfig = field(default_factory=LMConfig)
+    """Architecture and schedule shared by all backbones."""
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """One backbone per seed; the seed sets initialization and data order."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.seeds) >= 1, "backbones.seeds must not be empty")
+        _check(len(set(self.seeds)) == len(self.seeds), "backbones.seeds must be distinct")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The base ("SFT") policy: a tiny LM pretrained on the same corpus."""
+
+    lm: LMConfig = field(default_factory=lambda: LMConfig(n_layer=3, n_embd=128, n_head=4))
+    """Architecture and schedule of the policy."""
+
+    seed: int = 1000
+    """Seed for initialization and data order."""
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Prompts are openings of held-out corpus items."""
+
+    min_words: int = 4
+    """Fewest words in a prompt (an item's opening)."""
+
+    max_words: int = 8
+    """Most words in a prompt; the count is drawn per item by stable hash."""
+
+    min_continuation_words: int = 4
+    """Items whose remainder after the opening is shorter are not used as prompts."""
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.min_words <= self.max_words, "prompts: 1 <= min_words <= max_words")
+        _check(self.min_continuation_words >= 1, "prompts.min_continuation_words must be >= 1")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How the policy is sampled in one setting (preference data or best-of-n pool)."""
+
+    max_new_tokens: int = 48
+    """Most tokens per response (generation also stops at end-of-text)."""
+
+    min_new_tokens: int = 1
+    """End-of-text is forbidden before this many tokens."""
+
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy."""
+
+    top_p: float = 1.0
+    """Nucleus sampling mass; 1 disables it."""
+
+    def __post_init__(self) -> None:
+        _check(self.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1")
+        _check(0 <= self.min_new_tokens <= self.max_new_tokens,
+               "sampling.min_new_tokens must be in [0, max_new_tokens]")
+        _check(self.temperature >= 0.0, "sampling.temperature must be >= 0")
+        _check(0.0 < self.top_p <= 1.0, "sampling.top_p must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class PreferenceConfig:
+    """Gold-labelled preference pairs from the "older" short-output policy setting.
+
+    The distribution shift is on purpose: `sampling.max_new_tokens` here (short,
+    the older policy) is below `WorldConfig.pool.max_new_tokens` (the policy being
+    optimized), so the reward models never see the long responses that selection
+    favours. Without it the prototype showed no over-optimization (WORLD_NOTES.md).
+    """
+
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=16))
+    """Sampling setting of the older policy that produced the preference data."""
+
+    samples_per_prompt: int = 2
+    """Responses per prompt; they are paired disjointly (0-1, 2-3, ...), so an even count."""
+
+    label: Literal["argmax", "bradley_terry"] = "argmax"
+    """argmax: chosen = higher gold. bradley_terry: chosen drawn with probability
+    sigmoid((g_a - g_b) / label_temperature)."""
+
+    label_temperature: float = 0.25
+    """Temperature of the Bradley-Terry labels (only for label='bradley_terry')."""
+
+    min_gold_gap: float = 0.0
+    """Pairs whose gold rewards differ by no more than this are dropped (0 drops exact ties)."""
+
+    max_train_pairs: int | None = None
+    """Cap on training pairs (None: one per prompt pair). Fewer pairs, weaker proxies."""
+
+    max_heldout_pairs: int | None = None
+    """Cap on held-out pairs (None: all)."""
+
+    seed: int = 2000
+    """Sampling and labelling seed."""
+
+    def __post_init__(self) -> None:
+        _check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
+               "preferences.samples_per_prompt must be even and >= 2")
+        _check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")
+        _check(self.label_temperature > 0.0, "preferences.label_temperature must be > 0")
+        _check(self.min_gold_gap >= 0.0, "preferences.min_gold_gap must be >= 0")
+        _check(self.max_train_pairs is None or self.max_train_pairs > 0, "max_train_pairs > 0")
+        _check(self.max_heldout_pairs is None or self.max_heldout_pairs > 0, "max_heldout_pairs > 0")
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    """The gold reward: "continue the opening so that it is uplifting, on topic, brief".
+
+    gold = sentiment_weight * VADER compound(response)
+         + relevance_weight * cos(MiniLM(prompt), MiniLM(response))
+         - repetition_weight * repeated-bigram fraction(response)
+         - short_weight * max(0, min_words - words)
+         - long_weight * max(0, words - max_words)
+    """
+
+    sentiment_weight: float = 1.0
+    """Weight of VADER's compound score of the response (in [-1, 1])."""
+
+    relevance_weight: float = 1.0
+    """Weight of the cosine between all-MiniLM-L6-v2 embeddings of prompt and response."""
+
+    repetition_weight: float = 2.0
+    """Weight of the fraction of repeated word bigrams in the response."""
+
+    min_words: int = 6
+    """Responses with fewer words are penalized per missing word."""
+
+    short_weight: float = 0.1
+    """Penalty per word below min_words."""
+
+    max_words: int = 15
+    """Responses with more words are penalized per extra word (inside the pool's range,
+    beyond the preference data's: the tail the proxies cannot see)."""
+
+    long_weight: float = 0.05
+    """Penalty per word above max_words."""
+
+    encoder_max_tokens: int = 64
+    """MiniLM inputs are truncated to this many word pieces (throughput)."""
+
+    def __post_init__(self) -> None:
+        for name in ("sentiment_weight", "relevance_weight", "repetition_weight",
+                     "short_weight", "long_weight"):
+            _check(getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
+        _check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
+        _check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The whole built-in world."""
+
+    name: str = "quick"
+    """Profile name (informational; not part of any cache key)."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    """Corpus source, cleaning and partitions."""
+
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    """Tokenizer training."""
+
+    backbones: BackbonesConfig = field(default_factory=BackbonesConfig)
+    """Proxy backbones (pretrain seeds)."""
+
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Base policy."""
+
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    """Prompt extraction."""
+
+    preferences: PreferenceConfig = field(default_factory=PreferenceConfig)
+    """Preference data (short-output "older" policy setting)."""
+
+    pool: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48))
+    """Sampling setting of the policy being optimized (best-of-n pools, RL rollouts)."""
+
+    gold: GoldConfig = field(default_factory=GoldConfig)
+    """Gold reward."""
+
+    summary_prompts: int = 256
+    """Evaluation prompts sampled (pool setting) for the summary's gold statistics."""
+
+    summary_samples_per_prompt: int = 4
+    """Pool-setting samples per summary prompt."""
+
+    sample_batch_size: int = 256
+    """Rows per generation batch while building."""
+
+    num_threads: int | None = None
+    """torch threads while building (None: leave torch's setting alone)."""
+
+    def __post_init__(self) -> None:
+        _check(self.summary_prompts >= 1 and self.summary_samples_per_prompt >= 1,
+               "summary_prompts and summary_samples_per_prompt must be >= 1")
+        _check(self.sample_batch_size >= 1, "sample_batch_size must be >= 1")
+        _check(self.num_threads is None or self.num_threads >= 1, "num_threads must be >= 1")
+        _check(self.preferences.sampling.max_new_tokens <= self.policy.lm.block_size,
+               "preferences.sampling.max_new_tokens must fit the policy's block_size")
+        _check(self.pool.max_new_tokens + self.prompts.max_words * 4 <= self.policy.lm.block_size,
+               "pool.max_new_tokens plus a prompt must fit the policy's block_size")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorldConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are errors."""
+        return _from_dict(cls, data)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> WorldConfig:
+        """A copy with dotted-key overrides applied, e.g. ``{"policy.lm.steps": 100}``.
+
+        Raises:
+            KeyError: for an unknown key.
+        """
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            node = data
+            parts = dotted.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise KeyError(f"unknown config key {dotted!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise KeyError(f"unknown config key {dotted!r}")
+            node[parts[-1]] = value
+        return WorldConfig.from_dict(data)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise KeyError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if _has_defaults(cls) else None
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            kwargs[name] = _from_dict(type(default), value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _has_defaults(cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)
+    )
+
+
+def world_config(profile: Profile | str = "quick") -> WorldConfig:
+    """The named profile.
+
+    - ``smoke``: a few hundred corpus items, 2 backbones of 1x32, a 1x32 policy, tens of
+      steps; builds in seconds (tests).
+    - ``quick``: all of the corpus, 5 backbones of 2x64, a 3x128 policy; a few minutes on
+      2 cores. The default study world.
+    - ``full``: 5 backbones of 2x128 and a 4x192 policy trained several times longer.
+
+    Args:
+        profile: One of :data:`PROFILES`.
+
+    Raises:
+        ValueError: for an unknown profile.
+    """
+    if profile == "quick":
+        return WorldConfig(name="quick")
+    if profile == "smoke":
+        tiny = LMConfig(n_layer=1, n_embd=32, n_head=2, block_size=96, steps=20, batch_size=8,
+                        warmup_steps=2, eval_batches=2)
+        return WorldConfig(
+            name="smoke",
+            corpus=CorpusConfig(max_items=600, val_fraction=0.05, pref_train_fraction=0.1,
+                                pref_heldout_fraction=0.05, eval_fraction=0.05),
+            tokenizer=TokenizerConfig(vocab_size=512),
+            backbones=BackbonesConfig(lm=tiny, seeds=(0, 1)),
+            policy=PolicyConfig(lm=tiny),
+            preferences=PreferenceConfig(sampling=SamplingConfig(max_new_tokens=8)),
+            pool=SamplingConfig(max_new_tokens=16),
+            summary_prompts=8,
+            summary_samples_per_prompt=2,
+            sample_batch_size=64,
+        )
+    if profile == "full":
+        return WorldConfig(
+            name="full",
+            tokenizer=TokenizerConfig(vocab_size=8192),
+            backbones=BackbonesConfig(
+                lm=LMConfig(n_layer=2, n_embd=128, n_head=4, steps=1500, batch_size=32,
+                            warmup_steps=100)),
+            policy=PolicyConfig(
+                lm=LMConfig(n_layer=4, n_embd=192, n_head=4, steps=4000, batch_size=32,
+                            lr=2e-3, warmup_steps=200)),
+            summary_prompts=512,
+        )
+    raise ValueError(f"unknown world profile {profile!r}; expected one of {PROFILES}")
