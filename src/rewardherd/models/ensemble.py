@@ -310,6 +310,13 @@ class Ensemble:
             start += len(cs)
         return BestOfN(np.array(index), chosen, np.array(rewards), np.array(spreads), per_prompt)
 
+    def as_reward_function(self, method: core.Method = "mean", *, standardize: bool = True, batch_size: int = 64,
+                           **params):
+        """A TRL-compatible reward function (see :mod:`rewardherd.models.reward_function`)."""
+        from rewardherd.models.reward_function import EnsembleRewardFunction
+
+        return EnsembleRewardFunction(self, method, standardize=standardize, batch_size=batch_size, **params)
+
     def to(self, device) -> Ensemble:
         for m in self.members:
             m.model.to(device)
@@ -318,3 +325,4 @@ class Ensemble:
 
 def _key(x: Text):
     return x if isinstance(x, str) else repr(x)
+

@@ -78,3 +78,33 @@ def build_saved_backbones(root: str | Path, seeds: Iterable[int], **kwargs) -> l
     """Build, save and return the paths of one tiny backbone per seed (shared tokenizer)."""
     tok = build_tokenizer()
     return [save_backbone(build_backbone(tok, s, **kwargs), tok, Path(root) / f"backbone_seed{s}") for s in seeds]
+
+
+POSITIVE = ("good", "great", "happy", "wonderful", "kind", "bright", "warm")
+NEGATIVE = ("bad", "awful", "sad", "terrible", "cruel", "dark", "cold")
+
+
+def rule_labelled_pairs(n: int, seed: int = 0):
+    """Preference pairs whose label follows a known rule: the response with more
+    positive than negative words wins. Prompts are distinct (``item {i}: ``); each
+    response mixes both word sets so the rule must be counted, not just detected."""
+    import random
+
+    from rewardherd.data import PreferencePair, make_pair_id
+
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        prompt = f"item {i}: "
+        k = rng.randint(3, 6)
+        # chosen: majority positive; rejected: majority negative
+        n_pos = rng.randint(k // 2 + 1, k)
+        c_words = [rng.choice(POSITIVE) for _ in range(n_pos)] + [rng.choice(NEGATIVE) for _ in range(k - n_pos)]
+        n_neg = rng.randint(k // 2 + 1, k)
+        r_words = [rng.choice(NEGATIVE) for _ in range(n_neg)] + [rng.choice(POSITIVE) for _ in range(k - n_neg)]
+        rng.shuffle(c_words)
+        rng.shuffle(r_words)
+        chosen, rejected = " ".join(c_words), " ".join(r_words)
+        pairs.append(PreferencePair(id=make_pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen,
+                                    rejected=rejected))
+    return pairs

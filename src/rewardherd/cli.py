@@ -1,0 +1,276 @@
+"""`rewardherd <verb>`: a thin layer that parses, calls library functions and prints.
+
+Help texts come from the config dataclasses' field docstrings (one source of truth).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer
+
+from rewardherd.config import field_docs
+from rewardherd.training.config import EnsembleConfig, TrainConfig
+
+app = typer.Typer(
+    name="rewardherd",
+    help="Reward-model ensembles against reward hacking: train, score, optimize, measure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = field_docs(TrainConfig)
+E = field_docs(EnsembleConfig)
+
+log = logging.getLogger("rewardherd")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("rewardherd").setLevel(logging.INFO)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            _fail(f"--param {it!r} must look like name=value (e.g. lam=0.5)")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False):
+    _setup_logging(verbose)
+
+
+# --------------------------------------------------------------------- train
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,
+    backbone: Annotated[list[str] | None, typer.Option(help=E["backbones"])] = None,
+    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune_seeds",
+    members: Annotated[int, typer.Option(help=E["n_members"])] = 3,
+    seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
+    heldout_data: Annotated[Path | None, typer.Option(help="Separate held-out pairs (else split by prompt hash).")] = None,
+    lr: Annotated[float | None, typer.Option(help=T["lr"])] = None,
+    epochs: Annotated[float | None, typer.Option(help=T["epochs"])] = None,
+    batch_size: Annotated[int | None, typer.Option(help=T["batch_size"])] = None,
+    max_length: Annotated[int | None, typer.Option(help=T["max_length"])] = None,
+    center_coef: Annotated[float | None, typer.Option(help=T["center_coef"])] = None,
+    heldout_fraction: Annotated[float | None, typer.Option(help=T["heldout_fraction"])] = None,
+    lora_r: Annotated[int | None, typer.Option(help=T["lora_r"])] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with `data`, `out`, `ensemble:` and `train:` sections; flags override it.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing ensemble trained with a different configuration.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+):
+    """Train a reward-model ensemble (resumable: rerun the same command to continue)."""
+    from rewardherd.config import ConfigError, from_dict, load_yaml
+    from rewardherd.data import PreferenceDataError, load_preferences, split_by_prompt
+    from rewardherd.training import PlanMismatchError, train_ensemble
+
+    cfg = load_yaml(config) if config else {}
+    unknown = set(cfg) - {"data", "out", "heldout_data", "ensemble", "train"}
+    if unknown:
+        _fail(f"{config}: unknown key(s) {sorted(unknown)}; known: data, out, heldout_data, ensemble, train")
+    data = data or (Path(cfg["data"]) if "data" in cfg else None)
+    out = out or (Path(cfg["out"]) if "out" in cfg else None)
+    heldout_data = heldout_data or (Path(cfg["heldout_data"]) if cfg.get("heldout_data") else None)
+    if data is None or out is None:
+        _fail("--data and --out are required (or give them in --config)")
+    tr = dict(cfg.get("train") or {})
+    for k, v in dict(lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, center_coef=center_coef,
+                     heldout_fraction=heldout_fraction, lora_r=lora_r).items():
+        if v is not None:
+            tr[k] = v
+    en = dict(cfg.get("ensemble") or {})
+    if backbone:
+        en["backbones"] = list(backbone)
+    en.setdefault("kind", kind)
+    en.setdefault("n_members", members)
+    if seed:
+        en["seeds"] = list(seed)
+    try:
+        train_cfg = from_dict(TrainConfig, tr, "train")
+        ens_cfg = from_dict(EnsembleConfig, en, "ensemble")
+        pairs, report = load_preferences(data, skip_invalid=skip_invalid)
+        typer.echo(report.summary(), err=True)
+        if heldout_data is not None:
+            heldout, rep2 = load_preferences(heldout_data, skip_invalid=skip_invalid)
+            typer.echo(rep2.summary(), err=True)
+            train_pairs = pairs
+        else:
+            train_pairs, heldout = split_by_prompt(pairs, heldout_fraction=train_cfg.heldout_fraction)
+        manifest = train_ensemble(train_pairs, heldout, out, ens_cfg, train_cfg, overwrite=overwrite,
+                                  progress=progress)
+    except (ConfigError, PreferenceDataError, PlanMismatchError, FileExistsError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"ensemble written to {out}")
+    for m in manifest.members:
+        typer.echo(f"  {m.name}: backbone={m.backbone} seed={m.finetune_seed} held-out accuracy={m.heldout_accuracy:.3f}")
+
+
+# --------------------------------------------------------------------- score
+def _read_items(path: Path) -> tuple[list, list, list]:
+    import pandas as pd
+
+    if not path.exists():
+        _fail(f"{path}: not found")
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+        rows = df.to_dict("records")
+        where = "row"
+    else:
+        rows, where = [], "line"
+        with path.open() as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    _fail(f"{path}:{i}: invalid JSON: {e.msg}")
+    prompts, responses, ids = [], [], []
+    for i, r in enumerate(rows, 1):
+        for f in ("prompt", "response"):
+            if f not in r:
+                _fail(f"{path}:{where} {i}: missing field '{f}'")
+            if not isinstance(r[f], str | list):
+                _fail(f"{path}:{where} {i}: field '{f}' must be a string or a list of messages")
+        prompts.append(r["prompt"])
+        responses.append(r["response"])
+        ids.append(r.get("id", i - 1))
+    return prompts, responses, ids
+
+
+@app.command()
+def score(
+    ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet (per-member scores, aggregate, spread).")],
+    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min.")] = "mean",
+    param: Annotated[list[str] | None, typer.Option(help="Method parameter name=value, e.g. lam=0.5 (repeatable).")] = None,
+    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+):
+    """Score (prompt, response) pairs with every member; write scores, aggregate and spread."""
+    import pandas as pd
+
+    from rewardherd.models import Ensemble, ManifestError
+
+    if out.exists() and not overwrite:
+        _fail(f"{out} exists; pass --overwrite to replace it")
+    params = _parse_params(param)
+    prompts, responses, ids = _read_items(input)
+    try:
+        ens = Ensemble.load(ensemble)
+        res = ens.reward(prompts, responses, method, standardize=not raw, batch_size=batch_size, **params)
+    except (ManifestError, ValueError) as e:
+        _fail(str(e))
+    df = pd.DataFrame({"id": ids})
+    for name, row in zip(ens.names, res.raw_scores, strict=True):
+        df[name] = row
+    df["reward"] = res.reward
+    df["method"] = method
+    df["spread_std"] = res.spread.std
+    df["spread_var"] = res.spread.var
+    df["spread_range"] = res.spread.range
+    _write_table(df, out)
+    typer.echo(f"scored {len(df)} pairs with {len(ens)} members ({method}) -> {out}")
+
+
+def _write_table(df, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_json(tmp, orient="records", lines=True)
+    os.replace(tmp, out)
+
+
+# ---------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_(
+    ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
+    data: Annotated[Path, typer.Option(help="Preference pairs to evaluate on (JSONL, Parquet, CSV, datasets dir).")],
+    method: Annotated[list[str] | None, typer.Option(help="Aggregation methods to evaluate (repeatable; default: all).")] = None,
+    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+):
+    """Preference accuracy per member and per aggregation method, and member agreement."""
+    from rewardherd.data import PreferenceDataError, load_preferences
+    from rewardherd.models import Ensemble, ManifestError
+    from rewardherd.studies.evaluation import evaluate_ensemble
+
+    try:
+        pairs, report = load_preferences(data)
+        ens = Ensemble.load(ensemble)
+        res = evaluate_ensemble(ens, pairs, methods=method or None, standardize=not raw, batch_size=batch_size)
+    except (ManifestError, PreferenceDataError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"{len(pairs)} pairs from {data}")
+    typer.echo("member accuracy:")
+    for name, acc in res["member_accuracy"].items():
+        typer.echo(f"  {name}: {acc:.3f}")
+    typer.echo("aggregate accuracy:")
+    for name, acc in res["method_accuracy"].items():
+        typer.echo(f"  {name}: {acc:.3f}")
+    typer.echo(f"mean pairwise agreement on preference direction: {res['direction_agreement']:.3f}")
+    typer.echo(f"mean pairwise Kendall tau of scores: {res['kendall_tau']:.3f}")
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2))
+
+
+# ---------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the demo ensemble.")] = Path("runs/demo"),
+):
+    """The largest end-to-end path on a fresh machine (see README)."""
+    from rewardherd.studies.demo import run_demo
+
+    run_demo(out)
+
+
+def main() -> None:
+    app()
+
+
+def _register_optional() -> None:
+    """Sub-commands that live in other subpackages (imported lazily at run time)."""
+    try:
+        from rewardherd.world.cli import world_app
+    except ImportError:
+        return
+    app.add_typer(world_app, name="world", help="Build and inspect the built-in offline world.")
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    main()
