@@ -216,14 +216,27 @@ def write_preferences(
         if overwrite:
             os.replace(tmp, path)
         else:
-            # link() fails if path appeared meanwhile: no silent overwrite in a race.
-            os.link(tmp, path)
-            os.unlink(tmp)
+            _move_no_overwrite(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     logger.info("wrote %d pairs to %s", len(pairs), path)
     return path
+
+
+def _move_no_overwrite(tmp: Path, path: Path) -> None:
+    # link() fails if path appeared meanwhile, so a race cannot overwrite silently.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+    except OSError:
+        # Filesystems without hard links: check, then rename (a small race window).
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _write_jsonl(records: Sequence[dict[str, Any]], f: Any) -> None:
