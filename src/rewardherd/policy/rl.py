@@ -1,0 +1,270 @@
+"""RL against an ensemble reward with a KL penalty, through TRL's RLOOTrainer.
+
+Why RLOO and not GRPO: TRL's RLOOTrainer subtracts ``beta * KL`` from the reward,
+with KL the sequence-level sum of per-token log-ratios (k1) — the papers' PPO setup
+(Gao et al.; Coste et al.; Eisenstein et al.) also penalizes KL in the reward. TRL's
+GRPOTrainer instead adds a per-token k3 KL term to the loss. rewardherd's
+``kl_coef`` maps to TRL's ``beta`` and is always set explicitly.
+
+Departures from the papers: RLOO (leave-one-out baseline over ``num_generations``
+samples per prompt) replaces PPO with a value head; the policy is a tiny LM on the
+built-in world.
+
+Evaluation (every ``eval_every`` steps, and at step 0): sample one response per
+held-out prompt from the current policy, and record
+- KL(pi || pi_ref): the mean over samples of the sequence-level sum of per-token
+  log-ratios (k1; :func:`rewardherd.core.sequence_kl`) over the exact sampled ids
+  (EOS included when emitted), sampled at the training temperature (KL is the
+  policy's own only at temperature 1);
+- the proxy aggregate under every requested method, and each member's raw and
+  standardized reward;
+- gold and the hacking features when given.
+Rows go to ``<out>/rl_eval.parquet``; the policy checkpoint of each evaluation to
+``<out>/checkpoints/step_<k>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rewardherd import core
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """RL with a KL penalty (TRL RLOOTrainer)."""
+
+    method: str = "mean"
+    """Ensemble aggregation the policy maximizes."""
+    params: dict = field(default_factory=dict)
+    """Parameters of the aggregation (e.g. {lam: 0.1})."""
+    kl_coef: float = 0.05
+    """KL penalty coefficient (TRL's beta), subtracted from the reward as kl_coef * sequence KL."""
+    steps: int = 50
+    """Optimizer steps."""
+    lr: float = 1e-5
+    """Learning rate."""
+    num_generations: int = 8
+    """Samples per prompt (the RLOO group)."""
+    prompts_per_step: int = 4
+    """Prompts per optimizer step (batch = prompts_per_step * num_generations completions)."""
+    max_new_tokens: int = 32
+    """Most tokens per completion."""
+    temperature: float = 1.0
+    """Sampling temperature during training and evaluation."""
+    eval_every: int = 10
+    """Evaluate (and checkpoint) every this many steps."""
+    eval_prompts: int = 64
+    """Held-out prompts per evaluation."""
+    eval_samples: int = 2
+    """Samples per held-out prompt per evaluation."""
+    seed: int = 0
+    """Seed of TRL's sampling and data order, and of evaluation sampling."""
+    save_checkpoints: bool = True
+    """Save the policy at every evaluation."""
+    bf16: bool = False
+    """bf16 on GPU; always off on CPU."""
+
+    def __post_init__(self):
+        core.aggregate(np.zeros((2, 1)), self.method, **self.params)
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
+        if self.steps < 1 or self.eval_every < 1:
+            raise ValueError("steps and eval_every must be >= 1")
+        if self.num_generations < 2:
+            raise ValueError("RLOO needs num_generations >= 2")
+
+
+@torch.inference_mode()
+def response_logprobs(model, tokenizer, prompts: Sequence[str], response_ids: Sequence[Sequence[int]],
+                      batch_size: int = 32) -> list[np.ndarray]:
+    """Per-token log-probs of each sampled response (its exact ids) given its prompt."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out: list[np.ndarray] = []
+    for s in range(0, len(prompts), batch_size):
+        ps = tokenizer(list(prompts[s : s + batch_size]), add_special_tokens=True)["input_ids"]
+        rs = [list(r) for r in response_ids[s : s + batch_size]]
+        seqs = [p + r for p, r in zip(ps, rs, strict=True)]
+        t = max(len(x) for x in seqs)
+        ids = torch.full((len(seqs), t), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), t), dtype=torch.long)
+        for i, x in enumerate(seqs):
+            ids[i, : len(x)] = torch.tensor(x)
+            mask[i, : len(x)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
+        for i, (p, r) in enumerate(zip(ps, rs, strict=True)):
+            out.append(logp[i, len(p) - 1 : len(p) - 1 + len(r)].cpu().double().numpy())
+    return out
+
+
+def measure_kl(policy, ref, tokenizer, prompts, response_ids, batch_size: int = 32) -> np.ndarray:
+    """Sequence-level k1 KL per sample (sum of per-token log-ratios over the sampled ids), (b,)."""
+    lp = response_logprobs(policy, tokenizer, prompts, response_ids, batch_size)
+    lr = response_logprobs(ref, tokenizer, prompts, response_ids, batch_size)
+    t = max((len(x) for x in lp), default=0)
+    a = np.zeros((len(lp), max(t, 1)))
+    b = np.zeros_like(a)
+    mask = np.zeros_like(a)
+    for i, (x, y) in enumerate(zip(lp, lr, strict=True)):
+        a[i, : len(x)], b[i, : len(y)], mask[i, : len(x)] = x, y, 1.0
+    return core.sequence_kl(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(mask)).numpy()
+
+
+class Evaluator:
+    """Evaluates a policy on held-out prompts: KL, proxy per method, members, gold, features."""
+
+    def __init__(self, ensemble, ref_model, tokenizer, prompts: Sequence[str], config: RLConfig, *,
+                 methods: Sequence = (), gold: Callable | None = None, features: Callable | None = None):
+        from rewardherd.policy.bon import MethodSpec
+
+        self.ensemble, self.ref, self.tokenizer = ensemble, ref_model, tokenizer
+        self.prompts = list(prompts)[: config.eval_prompts]
+        self.config = config
+        specs = [MethodSpec(config.method, dict(config.params))] + [m for m in methods]
+        self.methods = list({s.label: s for s in specs}.values())
+        self.gold, self.features = gold, features
+        self.rows: list[dict] = []
+        self.samples: list[pd.DataFrame] = []
+
+    def __call__(self, policy, step: int) -> dict:
+        from rewardherd.policy.sampling import sample_continuations
+
+        was_training = policy.training
+        policy.eval()
+        df = sample_continuations(policy, self.tokenizer, self.prompts, self.config.eval_samples,
+                                  max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
+                                  seed=self.config.seed + 7919, batch_size=256)
+        if was_training:
+            policy.train()
+        prompts, responses = df["prompt"].tolist(), df["response"].tolist()
+        kl = measure_kl(policy, self.ref, self.tokenizer, prompts, df["response_ids"].tolist())
+        raw = self.ensemble.score(prompts, responses)
+        std = self.ensemble.standardize(raw)
+        row = {"step": step, "kl": float(kl.mean()), "kl_se": float(kl.std(ddof=1) / np.sqrt(len(kl))),
+               "ens_std": float(core.spread(std).std.mean())}
+        for spec in self.methods:
+            row[f"proxy/{spec.label}"] = float(core.aggregate(std, spec.method, **spec.params).mean())
+        for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
+            row[f"member/{name}"] = float(r_std.mean())
+            row[f"member_raw/{name}"] = float(r_raw.mean())
+        df = df.drop(columns=["response_ids"]).assign(step=step, kl=kl)
+        for name, r in zip(self.ensemble.names, raw, strict=True):
+            df[f"rm/{name}"] = r
+        if self.gold is not None:
+            g = np.asarray(self.gold(prompts, responses), dtype=np.float64)
+            row["gold"] = float(g.mean())
+            row["gold_se"] = float(g.std(ddof=1) / np.sqrt(len(g)))
+            df["gold"] = g
+        if self.features is not None:
+            feats = self.features(prompts, responses)
+            for c in feats.columns:
+                row[f"feature/{c}"] = float(feats[c].mean())
+                df[c] = feats[c].to_numpy()
+        self.rows.append(row)
+        self.samples.append(df)
+        log.info("rl eval step %d: kl=%.3f proxy=%.3f gold=%s", step, row["kl"],
+                 row[f"proxy/{self.methods[0].label}"], f"{row.get('gold', float('nan')):.3f}")
+        return row
+
+
+def run_rl(
+    policy_dir: str | Path,
+    ensemble,
+    train_prompts: Sequence[str],
+    eval_prompts: Sequence[str],
+    out_dir: str | Path,
+    config: RLConfig = RLConfig(),
+    *,
+    gold: Callable | None = None,
+    features: Callable | None = None,
+    methods: Sequence = (),
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``policy_dir`` against the ensemble with RLOO; return the evaluation rows.
+
+    Writes ``rl_eval.parquet`` (one row per evaluation), ``rl_samples.parquet`` (every
+    evaluated sample with its scores) and checkpoints under ``out_dir``.
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.utils import logging as hf_logging
+    from trl import RLOOConfig, RLOOTrainer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    tokenizer.padding_side = "left"
+    ref = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32).eval().to(device)
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+    evaluator = Evaluator(ensemble, ref, tokenizer, eval_prompts, config, methods=methods, gold=gold,
+                          features=features)
+    reward_fn = ensemble.as_reward_function(config.method, **config.params)
+
+    class _EvalCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % config.eval_every == 0 or state.global_step == config.steps:
+                evaluator(model, state.global_step)
+                if config.save_checkpoints:
+                    model.save_pretrained(out_dir / "checkpoints" / f"step_{state.global_step}")
+
+    evaluator(policy.to(device), 0)
+    args = RLOOConfig(
+        output_dir=str(out_dir / "trainer"),
+        beta=config.kl_coef,
+        num_generations=config.num_generations,
+        per_device_train_batch_size=config.prompts_per_step * config.num_generations,
+        max_completion_length=config.max_new_tokens,
+        max_steps=config.steps,
+        learning_rate=config.lr,
+        temperature=config.temperature,
+        seed=config.seed,
+        bf16=config.bf16 and device == "cuda",
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, config.eval_every // 2),
+        use_cpu=device == "cpu",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    n_rows = max(len(train_prompts), config.steps * config.prompts_per_step)
+    rows = [{"prompt": train_prompts[i % len(train_prompts)]} for i in range(n_rows)]
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        trainer = RLOOTrainer(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
+                              processing_class=tokenizer, callbacks=[_EvalCallback()])
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    table = pd.DataFrame(evaluator.rows)
+    for k, v in asdict(config).items():
+        table[f"config/{k}"] = str(v) if isinstance(v, dict) else v
+    _write_parquet(table, out_dir / "rl_eval.parquet")
+    _write_parquet(pd.concat(evaluator.samples, ignore_index=True), out_dir / "rl_samples.parquet")
+    train_log = pd.DataFrame([h for h in trainer.state.log_history if "loss" in h or "reward" in h])
+    _write_parquet(train_log, out_dir / "rl_train_log.parquet")
+    return table
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
