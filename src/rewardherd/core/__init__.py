@@ -18,11 +18,20 @@ from rewardherd.core.aggregate import (
 )
 from rewardherd.core.agreement import auroc, pairwise_kendall, spearman, top1_agreement
 from rewardherd.core.bon import bon_estimate, bon_kl, bon_weights, n_grid, select_best_of_n
-from rewardherd.core.bradley_terry import bradley_terry_loss, preference_accuracy, preference_probability
+from rewardherd.core.bradley_terry import (
+    bradley_terry_loss,
+    preference_accuracy,
+    preference_probability,
+)
 from rewardherd.core.fits import GaoFit, fit_gao, gao_curve
-from rewardherd.core.kl import kl_per_token, kl_penalized_reward, sequence_kl
+from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
 from rewardherd.core.stats import Interval, decide, paired_bootstrap
-from rewardherd.core.transforms import clip_reward, log_sigmoid_centre, member_statistics, standardize
+from rewardherd.core.transforms import (
+    clip_reward,
+    log_sigmoid_centre,
+    member_statistics,
+    standardize,
+)
 
 __all__ = [
     "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",

@@ -78,7 +78,7 @@ def as_scores(scores) -> np.ndarray:
 
 
 def _check_ddof(ddof: int, m: int) -> None:
-    if ddof not in (0, 1):
+    if isinstance(ddof, bool) or ddof not in (0, 1) or int(ddof) != ddof:
         raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
     if m - ddof <= 0:
         raise ValueError(f"variance with ddof={ddof} needs more than {ddof} member(s); got m={m}")
@@ -126,14 +126,14 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         return s.min(axis=0)
     if method == "mean_minus_std":
         k = float(p["k"])
-        if k < 0:
+        if not k >= 0:
             raise ValueError(f"k must be >= 0; got {k}")
-        return s.mean(axis=0) - k * ensemble_std(s, ddof=int(p["ddof"]))
+        return s.mean(axis=0) - k * ensemble_std(s, ddof=p["ddof"])
     if method == "uncertainty_weighted":
         lam = float(p["lam"])
-        if lam < 0:
+        if not lam >= 0:
             raise ValueError(f"lam must be >= 0; got {lam}")
-        return s.mean(axis=0) - lam * ensemble_var(s, ddof=int(p["ddof"]))
+        return s.mean(axis=0) - lam * ensemble_var(s, ddof=p["ddof"])
     # soft_min
     t = float(p["temperature"])
     if not t > 0:

@@ -34,17 +34,19 @@ from rewardherd.core.aggregate import to_numpy
 def bon_kl(n) -> np.ndarray:
     """Analytic best-of-n KL: log n - (n - 1) / n, for n >= 1 (0 at n = 1)."""
     n_arr = np.asarray(n, dtype=np.float64)
-    if np.any(n_arr < 1):
+    if not np.all(n_arr >= 1):
         raise ValueError(f"n must be >= 1; got {n}")
     return np.log(n_arr) - (n_arr - 1.0) / n_arr
 
 
 def n_grid(pool_size: int, max_fraction: float = 1.0) -> list[int]:
-    """Powers of two 1, 2, 4, ... up to ``max_fraction * pool_size`` (and the pool size
-    itself if it fits). Gao et al. and WORLD_NOTES recommend reporting n only up to
-    about N/4 for low variance: pass ``max_fraction=0.25``."""
+    """Powers of two 1, 2, 4, ... up to ``max_fraction * pool_size``. WORLD_NOTES
+    recommends reporting n only up to about N/4 for low variance: pass
+    ``max_fraction=0.25``."""
     if pool_size < 1:
         raise ValueError(f"pool_size must be >= 1; got {pool_size}")
+    if not 0 < max_fraction <= 1:
+        raise ValueError(f"max_fraction must be in (0, 1]; got {max_fraction}")
     top = max(1, int(math.floor(pool_size * max_fraction)))
     grid = [1]
     while grid[-1] * 2 <= top:
@@ -64,7 +66,10 @@ def bon_weights(pool_size: int, ns) -> np.ndarray:
         (0-based column i-1): C(i-1, n-1) / C(N, n) for i >= n, else 0. Rows sum to 1.
     """
     N = int(pool_size)
-    ns = np.atleast_1d(np.asarray(ns, dtype=np.int64))
+    raw = np.atleast_1d(np.asarray(ns))
+    if raw.dtype.kind not in "iu" and not np.all(np.mod(raw, 1) == 0):
+        raise ValueError(f"n must be whole numbers; got {raw.tolist()}")
+    ns = raw.astype(np.int64)
     if np.any(ns < 1) or np.any(ns > N):
         raise ValueError(f"every n must be in [1, pool size {N}]; got {ns.tolist()}")
     i = np.arange(1, N + 1, dtype=np.float64)[None, :]  # (1, N) 1-based ranks

@@ -79,6 +79,9 @@ def preference_accuracy(chosen, rejected, ties: str = "half") -> float:
     r = torch.as_tensor(rejected, dtype=torch.float64).reshape(-1)
     if c.numel() == 0:
         raise ValueError("no pairs to score")
-    tie_value = {"half": 0.5, "wrong": 0.0, "right": 1.0}[ties]
+    tie_values = {"half": 0.5, "wrong": 0.0, "right": 1.0}
+    if ties not in tie_values:
+        raise ValueError(f"ties must be one of {sorted(tie_values)}; got {ties!r}")
+    tie_value = tie_values[ties]
     right = (c > r).double() + tie_value * (c == r).double()
     return float(right.mean())

@@ -79,8 +79,9 @@ def fit_gao(d, reward, form: Form) -> GaoFit:
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
     peak_d: float | None = None
     if beta > 0:
-        peak_d = alpha / (2 * beta) if form == "bon" else float(np.exp(alpha / beta - 1.0))
-    peak_r = float(gao_curve(np.array([peak_d]), alpha, beta, form)[0]) if peak_d is not None and peak_d >= 0 else None
-    if peak_d is not None and peak_d < 0:
-        peak_d = None
+        with np.errstate(over="ignore"):
+            peak_d = alpha / (2 * beta) if form == "bon" else float(np.exp(alpha / beta - 1.0))
+    if peak_d is not None and not (np.isfinite(peak_d) and peak_d >= 0):
+        peak_d = None  # the fitted curve has no finite turning point in d >= 0
+    peak_r = float(gao_curve(np.array([peak_d]), alpha, beta, form)[0]) if peak_d is not None else None
     return GaoFit(form, alpha, beta, r2, peak_d, peak_r, int(d.shape[0]))

@@ -48,7 +48,8 @@ def sequence_kl(
     """Sequence-level KL estimate per sample: sum over response tokens, shape (b,)."""
     per_token = kl_per_token(logp, logp_ref, estimator)
     if mask is not None:
-        per_token = per_token * mask.to(per_token.dtype)
+        # where, not multiply: a masked position may hold inf (inf * 0 = NaN)
+        per_token = torch.where(mask.bool(), per_token, torch.zeros_like(per_token))
     return per_token.sum(dim=-1)
 
 
