@@ -246,6 +246,50 @@ def eval_(
         json_out.write_text(json.dumps(res, indent=2))
 
 
+# --------------------------------------------------------------------- study
+@app.command()
+def study(
+    config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
+    profile: Annotated[str | None, typer.Option(help="smoke, quick or full (default: the YAML's, else quick).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
+    executor: Annotated[str | None, typer.Option(help="local (sequential) or ray.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Attach to this Ray cluster instead of a local ray.init.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="World cache directory (default ~/.cache/rewardherd).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override, e.g. --set pool.size=64 (repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace results of a study with another configuration in --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+):
+    """Run the over-optimization study end to end and write report.html / report.md."""
+    from rewardherd.config import ConfigError
+    from rewardherd.studies.config import resolve_config
+    from rewardherd.studies.runner import StudyConfigMismatch, run_study
+
+    overrides = list(set_ or [])
+    if executor:
+        overrides.append(f"executor={executor}")
+    if ray_address:
+        overrides.append(f"ray_address={ray_address}")
+    if cache_dir:
+        overrides.append(f"cache_dir={cache_dir}")
+    try:
+        cfg = resolve_config(config, profile, overrides)
+        report = run_study(cfg, out, progress=progress, overwrite=overwrite)
+    except (ConfigError, StudyConfigMismatch, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"report: {report}")
+    typer.echo(f"report (markdown): {report.with_suffix('.md')}")
+
+
+@app.command()
+def report(out: Annotated[Path, typer.Argument(help="A finished study directory.")]):
+    """Rebuild report.html / report.md from stored results, without recomputing."""
+    from rewardherd.studies.report import write_report
+
+    if not (out / "results" / "claims.json").exists():
+        _fail(f"{out}: no stored results (results/claims.json); run `rewardherd study --out {out}` first")
+    typer.echo(f"report: {write_report(out)}")
+
+
 # ---------------------------------------------------------------------- demo
 @app.command()
 def demo(
@@ -261,16 +305,6 @@ def main() -> None:
     app()
 
 
-def _register_optional() -> None:
-    """Sub-commands that live in other subpackages (imported lazily at run time)."""
-    try:
-        from rewardherd.world.cli import world_app
-    except ImportError:
-        return
-    app.add_typer(world_app, name="world", help="Build and inspect the built-in offline world.")
-
-
-_register_optional()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,213 @@
+"""Study configuration: one YAML, validated, with dotted overrides and named profiles.
+
+Definitions used throughout (and printed in the report):
+
+- A *seed* redraws the label-noise flips, the members' fine-tuning seeds and the RL
+  seed. The best-of-n pool is sampled once per world and shared by every cell, so
+  cells differ only in their reward.
+- Ensembles of size K: *finetune* = K members on backbone 0 with fine-tune seeds
+  1000*seed + i; *pretrain* = member i on backbone i with fine-tune seed 1000*seed + i.
+  Member 0 is the same model in both (same backbone, data and seed) and is trained once.
+- The *single RM* curve averages the curves of every distinct member of the seed
+  (2K - 1 of them), with the best and worst member shown (Coste et al. report the
+  average single RM).
+- Member scores are standardized with their held-out statistics before aggregation.
+- The statistical unit is the prompt: intervals come from a paired bootstrap over
+  prompts, pooled across seeds (95%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from rewardherd.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from rewardherd.training.config import TrainConfig
+
+Kind = Literal["single", "finetune", "pretrain"]
+
+
+@dataclass(frozen=True)
+class UserSource:
+    """The user's own components instead of the built-in world."""
+
+    policy: str
+    """Policy directory (HF causal LM + tokenizer) whose samples are optimized."""
+    preferences: str
+    """Training preference pairs (JSONL/Parquet/CSV/datasets dir)."""
+    heldout_preferences: str
+    """Held-out pairs labelled by gold, for member accuracy and standardization."""
+    backbones: tuple[str, ...]
+    """Reward backbones: backbone 0 for the finetune ensemble, all K for the pretrain ensemble."""
+    prompts: str
+    """Evaluation prompts: a text file, one prompt per line, or JSONL with a `prompt` field."""
+    gold: str
+    """Gold reward: `package.module:function` taking (prompts, responses) -> floats, or an HF reward-model directory."""
+    train_prompts: str | None = None
+    """RL training prompts (same format as prompts); default: the evaluation prompts are NOT reused, so required for RL."""
+    max_new_tokens: int = 48
+    """Most tokens per sampled response."""
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The best-of-n pool, sampled once per world and shared by every cell."""
+
+    prompts: int = 128
+    """Evaluation prompts in the pool."""
+    size: int = 128
+    """Samples per prompt (N)."""
+    max_n_fraction: float = 0.25
+    """Report n only up to this fraction of N (variance grows near N)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    seed: int = 0
+    """Sampling seed of the pool."""
+
+    def __post_init__(self):
+        if self.prompts < 2 or self.size < 2:
+            raise ValueError("pool.prompts and pool.size must be >= 2")
+        if not 0 < self.max_n_fraction <= 1:
+            raise ValueError("pool.max_n_fraction must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class StudyRLConfig:
+    """RL cells (TRL RLOO with a KL penalty)."""
+
+    enabled: bool = True
+    """Run RL cells at all."""
+    kinds: tuple[Kind, ...] = ("single", "pretrain")
+    """Ensemble kinds optimized with RL (single = member 0)."""
+    methods: tuple[str, ...] = ("uncertainty_weighted(lam=0.1)",)
+    """Aggregations the ensembles are optimized with (single members always use their own score)."""
+    noise: tuple[float, ...] = (0.25,)
+    """Label-noise levels with RL cells."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds with RL cells."""
+    kl_coefs: tuple[float, ...] = (0.01,)
+    """KL penalty coefficients (TRL's beta)."""
+    steps: int = 60
+    """Optimizer steps per run."""
+    lr: float = 3e-5
+    """Learning rate."""
+    num_generations: int = 8
+    """Samples per prompt (RLOO group)."""
+    prompts_per_step: int = 4
+    """Prompts per step."""
+    eval_every: int = 15
+    """Evaluate every this many steps."""
+    eval_prompts: int = 64
+    """Held-out prompts per evaluation."""
+    eval_samples: int = 2
+    """Samples per held-out prompt per evaluation."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The over-optimization study."""
+
+    profile: str = "quick"
+    """Profile name (smoke, quick, full); informational once resolved."""
+    world_profile: str = "quick"
+    """Built-in world profile (ignored when `user` is given)."""
+    world_overrides: dict = field(default_factory=dict)
+    """Dotted overrides of the world config, e.g. {policy.lm.steps: 100}."""
+    user: UserSource | None = None
+    """Your own policy, data, backbones and gold reward instead of the built-in world."""
+    ensemble_size: int = 3
+    """K, members per ensemble."""
+    kinds: tuple[Kind, ...] = ("single", "finetune", "pretrain")
+    """Ensemble kinds compared."""
+    methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
+    """Aggregations, as name or name(k=v,...) (see rewardherd.core.aggregate)."""
+    noise: tuple[float, ...] = (0.0, 0.25)
+    """Label-noise levels (share of training labels flipped)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds (each redraws label noise, member seeds and the RL seed)."""
+    sizes: tuple[int, ...] = ()
+    """Ensemble sizes to sweep (full profile: 1..5); empty = only ensemble_size."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """How members are trained."""
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    """Best-of-n pool."""
+    rl: StudyRLConfig = field(default_factory=StudyRLConfig)
+    """RL cells."""
+    executor: Literal["local", "ray"] = "local"
+    """local: sequential with progress bars; ray: cells and member trainings as Ray tasks."""
+    ray_address: str | None = None
+    """Attach to this Ray cluster (else a local ray.init)."""
+    ray_num_cpus: int | None = None
+    """CPUs for a local Ray instance (None: all)."""
+    bootstrap: int = 2000
+    """Bootstrap resamples for confidence intervals."""
+    cache_dir: str | None = None
+    """World cache directory (default ~/.cache/rewardherd)."""
+
+    def __post_init__(self):
+        from rewardherd.policy.bon import MethodSpec
+
+        if self.ensemble_size < 2:
+            raise ValueError("ensemble_size must be >= 2")
+        for m in self.methods + self.rl.methods:
+            MethodSpec.parse(m)
+        for p in self.noise + self.rl.noise:
+            if not 0 <= p < 0.5:
+                raise ValueError(f"noise levels must be in [0, 0.5); got {p}")
+        if not self.seeds:
+            raise ValueError("at least one seed")
+        if any(s > self.ensemble_size or s < 1 for s in self.sizes):
+            raise ValueError(f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
+
+
+PROFILES: dict[str, dict] = {
+    # Tests: a miniature world, one seed, tiny pool; RL a few steps.
+    "smoke": {
+        "profile": "smoke", "world_profile": "smoke", "ensemble_size": 2, "seeds": [0], "noise": [0.0, 0.25],
+        "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 96},
+        "pool": {"prompts": 12, "size": 16},
+        "rl": {"steps": 2, "eval_every": 1, "eval_prompts": 8, "eval_samples": 1, "num_generations": 2,
+               "prompts_per_step": 2},
+        "bootstrap": 200,
+    },
+    "quick": {
+        "profile": "quick", "world_profile": "quick", "ensemble_size": 3, "seeds": [0, 1, 2],
+        "train": {"epochs": 1.0, "lr": 3e-4, "batch_size": 32, "max_length": 128},
+        "pool": {"prompts": 128, "size": 128},
+    },
+    "full": {
+        "profile": "full", "world_profile": "full", "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
+        "sizes": [1, 2, 3, 4, 5],
+        "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
+                    "soft_min(temperature=1.0)"],
+        "train": {"epochs": 2.0, "lr": 3e-4, "batch_size": 32, "max_length": 160},
+        "pool": {"prompts": 256, "size": 512},
+        "rl": {"kinds": ["single", "finetune", "pretrain"],
+               "methods": ["mean", "min", "uncertainty_weighted(lam=0.1)"],
+               "noise": [0.0, 0.25], "seeds": [0, 1, 2], "kl_coefs": [0.0, 0.01, 0.2], "steps": 200},
+    },
+}
+
+
+def resolve_config(path=None, profile: str | None = None, overrides: list[str] | None = None) -> StudyConfig:
+    """Profile defaults <- YAML file <- dotted overrides, validated."""
+    data: dict = {}
+    file_data = load_yaml(path) if path else {}
+    name = profile or file_data.get("profile") or "quick"
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
+    data = _deep_merge(PROFILES[name], file_data)
+    data["profile"] = name
+    data = apply_overrides(data, overrides or [])
+    return from_dict(StudyConfig, data, str(path) if path else "study config")
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+__all__ = ["StudyConfig", "StudyRLConfig", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
+           "replace"]

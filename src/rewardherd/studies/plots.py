@@ -1,0 +1,191 @@
+"""Figures from stored study results (reads files; never trains or scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bon_gold(curves: pd.DataFrame, band: pd.DataFrame, path: Path, value: str = "gold_delta") -> Path:
+    """Gold (re-centred) vs sqrt(KL_bon): rows = noise, columns = methods; CIs shaded."""
+    plt = _plt()
+    k = curves[curves["kind"] != "single"]["size"].max()
+    methods = sorted(curves[curves["kind"] != "single"]["method"].unique())
+    noises = sorted(curves["noise"].unique())
+    fig, axes = plt.subplots(len(noises), len(methods), figsize=(4.2 * len(methods), 3.4 * len(noises)),
+                             squeeze=False, sharex=True)
+    for r, noise in enumerate(noises):
+        single = curves[(curves["kind"] == "single") & (curves["noise"] == noise)].sort_values("n")
+        base = single[single["n"] == 1]["gold"].mean()
+        for c, method in enumerate(methods):
+            ax = axes[r, c]
+            d = np.sqrt(single["kl"])
+            ax.plot(d, single[value], color=COLORS["single"], marker="o", ms=3, label="single RM (avg)")
+            ax.fill_between(d, single[f"{value}_low"], single[f"{value}_high"], color=COLORS["single"], alpha=0.15)
+            b = band[band["noise"] == noise]
+            for which, ls in (("best", ":"), ("worst", "--")):
+                bb = b[b["which"] == which].sort_values("n")
+                ax.plot(np.sqrt(bb["kl"]), bb["gold"] - base, color=COLORS["single"], ls=ls, lw=1,
+                        label=f"{which} member")
+            for kind in ("finetune", "pretrain"):
+                g = curves[(curves["kind"] == kind) & (curves["noise"] == noise) & (curves["method"] == method)
+                           & (curves["size"] == k)].sort_values("n")
+                if g.empty:
+                    continue
+                d = np.sqrt(g["kl"])
+                ax.plot(d, g[value], color=COLORS[kind], marker="o", ms=3, label=f"{kind} ensemble")
+                ax.fill_between(d, g[f"{value}_low"], g[f"{value}_high"], color=COLORS[kind], alpha=0.15)
+            ax.axhline(0, color="black", lw=0.5)
+            ax.set_title(f"{method}, label noise {noise:g}", fontsize=10)
+            if r == len(noises) - 1:
+                ax.set_xlabel("sqrt(KL_bon)")
+            if c == 0:
+                ax.set_ylabel("gold - gold(n=1)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Best-of-n: gold reward vs optimization (95% CI over prompts, pooled seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bon_proxy(curves: pd.DataFrame, path: Path) -> Path:
+    plt = _plt()
+    k = curves[curves["kind"] != "single"]["size"].max()
+    noises = sorted(curves["noise"].unique())
+    fig, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), squeeze=False)
+    for c, noise in enumerate(noises):
+        ax = axes[0, c]
+        for (kind, method), g in curves[(curves["noise"] == noise) & (curves["size"].isin([1, k]))].groupby(["kind", "method"]):
+            g = g.sort_values("n")
+            ax.plot(np.sqrt(g["kl"]), g["proxy"], color=COLORS[kind], marker=".", alpha=0.8, label=f"{kind} {method}")
+        ax.set_title(f"proxy (standardized aggregate), noise {noise:g}", fontsize=10)
+        ax.set_xlabel("sqrt(KL_bon)")
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def features(curves: pd.DataFrame, path: Path) -> Path | None:
+    plt = _plt()
+    fcols = [c for c in curves.columns if c.startswith("f/")][:6]
+    if not fcols:
+        return None
+    k = curves[curves["kind"] != "single"]["size"].max()
+    fig, axes = plt.subplots(1, len(fcols), figsize=(3.4 * len(fcols), 3.2), squeeze=False)
+    sub = curves[(curves["noise"] == curves["noise"].max()) & (curves["size"].isin([1, k]))]
+    for j, f in enumerate(fcols):
+        ax = axes[0, j]
+        for (kind, method), g in sub.groupby(["kind", "method"]):
+            g = g.sort_values("n")
+            ax.plot(np.sqrt(g["kl"]), g[f], color=COLORS[kind], marker=".", alpha=0.8, label=f"{kind} {method}")
+        ax.set_title(f[2:], fontsize=9)
+        ax.set_xlabel("sqrt(KL_bon)")
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(f"Hacking features of best-of-n selections (noise {sub['noise'].max():g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rl(rl_rows: pd.DataFrame, path: Path) -> Path | None:
+    if rl_rows.empty:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for cell, g in rl_rows.groupby("cell"):
+        g = g.sort_values("step")
+        d = np.sqrt(np.clip(g["kl"], 0, None))
+        proxy_col = next(c for c in g.columns if c.startswith("proxy/") and g[c].notna().all())
+        label = cell.replace("rl__", "")
+        axes[0].plot(d, g["gold"] - g["gold"].iloc[0], marker="o", ms=3, label=label)
+        axes[1].plot(d, g[proxy_col] - g[proxy_col].iloc[0], marker="o", ms=3, label=label)
+    axes[0].set_title("RL: gold - gold(step 0)")
+    axes[1].set_title("RL: optimized proxy - proxy(step 0)")
+    for ax in axes:
+        ax.set_xlabel("sqrt(KL) measured on held-out prompts (sequence k1)")
+        ax.axhline(0, color="black", lw=0.5)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy(opt_acc: pd.DataFrame, path: Path) -> Path | None:
+    if opt_acc.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    for noise, g in opt_acc.groupby("noise"):
+        ax.scatter(g["heldout_accuracy"], g["optimized_accuracy"], label=f"noise {noise:g}", s=18)
+    lo = float(min(opt_acc["heldout_accuracy"].min(), opt_acc["optimized_accuracy"].min())) - 0.05
+    ax.plot([lo, 1], [lo, 1], color="black", lw=0.5)
+    ax.set_xlabel("held-out accuracy (in distribution)")
+    ax.set_ylabel("accuracy on best-of-N picks vs pool")
+    ax.set_title("Members on optimized samples", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
+    if cross_df.empty:
+        return None
+    plt = _plt()
+    sub = cross_df[(cross_df["noise"] == cross_df["noise"].max()) & (cross_df["seed"] == cross_df["seed"].min())]
+    members = list(sub["optimized"])
+    cols = [m for m in members if m in sub.columns] + ["gold"]
+    mat = sub[cols].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 0.8 * len(members) + 1.5))
+    im = ax.imshow(mat, cmap="viridis")
+    short = [m.split("__")[0] + "/" + m.split("__")[1] for m in members]
+    ax.set_xticks(range(len(cols)), short + ["gold"], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(members)), short, fontsize=7)
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", color="white", fontsize=7)
+    ax.set_xlabel("evaluated with (standardized score; gold raw)")
+    ax.set_ylabel("optimized against (best-of-n_max)")
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def all_figures(out: Path) -> dict[str, Path]:
+    res = out / "results"
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    curves = pd.read_parquet(res / "curves.parquet")
+    band = pd.read_parquet(res / "member_band.parquet")
+    made = {
+        "bon_gold": bon_gold(curves, band, figs / "bon_gold.png"),
+        "bon_proxy": bon_proxy(curves, figs / "bon_proxy.png"),
+        "features": features(curves, figs / "features.png"),
+        "accuracy": accuracy(pd.read_parquet(res / "optimized_accuracy.parquet"), figs / "accuracy.png"),
+        "cross": cross(pd.read_parquet(res / "cross.parquet"), figs / "cross.png"),
+    }
+    if (res / "rl.parquet").exists():
+        made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")
+
+    return {k: v for k, v in made.items() if v is not None}

@@ -1,0 +1,153 @@
+"""report.md and a self-contained report.html (images embedded) from stored results."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from rewardherd.studies.config import __doc__ as DEFINITIONS
+
+
+def md_table(df: pd.DataFrame, index: bool = False) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    if index:
+        df = df.reset_index()
+    cols = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _summary(claims: list[dict], config: dict, timings: dict) -> list[str]:
+    lines = []
+    by = {}
+    for c in claims:
+        by.setdefault(c["claim"], []).append(c)
+    names = {
+        "C1": "members agree less on optimized samples (underspecification)",
+        "C2": "optimizing one RM improves it more than the others",
+        "C3": "ensembles beat a single RM at high n (and pretrain beats finetune)",
+        "C4": "even the best ensemble is still over-optimized (shared errors)",
+        "C5": "conservative aggregation (min, uncertainty-weighted) shrinks over-optimization",
+        "C6": "gold follows the Gao best-of-n form and turns down",
+    }
+    for cid in sorted(by):
+        verdicts = [c["verdict"] for c in by[cid]]
+        counts = {v: verdicts.count(v) for v in ("reproduced", "not reproduced", "inconclusive") if v in verdicts}
+        txt = ", ".join(f"{n} {v}" for v, n in counts.items())
+        lines.append(f"- **{cid}** ({names.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).")
+    lines.append(
+        f"- Profile `{config.get('profile')}`: K={config.get('ensemble_size')} members, seeds {config.get('seeds')}, "
+        f"label noise {config.get('noise')}, pool {config['pool']['prompts']} prompts x {config['pool']['size']} samples.")
+    if timings:
+        lines.append("- Wall time by stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()) + ".")
+    return lines
+
+
+def _claims_table(claims: list[dict]) -> pd.DataFrame:
+    rows = []
+    for c in claims:
+        extra = {k: v for k, v in c.items() if k not in ("claim", "comparison", "estimate", "low", "high",
+                                                         "direction", "verdict")}
+        rows.append({"claim": c["claim"], "comparison": c["comparison"], "estimate": round(c["estimate"], 4),
+                     "95% CI": f"[{c['low']:.4f}, {c['high']:.4f}]", "claimed sign": c["direction"],
+                     "verdict": c["verdict"],
+                     "details": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in extra.items())})
+    return pd.DataFrame(rows)
+
+
+CAN_DECIDE = {
+    "smoke": "Nothing: the smoke profile checks that the pipeline runs end to end; its numbers carry no evidence.",
+    "quick": ("The quick profile (3 members, 3 seeds, 128 prompts x 128 samples, n <= 32) can detect large effects of "
+              "best-of-n over-optimization and gross differences between single RMs and ensembles. Differences of a "
+              "few hundredths of gold, ensemble-size trends, and RL conclusions (one seed, one short run per arm) are "
+              "beyond it: treat them as inconclusive even where an interval happens to exclude 0."),
+    "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid) is sized for the papers' comparisons; "
+             "its intervals are the ones to quote."),
+}
+
+
+def write_report(out: Path) -> Path:
+    from rewardherd.studies.plots import all_figures
+
+    out = Path(out)
+    res = out / "results"
+    config = json.loads((out / "config.json").read_text())
+    versions = json.loads((out / "versions.json").read_text()) if (out / "versions.json").exists() else {}
+    cl = json.loads((res / "claims.json").read_text())
+    fits = json.loads((res / "fits.json").read_text())
+    unc = json.loads((res / "uncertainty.json").read_text())
+    timings = json.loads((res / "timings.json").read_text()) if (res / "timings.json").exists() else {}
+    opt_acc = pd.read_parquet(res / "optimized_accuracy.parquet")
+    figs = all_figures(out)
+    table = _claims_table(cl["claims"])
+    fits_df = pd.DataFrame(fits)
+    unc_df = pd.DataFrame(unc)
+    acc_df = opt_acc.groupby("noise")[["heldout_accuracy", "optimized_accuracy"]].agg(["mean", "min", "max"]).round(3)
+    summary = _summary(cl["claims"], config, timings)
+    caveat = CAN_DECIDE.get(config.get("profile"), "")
+    md = ["# rewardherd over-optimization study", "", "## Summary", "", *summary, "", f"**What this profile can decide.** {caveat}", "",
+          "## Claims (computed from the data)", "", md_table(table), "", "### Decision rules", ""]
+    md += [f"- **{k}**: {v}" for k, v in cl["rules"].items()]
+    md += ["", "Verdicts: reproduced when the 95% paired-bootstrap interval (prompts, pooled across seeds) excludes 0 in "
+           "the claimed direction; not reproduced when it excludes 0 the other way; inconclusive otherwise.", ""]
+    md += ["## Figures", ""] + [f"![{k}](figures/{p.name})" for k, p in figs.items()] + [""]
+    md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
+    md += ["## Is the spread worth anything?", "",
+           "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
+           "proxy-gold gap, and AUROC of the spread for 'gold below the pool median', over every pool sample.", "",
+           md_table(unc_df.round(3)), ""]
+    md += ["## Member accuracy: in distribution vs on optimized samples", "",
+           "Pairs: each prompt's best-of-N pick by the pretrain ensemble's mean vs every other sample of that prompt, "
+           "labelled by gold.", "", md_table(acc_df, index=True), ""]
+    md += ["## Definitions", "", DEFINITIONS.strip(), "", "## Configuration", "", "```json",
+           json.dumps({k: v for k, v in config.items() if k != "_hash"}, indent=2), "```", "",
+           "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
+                                           versions))
+    return out / "report.html"
+
+
+def _md_inline(s: str) -> str:
+    import re
+
+    s = html.escape(s)
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", re.sub(r"`(.+?)`", r"<code>\1</code>", s))
+
+
+def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions) -> str:
+    imgs = "".join(
+        f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{k}</figcaption></figure>" for k, p in figs.items())
+    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}pre{background:#f6f6f6;padding:1em;"
+             "overflow:auto;font-size:12px}.reproduced{background:#e6f4e6}.not{background:#fbe3e3}")
+    rows = table.to_html(index=False, escape=True, classes="claims")
+    for v, cls in (("<td>reproduced</td>", "reproduced"), ("<td>not reproduced</td>", "not")):
+        rows = rows.replace(v, f'<td class="{cls}">{v[4:-5]}</td>')
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>rewardherd study report</title>",
+        f"<style>{style}</style></head><body>",
+        "<h1>rewardherd over-optimization study</h1><h2>Summary</h2><ul>",
+        "".join(f"<li>{_md_inline(s[2:])}</li>" for s in summary), "</ul>",
+        f"<p><b>What this profile can decide.</b> {html.escape(caveat)}</p>",
+        "<h2>Claims (computed from the data)</h2>", rows, "<h3>Decision rules</h3><ul>",
+        "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in rules.items()), "</ul>",
+        "<h2>Figures</h2>", imgs,
+        "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
+        "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),
+        "<h2>Member accuracy: in distribution vs optimized samples</h2>", acc_df.to_html(),
+        "<h2>Definitions</h2><pre>", html.escape(DEFINITIONS.strip()), "</pre>",
+        "<h2>Configuration</h2><pre>", html.escape(json.dumps({k: v for k, v in config.items() if k != "_hash"},
+                                                             indent=2)), "</pre>",
+        "<h2>Versions</h2><pre>", html.escape(json.dumps(versions, indent=2)), "</pre></body></html>",
+    ]
+    return "".join(parts)

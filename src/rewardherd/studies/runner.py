@@ -1,0 +1,390 @@
+"""Run a study: pool -> member units -> best-of-n cells -> RL cells -> analysis -> report.
+
+Output directory (stable, chosen by the user; a rerun resumes)::
+
+    out/
+      config.json  versions.json       resolved config, package versions, git SHA
+      pool.parquet                     the shared best-of-n pool with gold and features
+      members/<unit>/                  one trained member: model/ (HF dir), info.json, scores.parquet
+      ensembles/<kind>__noise<p>__seed<s>/ensemble.json   manifests over members/ (for RL)
+      cells/bon__noise<p>__seed<s>.parquet                per-prompt best-of-n curves of every kind/method
+      cells/rl__<kind>__<method>__noise<p>__seed<s>__kl<c>/  RL rows and samples
+      samples.parquet curves.parquet fits.json claims.json  figures/*.png  report.md  report.html
+
+Each unit writes its results atomically and last, so a killed run loses at most
+the unit in flight; a rerun skips finished units. A different configuration in the
+same directory is an error (results are never overwritten silently).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rewardherd.config import config_hash, to_dict
+from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
+from rewardherd.policy.bon import MEMBER_PREFIX, MethodSpec, bon_curves, sample_pool
+from rewardherd.studies.config import StudyConfig
+
+log = logging.getLogger(__name__)
+
+
+class StudyConfigMismatch(RuntimeError):
+    """The output directory holds a study run with another configuration."""
+
+
+@dataclass(frozen=True)
+class MemberUnit:
+    backbone: int
+    finetune_seed: int
+    noise: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"bb{self.backbone}__ft{self.finetune_seed}__noise{self.noise:g}__seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class RLUnit:
+    kind: str
+    method: str
+    noise: float
+    seed: int
+    kl_coef: float
+
+    @property
+    def name(self) -> str:
+        m = self.method.replace("(", "[").replace(")", "]").replace("=", "").replace(",", "_")
+        return f"rl__{self.kind}__{m}__noise{self.noise:g}__seed{self.seed}__kl{self.kl_coef:g}"
+
+
+def ensemble_members(kind: str, seed: int, k: int) -> list[tuple[int, int]]:
+    """(backbone index, fine-tune seed) of each member of an ensemble kind."""
+    if kind == "finetune":
+        return [(0, 1000 * seed + i) for i in range(k)]
+    if kind == "pretrain":
+        return [(i, 1000 * seed + i) for i in range(k)]
+    raise ValueError(kind)
+
+
+def plan_members(config: StudyConfig) -> list[MemberUnit]:
+    units: dict[str, MemberUnit] = {}
+    for noise in config.noise:
+        for seed in config.seeds:
+            for kind in ("finetune", "pretrain"):
+                for b, ft in ensemble_members(kind, seed, config.ensemble_size):
+                    u = MemberUnit(b, ft, noise, seed)
+                    units[u.name] = u
+    for noise in config.rl.noise if config.rl.enabled else ():
+        for seed in config.rl.seeds:
+            for b, ft in ensemble_members("pretrain", seed, config.ensemble_size):
+                u = MemberUnit(b, ft, noise, seed)
+                units.setdefault(u.name, u)
+    return list(units.values())
+
+
+def plan_rl(config: StudyConfig) -> list[RLUnit]:
+    if not config.rl.enabled:
+        return []
+    out = []
+    for noise in config.rl.noise:
+        for seed in config.rl.seeds:
+            for kl in config.rl.kl_coefs:
+                for kind in config.rl.kinds:
+                    methods = ["mean"] if kind == "single" else list(config.rl.methods)
+                    out += [RLUnit(kind, m, noise, seed, kl) for m in methods]
+    return out
+
+
+# ------------------------------------------------------------------ helpers
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_sha() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def noisy_train_pairs(pairs, noise: float, seed: int):
+    from rewardherd.data import inject_label_noise
+
+    if noise == 0:
+        return list(pairs), []
+    return inject_label_noise(pairs, noise, seed)
+
+
+# ------------------------------------------------------------------- units
+def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
+                    pool_path: str, out_dir: str) -> dict:
+    """Train one member on (noisy) data and score the shared pool. Idempotent."""
+    import torch
+
+    from rewardherd.models.ensemble import load_member_model
+    from rewardherd.models.formatting import encode_batch, pad_token_id
+    from rewardherd.models.scoring import score_ids
+    from rewardherd.training.config import MemberSpec
+    from rewardherd.training.member import train_member
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    d = Path(out_dir) / "members" / unit.name
+    info_path, scores_path = d / "info.json", d / "scores.parquet"
+    if info_path.exists() and scores_path.exists():
+        return json.loads(info_path.read_text())
+    t0 = time.time()
+    model_dir = d / "model"
+    if model_dir.exists():  # trained but not recorded: retrain, never trust a half-finished unit
+        shutil.rmtree(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
+    info = train_member(MemberSpec(backbone, unit.finetune_seed, unit.backbone), train, heldout_pairs, model_dir,
+                        name=unit.name, config=config.train, progress=False)
+    pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id", "prompt", "response"])
+    model, tok = load_member_model(model_dir)
+    ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), config.train.max_length)
+    scores = score_ids(model, ids, pad_token_id(tok), batch_size=128)
+    _write_parquet(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
+                   scores_path)
+    rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2)}
+    _write_json(rec, info_path)
+    return rec
+
+
+def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int) -> Path:
+    """Write a manifest over already trained members (relative paths into members/)."""
+    infos = []
+    for b, ft in ensemble_members(kind, seed, k):
+        unit = MemberUnit(b, ft, noise, seed)
+        rec = json.loads((out / "members" / unit.name / "info.json").read_text())
+        fields = {f: rec[f] for f in MemberInfo.__dataclass_fields__ if f in rec}
+        fields["path"] = f"../../members/{unit.name}/model"
+        infos.append(MemberInfo(**fields))
+    d = out / "ensembles" / f"{kind}__noise{noise:g}__seed{seed}"
+    Manifest(kind={"finetune": "finetune_seeds", "pretrain": "pretrain_seeds"}.get(kind, "explicit"),
+             members=infos, max_length=None).write(d)
+    return d
+
+
+def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
+    from rewardherd.models import Ensemble
+    from rewardherd.policy.rl import RLConfig, run_rl
+
+    out = Path(out_dir)
+    d = out / "cells" / unit.name
+    if (d / "DONE").exists():
+        return str(d)
+    if d.exists():
+        shutil.rmtree(d)
+    if unit.kind == "single":
+        ens_dir = build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, config.ensemble_size)
+        ens = Ensemble.load(ens_dir)
+        ens = Ensemble(ens.members[:1], ens.manifest, ens_dir)
+    else:
+        ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, config.ensemble_size))
+    spec = MethodSpec.parse(unit.method)
+    r = config.rl
+    rl_cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef, steps=r.steps, lr=r.lr,
+                      num_generations=r.num_generations, prompts_per_step=r.prompts_per_step,
+                      max_new_tokens=inputs.max_new_tokens, eval_every=r.eval_every, eval_prompts=r.eval_prompts,
+                      eval_samples=r.eval_samples, seed=unit.seed, save_checkpoints=True)
+    train_prompts = inputs.train_prompts or inputs.eval_prompts
+    run_rl(inputs.policy_dir, ens, train_prompts, inputs.eval_prompts, d, rl_cfg, gold=inputs.gold,
+           features=inputs.features, progress=False)
+    (d / "DONE").write_text(json.dumps(unit.__dict__))
+    return str(d)
+
+
+# ---------------------------------------------------------------- executors
+def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) -> list:
+    if not units:
+        return []
+    if config.executor == "ray":
+        return _run_ray(fn, units, args, config, desc)
+    from tqdm.auto import tqdm
+
+    out = []
+    bar = tqdm(units, desc=desc, unit="unit", disable=not progress)
+    for u in bar:
+        bar.set_postfix_str(u.name[:48])
+        out.append(fn(u, *args(u)))
+    return out
+
+
+def _run_ray(fn, units, args, config: StudyConfig, desc: str) -> list:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        kw = {"address": config.ray_address} if config.ray_address else {
+            "num_cpus": config.ray_num_cpus, "include_dashboard": False,
+            "_temp_dir": os.environ.get("REWARDHERD_RAY_TMP")}
+        ray.init(**{k: v for k, v in kw.items() if v is not None}, log_to_driver=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(fn)
+        refs = [remote.remote(u, *args(u)) for u in units]
+        results = []
+        for i, ref in enumerate(refs):
+            results.append(ray.get(ref))
+            log.info("%s: %d/%d done", desc, i + 1, len(refs))
+        return results
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# --------------------------------------------------------------------- main
+def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
+    path = out / "pool.parquet"
+    if path.exists():
+        return path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(inputs.policy_dir)
+    model = AutoModelForCausalLM.from_pretrained(inputs.policy_dir).eval()
+    prompts = inputs.eval_prompts[: config.pool.prompts]
+    if len(prompts) < config.pool.prompts:
+        log.warning("only %d evaluation prompts available (pool.prompts=%d)", len(prompts), config.pool.prompts)
+    t0 = time.time()
+    pool = sample_pool(model, tok, prompts, config.pool.size, max_new_tokens=inputs.max_new_tokens,
+                       temperature=config.pool.temperature, seed=config.pool.seed, progress=progress)
+    pool = pool.drop(columns=[c for c in ("response_ids",) if c in pool])
+    t1 = time.time()
+    pool["gold"] = np.asarray(inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()), dtype=np.float64)
+    feats = inputs.features(pool["prompt"].tolist(), pool["response"].tolist())
+    for c in feats.columns:
+        pool[f"f/{c}"] = feats[c].to_numpy()
+    log.info("pool: %d samples sampled in %.0fs, gold+features in %.0fs", len(pool), t1 - t0, time.time() - t1)
+    _write_parquet(pool, path)
+    return path
+
+
+def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame) -> Path:
+    """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
+    from rewardherd.core import n_grid
+
+    path = out / "cells" / f"bon__noise{noise:g}__seed{seed}.parquet"
+    if path.exists():
+        return path
+    k = config.ensemble_size
+    names: dict[tuple[int, int], str] = {}
+    stats = {}
+    table = pool[["prompt_id", "sample_id", "gold"] + [c for c in pool.columns if c.startswith("f/")]].copy()
+    for kind in ("finetune", "pretrain"):
+        for b, ft in ensemble_members(kind, seed, k):
+            unit = MemberUnit(b, ft, noise, seed)
+            if (b, ft) in names:
+                continue
+            col = f"{MEMBER_PREFIX}{unit.name}"
+            sc = pd.read_parquet(out / "members" / unit.name / "scores.parquet")
+            table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
+            info = json.loads((out / "members" / unit.name / "info.json").read_text())
+            stats[col] = (info["standardization"]["mean"], info["standardization"]["std"])
+            table[f"z/{unit.name}"] = (table[col] - stats[col][0]) / stats[col][1]
+            names[(b, ft)] = col
+    ns = n_grid(config.pool.size, config.pool.max_n_fraction)
+    values = ["gold"] + [c for c in table.columns if c.startswith(("f/", "z/"))]
+    methods = [MethodSpec.parse(m) for m in config.methods]
+    frames = []
+    for kind in ("finetune", "pretrain"):
+        cols = [names[bf] for bf in ensemble_members(kind, seed, k)]
+        st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
+        c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
+        frames.append(c.assign(kind=kind, member="", size=k))
+        for size in config.sizes:
+            if size in (1, k):
+                continue
+            c = bon_curves(table, cols[:size], methods, ns, standardization=(st[0][:size], st[1][:size]),
+                           values=values)
+            frames.append(c.assign(kind=kind, member="", size=size))
+    for col in names.values():
+        st = (np.array([stats[col][0]]), np.array([stats[col][1]]))
+        c = bon_curves(table, [col], [MethodSpec("mean")], ns, standardization=st, values=values)
+        frames.append(c.assign(kind="single", member=col[len(MEMBER_PREFIX):], size=1))
+    curves = pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed)
+    _write_parquet(curves, path)
+    return path
+
+
+def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run (or resume) the study and write its report. Returns the report path."""
+    from rewardherd.studies.report import write_report
+
+    out = Path(out_dir)
+    cfg_dict = to_dict(config)
+    key = config_hash({k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus")})
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old.get("_hash") != key:
+            if not overwrite:
+                raise StudyConfigMismatch(
+                    f"{out} holds a study with another configuration; choose another --out or pass --overwrite")
+            log.warning("--overwrite: removing previous results in %s", out)
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json({**cfg_dict, "_hash": key}, cfg_path)
+    _write_json({"packages": package_versions(), "git_sha": git_sha()}, out / "versions.json")
+    if (out / "results" / "DONE").exists():
+        log.info("study already complete; rebuilding the report only")
+        return write_report(out)
+    timings = {}
+    t0 = time.time()
+    inputs = _resolve_inputs_cached(config, progress)
+    timings["world"] = time.time() - t0
+    t = time.time()
+    pool_path = ensure_pool(inputs, config, out, progress)
+    timings["pool"] = time.time() - t
+    t = time.time()
+    units = plan_members(config)
+    _run_units(run_member_unit, units,
+               lambda u: (config, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
+                          str(pool_path), str(out)), config, "members", progress)
+    timings["members"] = time.time() - t
+    t = time.time()
+    pool = pd.read_parquet(pool_path)
+    for noise in config.noise:
+        for seed in config.seeds:
+            bon_cell(out, config, noise, seed, pool)
+    timings["bon"] = time.time() - t
+    t = time.time()
+    _run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
+    timings["rl"] = time.time() - t
+    t = time.time()
+    from rewardherd.studies.analysis import analyze
+
+    analyze(out, config, inputs)
+    timings["analysis"] = time.time() - t
+    _write_json({k: round(v, 1) for k, v in timings.items()}, out / "results" / "timings.json")
+    (out / "results" / "DONE").write_text("ok\n")
+    return write_report(out)
+
+
+def _resolve_inputs_cached(config, progress):
+    from rewardherd.studies.inputs import resolve_inputs
+
+    return resolve_inputs(config, progress=progress)
