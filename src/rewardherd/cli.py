@@ -246,6 +246,132 @@ def eval_(
         json_out.write_text(json.dumps(res, indent=2))
 
 
+# ------------------------------------------------------------------ optimize
+def _read_prompt_file(path: Path) -> list[str]:
+    from rewardherd.studies.inputs import read_prompts
+
+    try:
+        return read_prompts(str(path))
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+
+
+def _gold(spec: str | None):
+    if spec is None:
+        return None
+    from rewardherd.studies.inputs import load_gold
+
+    try:
+        return load_gold(spec)
+    except ValueError as e:
+        _fail(str(e))
+
+
+@app.command()
+def bon(
+    policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer).")],
+    ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
+    prompts: Annotated[Path, typer.Option(help="Prompts: text file (one per line) or JSONL with `prompt`.")],
+    out: Annotated[Path, typer.Option(help="Output directory: pool.parquet, curves.parquet, summary.csv, bon.png.")],
+    pool_size: Annotated[int, typer.Option(help="Samples per prompt (N); n runs over powers of two up to N/4.")] = 64,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per sampled response.")] = 48,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    method: Annotated[list[str] | None, typer.Option(help="Aggregations, e.g. mean, min, 'uncertainty_weighted(lam=0.5)' (repeatable).")] = None,
+    gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
+    max_n_fraction: Annotated[float, typer.Option(help="Largest n as a fraction of the pool size.")] = 0.25,
+    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+):
+    """Best-of-n against the ensemble: sample a pool, score it, write unbiased curves and a plot."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardherd.core import n_grid
+    from rewardherd.models import Ensemble, ManifestError
+    from rewardherd.policy.bon import (
+        MethodSpec,
+        bon_curves,
+        member_columns,
+        sample_pool,
+        score_pool,
+        summarize,
+    )
+    from rewardherd.studies.plots import bon_summary
+
+    try:
+        specs = [MethodSpec.parse(m) for m in (method or ["mean", "min", "uncertainty_weighted(lam=0.5)"])]
+        ens = Ensemble.load(ensemble)
+    except (ManifestError, ValueError) as e:
+        _fail(str(e))
+    gold_fn = _gold(gold)
+    plist = _read_prompt_file(prompts)
+    tok = AutoTokenizer.from_pretrained(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        pool = sample_pool(model, tok, plist, pool_size, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_p=top_p, seed=seed, path=out / "pool.parquet", progress=True)
+    except ValueError as e:
+        _fail(str(e))
+    scored = score_pool(pool.drop(columns=["response_ids"], errors="ignore"), ens, gold=gold_fn)
+    _write_table(scored, out / "pool_scored.parquet")
+    std = None if raw else ens.standardization()
+    cols = member_columns(scored)
+    values = ["gold"] + cols if gold_fn is not None else cols
+    curves = bon_curves(scored, cols, specs, n_grid(pool_size, max_n_fraction), standardization=std, values=values)
+    _write_table(curves, out / "curves.parquet")
+    summary = summarize(curves)
+    summary.to_csv(out / "summary.csv", index=False)
+    bon_summary(summary, out / "bon.png")
+    show = ["method", "n", "kl", "proxy", "proxy_se"] + (["gold", "gold_se"] if gold_fn is not None else [])
+    typer.echo(summary[show].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    typer.echo(f"wrote {out}/pool.parquet, curves.parquet, summary.csv, bon.png")
+
+
+@app.command()
+def rl(
+    policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer); also the KL reference.")],
+    ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
+    prompts: Annotated[Path, typer.Option(help="Training prompts: text file or JSONL with `prompt`.")],
+    eval_prompts: Annotated[Path, typer.Option(help="Held-out prompts for evaluation (KL, proxy, gold).")],
+    out: Annotated[Path, typer.Option(help="Output directory (one sub-directory per kl_coef).")],
+    method: Annotated[str, typer.Option(help="Aggregation, e.g. mean or 'uncertainty_weighted(lam=0.1)'.")] = "mean",
+    kl_coef: Annotated[list[float] | None, typer.Option(help="KL penalty (TRL beta); repeat for a sweep.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 50,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-5,
+    num_generations: Annotated[int, typer.Option(help="Samples per prompt (RLOO group).")] = 8,
+    prompts_per_step: Annotated[int, typer.Option(help="Prompts per step.")] = 4,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = 32,
+    eval_every: Annotated[int, typer.Option(help="Evaluate and checkpoint every this many steps.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
+):
+    """RL against the ensemble with a KL penalty (TRL RLOO), evaluated on held-out prompts."""
+    from rewardherd.models import Ensemble, ManifestError
+    from rewardherd.policy.bon import MethodSpec
+    from rewardherd.policy.rl import RLConfig, run_rl
+
+    try:
+        spec = MethodSpec.parse(method)
+        ens = Ensemble.load(ensemble)
+    except (ManifestError, ValueError) as e:
+        _fail(str(e))
+    gold_fn = _gold(gold)
+    train_p, eval_p = _read_prompt_file(prompts), _read_prompt_file(eval_prompts)
+    for coef in kl_coef or [0.05]:
+        try:
+            cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=coef, steps=steps, lr=lr,
+                           num_generations=num_generations, prompts_per_step=prompts_per_step,
+                           max_new_tokens=max_new_tokens, eval_every=eval_every, seed=seed)
+        except ValueError as e:
+            _fail(str(e))
+        d = out / f"kl{coef:g}"
+        table = run_rl(policy, ens, train_p, eval_p, d, cfg, gold=gold_fn)
+        cols = ["step", "kl", f"proxy/{spec.label}"] + (["gold"] if gold_fn is not None else [])
+        typer.echo(f"kl_coef={coef:g} -> {d}")
+        typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
 # --------------------------------------------------------------------- study
 @app.command()
 def study(

@@ -108,3 +108,16 @@ def rule_labelled_pairs(n: int, seed: int = 0):
         pairs.append(PreferencePair(id=make_pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen,
                                     rejected=rejected))
     return pairs
+
+
+def rule_gold(prompts, responses):
+    """A gold reward for tiny test worlds: positive minus negative words, minus a length
+    penalty beyond 6 words (so longer is not always better). ``module:function`` target."""
+    import numpy as np
+
+    out = []
+    for r in responses:
+        words = r.split()
+        score = sum(w in POSITIVE for w in words) - sum(w in NEGATIVE for w in words)
+        out.append(score - 0.5 * max(0, len(words) - 6))
+    return np.asarray(out, dtype=np.float64)

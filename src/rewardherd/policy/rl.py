@@ -259,7 +259,7 @@ def run_rl(
         table[f"config/{k}"] = str(v) if isinstance(v, dict) else v
     _write_parquet(table, out_dir / "rl_eval.parquet")
     _write_parquet(pd.concat(evaluator.samples, ignore_index=True), out_dir / "rl_samples.parquet")
-    train_log = pd.DataFrame([h for h in trainer.state.log_history if "loss" in h or "reward" in h])
+    train_log = pd.DataFrame([h for h in trainer.state.log_history if "train_runtime" not in h])
     _write_parquet(train_log, out_dir / "rl_train_log.parquet")
     return table
 

@@ -30,7 +30,7 @@ class StudyInputs:
     description: str
 
 
-def _read_prompts(path: str) -> list[str]:
+def read_prompts(path: str) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: prompts file not found")
@@ -86,8 +86,8 @@ def resolve_inputs(config, progress: bool = True) -> StudyInputs:
         train, rep = load_preferences(u.preferences)
         heldout, rep2 = load_preferences(u.heldout_preferences)
         log.info("%s", rep.summary())
-        prompts = _read_prompts(u.prompts)
-        train_prompts = _read_prompts(u.train_prompts) if u.train_prompts else []
+        prompts = read_prompts(u.prompts)
+        train_prompts = read_prompts(u.train_prompts) if u.train_prompts else []
         return StudyInputs(
             policy_dir=Path(u.policy), backbones=[Path(b) for b in u.backbones], train_pairs=train,
             heldout_pairs=heldout, eval_prompts=prompts, train_prompts=train_prompts, gold=load_gold(u.gold),

@@ -189,3 +189,26 @@ def all_figures(out: Path) -> dict[str, Path]:
         made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")
 
     return {k: v for k, v in made.items() if v is not None}
+
+
+def bon_summary(summary: pd.DataFrame, path: Path) -> Path:
+    """Proxy and gold vs sqrt(KL_bon) per method, with standard errors (the `bon` command's plot)."""
+    plt = _plt()
+    has_gold = "gold" in summary.columns
+    fig, axes = plt.subplots(1, 2 if has_gold else 1, figsize=(10 if has_gold else 5, 3.6), squeeze=False)
+    for method, g in summary.groupby("method"):
+        g = g.sort_values("n")
+        d = np.sqrt(g["kl"])
+        axes[0, 0].errorbar(d, g["proxy"], yerr=g["proxy_se"], marker="o", ms=3, capsize=2, label=method)
+        if has_gold:
+            axes[0, 1].errorbar(d, g["gold"], yerr=g["gold_se"], marker="o", ms=3, capsize=2, label=method)
+    axes[0, 0].set_title("proxy (aggregate) of best-of-n")
+    if has_gold:
+        axes[0, 1].set_title("gold of best-of-n")
+    for ax in axes[0]:
+        ax.set_xlabel("sqrt(KL_bon), KL_bon = log n - (n-1)/n")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,111 @@
+"""End-to-end study runs through the CLI on tiny user components (smoke profile):
+a local run, a resume after a simulated kill, a Ray run, and `report` rebuilding."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rewardherd.cli import app
+from rewardherd.data import split_by_prompt, write_preferences
+from rewardherd.models.tiny import build_saved_backbones, rule_labelled_pairs
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    root = tmp_path_factory.mktemp("components")
+    bbs = build_saved_backbones(root, [0, 1, 7])
+    pairs = rule_labelled_pairs(160, seed=3)
+    train, held = split_by_prompt(pairs, heldout_fraction=0.25)
+    write_preferences(train, root / "train.jsonl")
+    write_preferences(held, root / "heldout.jsonl")
+    (root / "prompts.txt").write_text("\n".join(f"item {i}: " for i in range(500, 540)) + "\n")
+    (root / "train_prompts.txt").write_text("\n".join(f"item {i}: " for i in range(20)) + "\n")
+    cfg = {
+        "profile": "smoke",
+        "user": {
+            "policy": str(bbs[2]), "preferences": str(root / "train.jsonl"),
+            "heldout_preferences": str(root / "heldout.jsonl"), "backbones": [str(bbs[0]), str(bbs[1])],
+            "prompts": str(root / "prompts.txt"), "train_prompts": str(root / "train_prompts.txt"),
+            "gold": "rewardherd.models.tiny:rule_gold", "max_new_tokens": 6,
+        },
+        "train": {"epochs": 1.0, "lr": 2e-3, "batch_size": 16, "max_length": 64},
+    }
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(args):
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    return res
+
+
+def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
+    out = tmp_path / "study"
+    # Simulated kill: the third member unit raises; finished units must survive.
+    from rewardherd.studies import runner
+
+    real = runner.run_member_unit
+    calls = {"n": 0}
+
+    def flaky(unit, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(unit, *a, **k)
+
+    monkeypatch.setattr(runner, "run_member_unit", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(["study", str(components), "--out", str(out), "--no-progress"])
+    done = sorted(p.parent.name for p in (out / "members").glob("*/info.json"))
+    assert len(done) == 2
+    mtimes = {d: (out / "members" / d / "info.json").stat().st_mtime_ns for d in done}
+
+    monkeypatch.setattr(runner, "run_member_unit", real)
+    res = _run(["study", str(components), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "report:" in res.output
+    for d, t in mtimes.items():  # not retrained
+        assert (out / "members" / d / "info.json").stat().st_mtime_ns == t
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Claims" in html
+    claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
+    assert {c["claim"] for c in claims} >= {"C1", "C2", "C3", "C4", "C5", "C6"}
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in claims)
+    assert all(c["low"] <= c["estimate"] + 1e-12 and c["estimate"] <= c["high"] + 1e-12 for c in claims)
+    assert (out / "results" / "rl.parquet").exists()
+    assert (out / "samples.parquet").exists() and (out / "results" / "fits.json").exists()
+
+    # A finished study only rebuilds the report; `report` rebuilds without recomputing.
+    before = (out / "results" / "claims.json").stat().st_mtime_ns
+    res = _run(["study", str(components), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0
+    assert (out / "results" / "claims.json").stat().st_mtime_ns == before
+    (out / "report.html").unlink()
+    res = _run(["report", str(out)])
+    assert res.exit_code == 0 and (out / "report.html").exists()
+
+    # Another configuration in the same directory is refused.
+    res = _run(["study", str(components), "--out", str(out), "--no-progress", "--set", "pool.size=8"])
+    assert res.exit_code != 0
+    assert "another configuration" in res.output
+
+
+def test_study_with_ray_executor(components, tmp_path):
+    ray_tmp = Path("/tmp") / f"rh_ray_{os.getpid()}"
+    os.environ["REWARDHERD_RAY_TMP"] = str(ray_tmp)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    out = tmp_path / "study_ray"
+    res = _run(["study", str(components), "--out", str(out), "--no-progress", "--executor", "ray",
+                "--set", "ray_num_cpus=2", "--set", "rl.enabled=false"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["executor"] == "ray"
+    assert len(list((out / "members").glob("*/info.json"))) == 3  # K=2: finetune + pretrain share member 0
+    assert (out / "report.html").exists()
