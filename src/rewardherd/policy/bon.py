@@ -79,6 +79,7 @@ def sample_pool(
     max_new_tokens: int,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    min_new_tokens: int = 1,
     seed: int = 0,
     batch_size: int = 256,
     prompt_ids: Sequence | None = None,
@@ -93,8 +94,8 @@ def sample_pool(
     from rewardherd.policy.sampling import sample_continuations
 
     settings = {
-        "pool_size": pool_size, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-        "seed": seed, "n_prompts": len(prompts),
+        "pool_size": pool_size, "max_new_tokens": max_new_tokens, "min_new_tokens": min_new_tokens,
+        "temperature": temperature, "top_p": top_p, "seed": seed, "n_prompts": len(prompts),
         "policy": str(getattr(model.config, "_name_or_path", "")),
     }
     if path is not None:
@@ -107,8 +108,8 @@ def sample_pool(
             log.info("reusing pool %s", path)
             return pd.read_parquet(path)
     pool = sample_continuations(
-        model, tokenizer, prompts, pool_size, max_new_tokens=max_new_tokens, temperature=temperature,
-        top_p=top_p, seed=seed, batch_size=batch_size, prompt_ids=prompt_ids, progress=progress,
+        model, tokenizer, prompts, pool_size, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+        temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, prompt_ids=prompt_ids, progress=progress,
     )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

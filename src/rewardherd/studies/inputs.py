@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ class StudyInputs:
     max_new_tokens: int
     fingerprint: dict
     description: str
+    min_new_tokens: int = 1
+    top_p: float = 1.0
+    world_summary: dict | None = None
 
 
 def read_prompts(path: str) -> list[str]:
@@ -81,6 +85,8 @@ def resolve_inputs(config, progress: bool = True) -> StudyInputs:
 
     if config.user is not None:
         u = config.user
+        from transformers import AutoTokenizer
+
         from rewardherd.world.features import hacking_features
 
         train, rep = load_preferences(u.preferences)
@@ -91,7 +97,8 @@ def resolve_inputs(config, progress: bool = True) -> StudyInputs:
         return StudyInputs(
             policy_dir=Path(u.policy), backbones=[Path(b) for b in u.backbones], train_pairs=train,
             heldout_pairs=heldout, eval_prompts=prompts, train_prompts=train_prompts, gold=load_gold(u.gold),
-            features=lambda p, r: hacking_features(p, r), max_new_tokens=u.max_new_tokens,
+            features=partial(hacking_features, tokenizer=AutoTokenizer.from_pretrained(u.policy)),
+            max_new_tokens=u.max_new_tokens,
             fingerprint={"user": json.loads(json.dumps(u.__dict__, default=str))},
             description=f"user components (policy {u.policy})",
         )
@@ -105,10 +112,17 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
     if config.world_overrides:
         wcfg = wcfg.with_overrides(dict(config.world_overrides))
     world = build_world(wcfg, cache_dir=config.cache_dir, progress=progress)
+    keys = {
+        "policy": world.summary["policy"]["key"], "backbones": [b["key"] for b in world.summary["backbones"]],
+        "preferences": world.summary["preferences"]["key"], "gold": world.summary["gold_key"],
+    }
     return StudyInputs(
         policy_dir=Path(world.policy_dir), backbones=[Path(b) for b in world.backbone_dirs],
-        train_pairs=world.train_pairs(), heldout_pairs=world.heldout_pairs(),
-        eval_prompts=list(world.eval_prompts()), train_prompts=list(world.train_prompts()),
+        train_pairs=world.load_preferences("train"), heldout_pairs=world.load_preferences("heldout"),
+        eval_prompts=world.load_prompts("eval")["prompt"].tolist(),
+        train_prompts=world.load_prompts("train")["prompt"].tolist(),
         gold=world.gold, features=world.features, max_new_tokens=wcfg.pool.max_new_tokens,
-        fingerprint={"world": world.key}, description=f"built-in world ({config.world_profile} profile)",
+        min_new_tokens=wcfg.pool.min_new_tokens, top_p=wcfg.pool.top_p,
+        fingerprint={"world": keys}, description=f"built-in world ({config.world_profile} profile)",
+        world_summary=world.summary,
     )

@@ -34,6 +34,7 @@ from rewardherd.config import config_hash, to_dict
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.policy.bon import MEMBER_PREFIX, MethodSpec, bon_curves, sample_pool
 from rewardherd.studies.config import StudyConfig
+from rewardherd.studies.inputs import resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -271,13 +272,18 @@ def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
         log.warning("only %d evaluation prompts available (pool.prompts=%d)", len(prompts), config.pool.prompts)
     t0 = time.time()
     pool = sample_pool(model, tok, prompts, config.pool.size, max_new_tokens=inputs.max_new_tokens,
+                       min_new_tokens=inputs.min_new_tokens, top_p=inputs.top_p,
                        temperature=config.pool.temperature, seed=config.pool.seed, progress=progress)
     pool = pool.drop(columns=[c for c in ("response_ids",) if c in pool])
     t1 = time.time()
     pool["gold"] = np.asarray(inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()), dtype=np.float64)
     feats = inputs.features(pool["prompt"].tolist(), pool["response"].tolist())
     for c in feats.columns:
-        pool[f"f/{c}"] = feats[c].to_numpy()
+        values = pd.to_numeric(feats[c], errors="coerce").astype(np.float64)
+        if values.isna().any():
+            log.warning("feature %s is undefined for %d samples; not tracked", c, int(values.isna().sum()))
+            continue
+        pool[f"f/{c}"] = values.to_numpy()
     log.info("pool: %d samples sampled in %.0fs, gold+features in %.0fs", len(pool), t1 - t0, time.time() - t1)
     _write_parquet(pool, path)
     return path
@@ -354,7 +360,9 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
         return write_report(out)
     timings = {}
     t0 = time.time()
-    inputs = _resolve_inputs_cached(config, progress)
+    inputs = resolve_inputs(config, progress=progress)
+    if inputs.world_summary is not None:
+        _write_json(inputs.world_summary, out / "world.json")
     timings["world"] = time.time() - t0
     t = time.time()
     pool_path = ensure_pool(inputs, config, out, progress)
@@ -383,8 +391,3 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     (out / "results" / "DONE").write_text("ok\n")
     return write_report(out)
 
-
-def _resolve_inputs_cached(config, progress):
-    from rewardherd.studies.inputs import resolve_inputs
-
-    return resolve_inputs(config, progress=progress)
