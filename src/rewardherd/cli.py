@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import typer
 
 from rewardherd.config import field_docs
+from rewardherd.serve.cli import serve_command
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 
 app = typer.Typer(
@@ -425,6 +426,9 @@ def demo(
     from rewardherd.studies.demo import run_demo
 
     run_demo(out)
+
+
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -1,0 +1,330 @@
+"""The FastAPI app: an Ensemble behind HTTP, with its uncertainty.
+
+Shape notation: ``m`` members, ``b`` pairs in one request.
+
+Routes (all JSON):
+
+- ``POST /get_reward``: OpenRLHF's remote reward-model protocol (see
+  :mod:`rewardherd.serve.protocol` for the request and how a query is split).
+  Response ``{"rewards": [b], "scores": [b], "extra_logs": {...}}``: ``rewards`` and
+  ``scores`` are the aggregate under the server's method; every ``extra_logs``
+  value is a list with one entry per query (OpenRLHF concatenates them per
+  sample): ``ens_std`` (the spread across members) and one list per member, keyed
+  by its manifest name (``member_0``, ...), holding the scores that were
+  aggregated (standardized unless the server runs with standardize off). A pair
+  that cannot be scored fails the whole request with 500 naming its index.
+- ``POST /v1/score``: per item the aggregate, the spread (std, var, range), the
+  aggregated and raw member scores; an item that is invalid or fails to score gets
+  ``{"index", "error"}`` and the others are still scored.
+- ``GET /health``: liveness, never behind the token (no ensemble details); 503
+  while shutting down.
+- ``GET /v1/info``: members, methods and their parameters, a manifest summary,
+  limits and batching settings.
+
+Errors are ``{"detail": message}`` (plus ``"index"`` when one item is at fault):
+400 malformed JSON, 401 missing or wrong bearer token, 413 body or item count over
+the limit, 422 invalid fields, 503 queue full or shutting down. No NaN or infinity
+is ever returned: a non-finite result becomes an error.
+
+Aggregation composes :func:`rewardherd.core.aggregate` and
+:func:`rewardherd.core.spread` on the ensemble's standardized scores; ``ddof`` from
+the params is passed to both.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+
+from rewardherd import core
+from rewardherd.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from rewardherd.serve.config import ServeConfig
+from rewardherd.serve.protocol import (
+    RequestError,
+    check_method,
+    parse_get_reward,
+    parse_json,
+    parse_score,
+)
+
+log = logging.getLogger(__name__)
+
+SPREAD_KEY = "ens_std"  # the extra_logs key of the spread (same column name as the TRL adapter's)
+ERROR_CHARS = 300  # error messages returned to clients are cut to this length
+
+
+def score_pairs(ensemble, prompts: list, responses: list, batch_size: int) -> tuple[np.ndarray, list[str | None]]:
+    """Raw member scores (m, b) and a per-pair error (or None), isolating failures.
+
+    One failing pair (e.g. a member producing NaN) makes :meth:`Ensemble.score` fail
+    for its whole call; the call is then halved recursively so only the failing
+    pairs get an error and the rest are scored. Their columns are left NaN.
+    """
+    b = len(prompts)
+    raw = np.full((len(ensemble), b), np.nan)
+    errors: list[str | None] = [None] * b
+
+    def run(idx: list[int]) -> None:
+        try:
+            out = ensemble.score([prompts[i] for i in idx], [responses[i] for i in idx], batch_size=batch_size)
+            raw[:, idx] = out
+        except Exception as e:
+            if len(idx) == 1:
+                log.warning("pair could not be scored: %s: %s", type(e).__name__, e)
+                errors[idx[0]] = f"scoring failed: {type(e).__name__}: {e}"[:ERROR_CHARS]
+                return
+            half = len(idx) // 2
+            run(idx[:half])
+            run(idx[half:])
+
+    if b:
+        run(list(range(b)))
+    for i in range(b):
+        if errors[i] is None and not np.all(np.isfinite(raw[:, i])):
+            errors[i] = "scoring failed: a member produced a non-finite score"
+    return raw, errors
+
+
+def _special_token_strings(ensemble) -> tuple[str, ...]:
+    tokens = set()
+    for m in ensemble.members:
+        for name in ("pad_token", "eos_token"):
+            t = getattr(m.tokenizer, name, None)
+            if isinstance(t, str) and t:
+                tokens.add(t)
+    return tuple(sorted(tokens, key=len, reverse=True))
+
+
+def _manifest_summary(ensemble) -> dict:
+    mf = ensemble.manifest
+    return {
+        "kind": mf.kind,
+        "format_version": mf.format_version,
+        "created": mf.created,
+        "max_length": mf.max_length,
+        "text_format": mf.text_format,
+        "complete": mf.complete,
+        "config_hash": mf.config_hash,
+        "package_versions": dict(mf.package_versions),
+    }
+
+
+def _member_summary(info) -> dict:
+    return {
+        "name": info.name,
+        "backbone": info.backbone,
+        "pretrain_seed": info.pretrain_seed,
+        "finetune_seed": info.finetune_seed,
+        "heldout_accuracy": info.heldout_accuracy,
+        "standardization": info.standardization,
+    }
+
+
+def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """Build the app around a loaded :class:`~rewardherd.models.Ensemble`.
+
+    The micro-batcher starts with the app's lifespan and, on shutdown, finishes
+    every queued and running request before it stops (uvicorn runs the lifespan
+    shutdown after in-flight connections are done).
+
+    Raises:
+        ValueError: the server's method/params do not fit this ensemble, or
+            standardization is on and a member has no statistics.
+    """
+    names = list(ensemble.names)
+    m = len(names)
+    if SPREAD_KEY in names:
+        raise ValueError(f"a member is named {SPREAD_KEY!r}, which /get_reward uses for the spread; rename it")
+    try:
+        check_method(config.method, dict(config.params), m)
+    except RequestError as e:
+        raise ValueError(e.detail) from None
+    if config.standardize:
+        ensemble.standardization()  # ManifestError (a ValueError) now, not on the first request
+    tokens = _special_token_strings(ensemble) if config.strip_special_tokens else ()
+    batcher = MicroBatcher(
+        lambda p, r: score_pairs(ensemble, p, r, config.max_batch),
+        max_batch=config.max_batch,
+        max_wait_ms=config.max_wait_ms,
+        max_queue=config.max_queue,
+        enabled=config.batching,
+    )
+    token = config.token.encode("utf-8") if config.token is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        log.info("serving %d member(s), method %s, batching %s", m, config.method, "on" if config.batching else "off")
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            log.info("batcher drained and stopped")
+
+    app = FastAPI(title="rewardherd", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+    app.state.ensemble = ensemble
+    app.state.config = config
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError):
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            return
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip().encode("latin-1") if scheme.lower() == "bearer" else b""
+        # compare_digest takes time independent of where the tokens differ.
+        if not hmac.compare_digest(given, token):
+            raise RequestError(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    async def read_json(request: Request) -> Any:
+        limit = config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                n = int(declared)
+            except ValueError:
+                raise RequestError(400, f"invalid Content-Length {declared!r}") from None
+            if n > limit:
+                raise RequestError(413, f"request body is {n} bytes; the limit is {limit} bytes")
+        body = bytearray()
+        try:
+            async for chunk in request.stream():  # counts chunked bodies too, which declare no length
+                body += chunk
+                if len(body) > limit:
+                    raise RequestError(413, f"request body exceeds the limit of {limit} bytes")
+        except ClientDisconnect:
+            raise RequestError(400, "client disconnected before sending the whole body") from None
+        return parse_json(bytes(body))
+
+    async def score(prompts: list, responses: list) -> tuple[np.ndarray, list]:
+        try:
+            return await batcher.submit(prompts, responses)
+        except QueueFullError as e:
+            raise RequestError(503, str(e), headers={"Retry-After": "1"}) from None
+        except BatcherClosedError as e:
+            raise RequestError(503, str(e)) from None
+
+    def aggregate(raw: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, core.Spread, np.ndarray]:
+        """(reward (b,), spread, aggregated scores (m, b)) of finite raw scores (m, b)."""
+        scores = ensemble.standardize(raw) if config.standardize else core.as_scores(raw)
+        reward = core.aggregate(scores, method, **params)
+        spread = core.spread(scores, ddof=int(params.get("ddof", 0)))
+        return reward, spread, scores
+
+    @app.get("/health")
+    async def health():
+        if not batcher.running:
+            return JSONResponse({"status": "shutting_down"}, status_code=503)
+        return {"status": "ok"}
+
+    @app.get("/v1/info")
+    async def info(request: Request):
+        authorize(request)
+        return {
+            "members": [_member_summary(mb.info) for mb in ensemble.members],
+            "n_members": m,
+            "method": config.method,
+            "params": dict(config.params),
+            "standardize": config.standardize,
+            "methods": {k: dict(v) for k, v in core.METHOD_PARAMS.items()},
+            "manifest": _manifest_summary(ensemble),
+            "limits": {
+                "max_body_bytes": config.max_body_bytes,
+                "max_items": config.max_items,
+                "max_text_chars": config.max_text_chars,
+            },
+            "batching": {
+                "enabled": config.batching,
+                "max_batch": config.max_batch,
+                "max_wait_ms": config.max_wait_ms,
+                "max_queue": config.max_queue,
+                **batcher.stats.as_dict(),
+            },
+            "auth": token is not None,
+        }
+
+    @app.post("/get_reward")
+    async def get_reward(request: Request):
+        authorize(request)
+        req = parse_get_reward(await read_json(request), max_items=config.max_items,
+                               max_text_chars=config.max_text_chars, tokens=tokens)
+        b = len(req.prompts)
+        if b == 0:
+            return {"rewards": [], "scores": [], "extra_logs": {SPREAD_KEY: [], **{n: [] for n in names}}}
+        raw, errors = await score(req.prompts, req.responses)
+        bad = [i for i, e in enumerate(errors) if e is not None]
+        if bad:
+            raise RequestError(500, f"query[{bad[0]}]: {errors[bad[0]]} ({len(bad)} of {b} queries failed)",
+                               index=bad[0])
+        reward, spread, scores = aggregate(raw, config.method, dict(config.params))
+        finite = np.isfinite(reward) & np.isfinite(spread.std) & np.all(np.isfinite(scores), axis=0)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            raise RequestError(500, f"query[{i}]: the aggregate is not finite", index=i)
+        rewards = reward.tolist()
+        extra = {SPREAD_KEY: spread.std.tolist(), **{n: row.tolist() for n, row in zip(names, scores, strict=True)}}
+        return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
+
+    @app.post("/v1/score")
+    async def score_items(request: Request):
+        authorize(request)
+        req = parse_score(await read_json(request), default_method=config.method, default_params=dict(config.params),
+                          n_members=m, max_items=config.max_items, max_text_chars=config.max_text_chars)
+        errors = list(req.errors)
+        valid = [i for i, e in enumerate(errors) if e is None]
+        results: list[dict | None] = [None] * len(errors)
+        if valid:
+            raw, score_errors = await score([req.items[i][0] for i in valid], [req.items[i][1] for i in valid])
+            ok = []
+            for j, i in enumerate(valid):
+                if score_errors[j] is not None:
+                    errors[i] = score_errors[j]
+                else:
+                    ok.append(j)
+            if ok:
+                reward, spread, scores = aggregate(raw[:, ok], req.method, req.params)
+                for k, j in enumerate(ok):
+                    i = valid[j]
+                    values = [reward[k], spread.std[k], spread.var[k], spread.range[k], *scores[:, k], *raw[:, j]]
+                    if not all(math.isfinite(v) for v in values):
+                        errors[i] = "the aggregate or spread is not finite"
+                        continue
+                    results[i] = {
+                        "index": i,
+                        "reward": float(reward[k]),
+                        "spread": {"std": float(spread.std[k]), "var": float(spread.var[k]),
+                                   "range": float(spread.range[k])},
+                        "scores": scores[:, k].tolist(),
+                        "raw_scores": raw[:, j].tolist(),
+                    }
+        for i, e in enumerate(errors):
+            if e is not None:
+                results[i] = {"index": i, "error": e}
+            if req.ids[i] is not None:
+                results[i]["id"] = req.ids[i]
+        return {
+            "members": names,
+            "method": req.method,
+            "params": req.params,
+            "standardized": config.standardize,
+            "n_errors": sum(e is not None for e in errors),
+            "results": results,
+        }
+
+    return app

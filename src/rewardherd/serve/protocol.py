@@ -1,0 +1,272 @@
+"""Request parsing and validation for the HTTP routes (no web framework here).
+
+Two request shapes:
+
+``POST /get_reward`` (OpenRLHF's remote reward-model protocol)::
+
+    {"query": ["<prompt><response>", ...], "prompts": ["<prompt>", ...], "labels": [...]}
+
+``prompts`` and ``labels`` are optional; ``labels`` and any other keys (OpenRLHF
+forks add e.g. ``templates``) are accepted and ignored. Validation is all or
+nothing: the first invalid item is answered with 422 naming its index, because
+the protocol has no per-item error.
+
+How a query becomes a (prompt, response) pair (:func:`split_query`):
+
+1. With ``strip_special_tokens`` on (the default), whole occurrences of the
+   members' pad and EOS token strings are removed from both ends of the query and
+   of the prompt (OpenRLHF decodes sequences with their special tokens, left
+   padding included). Scoring appends EOS again, as OpenRLHF's own server does.
+2. If ``prompts[i]`` is given, non-empty, and the query starts with it, the
+   response is ``query[len(prompt):]``.
+3. Otherwise the prompt is empty and the whole query is the response.
+
+For plain-text ensembles (``text_format`` plain-v1) the scored text is
+``prompt + response``, so both branches score the same token ids; the split only
+changes what a chat-templated or message-based member would see.
+
+``POST /v1/score``::
+
+    {"items": [{"prompt": ..., "response": ..., "id": ...}], "method": ..., "params": {...}}
+
+A prompt or response is a string or a list of ``{"role", "content"}`` messages;
+``id`` is optional and echoed back. Each item is validated on its own: an invalid
+item gets an error entry and the others are still scored. ``method``/``params``
+are checked as a whole (422). If ``method`` is given, ``params`` are that method's
+parameters alone; if not, the server's method is used and ``params`` override the
+server's parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rewardherd import core
+
+
+class RequestError(Exception):
+    """A request the server refuses: HTTP status, message, and optionally the item index."""
+
+    def __init__(self, status: int, detail: str, *, index: int | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.index = index
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        out: dict[str, Any] = {"detail": self.detail}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON body; malformed JSON (or NaN/Infinity literals) is a 400."""
+    if not body:
+        raise RequestError(400, "malformed JSON: empty body")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise RequestError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RequestError(400, f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
+
+
+def check_items(n: int, max_items: int) -> None:
+    if n > max_items:
+        raise RequestError(413, f"request has {n} items; the limit is {max_items} per request")
+
+
+def text_chars(text) -> int:
+    """Length of a text: characters of a string, summed contents of a message list."""
+    if isinstance(text, str):
+        return len(text)
+    return sum(len(m["content"]) for m in text)
+
+
+def check_text(text, where: str, max_chars: int) -> None:
+    """Raise 422 unless ``text`` is a string or a message list within ``max_chars``."""
+    if isinstance(text, list):
+        for j, m in enumerate(text):
+            if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+                raise RequestError(422, f"{where}[{j}] must be an object with string 'role' and 'content'")
+    elif not isinstance(text, str):
+        raise RequestError(422, f"{where} must be a string or a list of messages; got {_type_name(text)}")
+    n = text_chars(text)
+    if n > max_chars:
+        raise RequestError(422, f"{where} has {n} characters; the limit is {max_chars}")
+
+
+def _type_name(x) -> str:
+    return "null" if x is None else type(x).__name__
+
+
+# --------------------------------------------------------------- /get_reward
+def strip_tokens(text: str, tokens: Sequence[str]) -> str:
+    """Remove whole occurrences of ``tokens`` from both ends of ``text`` (repeatedly).
+
+    Unlike ``str.strip(token)``, which strips a set of characters, this removes only
+    complete token strings, so a response ending in ``>`` keeps it.
+    """
+    changed = True
+    while changed and text:
+        changed = False
+        for t in tokens:
+            if t and text.startswith(t):
+                text, changed = text[len(t):], True
+            if t and text.endswith(t):
+                text, changed = text[: -len(t)], True
+    return text
+
+
+def split_query(query: str, prompt: str | None, tokens: Sequence[str] = ()) -> tuple[str, str]:
+    """(prompt, response) of one OpenRLHF query; see the module docstring for the rule."""
+    query = strip_tokens(query, tokens)
+    if prompt is not None:
+        prompt = strip_tokens(prompt, tokens)
+        if prompt and query.startswith(prompt):
+            return prompt, query[len(prompt):]
+    return "", query
+
+
+@dataclass(frozen=True)
+class GetRewardRequest:
+    prompts: list[str]  # (b,) split prompts
+    responses: list[str]  # (b,) split responses
+
+
+def parse_get_reward(data: Any, *, max_items: int, max_text_chars: int, tokens: Sequence[str] = ()) -> GetRewardRequest:
+    """Validate an OpenRLHF request (all or nothing) and split each query."""
+    if not isinstance(data, dict):
+        raise RequestError(422, f"request body must be a JSON object; got {_type_name(data)}")
+    if "query" not in data:
+        raise RequestError(422, "field 'query' is required (a list of prompt+response strings)")
+    queries = data["query"]
+    if not isinstance(queries, list):
+        raise RequestError(422, f"field 'query' must be a list of strings; got {_type_name(queries)}")
+    check_items(len(queries), max_items)
+    prompts = data.get("prompts")
+    if prompts is not None:
+        if not isinstance(prompts, list):
+            raise RequestError(422, f"field 'prompts' must be a list of strings or null; got {_type_name(prompts)}")
+        if len(prompts) != len(queries):
+            raise RequestError(422, f"field 'prompts' has {len(prompts)} entries for {len(queries)} queries")
+    for i, q in enumerate(queries):
+        if not isinstance(q, str):
+            raise RequestError(422, f"query[{i}] must be a string; got {_type_name(q)}", index=i)
+        if len(q) > max_text_chars:
+            raise RequestError(422, f"query[{i}] has {len(q)} characters; the limit is {max_text_chars}", index=i)
+        if prompts is not None:
+            p = prompts[i]
+            if p is not None and not isinstance(p, str):
+                raise RequestError(422, f"prompts[{i}] must be a string or null; got {_type_name(p)}", index=i)
+            if p is not None and len(p) > max_text_chars:
+                raise RequestError(422, f"prompts[{i}] has {len(p)} characters; the limit is {max_text_chars}",
+                                   index=i)
+    pairs = [split_query(q, prompts[i] if prompts is not None else None, tokens) for i, q in enumerate(queries)]
+    return GetRewardRequest([p for p, _ in pairs], [r for _, r in pairs])
+
+
+# ----------------------------------------------------------------- /v1/score
+ITEM_KEYS = {"prompt", "response", "id"}
+SCORE_KEYS = {"items", "method", "params"}
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    method: str
+    params: dict[str, float | int]
+    items: list[tuple[Any, Any] | None]  # (prompt, response), or None where the item is invalid
+    ids: list[Any]  # the items' "id" (None when absent or invalid)
+    errors: list[str | None]  # per item: why it is invalid, or None
+
+
+def parse_params(params: Any, where: str = "params") -> dict[str, float | int]:
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise RequestError(422, f"field '{where}' must be an object; got {_type_name(params)}")
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise RequestError(422, f"{where}.{k} must be a finite number; got {v!r}")
+        out[k] = v
+    return out
+
+
+def check_method(method: str, params: dict, n_members: int) -> None:
+    """422 unless ``method`` and ``params`` aggregate an ensemble of ``n_members``.
+
+    Validates through :func:`rewardherd.core.aggregate` itself (on a zero matrix), so
+    the server accepts exactly what the library accepts.
+    """
+    try:
+        core.aggregate(np.zeros((n_members, 1)), method, **params)
+    except (TypeError, ValueError) as e:
+        raise RequestError(422, f"invalid method/params: {e}") from None
+
+
+def parse_score(
+    data: Any, *, default_method: str, default_params: dict, n_members: int, max_items: int, max_text_chars: int
+) -> ScoreRequest:
+    """Validate a /v1/score request: method/params as a whole, each item on its own."""
+    if not isinstance(data, dict):
+        raise RequestError(422, f"request body must be a JSON object; got {_type_name(data)}")
+    unknown = set(data) - SCORE_KEYS
+    if unknown:
+        raise RequestError(422, f"unknown field(s) {sorted(unknown)}; known: items, method, params")
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise RequestError(422, f"field 'items' must be a list of {{prompt, response}} objects; got {_type_name(items)}")
+    check_items(len(items), max_items)
+    params = parse_params(data.get("params"))
+    method = data.get("method")
+    if method is None:
+        method, params = default_method, {**default_params, **params}
+    elif not isinstance(method, str):
+        raise RequestError(422, f"field 'method' must be a string; got {_type_name(method)}")
+    check_method(method, params, n_members)
+    pairs, ids, errors = [], [], []
+    for i, item in enumerate(items):
+        try:
+            pairs.append(_parse_item(item, f"items[{i}]", max_text_chars))
+            ids.append(item.get("id"))
+            errors.append(None)
+        except RequestError as e:
+            pairs.append(None)
+            ids.append(_scalar_id(item))
+            errors.append(e.detail)
+    return ScoreRequest(method, params, pairs, ids, errors)
+
+
+def _scalar_id(item: Any):
+    """An invalid item's id, echoed back only when it is a plain value."""
+    i = item.get("id") if isinstance(item, dict) else None
+    return None if isinstance(i, dict | list) else i
+
+
+def _parse_item(item: Any, where: str, max_text_chars: int) -> tuple[Any, Any]:
+    if not isinstance(item, dict):
+        raise RequestError(422, f"{where} must be an object with 'prompt' and 'response'; got {_type_name(item)}")
+    unknown = set(item) - ITEM_KEYS
+    if unknown:
+        raise RequestError(422, f"{where}: unknown field(s) {sorted(unknown)}; known: prompt, response, id")
+    for f in ("prompt", "response"):
+        if f not in item:
+            raise RequestError(422, f"{where}: field '{f}' is required")
+        check_text(item[f], f"{where}.{f}", max_text_chars)
+    if isinstance(item.get("id"), dict | list):
+        raise RequestError(422, f"{where}.id must be a string, number or null")
+    return item["prompt"], item["response"]
