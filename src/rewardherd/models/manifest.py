@@ -12,7 +12,7 @@ my_ensemble/
 
     {
       "format_version": 1,
-      "kind": "finetune_seeds" | "pretrain_seeds" | "explicit",
+      "kind": "finetune_seeds" | "pretrain_seeds" | "explicit" | "multi_head",
       "complete": true,                    # false while training is in progress
       "created": "2026-11-26T20:00:00+00:00",
       "max_length": 512,                   # tokens; truncation keeps the response end
@@ -30,6 +30,34 @@ my_ensemble/
 
 Standardization statistics are each member's mean and std over the held-out
 responses (chosen and rejected) of its training data.
+
+Member formats (``"format"``; an ensemble may mix ``hf`` with one of the others):
+
+- ``"hf"`` (default): ``path`` is a standalone HF directory, as above.
+- ``"multi_head"`` (kind ``"multi_head"``): K heads over one shared backbone; see
+  :mod:`rewardherd.models.multihead`. ``path`` is the shared body directory and
+  ``"head"`` the member's row in ``heads.safetensors``, which lies next to it::
+
+      my_multihead/
+        ensemble.json      # members: {"name": "head_0", "path": "backbone", "format": "multi_head", "head": 0, ...}
+        backbone/          # AutoModel body (safetensors) + tokenizer
+        heads.safetensors  # score-layer tensors stacked over heads (label axis first)
+
+- ``"lora"``: unmerged LoRA adapters over one shared backbone; see
+  :mod:`rewardherd.models.lora`. ``path`` is the member's peft adapter directory
+  (its score head saved through ``modules_to_save``); the backbone is ``backbone/``
+  at the top of the ensemble directory::
+
+      my_lora/
+        ensemble.json      # members: {"name": "member_0", "path": "member_0", "format": "lora", ...}
+        backbone/          # AutoModelForSequenceClassification(num_labels=1) + tokenizer
+        member_0/          # adapter_config.json + adapter_model.safetensors
+        member_1/
+
+  Every shared-backbone member can be exported as a standalone ``"hf"`` member
+  (:meth:`rewardherd.models.Ensemble.export_member`).
+
+The ``"head"`` field is written only for multi-head members.
 """
 
 from __future__ import annotations
@@ -46,7 +74,8 @@ from typing import Any
 FORMAT_VERSION = 1
 MANIFEST = "ensemble.json"
 TEXT_FORMAT = "plain-v1"
-KINDS = ("finetune_seeds", "pretrain_seeds", "explicit")
+KINDS = ("finetune_seeds", "pretrain_seeds", "explicit", "multi_head")
+MEMBER_FORMATS = ("hf", "multi_head", "lora")
 
 
 class ManifestError(ValueError):
@@ -65,6 +94,8 @@ class MemberInfo:
     n_heldout_pairs: int | None = None
     standardization: dict[str, float] | None = None
     train_config: dict[str, Any] = field(default_factory=dict)
+    head: int | None = None
+    """Row of this member in ``heads.safetensors`` (multi_head members only)."""
 
     @classmethod
     def from_dict(cls, d: dict, where: str) -> MemberInfo:
@@ -75,6 +106,12 @@ class MemberInfo:
         unknown = set(d) - known
         if unknown:
             raise ManifestError(f"{where}: member has unknown field(s) {sorted(unknown)}")
+        types = {"name": str, "path": str, "backbone": str, "finetune_seed": int, "format": str,
+                 "pretrain_seed": (int, type(None)), "heldout_accuracy": (int, float, type(None)),
+                 "n_heldout_pairs": (int, type(None)), "train_config": dict}
+        for key, tp in types.items():
+            if key in d and (not isinstance(d[key], tp) or isinstance(d[key], bool)):
+                raise ManifestError(f"{where}: field '{key}' has type {type(d[key]).__name__}")
         st = d.get("standardization")
         if st is not None and not (isinstance(st, dict) and {"mean", "std"} <= set(st)):
             raise ManifestError(f"{where}: field 'standardization' must be an object with 'mean' and 'std'")
@@ -96,7 +133,7 @@ class Manifest:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["members"] = [asdict(m) for m in self.members]
+        d["members"] = [_member_dict(m) for m in self.members]
         return d
 
     @classmethod
@@ -129,6 +166,13 @@ class Manifest:
     def write(self, directory: str | Path) -> Path:
         """Write ``ensemble.json`` atomically (temp file, then rename)."""
         return write_json_atomic(Path(directory) / MANIFEST, self.to_dict())
+
+
+def _member_dict(m: MemberInfo) -> dict:
+    d = asdict(m)
+    if d["head"] is None:  # only multi-head members carry it; other manifests stay as before
+        del d["head"]
+    return d
 
 
 def write_json_atomic(path: Path, obj: Any) -> Path:

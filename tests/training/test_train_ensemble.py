@@ -1,0 +1,207 @@
+"""Train tiny finetune-seed and pretrain-seed ensembles on rule-labelled data (TRL RewardTrainer).
+
+Acceptance: every member's held-out accuracy is clearly above chance; the ensemble
+round-trips through save/load with identical scores; each member loads alone with
+``AutoModelForSequenceClassification.from_pretrained`` and scores like its ensemble row.
+"""
+
+import shutil
+from importlib import metadata
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rewardherd import core
+from rewardherd.models import Ensemble
+from rewardherd.models.formatting import encode
+from rewardherd.models.manifest import FORMAT_VERSION
+from rewardherd.studies.evaluation import evaluate_ensemble
+from rewardherd.training import MemberSpec, train_member
+
+KINDS = ["finetune_ensemble", "pretrain_ensemble"]
+
+
+@pytest.fixture(params=KINDS)
+def trained(request):
+    return request.getfixturevalue(request.param)
+
+
+def _heldout_texts(heldout):
+    prompts = [p.prompt for p in heldout] * 2
+    responses = [p.chosen for p in heldout] + [p.rejected for p in heldout]
+    return prompts, responses
+
+
+def test_every_member_is_clearly_above_chance(trained, rule_split):
+    out, manifest, cfg = trained
+    _, heldout = rule_split
+    assert manifest.complete
+    assert len(manifest.members) == len(cfg.member_specs())
+    for m in manifest.members:
+        assert m.n_heldout_pairs == len(heldout)
+        assert m.heldout_accuracy >= 0.8, (m.name, m.heldout_accuracy)
+
+
+def test_manifest_accuracy_and_statistics_match_the_saved_members(trained, rule_split):
+    """The manifest's accuracy and standardization statistics are those of the saved weights
+    on the held-out responses (chosen and rejected)."""
+    out, manifest, _ = trained
+    _, heldout = rule_split
+    ens = Ensemble.load(out, device="cpu")
+    raw = ens.score(*_heldout_texts(heldout))
+    b = len(heldout)
+    for i, m in enumerate(manifest.members):
+        assert core.preference_accuracy(raw[i, :b], raw[i, b:]) == pytest.approx(m.heldout_accuracy)
+        assert m.standardization["mean"] == pytest.approx(raw[i].mean(), abs=1e-5)
+        assert m.standardization["std"] == pytest.approx(raw[i].std(), abs=1e-5)
+        assert m.standardization["n"] == 2 * b
+    z = ens.standardize(raw)
+    np.testing.assert_allclose(z.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=1), 1.0, atol=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_scores(trained, rule_split, tmp_path):
+    out, manifest, _ = trained
+    prompts, responses = _heldout_texts(rule_split[1])
+    ens = Ensemble.load(out, device="cpu")
+    scores = ens.score(prompts, responses)
+    ens.save(tmp_path / "copy")
+    again = Ensemble.load(tmp_path / "copy", device="cpu")
+    np.testing.assert_array_equal(again.score(prompts, responses), scores)
+    assert [m.info for m in again.members] == manifest.members
+    np.testing.assert_array_equal(Ensemble.load(out, device="cpu").score(prompts, responses), scores)
+
+
+def test_each_member_loads_alone_with_transformers(trained, rule_split):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out, manifest, _ = trained
+    heldout = rule_split[1][:8]
+    prompts, responses = _heldout_texts(heldout)
+    ens = Ensemble.load(out, device="cpu")
+    rows = ens.score(prompts, responses)
+    for i, m in enumerate(manifest.members):
+        member_dir = out / m.path
+        assert (member_dir / "model.safetensors").is_file()
+        assert not list(member_dir.glob("*.bin"))
+        model = AutoModelForSequenceClassification.from_pretrained(member_dir).eval()
+        tok = AutoTokenizer.from_pretrained(member_dir)
+        assert model.config.num_labels == 1
+        assert model.config.pad_token_id is not None
+        assert tok.pad_token_id is not None
+        alone = []
+        for p, r in zip(prompts, responses, strict=True):
+            ids, _ = encode(tok, p, r, manifest.max_length)
+            with torch.no_grad():
+                alone.append(model(input_ids=torch.tensor([ids])).logits[0, 0].item())
+        np.testing.assert_allclose(alone, rows[i], atol=1e-5, rtol=0)
+
+
+def test_members_differ(trained, rule_split):
+    out, manifest, _ = trained
+    ens = Ensemble.load(out, device="cpu")
+    raw = ens.score(*_heldout_texts(rule_split[1]))
+    for i in range(len(ens)):
+        for j in range(i + 1, len(ens)):
+            assert not np.allclose(raw[i], raw[j], atol=1e-3), (i, j)
+    assert evaluate_ensemble(ens, rule_split[1])["kendall_tau"] < 1.0
+
+
+def test_finetune_seed_members(finetune_ensemble, backbones):
+    _, manifest, _ = finetune_ensemble
+    assert manifest.kind == "finetune_seeds"
+    assert [m.name for m in manifest.members] == ["member_0", "member_1", "member_2"]
+    assert [m.finetune_seed for m in manifest.members] == [0, 1, 2]
+    assert {m.backbone for m in manifest.members} == {str(backbones[0])}
+    assert [m.pretrain_seed for m in manifest.members] == [None, None, None]
+
+
+def test_pretrain_seed_members(pretrain_ensemble, backbones):
+    _, manifest, _ = pretrain_ensemble
+    assert manifest.kind == "pretrain_seeds"
+    assert [m.backbone for m in manifest.members] == [str(b) for b in backbones]
+    assert [m.pretrain_seed for m in manifest.members] == [0, 1]
+    assert [m.finetune_seed for m in manifest.members] == [0, 0]
+
+
+def test_manifest_records_training_config_and_versions(trained, rule_split, fast):
+    import json
+
+    out, manifest, _ = trained
+    d = json.loads((out / "ensemble.json").read_text())
+    assert d["format_version"] == FORMAT_VERSION
+    assert d["complete"] is True
+    assert d["config_hash"] and d["created"]
+    assert d["max_length"] == fast.max_length
+    for name in ("torch", "transformers", "trl", "peft", "numpy"):
+        assert d["package_versions"][name] == metadata.version(name)
+    for m in d["members"]:
+        tc = m["train_config"]
+        assert tc["lr"] == fast.lr and tc["epochs"] == fast.epochs and tc["batch_size"] == fast.batch_size
+        assert tc["center_coef"] == 0.01 and tc["bf16"] is False
+        assert tc["n_train_pairs"] == len(rule_split[0])
+        assert tc["n_truncated"] == 0
+        assert tc["last_loss"] < tc["first_loss"]  # loss falls on separable preferences
+        assert {"mean", "std", "n"} <= set(m["standardization"])
+
+
+def test_training_changes_the_backbone_parameters(finetune_ensemble, backbones):
+    out, _, _ = finetune_ensemble
+    before = load_file(backbones[0] / "model.safetensors")
+    after = load_file(out / "member_0" / "model.safetensors")
+    key = next(k for k in after if k.endswith("h.0.attn.c_attn.weight"))
+    src = next(k for k in before if k.endswith("h.0.attn.c_attn.weight"))
+    assert after[key].shape == before[src].shape
+    assert not torch.equal(after[key], before[src])
+    assert any(k.startswith("score") for k in after)
+
+
+def test_evaluate_ensemble_on_heldout(finetune_ensemble, rule_split):
+    out, manifest, _ = finetune_ensemble
+    res = evaluate_ensemble(Ensemble.load(out, device="cpu"), rule_split[1])
+    assert res["n_pairs"] == len(rule_split[1])
+    assert res["member_accuracy"] == {m.name: pytest.approx(m.heldout_accuracy) for m in manifest.members}
+    assert set(res["method_accuracy"]) == set(core.METHODS)
+    assert all(a >= 0.8 for a in res["method_accuracy"].values())
+    assert 0.0 <= res["direction_agreement"] <= 1.0
+
+
+def test_training_is_reproducible(backbones, rule_split, tmp_path):
+    """The same spec, seed, data and config give the same weights (so a resumed run matches)."""
+    from rewardherd.training import TrainConfig
+
+    quick = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64)
+    data = (rule_split[0][:48], rule_split[1][:16])
+    infos = [
+        train_member(MemberSpec(str(backbones[0]), 3), *data, tmp_path / name, name=name, config=quick, progress=False)
+        for name in ("a", "b")
+    ]
+    assert infos[0].heldout_accuracy == infos[1].heldout_accuracy
+    assert infos[0].standardization == infos[1].standardization
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp dirs left
+
+
+def test_train_member_refuses_existing_directory_and_empty_data(backbones, rule_split, tmp_path, fast):
+    (tmp_path / "m").mkdir()
+    spec = MemberSpec(str(backbones[0]), 0)
+    with pytest.raises(FileExistsError):
+        train_member(spec, *rule_split, tmp_path / "m", name="m", config=fast, progress=False)
+    with pytest.raises(ValueError, match="held-out"):
+        train_member(spec, rule_split[0], [], tmp_path / "n", name="n", config=fast, progress=False)
+    assert not (tmp_path / "n").exists()
+
+
+def test_copy_of_trained_ensemble_is_movable(finetune_ensemble, tmp_path):
+    """Member paths are relative: a copied ensemble directory loads from its new place."""
+    out, _, _ = finetune_ensemble
+    shutil.copytree(out, tmp_path / "moved")
+    ens = Ensemble.load(tmp_path / "moved", device="cpu")
+    assert ens.directory == tmp_path / "moved"
+    assert len(ens) == 3
