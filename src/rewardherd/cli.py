@@ -16,6 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer
 
+from rewardherd.cli_common import fail as _fail
+from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
 from rewardherd.serve.cli import serve_command
 from rewardherd.training.config import EnsembleConfig, TrainConfig
@@ -43,21 +45,8 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("rewardherd").setLevel(logging.INFO)
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
-def _parse_params(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            _fail(f"--param {it!r} must look like name=value (e.g. lam=0.5)")
-        k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 @app.callback()

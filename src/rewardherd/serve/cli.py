@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from rewardherd.cli_common import fail as _fail
+from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
 from rewardherd.serve.config import ServeConfig
 
@@ -24,21 +26,8 @@ TOKEN_ENV = "REWARDHERD_TOKEN"
 log = logging.getLogger(__name__)
 
 
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
-def _parse_params(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            _fail(f"--param {it!r} must look like name=value (e.g. lam=0.5)")
-        k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 def serve_command(
