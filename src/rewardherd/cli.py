@@ -20,6 +20,7 @@ from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
 from rewardherd.serve.cli import serve_command
+from rewardherd.world.cli import world_app
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 
 app = typer.Typer(
@@ -418,6 +419,7 @@ def demo(
 
 
 app.command("serve")(serve_command)
+app.add_typer(world_app, name="world")
 
 
 def main() -> None:

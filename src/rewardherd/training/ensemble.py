@@ -28,7 +28,7 @@ from pathlib import Path
 from rewardherd.config import config_hash
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.training.config import EnsembleConfig, MemberSpec, TrainConfig
-from rewardherd.training.member import train_member
+from rewardherd.training.member import is_main_process, train_member
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def train_ensemble(
     specs = ensemble.member_specs()
     fp = data_fingerprint(list(train_pairs) + list(heldout_pairs))
     phash = plan_hash(specs, config, fp, ensemble.kind)
-    manifest = _open_or_start(out_dir, phash, ensemble.kind, config, overwrite)
+    main = is_main_process()  # under `accelerate launch`, only rank 0 writes files
+    manifest = _open_or_start(out_dir, phash, ensemble.kind, config, overwrite, write=main)
     done = {m.name: m for m in manifest.members}
     bar = None
     if progress:
@@ -91,14 +92,15 @@ def train_ensemble(
             log.info("member %s already trained (held-out accuracy %.3f); keeping it", name, done[name].heldout_accuracy)
             continue
         target = out_dir / name
-        if target.exists():  # killed after the rename, before the manifest write
+        if target.exists() and main:  # killed after the rename, before the manifest write
             stale = out_dir / f".{name}.unrecorded"
             shutil.rmtree(stale, ignore_errors=True)
             target.rename(stale)
             log.warning("member %s was on disk but not in the manifest; retraining it", name)
         info = train_member(spec, train_pairs, heldout_pairs, target, name=name, config=config, progress=progress)
         manifest.members.append(info)
-        manifest.write(out_dir)
+        if main:
+            manifest.write(out_dir)
         if on_member_done is not None:
             on_member_done(info)
         if bar is not None:
@@ -107,13 +109,15 @@ def train_ensemble(
     if bar is not None:
         bar.close()
     manifest.complete = True
-    manifest.write(out_dir)
-    for stale in out_dir.glob(".member_*.unrecorded"):
-        shutil.rmtree(stale, ignore_errors=True)
+    if main:
+        manifest.write(out_dir)
+        for stale in out_dir.glob(".member_*.unrecorded"):
+            shutil.rmtree(stale, ignore_errors=True)
     return manifest
 
 
-def _open_or_start(out_dir: Path, phash: str, kind: str, config: TrainConfig, overwrite: bool) -> Manifest:
+def _open_or_start(out_dir: Path, phash: str, kind: str, config: TrainConfig, overwrite: bool,
+                   write: bool = True) -> Manifest:
     if out_dir.exists() and (out_dir / "ensemble.json").exists():
         try:
             existing = Manifest.read(out_dir)
@@ -130,12 +134,15 @@ def _open_or_start(out_dir: Path, phash: str, kind: str, config: TrainConfig, ov
                 "choose another --out or pass --overwrite to replace it"
             )
         log.warning("--overwrite: replacing the ensemble in %s", out_dir)
-        shutil.rmtree(out_dir)
+        if write:
+            shutil.rmtree(out_dir)
     elif out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists and is not an ensemble directory; choose another --out")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        if write:
+            shutil.rmtree(out_dir)
     manifest = Manifest(kind=kind, members=[], max_length=config.max_length, complete=False, config_hash=phash)
-    manifest.write(out_dir)
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest.write(out_dir)
     return manifest

@@ -35,6 +35,11 @@ from rewardherd.training.config import MemberSpec, TrainConfig
 log = logging.getLogger(__name__)
 
 
+def is_main_process() -> bool:
+    """True outside distributed launches and on rank 0 of `accelerate launch` / torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _pairs_columns(pairs) -> tuple[list, list, list, list]:
     return (
         [p.prompt for p in pairs],
@@ -105,11 +110,18 @@ def train_member(
     name: str,
     config: TrainConfig = TrainConfig(),
     progress: bool = True,
+    merge_lora: bool = True,
 ) -> MemberInfo:
     """Train one member and save it as a standalone HF directory at ``out_dir``.
 
     The directory is written to a temporary sibling and renamed into place, so a
     killed run never leaves a half-written member behind.
+
+    With ``config.lora_r`` set, the adapter is merged into the backbone by default
+    (a standalone member). ``merge_lora=False`` keeps it unmerged: ``out_dir`` then
+    holds the peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``,
+    score head included via ``modules_to_save``) and the tokenizer, and the entry's
+    format is ``"lora"`` (see :mod:`rewardherd.models.lora`).
 
     Returns:
         The member's manifest entry (held-out accuracy, standardization statistics).
@@ -123,6 +135,8 @@ def train_member(
         raise FileExistsError(f"{out_dir} exists; refusing to overwrite a trained member")
     if len(train_pairs) == 0 or len(heldout_pairs) == 0:
         raise ValueError(f"member {name}: need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+    if not merge_lora and config.lora_r is None:
+        raise ValueError("merge_lora=False needs a LoRA member (config.lora_r)")
     t0 = time.time()
     seed = spec.finetune_seed
     device = torch.device(config.device) if config.device else default_device()
@@ -180,14 +194,17 @@ def train_member(
         finally:
             hf_logging.set_verbosity(verbosity)
         model = trainer.model
-        if peft_config is not None:
+        if peft_config is not None and merge_lora:
             model = model.merge_and_unload()
         model.eval()
         ev = evaluate_pairs(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
-        staged = work / "member"
-        model.save_pretrained(staged, safe_serialization=True)
-        tokenizer.save_pretrained(staged)
-        os.replace(staged, out_dir)
+        # Under `accelerate launch` every process trains (DDP); only the main one writes.
+        if trainer.accelerator.is_main_process:
+            staged = work / "member"
+            model.save_pretrained(staged, safe_serialization=True)
+            tokenizer.save_pretrained(staged)
+            os.replace(staged, out_dir)
+        trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -197,12 +214,13 @@ def train_member(
         backbone=str(spec.backbone),
         finetune_seed=spec.finetune_seed,
         pretrain_seed=spec.pretrain_seed,
+        format="hf" if merge_lora else "lora",
         heldout_accuracy=ev["accuracy"],
         n_heldout_pairs=len(heldout_pairs),
         standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
         train_config={**asdict(config), "n_train_pairs": len(train_pairs), "n_truncated": n_trunc,
                       "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                      "seconds": round(time.time() - t0, 2)},
+                      "seconds": round(time.time() - t0, 2), "num_processes": trainer.accelerator.num_processes},
     )
     log.info("member %s: held-out accuracy %.3f (%d pairs) in %.1fs", name, ev["accuracy"], len(heldout_pairs),
              time.time() - t0)
