@@ -6,8 +6,19 @@ Shape notation: ``m`` members, ``b`` (prompt, response) pairs, ``p`` prompts,
 Scoring path (CPU and GPU alike):
 1. identical (prompt, response) pairs are scored once;
 2. members that share a tokenizer share one tokenization;
-3. sequences are bucketed by length so batches pad little;
-4. each member runs a forward pass over the buckets.
+3. sequences are bucketed by length so batches pad little, and each bucket is
+   padded once for all members of the group;
+4. the members run on each bucket by the fastest correct path for their device
+   (``scoring``, see :mod:`rewardherd.models.vectorized`): ``"auto"`` loops over
+   members on CPU (where vmap is slower) and vmaps members that share an
+   architecture on CUDA; heterogeneous members fall back to the loop; the heads of
+   a multi-head model run in one backbone pass, LoRA adapters over one backbone in
+   one mixed-adapter pass (on CUDA; they loop on CPU, where that is faster).
+
+Members may be standalone HF models (format ``hf``), heads of a multi-head model
+(``multi_head``) or LoRA adapters over one backbone (``lora``); see
+:mod:`rewardherd.models.manifest` for the directory formats and
+:meth:`Ensemble.export_member` for standalone exports.
 
 Aggregation (:meth:`Ensemble.reward`) standardizes each member with the statistics
 stored in its manifest entry before aggregating (``standardize=True``, the default),
@@ -30,8 +41,9 @@ import torch
 
 from rewardherd import core
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
-from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
-from rewardherd.models.scoring import score_ids
+from rewardherd.models.manifest import MEMBER_FORMATS, Manifest, ManifestError, MemberInfo
+from rewardherd.models.scoring import score_ids  # noqa: F401 (re-exported; used by callers and tests)
+from rewardherd.models.vectorized import GroupScorer, Scoring
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +115,27 @@ def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, tru
 
 
 class Ensemble:
-    """K reward models scored as one. Build with :meth:`load` or from loaded members."""
+    """K reward models scored as one. Build with :meth:`load` or from loaded members.
 
-    def __init__(self, members: Sequence[Member], manifest: Manifest, directory: Path | None = None):
+    ``scoring`` picks how members run on a batch: "auto" (loop on CPU, vmap on CUDA),
+    "loop" or "vmap" (both correct everywhere). ``cuda_graphs=True`` additionally
+    replays CUDA graphs captured over static length buckets (CUDA only, opt-in).
+    See :mod:`rewardherd.models.vectorized`.
+    """
+
+    def __init__(self, members: Sequence[Member], manifest: Manifest, directory: Path | None = None, *,
+                 scoring: Scoring = "auto", cuda_graphs: bool = False):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
         self.manifest = manifest
         self.directory = directory
         self._groups = self._group_by_tokenizer()
+        self._scorer = GroupScorer(scoring, cuda_graphs=cuda_graphs)
+
+    @property
+    def scoring(self) -> str:
+        return self._scorer.scoring
 
     # ------------------------------------------------------------------ I/O
     @classmethod
@@ -123,8 +147,15 @@ class Ensemble:
         dtype=torch.float32,
         trust_remote_code: bool = False,
         allow_incomplete: bool = False,
+        scoring: Scoring = "auto",
+        cuda_graphs: bool = False,
     ) -> Ensemble:
-        """Load an ensemble directory (see :mod:`rewardherd.models.manifest`)."""
+        """Load an ensemble directory (see :mod:`rewardherd.models.manifest`).
+
+        Multi-head and LoRA members load their shared backbone once.
+        """
+        from rewardherd.models import lora, multihead
+
         directory = Path(directory)
         manifest = Manifest.read(directory)
         if not manifest.complete and not allow_incomplete:
@@ -134,16 +165,23 @@ class Ensemble:
             )
         if not manifest.members:
             raise ManifestError(f"{directory / 'ensemble.json'}: no members")
+        unknown = [(i.name, i.format) for i in manifest.members if i.format not in MEMBER_FORMATS]
+        if unknown:
+            raise ManifestError(f"{directory}: member(s) with unknown format {unknown}; this build reads {MEMBER_FORMATS}")
+        kw = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
+        shared = {**multihead.load_members(directory, manifest.members, **kw),
+                  **lora.load_members(directory, manifest.members, **kw)}
         members = []
         for info in manifest.members:
-            if info.format != "hf":
-                raise ManifestError(f"{directory}: member {info.name!r} has format {info.format!r}; this build reads 'hf'")
+            if info.name in shared:
+                members.append(Member(info, *shared[info.name]))
+                continue
             path = directory / info.path
             if not path.is_dir():
                 raise ManifestError(f"{directory / 'ensemble.json'}: member {info.name!r} path {path} does not exist")
             model, tok = load_member_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
             members.append(Member(info, model, tok))
-        return cls(members, manifest, directory)
+        return cls(members, manifest, directory, scoring=scoring, cuda_graphs=cuda_graphs)
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save atomically: write a sibling temp directory, then rename it into place.
@@ -156,11 +194,15 @@ class Ensemble:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
         try:
+            from rewardherd.models import lora, multihead
+
             infos = []
             for m in self.members:
-                m.model.save_pretrained(tmp / m.info.path, safe_serialization=True)
-                m.tokenizer.save_pretrained(tmp / m.info.path)
+                if m.info.format == "hf":
+                    m.model.save_pretrained(tmp / m.info.path, safe_serialization=True)
+                    m.tokenizer.save_pretrained(tmp / m.info.path)
                 infos.append(m.info)
+            infos = lora.save_members(self.members, multihead.save_members(self.members, infos, tmp), tmp)
             Manifest(**{**self.manifest.__dict__, "members": infos}).write(tmp)
             if directory.exists():
                 old = directory.with_name(f".{directory.name}.old-{tmp.name[-8:]}")
@@ -231,8 +273,8 @@ class Ensemble:
             if n_trunc:
                 log.warning("%d of %d sequences exceed max_length=%s and were truncated", n_trunc, len(ids), self.max_length)
             pad = pad_token_id(tok)
-            for i in group:
-                out[i] = score_ids(self.members[i].model, ids, pad, batch_size)[inverse]
+            scores = self._scorer.score([self.members[i].model for i in group], ids, pad, batch_size)  # (k, u)
+            out[group] = scores[:, inverse]
         if not np.all(np.isfinite(out)):
             raise FloatingPointError("a member produced a non-finite score")
         return self.standardize(out) if standardize else out
@@ -251,12 +293,16 @@ class Ensemble:
         return core.standardize(raw, mean, std)
 
     def aggregate_scores(
-        self, raw: np.ndarray, method: core.Method = "mean", *, standardize: bool = True, ddof: int = 0, **params
+        self, raw: np.ndarray, method: core.Method = "mean", *, standardize: bool = True, **params
     ) -> RewardOutput:
-        """Aggregate already computed raw member scores (m, b)."""
+        """Aggregate already computed raw member scores (m, b).
+
+        The spread uses the method's ``ddof`` when it has one, else 0 (population).
+        """
         scores = self.standardize(raw) if standardize else core.as_scores(raw)
         agg = core.aggregate(scores, method, **params)
-        return RewardOutput(agg, core.spread(scores, ddof=ddof), scores, raw, method, dict(params), standardize)
+        spread = core.spread(scores, ddof=params.get("ddof", 0))
+        return RewardOutput(agg, spread, scores, raw, method, dict(params), standardize)
 
     def reward(
         self,
@@ -274,7 +320,7 @@ class Ensemble:
         :func:`rewardherd.core.aggregate`. The spread uses the same ``ddof``.
         """
         raw = self.score(prompts, responses, batch_size=batch_size)
-        return self.aggregate_scores(raw, method, standardize=standardize, ddof=int(params.get("ddof", 0)), **params)
+        return self.aggregate_scores(raw, method, standardize=standardize, **params)
 
     def best_of_n(
         self,
@@ -318,9 +364,31 @@ class Ensemble:
         return EnsembleRewardFunction(self, method, standardize=standardize, batch_size=batch_size, **params)
 
     def to(self, device) -> Ensemble:
+        self._scorer.clear()
         for m in self.members:
             m.model.to(device)
         return self
+
+    def export_member(self, name: str, out_dir: str | Path) -> Path:
+        """Write member ``name`` as a standalone HF member directory
+        (``AutoModelForSequenceClassification``, num_labels=1, safetensors + tokenizer)
+        with the same scores: a head of a multi-head model, or a LoRA adapter merged
+        into a copy of its backbone. Its manifest entry (statistics) still applies."""
+        from rewardherd.models import lora, multihead
+
+        if name not in self.names:
+            raise KeyError(f"no member {name!r}; members are {self.names}")
+        m = self.members[self.names.index(name)]
+        out_dir = Path(out_dir)
+        if out_dir.exists():
+            raise FileExistsError(f"{out_dir} exists")
+        if m.info.format == multihead.FORMAT:
+            return multihead.export_member(m, out_dir)
+        if m.info.format == lora.FORMAT:
+            return lora.export_member(m, out_dir)
+        m.model.save_pretrained(out_dir, safe_serialization=True)
+        m.tokenizer.save_pretrained(out_dir)
+        return out_dir
 
 
 def _key(x: Text):

@@ -1,0 +1,281 @@
+"""Train a multi-head ensemble: one backbone, K scalar heads, one loop.
+
+Shape notation: ``K`` heads, ``b`` preference pairs per step, ``n`` training pairs;
+scores of a step are (K, b) for the chosen and the rejected responses.
+
+TRL's RewardTrainer trains one head, so the multi-head ensemble has its own small
+loop (written out, torchtune style). Each step runs the backbone once on the
+chosen and rejected sequences of b pairs, which gives every head's scores, and the
+loss is :func:`rewardherd.core.bradley_terry_loss` (centring term, per-pair margin,
+label smoothing) averaged over heads. Heads differ by
+
+- their initialization seed (``seeds[k]``), and
+- with ``bootstrap=True``, a bootstrap resample of the training pairs per head:
+  head k sees pair i ``c[k, i] ~ Multinomial(n, 1/n)`` times, which the loop realises
+  by repeating pair i ``c[k, i]`` times in head k's loss term of every batch that
+  holds pair i. Pairs are visited in one shared order, so the backbone still runs
+  once per step for all heads.
+
+Departure from the papers: this is *not* a pretrain-seed ensemble, nor a
+fine-tune-seed one; the heads share the whole fine-tuned backbone, so they are
+less diverse (see :mod:`rewardherd.models.multihead`).
+
+Optimizer and schedule match the TRL member path: AdamW, ``config.lr_scheduler``
+with linear warm-up over ``config.warmup_ratio`` of the steps, gradient norm
+clipped at 1.0 (TRL's default), fp32 on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardherd import core
+from rewardherd.config import config_hash
+from rewardherd.models.ensemble import default_device
+from rewardherd.models.formatting import encode_batch, pad_token_id
+from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
+from rewardherd.models.multihead import BACKBONE_DIR, FORMAT, MultiHeadRewardModel
+from rewardherd.models.vectorized import GroupScorer, pad_right
+from rewardherd.training.config import TrainConfig
+from rewardherd.training.ensemble import PlanMismatchError, data_fingerprint
+
+log = logging.getLogger(__name__)
+
+KIND = "multi_head"
+
+
+def bootstrap_counts(n: int, seeds: Sequence[int]) -> np.ndarray:
+    """(K, n) int64: how often each head's bootstrap resample holds each pair.
+
+    Head k draws n pairs with replacement using ``numpy.random.default_rng(seeds[k])``.
+    """
+    out = np.empty((len(seeds), n), dtype=np.int64)
+    for k, s in enumerate(seeds):
+        out[k] = np.bincount(np.random.default_rng(int(s)).integers(0, n, size=n), minlength=n)
+    return out
+
+
+def multihead_loss(chosen: torch.Tensor, rejected: torch.Tensor, *, counts: torch.Tensor | None = None,
+                   margin: torch.Tensor | None = None, center_coef: float = 0.01,
+                   label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean over heads of each head's Bradley-Terry loss on its (resampled) pairs.
+
+    Args:
+        chosen, rejected: (K, b) scores of the heads.
+        counts: (K, b) bootstrap multiplicities of the pairs per head; None = all 1.
+        margin: (b,) per-pair margins or None.
+
+    Returns:
+        A scalar; heads whose resample holds none of the b pairs are left out.
+    """
+    kw = {"center_coef": center_coef, "label_smoothing": label_smoothing}
+    if counts is None:
+        m = None if margin is None else margin[None, :].expand_as(chosen)
+        return core.bradley_terry_loss(chosen, rejected, margin=m, **kw)
+    terms = []
+    for k in range(chosen.shape[0]):
+        if int(counts[k].sum()) == 0:
+            continue
+        rep = counts[k]
+        m = None if margin is None else margin.repeat_interleave(rep)
+        terms.append(core.bradley_terry_loss(chosen[k].repeat_interleave(rep), rejected[k].repeat_interleave(rep),
+                                             margin=m, **kw))
+    if not terms:
+        return chosen.sum() * 0.0  # keeps the graph; no head drew any of these pairs
+    return torch.stack(terms).mean()
+
+
+def evaluate_heads(model: MultiHeadRewardModel, tokenizer, pairs, max_length: int, batch_size: int = 64) -> list[dict]:
+    """Per-head held-out accuracy and score statistics (one backbone pass per bucket)."""
+    prompts = [p.prompt for p in pairs]
+    c_ids, _ = encode_batch(tokenizer, prompts, [p.chosen for p in pairs], max_length)
+    r_ids, _ = encode_batch(tokenizer, prompts, [p.rejected for p in pairs], max_length)
+    views = model.views()
+    scores = GroupScorer("auto").score(views, c_ids + r_ids, pad_token_id(tokenizer), batch_size)  # (K, 2n)
+    sc, sr = scores[:, : len(pairs)], scores[:, len(pairs):]
+    mean, std = core.member_statistics(scores)
+    return [{"accuracy": core.preference_accuracy(sc[k], sr[k]), "mean": float(mean[k]), "std": float(std[k]),
+             "n": int(scores.shape[1])} for k in range(model.n_heads)]
+
+
+def train_multihead_ensemble(
+    train_pairs: Sequence,
+    heldout_pairs: Sequence,
+    out_dir: str | Path,
+    backbone: str | Path,
+    n_heads: int,
+    config: TrainConfig = TrainConfig(),
+    *,
+    seeds: Sequence[int] | None = None,
+    bootstrap: bool = False,
+    label_smoothing: float = 0.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Manifest:
+    """Train K heads on one backbone and write a multi-head ensemble directory.
+
+    Args:
+        train_pairs, heldout_pairs: :class:`rewardherd.data.PreferencePair` lists; the
+            held-out pairs give each head's accuracy and standardization statistics.
+        out_dir: the ensemble directory (format: :mod:`rewardherd.models.multihead`).
+        backbone: path of the pretrained backbone (any HF model with a
+            sequence-classification head class).
+        n_heads: K.
+        config: lr, epochs, batch size, max_length, centring coefficient, schedule,
+            device (``lora_r`` must be None: the backbone is trained in full).
+        seeds: head k's initialization seed and bootstrap seed; default 0..K-1.
+            ``seeds[0]`` also seeds the data order and dropout.
+        bootstrap: resample the training pairs per head (with replacement).
+        label_smoothing: alpha of :func:`rewardherd.core.bradley_terry_loss`.
+        overwrite: replace a directory trained with a different plan. The same
+            plan finds the finished directory and returns its manifest.
+
+    Returns:
+        The manifest (kind "multi_head", one member per head).
+    """
+    from transformers import AutoTokenizer, get_scheduler
+
+    out_dir = Path(out_dir)
+    seeds = tuple(range(n_heads)) if seeds is None else tuple(int(s) for s in seeds)
+    if len(seeds) != n_heads:
+        raise ValueError(f"{len(seeds)} seeds for {n_heads} heads")
+    if config.lora_r is not None:
+        raise ValueError("multi-head ensembles train the backbone in full; set lora_r=None")
+    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
+        raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+    plan = config_hash({"kind": KIND, "backbone": str(backbone), "n_heads": n_heads, "seeds": list(seeds),
+                        "bootstrap": bootstrap, "label_smoothing": label_smoothing, "train": asdict(config),
+                        "data": data_fingerprint(list(train_pairs) + list(heldout_pairs))})
+    if out_dir.exists():
+        existing = _existing(out_dir, plan, overwrite)
+        if existing is not None:
+            return existing
+    t0 = time.time()
+    device = torch.device(config.device) if config.device else default_device()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"{backbone}: tokenizer has neither pad nor eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    pad = pad_token_id(tokenizer)
+    model = MultiHeadRewardModel.from_backbone(backbone, n_heads, seeds, pad_id=pad)
+    model.to(device).train()
+
+    prompts = [p.prompt for p in train_pairs]
+    c_ids, tc = encode_batch(tokenizer, prompts, [p.chosen for p in train_pairs], config.max_length)
+    r_ids, tr = encode_batch(tokenizer, prompts, [p.rejected for p in train_pairs], config.max_length)
+    if tc + tr:
+        log.warning("%d of %d training sequences exceed max_length=%d and were truncated", tc + tr,
+                    2 * len(train_pairs), config.max_length)
+    margins = [p.margin for p in train_pairs]
+    margin_all = None
+    if any(m is not None for m in margins):
+        margin_all = torch.tensor([0.0 if m is None else float(m) for m in margins])
+    n = len(train_pairs)
+    counts = torch.from_numpy(bootstrap_counts(n, seeds)) if bootstrap else None
+
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = max(1, math.ceil(config.epochs * steps_per_epoch))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=math.ceil(config.warmup_ratio * total),
+                              num_training_steps=total)
+    torch.manual_seed(seeds[0])  # dropout
+    order_rng = np.random.default_rng(seeds[0])
+    losses: list[float] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="multi-head", unit="step")
+    step, order = 0, np.empty(0, dtype=np.int64)
+    while step < total:
+        if len(order) == 0:
+            order = order_rng.permutation(n)
+        idx, order = order[: config.batch_size], order[config.batch_size:]
+        seqs = [c_ids[i] for i in idx] + [r_ids[i] for i in idx]
+        input_ids, mask = pad_right(seqs, pad)
+        logits = model(input_ids.to(device), mask.to(device))  # (2b, K)
+        scores = logits.float().T  # (K, 2b)
+        chosen, rejected = scores[:, : len(idx)], scores[:, len(idx):]
+        loss = multihead_loss(
+            chosen, rejected,
+            counts=None if counts is None else counts[:, torch.from_numpy(idx)].to(device),
+            margin=None if margin_all is None else margin_all[torch.from_numpy(idx)].to(device),
+            center_coef=config.center_coef, label_smoothing=label_smoothing,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    if bar is not None:
+        bar.close()
+
+    model.eval()
+    stats = evaluate_heads(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
+    seconds = round(time.time() - t0, 2)
+    shared_cfg = {**asdict(config), "n_heads": n_heads, "bootstrap": bootstrap, "label_smoothing": label_smoothing,
+                  "n_train_pairs": n, "n_truncated": tc + tr, "steps": total, "first_loss": losses[0],
+                  "last_loss": losses[-1], "seconds": seconds}
+    members = []
+    for k, st in enumerate(stats):
+        cfg = dict(shared_cfg)
+        if counts is not None:
+            cfg["bootstrap_unique_pairs"] = int((counts[k] > 0).sum())
+        members.append(MemberInfo(
+            name=f"head_{k}", path=BACKBONE_DIR, backbone=str(backbone), finetune_seed=seeds[k], format=FORMAT,
+            head=k, heldout_accuracy=st["accuracy"], n_heldout_pairs=len(heldout_pairs),
+            standardization={"mean": st["mean"], "std": st["std"], "n": st["n"]}, train_config=cfg,
+        ))
+    manifest = Manifest(kind=KIND, members=members, max_length=config.max_length, complete=True, config_hash=plan)
+    _write_atomically(out_dir, model, tokenizer, manifest)
+    log.info("multi-head ensemble: %d heads, held-out accuracy %s in %.1fs", n_heads,
+             [round(s["accuracy"], 3) for s in stats], seconds)
+    return manifest
+
+
+def _existing(out_dir: Path, plan: str, overwrite: bool) -> Manifest | None:
+    """The finished manifest for this plan, or None after clearing the way."""
+    try:
+        existing = Manifest.read(out_dir)
+    except ManifestError:
+        existing = None
+    if existing is not None and existing.config_hash == plan and existing.complete:
+        log.info("%s already holds this multi-head ensemble; keeping it", out_dir)
+        return existing
+    if not overwrite:
+        if existing is not None:
+            raise PlanMismatchError(f"{out_dir} holds an ensemble trained with a different configuration; "
+                                    "choose another out_dir or pass overwrite=True")
+        raise FileExistsError(f"{out_dir} exists and is not an ensemble directory; choose another out_dir")
+    log.warning("overwrite: replacing %s", out_dir)
+    return None
+
+
+def _write_atomically(out_dir: Path, model: MultiHeadRewardModel, tokenizer, manifest: Manifest) -> None:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        model.save(tmp / BACKBONE_DIR, tokenizer)
+        manifest.write(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
