@@ -259,7 +259,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config) -> list[dict]:
 
     rows = []
     gold = pool["gold"].to_numpy()
-    gz = (gold - gold.mean()) / gold.std()
+    gz = (gold - gold.mean()) / max(gold.std(), 1e-12)
     bad = gold < np.median(gold)
     for noise in config.noise:
         for kind in ("finetune", "pretrain"):
@@ -270,7 +270,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config) -> list[dict]:
                 z = frame[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
-                gap = (mean - mean.mean()) / mean.std() - gz
+                gap = (mean - mean.mean()) / max(mean.std(), 1e-12) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))
