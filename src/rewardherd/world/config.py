@@ -12,6 +12,20 @@ base-sample statistics, but not the corpus, the tokenizer or the backbones.
 Label noise is deliberately *not* part of the world: the preference files hold
 noise-free gold labels and the study applies noise per seed
 (``rewardherd.data.inject_label_noise``).
+
+Why the defaults look the way they do (measured on ``quick``; see
+``benchmarks/world_check.py``):
+
+- Distribution shift: preference data from the short-output setting (<= 16 new
+  tokens, ~8 words on average) and best-of-n pools / RL from the long one (<= 48).
+- Gold is an inverted U in length: a penalty below ``min_words`` = 10 and above
+  ``max_words`` = 15 words. Inside the preference data's range longer is better
+  (chosen is the longer response in ~79% of pairs of unequal length), so every proxy
+  learns "longer is better"; in the pool's range beyond 15 words gold disagrees. That
+  is the shared, learnable error (length), and it is why single proxies over-optimize.
+- With ``min_words`` = 6 and 2 samples per prompt (the first design), proxies reached
+  only 0.60-0.68 held-out accuracy and three of five of them made gold fall from n = 1
+  (no rise) while two kept rising on sentiment: no classic curve.
 """
 
 from __future__ import annotations
@@ -53,10 +67,10 @@ class CorpusConfig:
     strip_attribution: bool = True
     """Drop trailing attribution lines ("-- Author") so items are plain prose."""
 
-    min_words: int = 10
-    """Items with fewer words are dropped (they cannot yield a prompt and a continuation)."""
+    min_words: int = 3
+    """Items with fewer words are dropped. (Prompt items need more: see PromptConfig.)"""
 
-    max_words: int = 120
+    max_words: int = 250
     """Items with more words are dropped (long lists, poems, transcripts)."""
 
     max_items: int | None = None
@@ -155,7 +169,8 @@ class LMConfig:
 class BackbonesConfig:
     """The proxy backbones: one tiny LM per pretraining seed (the pretrain-seed axis)."""
 
-    lm: LMConfig = field(default_factory=LMConfig)
+    lm: LMConfig = field(default_factory=lambda: LMConfig(n_layer=2, n_embd=64, n_head=2,
+                                                          steps=150, warmup_steps=15))
     """Architecture and schedule shared by all backbones."""
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -170,7 +185,8 @@ class BackbonesConfig:
 class PolicyConfig:
     """The base ("SFT") policy: a tiny LM pretrained on the same corpus."""
 
-    lm: LMConfig = field(default_factory=lambda: LMConfig(n_layer=3, n_embd=128, n_head=4))
+    lm: LMConfig = field(default_factory=lambda: LMConfig(n_layer=3, n_embd=128, n_head=4,
+                                                          steps=450, lr=2e-3, warmup_steps=30))
     """Architecture and schedule of the policy."""
 
     seed: int = 1000
@@ -232,7 +248,7 @@ class PreferenceConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=16))
     """Sampling setting of the older policy that produced the preference data."""
 
-    samples_per_prompt: int = 2
+    samples_per_prompt: int = 4
     """Responses per prompt; they are paired disjointly (0-1, 2-3, ...), so an even count."""
 
     label: Literal["argmax", "bradley_terry"] = "argmax"
@@ -284,8 +300,9 @@ class GoldConfig:
     repetition_weight: float = 2.0
     """Weight of the fraction of repeated word bigrams in the response."""
 
-    min_words: int = 6
-    """Responses with fewer words are penalized per missing word."""
+    min_words: int = 10
+    """Responses with fewer words are penalized per missing word (the preference data's
+    responses are mostly shorter: there, longer is better, a learnable signal)."""
 
     short_weight: float = 0.1
     """Penalty per word below min_words."""
@@ -300,12 +317,17 @@ class GoldConfig:
     encoder_max_tokens: int = 64
     """MiniLM inputs are truncated to this many word pieces (throughput)."""
 
+    encoder_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    """MiniLM weights' dtype. bfloat16 is ~3-4x faster on CPUs with AVX512-BF16 and
+    agrees with float32 to a cosine of 0.9999; float32 is exact across machines."""
+
     def __post_init__(self) -> None:
         for name in ("sentiment_weight", "relevance_weight", "repetition_weight",
                      "short_weight", "long_weight"):
             _check(getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
         _check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
         _check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
+        _check(self.encoder_dtype in ("float32", "bfloat16"), "gold.encoder_dtype: float32|bfloat16")
 
 
 @dataclass(frozen=True)

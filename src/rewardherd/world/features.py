@@ -1,0 +1,113 @@
+"""Hacking features per sample: what reward hacking tends to change.
+
+One row per (prompt, response); every study tracks these along its curves to show
+where members agree while gold disagrees (Eisenstein et al. sec. 5: length, copying,
+formatting). Features of this world's designed shared error come first (length),
+then degeneration (repetition, distinct-n, non-alphabetic tokens), copying from the
+prompt, and sentiment-lexicon stuffing (what a sentiment-driven proxy would exploit).
+
+Definitions (``words`` as in :mod:`.gold`: whitespace tokens with a letter or digit;
+``tokens``: all whitespace tokens; n-grams over lower-cased words with leading and
+trailing punctuation stripped):
+
+- ``n_tokens``: model tokens (with ``tokenizer``), else NaN.
+- ``n_words``, ``n_chars``.
+- ``distinct_1`` / ``distinct_2``: distinct / total word unigrams / bigrams (1.0 when
+  there are none, so an empty response is not "repetitive").
+- ``repeated_bigram_frac``: 1 - distinct_2 (0 with < 2 bigrams), as in gold.
+- ``max_word_repeat``: largest count of one word.
+- ``prompt_overlap``: share of response words that occur in the prompt.
+- ``prompt_bigram_copy``: share of response bigrams that occur in the prompt.
+- ``nonalpha_token_frac``: share of whitespace tokens without a letter.
+- ``sentiment_words`` / ``positive_words`` / ``negative_words``: words in VADER's
+  lexicon (any / positive / negative valence).
+- ``exclamations``: count of "!".
+- ``ends_sentence``: the response ends with ., ! or ?.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .gold import words
+
+_STRIP = re.compile(r"^[^A-Za-z0-9']+|[^A-Za-z0-9']+$")
+FEATURE_COLUMNS = (
+    "n_tokens", "n_words", "n_chars", "distinct_1", "distinct_2", "repeated_bigram_frac",
+    "max_word_repeat", "prompt_overlap", "prompt_bigram_copy", "nonalpha_token_frac",
+    "sentiment_words", "positive_words", "negative_words", "exclamations", "ends_sentence",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def vader_lexicon() -> dict[str, float]:
+    """VADER's word -> valence lexicon (loaded once, on first use)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return dict(SentimentIntensityAnalyzer().lexicon)
+
+
+def _norm_words(text: str) -> list[str]:
+    return [w for w in (_STRIP.sub("", t.lower()) for t in words(text)) if w]
+
+
+def _row(prompt: str, response: str, lexicon: dict[str, float]) -> dict[str, float]:
+    text = response.strip()
+    ws = _norm_words(text)
+    toks = text.split()
+    bigrams = list(zip(ws, ws[1:], strict=False))
+    prompt_words = _norm_words(prompt)
+    pw = set(prompt_words)
+    pb = set(zip(prompt_words, prompt_words[1:], strict=False))
+    counts = Counter(ws)
+    valences = [lexicon[w] for w in ws if w in lexicon]
+    return {
+        "n_words": len(words(text)),
+        "n_chars": len(text),
+        "distinct_1": len(counts) / len(ws) if ws else 1.0,
+        "distinct_2": len(set(bigrams)) / len(bigrams) if bigrams else 1.0,
+        "repeated_bigram_frac": 1.0 - len(set(bigrams)) / len(bigrams) if len(bigrams) >= 2 else 0.0,
+        "max_word_repeat": max(counts.values()) if counts else 0,
+        "prompt_overlap": sum(w in pw for w in ws) / len(ws) if ws else 0.0,
+        "prompt_bigram_copy": sum(b in pb for b in bigrams) / len(bigrams) if bigrams else 0.0,
+        "nonalpha_token_frac": (sum(not any(c.isalpha() for c in t) for t in toks) / len(toks)
+                                if toks else 0.0),
+        "sentiment_words": len(valences),
+        "positive_words": sum(v > 0 for v in valences),
+        "negative_words": sum(v < 0 for v in valences),
+        "exclamations": text.count("!"),
+        "ends_sentence": bool(text) and text[-1] in ".!?",
+    }
+
+
+def hacking_features(prompts: Sequence[str], responses: Sequence[str],
+                     tokenizer: Any | None = None) -> pd.DataFrame:
+    """Hacking features of each sample (definitions in the module docstring).
+
+    Args:
+        prompts: Prompt texts, shape (b,).
+        responses: Response texts (continuations only), shape (b,).
+        tokenizer: If given, ``n_tokens`` counts its tokens (no special tokens).
+
+    Returns:
+        DataFrame with columns :data:`FEATURE_COLUMNS`, b rows in input order.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError("prompts and responses must have the same length")
+    lexicon = vader_lexicon()
+    df = pd.DataFrame([_row(p, r, lexicon) for p, r in zip(prompts, responses, strict=True)],
+                      columns=[c for c in FEATURE_COLUMNS if c != "n_tokens"])
+    if tokenizer is not None and len(responses):
+        ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+        n_tokens = np.array([len(i) for i in ids], dtype=np.float64)
+    else:
+        n_tokens = np.full(len(responses), np.nan)
+    df.insert(0, "n_tokens", n_tokens)
+    return df

