@@ -20,8 +20,8 @@ from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
 from rewardherd.serve.cli import serve_command
-from rewardherd.world.cli import world_app
 from rewardherd.training.config import EnsembleConfig, TrainConfig
+from rewardherd.world.cli import world_app
 
 app = typer.Typer(
     name="rewardherd",
@@ -38,6 +38,16 @@ log = logging.getLogger("rewardherd")
 
 
 def _setup_logging(verbose: bool) -> None:
+    import warnings
+
+    if not verbose:
+        # Transformers' per-load reports and weight-loading bars drown the CLI's own output.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -399,12 +409,13 @@ def study(
 
 @app.command()
 def report(out: Annotated[Path, typer.Argument(help="A finished study directory.")]):
-    """Rebuild report.html / report.md from stored results, without recomputing."""
-    from rewardherd.studies.report import write_report
+    """Rebuild the analysis and report.html / report.md from the stored per-cell rows (no training,
+    sampling or scoring)."""
+    from rewardherd.studies.runner import reanalyze
 
-    if not (out / "results" / "claims.json").exists():
-        _fail(f"{out}: no stored results (results/claims.json); run `rewardherd study --out {out}` first")
-    typer.echo(f"report: {write_report(out)}")
+    if not (out / "results" / "DONE").exists():
+        _fail(f"{out}: not a finished study (results/DONE missing); run `rewardherd study --out {out}` first")
+    typer.echo(f"report: {reanalyze(out)}")
 
 
 # ---------------------------------------------------------------------- demo

@@ -63,6 +63,8 @@ def per_prompt(cells: pd.DataFrame, kind: str, method: str, noise: float, n: int
                size: int | None = None) -> np.ndarray:
     """(seeds, prompts) matrix of one value at one n."""
     c = cells[(cells["kind"] == kind) & (cells["method"] == method) & (cells["noise"] == noise) & (cells["n"] == n)]
+    if kind == "single":
+        c = c[c["member"] == "average"]  # the average single RM, not the pooled members
     if size is not None:
         c = c[c["size"] == size]
     return c.pivot_table(index="seed", columns="prompt_id", values=col, aggfunc="mean").to_numpy()
@@ -73,9 +75,8 @@ def curves_table(cells: pd.DataFrame, config) -> pd.DataFrame:
     rows = []
     keys = ["noise", "kind", "method", "size", "n"]
     base = cells[cells["n"] == 1].groupby(["noise", "seed", "prompt_id"])["gold"].mean()
+    cells = cells[(cells["kind"] != "single") | (cells["member"] == "average")]
     for (noise, kind, method, size, n), g in cells.groupby(keys):
-        if kind == "single" and g["member"].iloc[0] != "average":
-            continue
         wide = g.pivot_table(index="seed", columns="prompt_id", values="gold")
         b = base.loc[noise].unstack("prompt_id").loc[wide.index, wide.columns].to_numpy()
         iv = _interval(wide.to_numpy() - b, config)
@@ -106,6 +107,8 @@ def member_band(cells: pd.DataFrame) -> pd.DataFrame:
 def _peak_drop(cells, kind, method, noise, nmax) -> tuple[np.ndarray, int]:
     """Per (seed, prompt) gold at the mean curve's peak n minus gold at n_max."""
     c = cells[(cells["kind"] == kind) & (cells["method"] == method) & (cells["noise"] == noise)]
+    if kind == "single":
+        c = c[c["member"] == "average"]
     peak_n = int(c.groupby("n")["gold"].mean().idxmax())
     return per_prompt(cells, kind, method, noise, peak_n) - per_prompt(cells, kind, method, noise, nmax), peak_n
 
@@ -202,8 +205,8 @@ def _gain(sm: pd.DataFrame, col: str, nmax: int) -> np.ndarray:
 
 
 def _c6(cells, noise, config) -> dict:
-    avg = cells[(cells["kind"] == "single") & (cells["noise"] == noise)]
-    wide = avg.pivot_table(index="prompt_id", columns="n", values="gold", aggfunc="mean")  # pooled over seeds+members
+    avg = cells[(cells["kind"] == "single") & (cells["noise"] == noise) & (cells["member"] == "average")]
+    wide = avg.pivot_table(index="prompt_id", columns="n", values="gold", aggfunc="mean")  # mean over seeds
     ns = wide.columns.to_numpy()
     d = np.sqrt(core.bon_kl(ns))
     y = wide.to_numpy() - wide.to_numpy()[:, :1]

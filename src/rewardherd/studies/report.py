@@ -64,10 +64,11 @@ def _claims_table(claims: list[dict]) -> pd.DataFrame:
 
 CAN_DECIDE = {
     "smoke": "Nothing: the smoke profile checks that the pipeline runs end to end; its numbers carry no evidence.",
-    "quick": ("The quick profile (3 members, 3 seeds, 128 prompts x 128 samples, n <= 32) can detect large effects of "
-              "best-of-n over-optimization and gross differences between single RMs and ensembles. Differences of a "
-              "few hundredths of gold, ensemble-size trends, and RL conclusions (one seed, one short run per arm) are "
-              "beyond it: treat them as inconclusive even where an interval happens to exclude 0."),
+    "quick": ("The quick profile (5 members, 3 seeds, 256 prompts x 128 samples, n <= 32, tiny models on the "
+              "built-in world) can detect best-of-n over-optimization and differences between single RMs and "
+              "ensembles of a few hundredths of gold. It cannot decide ensemble-size trends (one size), behaviour "
+              "beyond n = 32, or RL claims: RL is one seed and one short run per arm, so its curves are "
+              "illustrations, not evidence."),
     "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid) is sized for the papers' comparisons; "
              "its intervals are the ones to quote."),
 }

@@ -219,6 +219,19 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
 
 
 # ---------------------------------------------------------------- executors
+def reanalyze(out_dir: str | Path) -> Path:
+    """Recompute the analysis from stored cells (cheap) and rewrite the report."""
+    from rewardherd.config import from_dict
+    from rewardherd.studies.analysis import analyze
+    from rewardherd.studies.report import write_report
+
+    out = Path(out_dir)
+    stored = json.loads((out / "config.json").read_text())
+    stored.pop("_hash", None)
+    analyze(out, from_dict(StudyConfig, stored, str(out / "config.json")))
+    return write_report(out)
+
+
 def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) -> list:
     if not units:
         return []
