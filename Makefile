@@ -21,8 +21,9 @@ corpus:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes fortunes-min; \
 	fi
 
+# The main job: the quick over-optimization study on the built-in world (report under runs/study).
 demo: venv corpus
-	$(BIN)/rewardherd demo
+	$(BIN)/rewardherd study --profile quick --out runs/study
 
 test: venv corpus
 	$(BIN)/python -m pytest -q
