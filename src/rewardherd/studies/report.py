@@ -49,6 +49,35 @@ def _summary(claims: list[dict], config: dict, timings: dict) -> list[str]:
     return lines
 
 
+def plain_summary(curves: pd.DataFrame, rl: pd.DataFrame | None) -> list[str]:
+    """Plain-English sentences computed from the curves (no claim verdicts here)."""
+    lines = []
+    k = curves[curves["kind"] != "single"]["size"].max()
+    for noise, c in curves.groupby("noise"):
+        single = c[c["kind"] == "single"].sort_values("n")
+        if single.empty:
+            continue
+        nmax = int(single["n"].max())
+        peak = single.loc[single["gold_delta"].idxmax()]
+        end = single[single["n"] == nmax].iloc[0]
+        ens = c[(c["kind"] != "single") & (c["size"] == k) & (c["n"] == nmax)]
+        best = ens.loc[ens["gold_delta"].idxmax()]
+        worst = ens.loc[ens["gold_delta"].idxmin()]
+        lines.append(
+            f"- Label noise {noise:g}: best-of-n against the average single RM raises gold by "
+            f"{peak['gold_delta']:+.3f} up to n={int(peak['n'])}, then gold falls to {end['gold_delta']:+.3f} at "
+            f"n={nmax} (relative to n=1) while the proxy keeps rising ({single['proxy'].iloc[0]:.2f} -> "
+            f"{end['proxy']:.2f}). At n={nmax} the best ensemble is {best['kind']} {best['method']} "
+            f"({best['gold_delta']:+.3f}), the worst {worst['kind']} {worst['method']} ({worst['gold_delta']:+.3f}).")
+    if rl is not None and not rl.empty:
+        for cell, g in rl.groupby("cell"):
+            g = g.sort_values("step")
+            lines.append(
+                f"- RL {cell.replace('rl__', '')}: after {int(g['step'].iloc[-1])} steps KL = {g['kl'].iloc[-1]:.2f}, "
+                f"gold {g['gold'].iloc[-1] - g['gold'].iloc[0]:+.3f} vs the start.")
+    return lines
+
+
 def _claims_table(claims: list[dict]) -> pd.DataFrame:
     rows = []
     for c in claims:
@@ -91,7 +120,9 @@ def write_report(out: Path) -> Path:
     fits_df = pd.DataFrame(fits)
     unc_df = pd.DataFrame(unc)
     acc_df = opt_acc.groupby("noise")[["heldout_accuracy", "optimized_accuracy"]].agg(["mean", "min", "max"]).round(3)
-    summary = _summary(cl["claims"], config, timings)
+    curves = pd.read_parquet(res / "curves.parquet")
+    rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
+    summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings)
     caveat = CAN_DECIDE.get(config.get("profile"), "")
     md = ["# rewardherd over-optimization study", "", "## Summary", "", *summary, "", f"**What this profile can decide.** {caveat}", "",
           "## Claims (computed from the data)", "", md_table(table), "", "### Decision rules", ""]
