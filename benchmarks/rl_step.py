@@ -22,11 +22,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def make_ensemble(backbones, k):
     import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardherd.models.ensemble import Ensemble, Member
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.manifest import Manifest, MemberInfo
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     members = []
     for i in range(k):
