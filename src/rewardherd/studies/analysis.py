@@ -143,7 +143,7 @@ def claims(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame) -> li
         single_drop, single_peak = _peak_drop(cells, "single", "mean", noise, nmax)
         for kind in ("finetune", "pretrain"):
             for m in conservative:
-                drop, peak = _peak_drop(cells[cells["size"].isin([1, k])], kind, m, noise, nmax)
+                drop, peak = _peak_drop(cells[cells["size"] == k], kind, m, noise, nmax)
                 out.append(_claim("C5", f"single RM drop (peak n={single_peak}) - {kind} {m} drop (peak n={peak}), {tag}",
                                   _interval(single_drop - drop, config), "positive"))
         # C4: best pretrain method still drops; length drift; members agree while gold falls

@@ -69,7 +69,8 @@ def bon_proxy(curves: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), squeeze=False)
     for c, noise in enumerate(noises):
         ax = axes[0, c]
-        for (kind, method), g in curves[(curves["noise"] == noise) & (curves["size"].isin([1, k]))].groupby(["kind", "method"]):
+        main = curves[(curves["noise"] == noise) & ((curves["kind"] == "single") | (curves["size"] == k))]
+        for (kind, method), g in main.groupby(["kind", "method"]):
             g = g.sort_values("n")
             ax.plot(np.sqrt(g["kl"]), g["proxy"], color=COLORS[kind], marker=".", alpha=0.8, label=f"{kind} {method}")
         ax.set_title(f"proxy (standardized aggregate), noise {noise:g}", fontsize=10)
@@ -88,7 +89,7 @@ def features(curves: pd.DataFrame, path: Path) -> Path | None:
         return None
     k = curves[curves["kind"] != "single"]["size"].max()
     fig, axes = plt.subplots(1, len(fcols), figsize=(3.4 * len(fcols), 3.2), squeeze=False)
-    sub = curves[(curves["noise"] == curves["noise"].max()) & (curves["size"].isin([1, k]))]
+    sub = curves[(curves["noise"] == curves["noise"].max()) & ((curves["kind"] == "single") | (curves["size"] == k))]
     for j, f in enumerate(fcols):
         ax = axes[0, j]
         for (kind, method), g in sub.groupby(["kind", "method"]):
@@ -172,6 +173,35 @@ def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
+def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
+    """Gold (re-centred) at the largest n against ensemble size (full profile: sizes 1..K)."""
+    ens = curves[curves["kind"] != "single"]
+    if ens["size"].nunique() < 2:
+        return None
+    plt = _plt()
+    nmax = ens["n"].max()
+    noises = sorted(ens["noise"].unique())
+    fig, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), squeeze=False)
+    for j, noise in enumerate(noises):
+        ax = axes[0, j]
+        sub = ens[(ens["noise"] == noise) & (ens["n"] == nmax)]
+        for (kind, method), g in sub.groupby(["kind", "method"]):
+            g = g.sort_values("size")
+            ax.errorbar(g["size"], g["gold_delta"], yerr=[g["gold_delta"] - g["gold_delta_low"],
+                                                          g["gold_delta_high"] - g["gold_delta"]],
+                        color=COLORS[kind], marker="o", ms=3, capsize=2, alpha=0.8, label=f"{kind} {method}")
+        single = curves[(curves["kind"] == "single") & (curves["noise"] == noise) & (curves["n"] == nmax)]
+        if not single.empty:
+            ax.axhline(single["gold_delta"].iloc[0], color=COLORS["single"], ls="--", label="single RM (avg)")
+        ax.set_xlabel("ensemble size")
+        ax.set_title(f"gold - gold(n=1) at n={nmax}, noise {noise:g}", fontsize=10)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def all_figures(out: Path) -> dict[str, Path]:
     res = out / "results"
     figs = out / "figures"
@@ -184,6 +214,7 @@ def all_figures(out: Path) -> dict[str, Path]:
         "features": features(curves, figs / "features.png"),
         "accuracy": accuracy(pd.read_parquet(res / "optimized_accuracy.parquet"), figs / "accuracy.png"),
         "cross": cross(pd.read_parquet(res / "cross.parquet"), figs / "cross.png"),
+        "sizes": sizes(curves, figs / "sizes.png"),
     }
     if (res / "rl.parquet").exists():
         made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")

@@ -334,8 +334,8 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
         st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
         c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
         frames.append(c.assign(kind=kind, member="", size=k))
-        for size in config.sizes:
-            if size in (1, k):
+        for size in config.sizes:  # ensemble-size sweep: the first `size` members
+            if size == k:
                 continue
             c = bon_curves(table, cols[:size], methods, ns, standardization=(st[0][:size], st[1][:size]),
                            values=values)
