@@ -19,6 +19,7 @@ import typer
 from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
+from rewardherd.io import write_table_atomic
 from rewardherd.serve.cli import serve_command
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 from rewardherd.world.cli import world_app
@@ -199,18 +200,8 @@ def score(
     df["spread_std"] = res.spread.std
     df["spread_var"] = res.spread.var
     df["spread_range"] = res.spread.range
-    _write_table(df, out)
+    write_table_atomic(df, out)
     typer.echo(f"scored {len(df)} pairs with {len(ens)} members ({method}) -> {out}")
-
-
-def _write_table(df, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_json(tmp, orient="records", lines=True)
-    os.replace(tmp, out)
 
 
 # ---------------------------------------------------------------------- eval
@@ -315,12 +306,12 @@ def bon(
     except ValueError as e:
         _fail(str(e))
     scored = score_pool(pool.drop(columns=["response_ids"], errors="ignore"), ens, gold=gold_fn)
-    _write_table(scored, out / "pool_scored.parquet")
+    write_table_atomic(scored, out / "pool_scored.parquet")
     std = None if raw else ens.standardization()
     cols = member_columns(scored)
     values = ["gold"] + cols if gold_fn is not None else cols
     curves = bon_curves(scored, cols, specs, n_grid(pool_size, max_n_fraction), standardization=std, values=values)
-    _write_table(curves, out / "curves.parquet")
+    write_table_atomic(curves, out / "curves.parquet")
     summary = summarize(curves)
     summary.to_csv(out / "summary.csv", index=False)
     bon_summary(summary, out / "bon.png")

@@ -63,13 +63,13 @@ The ``"head"`` field is written only for multi-head members.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from rewardherd.io import write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "ensemble.json"
@@ -173,20 +173,6 @@ def _member_dict(m: MemberInfo) -> dict:
     if d["head"] is None:  # only multi-head members carry it; other manifests stay as before
         del d["head"]
     return d
-
-
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def package_versions() -> dict[str, str]:

@@ -26,7 +26,6 @@ Rows go to ``<out>/rl_eval.parquet``; the policy checkpoint of each evaluation t
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import pandas as pd
 import torch
 
 from rewardherd import core
+from rewardherd.io import write_table_atomic
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +257,9 @@ def run_rl(
     table = pd.DataFrame(evaluator.rows)
     for k, v in asdict(config).items():
         table[f"config/{k}"] = str(v) if isinstance(v, dict) else v
-    _write_parquet(table, out_dir / "rl_eval.parquet")
-    _write_parquet(pd.concat(evaluator.samples, ignore_index=True), out_dir / "rl_samples.parquet")
+    write_table_atomic(table, out_dir / "rl_eval.parquet")
+    write_table_atomic(pd.concat(evaluator.samples, ignore_index=True), out_dir / "rl_samples.parquet")
     train_log = pd.DataFrame([h for h in trainer.state.log_history if "train_runtime" not in h])
-    _write_parquet(train_log, out_dir / "rl_train_log.parquet")
+    write_table_atomic(train_log, out_dir / "rl_train_log.parquet")
     return table
 
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)

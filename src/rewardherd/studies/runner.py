@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rewardherd.config import config_hash, to_dict
+from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.policy.bon import MEMBER_PREFIX, MethodSpec, bon_curves, sample_pool
 from rewardherd.studies.config import StudyConfig
@@ -108,20 +109,6 @@ def plan_rl(config: StudyConfig) -> list[RLUnit]:
 
 
 # ------------------------------------------------------------------ helpers
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def git_sha() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -167,10 +154,10 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     model, tok = load_member_model(model_dir)
     ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), config.train.max_length)
     scores = score_ids(model, ids, pad_token_id(tok), batch_size=128)
-    _write_parquet(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
+    write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
                    scores_path)
     rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2)}
-    _write_json(rec, info_path)
+    write_json_atomic(info_path, rec)
     return rec
 
 
@@ -298,7 +285,7 @@ def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
             continue
         pool[f"f/{c}"] = values.to_numpy()
     log.info("pool: %d samples sampled in %.0fs, gold+features in %.0fs", len(pool), t1 - t0, time.time() - t1)
-    _write_parquet(pool, path)
+    write_table_atomic(pool, path)
     return path
 
 
@@ -345,7 +332,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
         c = bon_curves(table, [col], [MethodSpec("mean")], ns, standardization=st, values=values)
         frames.append(c.assign(kind="single", member=col[len(MEMBER_PREFIX):], size=1))
     curves = pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed)
-    _write_parquet(curves, path)
+    write_table_atomic(curves, path)
     return path
 
 
@@ -366,8 +353,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
             log.warning("--overwrite: removing previous results in %s", out)
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json({**cfg_dict, "_hash": key}, cfg_path)
-    _write_json({"packages": package_versions(), "git_sha": git_sha()}, out / "versions.json")
+    write_json_atomic(cfg_path, {**cfg_dict, "_hash": key})
+    write_json_atomic(out / "versions.json", {"packages": package_versions(), "git_sha": git_sha()})
     if (out / "results" / "DONE").exists():
         log.info("study already complete; rebuilding the report only")
         return write_report(out)
@@ -375,7 +362,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     t0 = time.time()
     inputs = resolve_inputs(config, progress=progress)
     if inputs.world_summary is not None:
-        _write_json(inputs.world_summary, out / "world.json")
+        write_json_atomic(out / "world.json", inputs.world_summary)
     timings["world"] = time.time() - t0
     t = time.time()
     pool_path = ensure_pool(inputs, config, out, progress)
@@ -400,7 +387,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
 
     analyze(out, config, inputs)
     timings["analysis"] = time.time() - t
-    _write_json({k: round(v, 1) for k, v in timings.items()}, out / "results" / "timings.json")
+    write_json_atomic(out / "results" / "timings.json", {k: round(v, 1) for k, v in timings.items()})
     (out / "results" / "DONE").write_text("ok\n")
     return write_report(out)
 
