@@ -110,3 +110,19 @@ def test_study_with_ray_executor(components, tmp_path):
     # K=2: finetune and pretrain share member 0 -> 3 members per noise level, 2 noise levels
     assert len(list((out / "members").glob("*/info.json"))) == 6
     assert (out / "report.html").exists()
+
+
+def test_default_study_on_the_builtin_world_smoke(tmp_path):
+    """The README's main path, miniature: `rewardherd study --profile smoke` on the built-in world
+    (real fortunes corpus, real MiniLM+VADER gold), cache under tmp_path."""
+    out = tmp_path / "study"
+    res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                "--no-progress"])
+    assert res.exit_code == 0, res.output
+    world = json.loads((out / "world.json").read_text())
+    assert world["profile"] == "smoke"
+    pool = __import__("pandas").read_parquet(out / "pool.parquet")
+    assert pool["gold"].notna().all() and "f/n_tokens" in pool
+    claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
+    assert {c["claim"] for c in claims} >= {"C1", "C3", "C6"}
+    assert (out / "report.html").exists()
