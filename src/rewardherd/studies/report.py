@@ -97,7 +97,9 @@ CAN_DECIDE = {
               "built-in world) can detect best-of-n over-optimization and differences between single RMs and "
               "ensembles of a few hundredths of gold. It cannot decide ensemble-size trends (one size), behaviour "
               "beyond n = 32, or RL claims: RL is one seed and one short run per arm, so its curves are "
-              "illustrations, not evidence."),
+              "illustrations, not evidence. The intervals resample prompts (pooled over seeds); they do not "
+              "include the variance of member training or of the world build, which three seeds estimate poorly: "
+              "a verdict whose interval lies close to 0 can flip between independent runs."),
     "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid) is sized for the papers' comparisons; "
              "its intervals are the ones to quote."),
 }
