@@ -105,12 +105,30 @@ def resolve_inputs(config, progress: bool = True) -> StudyInputs:
     return world_inputs(config, progress=progress)
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{"policy": {"lm": {"steps": 9}}} -> {"policy.lm.steps": 9}: `--set world_overrides.a.b=v`
+    nests keys, and replacing a whole section would silently reset its other fields."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def world_inputs(config, progress: bool = True) -> StudyInputs:
     from rewardherd.world import build_world, world_config
 
     wcfg = world_config(config.world_profile)
     if config.world_overrides:
-        wcfg = wcfg.with_overrides(dict(config.world_overrides))
+        try:
+            wcfg = wcfg.with_overrides(_flatten(dict(config.world_overrides)))
+        except KeyError as e:
+            from rewardherd.config import ConfigError
+
+            raise ConfigError(f"world_overrides: {e.args[0]}") from e
     world = build_world(wcfg, cache_dir=config.cache_dir, progress=progress)
     keys = {
         "policy": world.summary["policy"]["key"], "backbones": [b["key"] for b in world.summary["backbones"]],

@@ -389,8 +389,11 @@ class WorldConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorldConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are errors."""
-        return _from_dict(cls, data)
+        """Inverse of :meth:`to_dict`; unknown keys and wrong types are errors
+        (:func:`rewardherd.config.from_dict`, shared by every config)."""
+        from rewardherd.config import from_dict
+
+        return from_dict(cls, data, "world")
 
     def with_overrides(self, overrides: dict[str, Any]) -> WorldConfig:
         """A copy with dotted-key overrides applied, e.g. ``{"policy.lm.steps": 100}``.
@@ -410,30 +413,6 @@ class WorldConfig:
                 raise KeyError(f"unknown config key {dotted!r}")
             node[parts[-1]] = value
         return WorldConfig.from_dict(data)
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise KeyError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        default = getattr(cls(), name) if _has_defaults(cls) else None
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            kwargs[name] = _from_dict(type(default), value)
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _has_defaults(cls: type) -> bool:
-    return all(
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        for f in dataclasses.fields(cls)
-    )
 
 
 def world_config(profile: Profile | str = "quick") -> WorldConfig:
