@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
+                 "uncertainty_weighted": ":", "soft_min": (0, (3, 1, 1, 1, 1, 1))}
 COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728"}
 
 
@@ -19,10 +21,34 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (every figure of the report goes through here)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _style(kind: str, method: str) -> dict:
+    """Colour by ensemble kind, line style by aggregation method."""
+    base = method.split("(")[0]
+    return {"color": COLORS[kind], "ls": METHOD_STYLES.get(base, (0, (5, 1, 1, 1)))}
+
+
+def _ensemble_size(curves: pd.DataFrame) -> int:
+    """K: the largest ensemble size in the curves (the size the main figures show)."""
+    return int(curves[curves["kind"] != "single"]["size"].max())
+
+
+def _main_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Single-RM curves and full-size ensembles (the size sweep has its own figure)."""
+    return curves[(curves["kind"] == "single") | (curves["size"] == _ensemble_size(curves))]
+
+
 def bon_gold(curves: pd.DataFrame, band: pd.DataFrame, path: Path, value: str = "gold_delta") -> Path:
     """Gold (re-centred) vs sqrt(KL_bon): rows = noise, columns = methods; CIs shaded."""
     plt = _plt()
-    k = curves[curves["kind"] != "single"]["size"].max()
+    k = _ensemble_size(curves)
     methods = sorted(curves[curves["kind"] != "single"]["method"].unique())
     noises = sorted(curves["noise"].unique())
     fig, axes = plt.subplots(len(noises), len(methods), figsize=(4.2 * len(methods), 3.4 * len(noises)),
@@ -56,30 +82,23 @@ def bon_gold(curves: pd.DataFrame, band: pd.DataFrame, path: Path, value: str = 
                 ax.set_ylabel("gold - gold(n=1)")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Best-of-n: gold reward vs optimization (95% CI over prompts, pooled seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def bon_proxy(curves: pd.DataFrame, path: Path) -> Path:
     plt = _plt()
-    k = curves[curves["kind"] != "single"]["size"].max()
     noises = sorted(curves["noise"].unique())
     fig, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), squeeze=False)
     for c, noise in enumerate(noises):
         ax = axes[0, c]
-        main = curves[(curves["noise"] == noise) & ((curves["kind"] == "single") | (curves["size"] == k))]
-        for (kind, method), g in main.groupby(["kind", "method"]):
+        main = _main_curves(curves)
+        for (kind, method), g in main[main["noise"] == noise].groupby(["kind", "method"]):
             g = g.sort_values("n")
-            ax.plot(np.sqrt(g["kl"]), g["proxy"], color=COLORS[kind], marker=".", alpha=0.8, label=f"{kind} {method}")
+            ax.plot(np.sqrt(g["kl"]), g["proxy"], marker=".", alpha=0.8, label=f"{kind} {method}", **_style(kind, method))
         ax.set_title(f"proxy (standardized aggregate), noise {noise:g}", fontsize=10)
         ax.set_xlabel("sqrt(KL_bon)")
     axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def features(curves: pd.DataFrame, path: Path) -> Path | None:
@@ -87,22 +106,19 @@ def features(curves: pd.DataFrame, path: Path) -> Path | None:
     fcols = [c for c in curves.columns if c.startswith("f/")][:6]
     if not fcols:
         return None
-    k = curves[curves["kind"] != "single"]["size"].max()
     fig, axes = plt.subplots(1, len(fcols), figsize=(3.4 * len(fcols), 3.2), squeeze=False)
-    sub = curves[(curves["noise"] == curves["noise"].max()) & ((curves["kind"] == "single") | (curves["size"] == k))]
+    main = _main_curves(curves)
+    sub = main[main["noise"] == main["noise"].max()]
     for j, f in enumerate(fcols):
         ax = axes[0, j]
         for (kind, method), g in sub.groupby(["kind", "method"]):
             g = g.sort_values("n")
-            ax.plot(np.sqrt(g["kl"]), g[f], color=COLORS[kind], marker=".", alpha=0.8, label=f"{kind} {method}")
+            ax.plot(np.sqrt(g["kl"]), g[f], marker=".", alpha=0.8, label=f"{kind} {method}", **_style(kind, method))
         ax.set_title(f[2:], fontsize=9)
         ax.set_xlabel("sqrt(KL_bon)")
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(f"Hacking features of best-of-n selections (noise {sub['noise'].max():g})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def rl(rl_rows: pd.DataFrame, path: Path) -> Path | None:
@@ -123,10 +139,7 @@ def rl(rl_rows: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xlabel("sqrt(KL) measured on held-out prompts (sequence k1)")
         ax.axhline(0, color="black", lw=0.5)
     axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def accuracy(opt_acc: pd.DataFrame, path: Path) -> Path | None:
@@ -142,10 +155,7 @@ def accuracy(opt_acc: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("accuracy on best-of-N picks vs pool")
     ax.set_title("Members on optimized samples", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
@@ -167,10 +177,7 @@ def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xlabel("evaluated with (standardized score; gold raw)")
     ax.set_ylabel("optimized against (best-of-n_max)")
     fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
@@ -196,10 +203,7 @@ def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xlabel("ensemble size")
         ax.set_title(f"gold - gold(n=1) at n={nmax}, noise {noise:g}", fontsize=10)
     axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def all_figures(out: Path) -> dict[str, Path]:
@@ -239,7 +243,4 @@ def bon_summary(summary: pd.DataFrame, path: Path) -> Path:
     for ax in axes[0]:
         ax.set_xlabel("sqrt(KL_bon), KL_bon = log n - (n-1)/n")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
