@@ -409,17 +409,6 @@ def report(out: Annotated[Path, typer.Argument(help="A finished study directory.
     typer.echo(f"report: {reanalyze(out)}")
 
 
-# ---------------------------------------------------------------------- demo
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the demo ensemble.")] = Path("runs/demo"),
-):
-    """The largest end-to-end path on a fresh machine (see README)."""
-    from rewardherd.studies.demo import run_demo
-
-    run_demo(out)
-
-
 app.command("serve")(serve_command)
 app.add_typer(world_app, name="world")
 

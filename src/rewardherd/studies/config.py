@@ -117,8 +117,6 @@ class StudyConfig:
     """Your own policy, data, backbones and gold reward instead of the built-in world."""
     ensemble_size: int = 3
     """K, members per ensemble."""
-    kinds: tuple[Kind, ...] = ("single", "finetune", "pretrain")
-    """Ensemble kinds compared."""
     methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
     """Aggregations, as name or name(k=v,...) (see rewardherd.core.aggregate)."""
     noise: tuple[float, ...] = (0.0, 0.25)
