@@ -26,8 +26,8 @@ Errors are ``{"detail": message}`` (plus ``"index"`` when one item is at fault):
 the limit, 422 invalid fields, 503 queue full or shutting down. No NaN or infinity
 is ever returned: a non-finite result becomes an error.
 
-Aggregation composes :func:`rewardherd.core.aggregate` and
-:func:`rewardherd.core.spread` on the ensemble's standardized scores; ``ddof`` from
+Aggregation is :meth:`rewardherd.models.Ensemble.aggregate_scores` (``core.aggregate``
+and ``core.spread`` on the ensemble's standardized scores); ``ddof`` from
 the params is passed to both.
 """
 
@@ -222,10 +222,8 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
 
     def aggregate(raw: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, core.Spread, np.ndarray]:
         """(reward (b,), spread, aggregated scores (m, b)) of finite raw scores (m, b)."""
-        scores = ensemble.standardize(raw) if config.standardize else core.as_scores(raw)
-        reward = core.aggregate(scores, method, **params)
-        spread = core.spread(scores, ddof=int(params.get("ddof", 0)))
-        return reward, spread, scores
+        out = ensemble.aggregate_scores(raw, method, standardize=config.standardize, **params)
+        return out.reward, out.spread, out.scores
 
     @app.get("/health")
     async def health():
