@@ -129,15 +129,12 @@ def noisy_train_pairs(pairs, noise: float, seed: int):
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool. Idempotent."""
-    import torch
-
     from rewardherd.models.ensemble import load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
     from rewardherd.models.scoring import score_ids
     from rewardherd.training.config import MemberSpec
     from rewardherd.training.member import train_member
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     d = Path(out_dir) / "members" / unit.name
     info_path, scores_path = d / "info.json", d / "scores.parquet"
     if info_path.exists() and scores_path.exists():
