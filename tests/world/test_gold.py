@@ -38,6 +38,10 @@ def test_formula_terms(gold):
 
 
 def test_deterministic_and_batch_independent(gold):
+    """The promise in gold.py's docstring, exactly: a sample's gold is bit-identical
+    whatever its batch mates, the batch size and the caller's torch thread count."""
+    import torch
+
     def fresh(prompts, responses):
         gold._memory.clear()  # score again rather than hit the in-memory cache
         return gold(prompts, responses)
@@ -45,9 +49,18 @@ def test_deterministic_and_batch_independent(gold):
     a = fresh(PROMPTS, RESPONSES)
     b = fresh(PROMPTS[::-1], RESPONSES[::-1])[::-1]
     c = np.concatenate([fresh([p], [r]) for p, r in zip(PROMPTS, RESPONSES, strict=True)])
+    # More texts than one encoder pass holds, with the probes in the middle of them.
+    filler = [f" filler text number {i} that is fine." for i in range(gold.config.encoder_rows + 5)]
+    d = fresh(["Some prompt"] * len(filler) + PROMPTS, filler + RESPONSES)[-len(PROMPTS):]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if before != 1 else 2)
+        e = fresh(PROMPTS, RESPONSES)
+    finally:
+        torch.set_num_threads(before)
     assert a.dtype == np.float64
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, c)
+    for other in (b, c, d, e):
+        np.testing.assert_array_equal(a, other)
 
 
 def test_memory_and_disk_cache(tmp_path):

@@ -321,6 +321,15 @@ class GoldConfig:
     """MiniLM weights' dtype. bfloat16 is ~3-4x faster on CPUs with AVX512-BF16 and
     agrees with float32 to a cosine of 0.9999; float32 is exact across machines."""
 
+    encoder_rows: int = 32
+    """Every MiniLM forward pass has exactly this many rows (short batches are padded with
+    empty rows): CPU kernels choose their blocking by shape, so a fixed shape keeps a
+    text's embedding independent of its batch mates and of the batch size."""
+
+    encoder_threads: int = 2
+    """torch intra-op threads inside every MiniLM forward pass (restored afterwards): a
+    reduction split across another thread count rounds differently."""
+
     def __post_init__(self) -> None:
         for name in ("sentiment_weight", "relevance_weight", "repetition_weight",
                      "short_weight", "long_weight"):
@@ -328,6 +337,8 @@ class GoldConfig:
         _check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
         _check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
         _check(self.encoder_dtype in ("float32", "bfloat16"), "gold.encoder_dtype: float32|bfloat16")
+        _check(1 <= self.encoder_rows <= 1024, "gold.encoder_rows must be in [1, 1024]")
+        _check(1 <= self.encoder_threads <= 256, "gold.encoder_threads must be in [1, 256]")
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,16 @@ Departures from the papers: Gao et al. and Coste et al. use a 6B/7B reward model
 "gold"; Eisenstein et al. a larger T5 RM. Ours is a transparent formula over two
 pretrained judges, much stronger than the ~1M-parameter proxies.
 
-Determinism: VADER and the arithmetic are exact; MiniLM runs on CPU in batches of texts
-padded on the right to a width set by the text's own length (a multiple of 16) and
-pooled in float32. On this machine kind a sample's score was measured bit-identical
-whatever its batch mates or the batch size; bfloat16 results may differ between CPU types (use ``encoder_dtype="float32"``
-where bit-exactness across machines matters).
+Determinism: VADER and the arithmetic are exact. MiniLM runs every forward pass at one
+fixed shape, ``(encoder_rows, width)``: texts are grouped by a width set by their own
+length (a multiple of 16), short groups are padded with empty rows, and the pass runs
+with ``encoder_threads`` torch threads whatever the caller's setting; pooling is in
+float32. Promise: a sample's gold is bit-identical whatever its batch mates, the batch
+size and the caller's thread count, on one machine (``tests/world/test_gold.py``
+checks exactly this). Across CPU types bfloat16 results may differ in the last bits
+(use ``encoder_dtype="float32"`` where that matters). A full-suite run on an AMX-BF16
+CPU once saw 4e-6 between batch sizes 1 and 4 when shapes and threads followed the
+caller; that is what the fixed shape and thread count remove.
 The judges' outputs (sentiment, relevance, repetition, words) are cached by content: in
 memory and, given ``cache_dir``, in a SQLite file keyed by the encoder settings only, so
 a cached sample is returned bit-for-bit later and a reweighted gold reuses the cache.
@@ -57,11 +62,12 @@ import torch
 
 from .cache import hash_key
 from .config import GoldConfig
+from .lm import torch_threads
 
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ("sentiment", "relevance", "repetition", "n_words", "gold")
-GOLD_FORMAT_VERSION = 1
+GOLD_FORMAT_VERSION = 2  # 2: fixed-shape, fixed-thread encoder passes
 
 _HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
 _STRIP = re.compile(r"^[^A-Za-z0-9']+|[^A-Za-z0-9']+$")
@@ -88,8 +94,8 @@ def _sample_key(prompt: str, response: str) -> str:
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 sentence embeddings (mean pooling + L2 norm), offline."""
 
-    def __init__(self, max_tokens: int = 64, batch_size: int = 256, path: str | None = None,
-                 dtype: str = "float32"):
+    def __init__(self, max_tokens: int = 64, rows: int = 32, path: str | None = None,
+                 dtype: str = "float32", threads: int = 2):
         from transformers import AutoModel, AutoTokenizer
 
         if path is None:
@@ -100,7 +106,8 @@ class MiniLMEncoder:
         self.model = AutoModel.from_pretrained(path, dtype=getattr(torch, dtype))
         self.model.eval()
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
+        self.rows = rows
+        self.threads = threads
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -109,26 +116,29 @@ class MiniLMEncoder:
         if not texts:
             return out
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
-        # Each text is padded to a width fixed by its own length (a multiple of 16): the
-        # CPU kernels round differently at different widths, so a width chosen by batch
-        # mates would make a text's embedding depend on them. Batch size does not matter.
+        # Each text is padded to a width fixed by its own length (a multiple of 16), and
+        # every pass has exactly `rows` rows at `threads` threads: the CPU kernels round
+        # differently at different shapes and thread splits, so anything chosen by the
+        # batch mates or the caller would make a text's embedding depend on them.
         widths = np.array([-(-len(e) // 16) * 16 for e in enc])
         order = np.lexsort((np.arange(len(enc)), widths))
         pad = self.tokenizer.pad_token_id
-        for w in np.unique(widths):
-            group = order[widths[order] == w]
-            for start in range(0, len(group), self.batch_size):
-                idx = group[start:start + self.batch_size]
-                ids = torch.full((len(idx), int(w)), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), int(w)), dtype=torch.long)
-                for j, i in enumerate(idx):
-                    ids[j, :len(enc[i])] = torch.tensor(enc[i])
-                    mask[j, :len(enc[i])] = 1
-                # Pool in float32: a bfloat16 sum's rounding would depend on the width.
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-                m = mask.unsqueeze(-1).float()  # (b, w, 1)
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        with torch_threads(self.threads):
+            for w in np.unique(widths):
+                group = order[widths[order] == w]
+                for start in range(0, len(group), self.rows):
+                    idx = group[start:start + self.rows]
+                    ids = torch.full((self.rows, int(w)), pad, dtype=torch.long)  # (rows, w)
+                    mask = torch.zeros((self.rows, int(w)), dtype=torch.long)
+                    mask[len(idx):, 0] = 1  # padding rows attend to one pad token; discarded
+                    for j, i in enumerate(idx):
+                        ids[j, :len(enc[i])] = torch.tensor(enc[i])
+                        mask[j, :len(enc[i])] = 1
+                    # Pool in float32: a bfloat16 sum's rounding would depend on the width.
+                    hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    m = mask[:len(idx)].unsqueeze(-1).float()  # (b, w, 1)
+                    pooled = (hidden[:len(idx)] * m).sum(1) / m.sum(1)
+                    out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out
 
 
@@ -138,7 +148,6 @@ class GoldReward:
     Args:
         config: Weights and limits.
         cache_dir: If given, scores persist in ``<cache_dir>/gold/<config hash>.sqlite``.
-        batch_size: MiniLM batch size.
         encoder_path: A local all-MiniLM-L6-v2 directory (default: the packaged one).
 
     Example:
@@ -148,9 +157,8 @@ class GoldReward:
     """
 
     def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
-                 batch_size: int = 256, encoder_path: str | None = None):
+                 encoder_path: str | None = None):
         self.config = config or GoldConfig()
-        self.batch_size = batch_size
         self.encoder_path = encoder_path
         self.key = hash_key({"gold": dataclasses.asdict(self.config),
                              "format": GOLD_FORMAT_VERSION})
@@ -158,6 +166,8 @@ class GoldReward:
         # reweighted gold reuses them; its key covers only what changes those outputs.
         self.terms_key = hash_key({"encoder_max_tokens": self.config.encoder_max_tokens,
                                    "encoder_dtype": self.config.encoder_dtype,
+                                   "encoder_rows": self.config.encoder_rows,
+                                   "encoder_threads": self.config.encoder_threads,
                                    "encoder_path": encoder_path, "format": GOLD_FORMAT_VERSION})
         self._memory: dict[str, tuple[float, float, float, float]] = {}
         self._encoder: MiniLMEncoder | None = None
@@ -179,8 +189,9 @@ class GoldReward:
     def encoder(self) -> MiniLMEncoder:
         """The MiniLM encoder (loaded on first use)."""
         if self._encoder is None:
-            self._encoder = MiniLMEncoder(self.config.encoder_max_tokens, self.batch_size,
-                                          self.encoder_path, self.config.encoder_dtype)
+            cfg = self.config
+            self._encoder = MiniLMEncoder(cfg.encoder_max_tokens, cfg.encoder_rows, self.encoder_path,
+                                          cfg.encoder_dtype, cfg.encoder_threads)
         return self._encoder
 
     @property
