@@ -122,6 +122,10 @@ def measure_kl(policy, ref, tokenizer, prompts, response_ids, batch_size: int = 
     return core.sequence_kl(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(mask)).numpy()
 
 
+#: Offset of the held-out sampling seed from the training seed (any fixed prime).
+EVAL_SEED_OFFSET = 7919
+
+
 class Evaluator:
     """Evaluates a policy on held-out prompts: KL, proxy per method, members, gold, features."""
 
@@ -139,15 +143,23 @@ class Evaluator:
         self.samples: list[pd.DataFrame] = []
 
     def __call__(self, policy, step: int) -> dict:
-        from rewardherd.policy.sampling import sample_continuations
-
+        # Everything measured here (samples, KL, scores) uses the policy in eval mode: in
+        # train mode dropout makes KL against an identical reference positive.
         was_training = policy.training
         policy.eval()
+        try:
+            return self._evaluate(policy, step)
+        finally:
+            if was_training:
+                policy.train()
+
+    def _evaluate(self, policy, step: int) -> dict:
+        from rewardherd.policy.sampling import sample_continuations
+
+        # Held-out samples use their own seed stream, apart from training's (config.seed).
         df = sample_continuations(policy, self.tokenizer, self.prompts, self.config.eval_samples,
                                   max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
-                                  seed=self.config.seed + 7919, batch_size=256)
-        if was_training:
-            policy.train()
+                                  seed=self.config.seed + EVAL_SEED_OFFSET, batch_size=256)
         prompts, responses = df["prompt"].tolist(), df["response"].tolist()
         kl = measure_kl(policy, self.ref, self.tokenizer, prompts, df["response_ids"].tolist())
         raw = self.ensemble.score(prompts, responses)
