@@ -16,16 +16,28 @@ from rewardherd.core.aggregate import (
     spread,
     to_numpy,
 )
-from rewardherd.core.agreement import auroc, pairwise_kendall, spearman, top1_agreement
+from rewardherd.core.agreement import (
+    auroc,
+    mean_pairwise_kendall,
+    pairwise_kendall,
+    spearman,
+    top1_agreement,
+)
 from rewardherd.core.bon import bon_estimate, bon_kl, bon_weights, n_grid, select_best_of_n
 from rewardherd.core.bradley_terry import (
     bradley_terry_loss,
     preference_accuracy,
     preference_probability,
 )
-from rewardherd.core.fits import GaoFit, fit_gao, gao_curve
+from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
-from rewardherd.core.stats import Interval, decide, paired_bootstrap
+from rewardherd.core.stats import (
+    Interval,
+    crossed_interval,
+    decide,
+    paired_bootstrap,
+    pigeonhole_bootstrap,
+)
 from rewardherd.core.transforms import (
     clip_reward,
     log_sigmoid_centre,
@@ -35,9 +47,9 @@ from rewardherd.core.transforms import (
 
 __all__ = [
     "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",
-    "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "spearman",
+    "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "spearman",
     "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
-    "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao",
+    "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
-    "paired_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
+    "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
 ]

@@ -27,6 +27,32 @@ def pairwise_kendall(scores) -> float:
     return float(np.nanmean(taus)) if taus else float("nan")
 
 
+def mean_pairwise_kendall(scores) -> np.ndarray:
+    """Vectorized :func:`pairwise_kendall` over leading axes.
+
+    tau-b between members i and j is sum_{k<l} s_i s_j / sqrt(sum s_i^2 sum s_j^2) with
+    s_i = sign(x_i[k] - x_i[l]); the mean is over member pairs i < j.
+
+    Args:
+        scores: (..., m, N) with m >= 2 members and N >= 2 samples.
+
+    Returns:
+        (...) mean tau-b; NaN where a member is constant.
+    """
+    x = to_numpy(scores)
+    if x.ndim < 2 or x.shape[-2] < 2 or x.shape[-1] < 2:
+        raise ValueError(f"scores must have shape (..., m >= 2, N >= 2); got {x.shape}")
+    m, n = x.shape[-2:]
+    iu = np.triu_indices(n, 1)
+    sg = np.sign(x[..., :, :, None] - x[..., :, None, :])[..., iu[0], iu[1]]  # (..., m, pairs)
+    num = np.einsum("...ip,...jp->...ij", sg, sg)  # (..., m, m)
+    norm = np.sqrt(np.einsum("...ii->...i", num))  # (..., m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = num / (norm[..., :, None] * norm[..., None, :])
+    a, b = np.triu_indices(m, 1)
+    return tau[..., a, b].mean(axis=-1)
+
+
 def top1_agreement(scores) -> float:
     """Share of (member pair, prompt) where both members pick the same candidate.
 

@@ -85,3 +85,31 @@ def fit_gao(d, reward, form: Form) -> GaoFit:
         peak_d = None  # the fitted curve has no finite turning point in d >= 0
     peak_r = float(gao_curve(np.array([peak_d]), alpha, beta, form)[0]) if peak_d is not None else None
     return GaoFit(form, alpha, beta, r2, peak_d, peak_r, int(d.shape[0]))
+
+
+def fit_gao_batch(d, rewards, form: Form) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form least squares of many Gao curves at once (bootstraps).
+
+    Both forms are linear in (alpha, beta): R = alpha * x1 - beta * x2 with x1 = d and
+    x2 = d^2 (bon) or d log d (rl), so the normal equations give the same optimum as
+    :func:`fit_gao` (a test checks it).
+
+    Args:
+        d: (k,) sqrt(KL) values, >= 0.
+        rewards: (B, k) re-centred gold curves.
+        form: "bon" or "rl".
+
+    Returns:
+        alpha (B,), beta (B,).
+    """
+    d = to_numpy(d).reshape(-1)
+    y = to_numpy(rewards)
+    if y.ndim == 1:
+        y = y[None, :]
+    if y.shape[1] != d.shape[0] or d.shape[0] < 2:
+        raise ValueError(f"rewards must have shape (B, {d.shape[0]}) with >= 2 points; got {y.shape}")
+    x1 = gao_curve(d, 1.0, 0.0, form)
+    x2 = -gao_curve(d, 0.0, 1.0, form)  # d^2 or d log d
+    X = np.stack([x1, -x2], axis=1)  # (k, 2)
+    coef, *_ = np.linalg.lstsq(X, y.T, rcond=None)  # (2, B)
+    return coef[0], coef[1]
