@@ -16,7 +16,8 @@ def test_ci_contains_true_mean_of_shifted_normal():
     # half-width ~ 1.96 / sqrt(400) ~ 0.1
     assert 0.07 < (ci.high - ci.low) / 2 < 0.13
     assert ci.level == 0.95 and ci.n_boot == 2000
-    assert set(ci.as_dict()) == {"estimate", "low", "high", "level", "n_boot"}
+    assert set(ci.as_dict()) == {"estimate", "low", "high", "level", "n_boot", "method", "df"}
+    assert ci.method == "paired_bootstrap" and ci.df is None
 
 
 def test_ci_coverage_is_near_nominal():

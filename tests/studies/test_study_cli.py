@@ -76,7 +76,8 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "Claims" in html
     claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
-    assert {c["claim"] for c in claims} >= {"C1", "C2", "C3", "C4", "C5", "C6"}
+    assert {c["label"] for c in claims} >= {"C1", "C2", "C3", "C4", "C5", "C6"}
+    assert all(c["covers"] and c["rule"] for c in claims)
     assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in claims)
     assert all(c["low"] <= c["estimate"] + 1e-12 and c["estimate"] <= c["high"] + 1e-12 for c in claims)
     assert (out / "results" / "rl.parquet").exists()
@@ -124,5 +125,5 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path):
     pool = __import__("pandas").read_parquet(out / "pool.parquet")
     assert pool["gold"].notna().all() and "f/n_tokens" in pool
     claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
-    assert {c["claim"] for c in claims} >= {"C1", "C3", "C6"}
+    assert {c["label"] for c in claims} >= {"C1", "C3", "C6"}
     assert (out / "report.html").exists()

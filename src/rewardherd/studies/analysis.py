@@ -1,11 +1,9 @@
-"""Turn stored study rows into curves, fits, claims and diagnostics (no training here).
+"""Turn stored study tables into curves, fits, claims and diagnostics (no training here).
 
-Every claim is a difference computed per prompt (and seed), with a 95% paired
-bootstrap interval over prompts pooled across seeds, and one fixed decision rule
-(:func:`rewardherd.core.decide`): reproduced when the interval excludes 0 in the
-claimed direction, not reproduced when it excludes 0 the other way, otherwise
-inconclusive. The rules below were written before the first full run and are not
-tuned per run.
+Reads the runner's tables (``cells/``, ``pool.parquet``, ``results/members.parquet``,
+``members/<unit>/scores.parquet``), turns them into arrays, and hands them to the
+claim functions of :mod:`rewardherd.studies.claims`, whose rules and calibration live
+there. Curve bands use the same crossed seeds x prompts interval as the claims.
 """
 
 from __future__ import annotations
@@ -18,31 +16,14 @@ import numpy as np
 import pandas as pd
 
 from rewardherd import core
+from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.policy.bon import MethodSpec
 
 log = logging.getLogger(__name__)
 
-RULES = {
-    "C1": "tau(top 1/n_max of each prompt's pool by the pretrain ensemble's mean) - tau(whole pool): mean Kendall tau "
-          "between pretrain members; claimed negative (members agree less under optimization pressure). Caveat: "
-          "selecting on the members' own mean lowers their agreement by itself (Berkson's paradox); the same "
-          "difference on random subsets of equal size is shown beside it as a control.",
-    "C2": "for each single member i at n_max: gain of its own standardized score minus the mean gain of the other "
-          "members' scores (gain = value at n_max - value at n=1); claimed positive (optimizing one RM does not "
-          "improve the others as much).",
-    "C3": "gold at n_max: ensemble minus average single RM (and pretrain minus finetune); claimed positive.",
-    "C4": "pretrain ensemble with its best method: gold at its peak n minus gold at n_max; claimed positive "
-          "(still over-optimized: shared errors survive), shown with the drift of length and the share of "
-          "members whose score rises while gold falls.",
-    "C5": "peak-to-end gold drop of the average single RM minus that of the min / uncertainty-weighted ensemble; "
-          "claimed positive (conservative aggregation reduces over-optimization).",
-    "C6": "Gao best-of-n fit R(d) = d(alpha - beta d) of the average single RM's gold vs d = sqrt(KL): beta, with "
-          "a bootstrap over prompts; claimed positive (the gold curve turns down), R^2 reported.",
-}
-
-
 def _interval(values, config, seed: int = 0) -> core.Interval:
-    return core.paired_bootstrap(values, n_boot=config.bootstrap, seed=seed)
+    """Curve bands: the crossed seeds x prompts t interval (as the claims use)."""
+    return core.crossed_interval(values)
 
 
 def load_cells(out: Path) -> pd.DataFrame:
@@ -106,166 +87,141 @@ def member_band(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows).groupby(["noise", "which", "n"], as_index=False)[["gold", "kl"]].mean()
 
 
-def _peak_drop(cells, kind, method, noise, nmax) -> tuple[np.ndarray, int]:
-    """Per (seed, prompt) gold at the mean curve's peak n minus gold at n_max."""
-    c = cells[(cells["kind"] == kind) & (cells["method"] == method) & (cells["noise"] == noise)]
-    if kind == "single":
-        c = c[c["member"] == "average"]
-    peak_n = int(c.groupby("n")["gold"].mean().idxmax())
-    return per_prompt(cells, kind, method, noise, peak_n) - per_prompt(cells, kind, method, noise, nmax), peak_n
+def member_units(members: pd.DataFrame, kind: str, noise: float, seed: int) -> list[str]:
+    """The units of one ensemble, in slot order (from the runner's members table)."""
+    m = members[(members["kind"] == kind) & (members["noise"] == noise) & (members["seed"] == seed)]
+    return m.sort_values("slot")["unit"].tolist()
 
 
-def _claim(cid, label, iv, direction, **extra) -> dict:
-    return {"claim": cid, "comparison": label, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
-            "direction": direction, "verdict": core.decide(iv, direction), **extra}
+def _curve(cells: pd.DataFrame, prompts, ns, **match) -> np.ndarray:
+    """(P, G) gold of one curve (cells rows matching ``match``) over prompts x n."""
+    c = cells
+    for k, v in match.items():
+        c = c[c[k] == v]
+    wide = c.pivot_table(index="prompt_id", columns="n", values="gold", aggfunc="mean")
+    return wide.reindex(index=prompts, columns=ns).to_numpy()
 
 
-def claims(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame) -> list[dict]:
-    out = []
-    nmax = int(cells["n"].max())
+def _member_curves(single: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float, seeds, prompts,
+                   ns) -> np.ndarray:
+    """(S, K, P, G) gold curves of one ensemble kind's members, each optimized alone."""
+    return np.stack([np.stack([_curve(single, prompts, ns, seed=s, member=u)
+                               for u in member_units(members, kind, noise, s)]) for s in seeds])
+
+
+def claim_results(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame,
+                  members: pd.DataFrame) -> list[dict]:
+    """Every claim of the papers on this study's tables (rules in rewardherd.studies.claims)."""
+    from rewardherd.studies import claims as cl
+
+    results = []
+    ns = sorted(int(n) for n in cells["n"].unique())
+    nmax = ns[-1]
     methods = [MethodSpec.parse(m).label for m in config.methods]
-    conservative = [m for m in methods if m.startswith(("min", "uncertainty_weighted"))]
+    conservative = [m for m in methods if not m.startswith(("mean", "median")) or m.startswith("mean_minus_std")]
     k = config.ensemble_size
+    prompts = sorted(cells["prompt_id"].unique())
+    select = cl.split_prompts(len(prompts), seed=0)
+    seeds = list(config.seeds)
     for noise in config.noise:
         tag = f"noise {noise:g}"
-        single_end = per_prompt(cells, "single", "mean", noise, nmax)
-        # C3
+        c = cells[cells["noise"] == noise]
+        ens = c[(c["kind"] != "single") & (c["size"] == k)]
+        single = c[c["kind"] == "single"]
+
+        mc = {kind: _member_curves(single, members, kind, noise, seeds, prompts, ns)
+              for kind in ("finetune", "pretrain")}
+
+        def ens_curve(kind: str, m: str, ens=ens) -> np.ndarray:  # (S, P, G)
+            return np.stack([_curve(ens, prompts, ns, seed=s, kind=kind, method=m) for s in seeds])
+
         for kind in ("finetune", "pretrain"):
             for m in methods:
-                d = per_prompt(cells, kind, m, noise, nmax, size=k) - single_end
-                out.append(_claim("C3", f"{kind} ensemble ({m}) - single RM, gold at n={nmax}, {tag}",
-                                  _interval(d, config), "positive"))
+                r = cl.ensemble_vs_own_members(ens_curve(kind, m)[..., -1], mc[kind][..., -1],
+                                               comparison=f"{kind} ensemble ({m}) - its own {k} members, gold at "
+                                                          f"n={nmax}, {tag}")
+                results.append(r.as_dict())
         for m in methods:
-            d = per_prompt(cells, "pretrain", m, noise, nmax, size=k) - per_prompt(cells, "finetune", m, noise, nmax, size=k)
-            out.append(_claim("C3", f"pretrain - finetune ensemble ({m}), gold at n={nmax}, {tag}",
-                              _interval(d, config), "positive"))
-        # C5
-        single_drop, single_peak = _peak_drop(cells, "single", "mean", noise, nmax)
+            r = cl.pretrain_vs_finetune(ens_curve("pretrain", m)[..., -1], ens_curve("finetune", m)[..., -1],
+                                        comparison=f"pretrain - finetune ensemble ({m}), gold at n={nmax}, {tag}")
+            results.append(r.as_dict())
+        for m in methods:
+            curve = ens_curve("pretrain", m)
+            r = cl.residual_overoptimization(curve, ns, select)
+            extra = {}
+            lencol = next((f for f in ("f/n_tokens", "f/n_words") if f in ens.columns), None)
+            if lencol:
+                e = ens[(ens["kind"] == "pretrain") & (ens["method"] == m)]
+                extra = {"length_feature": lencol[2:],
+                         "length_drift": float(e[e["n"] == nmax][lencol].mean() - e[e["n"] == 1][lencol].mean())}
+            d = r.as_dict()
+            d.update(comparison=f"pretrain ensemble ({m}): gold at held-out peak n={d['peak_n']} - gold at "
+                                f"n={nmax}, {tag}", **extra)
+            results.append(d)
         for kind in ("finetune", "pretrain"):
             for m in conservative:
-                drop, peak = _peak_drop(cells[cells["size"] == k], kind, m, noise, nmax)
-                out.append(_claim("C5", f"single RM drop (peak n={single_peak}) - {kind} {m} drop (peak n={peak}), {tag}",
-                                  _interval(single_drop - drop, config), "positive"))
-        # C4: best pretrain method still drops; length drift; members agree while gold falls
-        pre = cells[(cells["kind"] == "pretrain") & (cells["noise"] == noise) & (cells["size"] == k)]
-        best = pre[pre["n"] == nmax].groupby("method")["gold"].mean().idxmax()
-        drop, peak = _peak_drop(pre, "pretrain", best, noise, nmax)
-        extra = {}
-        lencol = next((c for c in ("f/n_tokens", "f/n_words", "f/length_tokens") if c in pre.columns), None)
-        if lencol:
-            extra["length_feature"] = lencol[2:]
-            extra["length_drift"] = float(per_prompt(cells, "pretrain", best, noise, nmax, lencol, size=k).mean()
-                                          - per_prompt(cells, "pretrain", best, noise, 1, lencol, size=k).mean())
-        zc = [c for c in pre.columns if c.startswith("z/") and pre[c].notna().any()]
-        seed_shares = []
-        for seed in config.seeds:
-            mem = _members_of(pre, "pretrain", seed, k)
-            rises = [per_prompt(pre[pre["seed"] == seed], "pretrain", best, noise, nmax, c).mean()
-                     > per_prompt(pre[pre["seed"] == seed], "pretrain", best, noise, peak, c).mean() for c in zc if c[2:] in mem]
-            if rises:
-                seed_shares.append(float(np.mean(rises)))
-        extra["share_of_members_rising_from_peak"] = float(np.mean(seed_shares)) if seed_shares else None
-        out.append(_claim("C4", f"pretrain ensemble ({best}, its best method): gold at peak n={peak} - gold at n={nmax}, {tag}",
-                          _interval(drop, config), "positive", **extra))
-        # C2: own vs cross gain for single members
-        s = cells[(cells["kind"] == "single") & (cells["noise"] == noise) & (cells["member"] != "average")]
-        diffs = []
-        for seed in config.seeds:
-            ss = s[s["seed"] == seed]
-            members = sorted(ss["member"].unique())
-            if len(members) < 2:
-                continue
-            per_member = []
-            for mname in members:
-                sm = ss[ss["member"] == mname]
-                own = _gain(sm, f"z/{mname}", nmax)
-                cross = np.mean([_gain(sm, f"z/{o}", nmax) for o in members if o != mname], axis=0)
-                per_member.append(own - cross)
-            diffs.append(np.mean(per_member, axis=0))
-        if diffs:
-            out.append(_claim("C2", f"own-score gain - other members' gain when optimizing one member, n={nmax}, {tag}",
-                              _interval(np.array(diffs), config), "positive"))
-        # C6: Gao fit of the single RM curve; bootstrap beta over prompts
-        out.append(_c6(cells, noise, config))
-        # C1: agreement on top samples vs the whole pool
-        out.append(_c1(out_dir, pool, cells, config, noise, nmax))
-    return out
+                r = cl.conservative_aggregation(mc[kind].mean(axis=1), ens_curve(kind, m), ns, select)
+                d = r.as_dict()
+                d["comparison"] = (f"{kind}: own members' drop (peak n={d['members_peak_n']}) - {m} ensemble's drop "
+                                   f"(peak n={d['ensemble_peak_n']}), {tag}")
+                results.append(d)
+        r = cl.gao_bon_form(mc["pretrain"].mean(axis=1), ns, select, n_boot=min(config.bootstrap, 1000))
+        d = r.as_dict()
+        d["comparison"] = (f"Gao best-of-n fit of the pretrain ensemble's members (average), beta; R^2={d['r2']:.2f}, "
+                           f"peak d*={d['peak_d']:.2f} (tested d <= {d['d_max']:.2f}), {tag}")
+        results.append(d)
+        z = pool_member_z(out_dir, pool, members, "pretrain", noise, seeds)  # (S, P, K, N)
+        r = cl.cross_rm_transfer(z, nmax, comparison=f"pretrain members: predicted - actual gain of the other "
+                                                      f"members when one is optimized, n={nmax}, {tag}")
+        results.append(r.as_dict())
+        top = max(2, z.shape[-1] // nmax)
+        r = cl.underspecification(z, top, comparison=f"pretrain members: Kendall tau on each prompt's top {top} of "
+                                                      f"{z.shape[-1]} (n={nmax}) - its Gaussian-copula expectation, {tag}")
+        results.append(r.as_dict())
+    return results
 
 
-def _members_of(df, kind, seed, k) -> set[str]:
-    from rewardherd.studies.runner import MemberUnit, ensemble_members
+def study_calibration(config, cells: pd.DataFrame) -> dict:
+    """The claim rules' calibration at this study's size (simulated; cached by size)."""
+    from rewardherd.studies import calibration as cal
+    from rewardherd.world.cache import default_cache_dir
 
-    noise = float(df["noise"].iloc[0])
-    return {MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, k)}
-
-
-def _gain(sm: pd.DataFrame, col: str, nmax: int) -> np.ndarray:
-    hi = sm[sm["n"] == nmax].sort_values("prompt_id")[col].to_numpy()
-    lo = sm[sm["n"] == 1].sort_values("prompt_id")[col].to_numpy()
-    return hi - lo
-
-
-def _c6(cells, noise, config) -> dict:
-    avg = cells[(cells["kind"] == "single") & (cells["noise"] == noise) & (cells["member"] == "average")]
-    wide = avg.pivot_table(index="prompt_id", columns="n", values="gold", aggfunc="mean")  # mean over seeds
-    ns = wide.columns.to_numpy()
-    d = np.sqrt(core.bon_kl(ns))
-    y = wide.to_numpy() - wide.to_numpy()[:, :1]
-    fit = core.fit_gao(d, y.mean(axis=0), "bon")
-    rng = np.random.default_rng(0)
-    betas = []
-    for _ in range(min(config.bootstrap, 500)):
-        idx = rng.integers(0, y.shape[0], y.shape[0])
-        betas.append(core.fit_gao(d, y[idx].mean(axis=0), "bon").beta)
-    iv = core.Interval(fit.beta, float(np.quantile(betas, 0.025)), float(np.quantile(betas, 0.975)), 0.95, len(betas))
-    return _claim("C6", f"Gao best-of-n fit of the single RM's gold, beta (R^2={fit.r2:.2f}, alpha={fit.alpha:.3f}, "
-                  f"peak d*={fit.peak_d if fit.peak_d is None else round(fit.peak_d, 2)}), noise {noise:g}",
-                  iv, "positive", r2=fit.r2, alpha=fit.alpha)
+    size = cal.Size(seeds=len(config.seeds), prompts=int(cells["prompt_id"].nunique()), pool=config.pool.size,
+                    members=config.ensemble_size, max_n_fraction=config.pool.max_n_fraction)
+    if config.calibration_replicates < 1:
+        return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}}
+    # Shared through the world cache when the study uses one (the built-in world, or --cache-dir).
+    cache = config.cache_dir or (default_cache_dir() if config.user is None else None)
+    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache)
+    return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
+            "summary": cal.summarize(rows)}
 
 
-def _c1(out, pool, cells, config, noise, nmax) -> dict:
-    seed_vals, controls = [], []
-    k = config.ensemble_size
-    N = config.pool.size
-    top = max(2, N // nmax)
-    for seed in config.seeds:
-        mem = _members_of(cells[cells["noise"] == noise], "pretrain", seed, k)
-        scores = _member_scores(out, pool, mem)
-        vals, control = [], []
-        rng = np.random.default_rng(seed)
-        for _, g in scores.groupby("prompt_id"):
-            zs = g[sorted(mem)].to_numpy().T  # (m, N)
-            order = np.argsort(-zs.mean(axis=0), kind="stable")
-            t_all = core.pairwise_kendall(zs)
-            vals.append(core.pairwise_kendall(zs[:, order[:top]]) - t_all)
-            control.append(core.pairwise_kendall(zs[:, rng.choice(zs.shape[1], top, replace=False)]) - t_all)
-        seed_vals.append(np.nan_to_num(np.array(vals)))
-        controls.append(np.nan_to_num(np.array(control)))
-    iv = _interval(np.array(seed_vals), config)
-    # Descriptive control, not part of the rule: random subsets of the same size. Selecting on the
-    # members' own mean lowers their agreement by itself (Berkson), so read C1 with this beside it.
-    return _claim("C1", f"member Kendall tau on each prompt's top {top} samples (n={nmax} pressure) - on all {N}, "
-                  f"pretrain members, noise {noise:g}", iv, "negative",
-                  random_subset_same_size=float(np.mean(controls)))
+def pool_member_z(out_dir: Path, pool: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float,
+                  seeds) -> np.ndarray:
+    """(S, P, K, N) standardized pool scores of one ensemble kind's members, per seed."""
+    per_seed = []
+    for s in seeds:
+        units = member_units(members, kind, noise, s)
+        frame = _member_scores(out_dir, pool, units, members).sort_values(["prompt_id", "sample_id"])
+        P = frame["prompt_id"].nunique()
+        per_seed.append(frame[units].to_numpy().T.reshape(len(units), P, -1).transpose(1, 0, 2))
+    return np.stack(per_seed)
 
 
-def _member_scores(out_dir, pool: pd.DataFrame, members) -> pd.DataFrame:
+def _member_scores(out_dir, pool: pd.DataFrame, units, members: pd.DataFrame) -> pd.DataFrame:
     """Standardized scores of the given members on every pool sample, one column each."""
+    stats = members.drop_duplicates("unit").set_index("unit")
     frame = pool[["prompt_id", "sample_id"]].copy()
-    for m in sorted(members):
-        p = Path(out_dir) / "members" / m / "scores.parquet"
-        info = json.loads((Path(out_dir) / "members" / m / "info.json").read_text())
-        sc = pd.read_parquet(p)
-        st = info["standardization"]
-        frame = frame.merge(sc.assign(**{m: (sc["score"] - st["mean"]) / st["std"]})[["prompt_id", "sample_id", m]],
-                            on=["prompt_id", "sample_id"])
+    for u in dict.fromkeys(units):
+        sc = pd.read_parquet(Path(out_dir) / "members" / u / "scores.parquet")
+        z = core.standardize(sc["score"].to_numpy()[None, :], [stats.loc[u, "mean"]], [stats.loc[u, "std"]])[0]
+        frame = frame.merge(sc[["prompt_id", "sample_id"]].assign(**{u: z}), on=["prompt_id", "sample_id"])
     return frame
 
 
-def uncertainty(out: Path, pool: pd.DataFrame, config) -> list[dict]:
+def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Does the ensemble spread predict the proxy-gold gap? Spearman and AUROC per kind."""
-    from rewardherd.studies.runner import MemberUnit, ensemble_members
-
     rows = []
     gold = pool["gold"].to_numpy()
     gz = (gold - gold.mean()) / max(gold.std(), 1e-12)
@@ -274,8 +230,8 @@ def uncertainty(out: Path, pool: pd.DataFrame, config) -> list[dict]:
         for kind in ("finetune", "pretrain"):
             sp, sa, au = [], [], []
             for seed in config.seeds:
-                mem = [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, config.ensemble_size)]
-                frame = _member_scores(out, pool, mem)
+                mem = member_units(members, kind, noise, seed)
+                frame = _member_scores(out, pool, mem, members)
                 z = frame[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
@@ -289,17 +245,14 @@ def uncertainty(out: Path, pool: pd.DataFrame, config) -> list[dict]:
     return rows
 
 
-def optimized_accuracy(out: Path, pool: pd.DataFrame, config) -> list[dict]:
+def optimized_accuracy(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Member accuracy on gold-labelled pairs (pretrain-ensemble best-of-N pick vs each other sample)."""
-    from rewardherd.studies.runner import MemberUnit, ensemble_members
-
     rows = []
     for noise in config.noise:
         for seed in config.seeds:
-            units = {MemberUnit(b, ft, noise, seed).name for kind in ("finetune", "pretrain")
-                     for b, ft in ensemble_members(kind, seed, config.ensemble_size)}
-            pre = [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members("pretrain", seed, config.ensemble_size)]
-            frame = _member_scores(out, pool, sorted(units))
+            units = {u for kind in ("finetune", "pretrain") for u in member_units(members, kind, noise, seed)}
+            pre = member_units(members, "pretrain", noise, seed)
+            frame = _member_scores(out, pool, sorted(units), members)
             frame = frame.merge(pool[["prompt_id", "sample_id", "gold"]], on=["prompt_id", "sample_id"])
             acc = {m: [] for m in units}
             for _, g in frame.groupby("prompt_id"):
@@ -311,8 +264,8 @@ def optimized_accuracy(out: Path, pool: pd.DataFrame, config) -> list[dict]:
                     s = g[m].to_numpy()
                     acc[m].append(np.mean((s[top] > s[others]) == gold_says))
             for m in units:
-                info = json.loads((out / "members" / m / "info.json").read_text())
-                rows.append({"noise": noise, "seed": seed, "member": m, "heldout_accuracy": info["heldout_accuracy"],
+                acc_in = members.loc[members["unit"] == m, "heldout_accuracy"].iloc[0]
+                rows.append({"noise": noise, "seed": seed, "member": m, "heldout_accuracy": acc_in,
                              "optimized_accuracy": float(np.mean(acc[m]))})
     return rows
 
@@ -328,7 +281,7 @@ def rl_tables(out: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def analyze(out: Path, config, inputs=None) -> None:
+def analyze(out: Path, config) -> None:
     out = Path(out)
     res = out / "results"
     res.mkdir(parents=True, exist_ok=True)
@@ -354,10 +307,15 @@ def analyze(out: Path, config, inputs=None) -> None:
                 f = core.fit_gao(d, g["gold"].to_numpy() - g["gold"].iloc[0], "rl")
                 fits.append({"optimizer": "rl", "cell": cell, **f.as_dict()})
     (res / "fits.json").write_text(json.dumps(fits, indent=2, default=float))
-    cl = claims(out, cells, config, pool)
-    (res / "claims.json").write_text(json.dumps({"rules": RULES, "claims": cl}, indent=2, default=float))
-    (res / "uncertainty.json").write_text(json.dumps(uncertainty(out, pool, config), indent=2))
-    pd.DataFrame(optimized_accuracy(out, pool, config)).to_parquet(res / "optimized_accuracy.parquet", index=False)
+    from rewardherd.studies.claims import RULES
+
+    members = pd.read_parquet(res / "members.parquet")
+    cl = claim_results(out, cells, config, pool, members)
+    write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl})
+    write_json_atomic(res / "calibration.json", study_calibration(config, cells))
+    write_json_atomic(res / "uncertainty.json", uncertainty(out, pool, config, members))
+    write_table_atomic(pd.DataFrame(optimized_accuracy(out, pool, config, members)),
+                       res / "optimized_accuracy.parquet")
     cross = cross_matrix(cells, config)
     cross.to_parquet(res / "cross.parquet", index=False)
     samples = pool.copy()

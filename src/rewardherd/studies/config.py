@@ -44,7 +44,7 @@ class UserSource:
     gold: str
     """Gold reward: `package.module:function` taking (prompts, responses) -> floats, or an HF reward-model directory."""
     train_prompts: str | None = None
-    """RL training prompts (same format as prompts); default: the evaluation prompts are NOT reused, so required for RL."""
+    """RL training prompts (same format as prompts). Required when RL is enabled: RL never trains on the evaluation prompts."""
     max_new_tokens: int = 48
     """Most tokens per sampled response."""
 
@@ -111,6 +111,10 @@ class StudyConfig:
     """Profile name (smoke, quick, full); informational once resolved."""
     world_profile: str = "quick"
     """Built-in world profile (ignored when `user` is given)."""
+    world_seed: int = 0
+    """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
+    the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
+    cover one world build; compare replicates to see whether they hold across builds."""
     world_overrides: dict = field(default_factory=dict)
     """Dotted overrides of the world config, e.g. {policy.lm.steps: 100}."""
     user: UserSource | None = None
@@ -139,6 +143,9 @@ class StudyConfig:
     """CPUs for a local Ray instance (None: all)."""
     bootstrap: int = 2000
     """Bootstrap resamples for confidence intervals."""
+    calibration_replicates: int = 40
+    """Simulated studies per calibration scenario at this study's size (0: no calibration in the report;
+    benchmarks/claims_calibration.py runs 200). Cached in the cache directory by size."""
     cache_dir: str | None = None
     """World cache directory (default ~/.cache/rewardherd)."""
 
@@ -147,6 +154,9 @@ class StudyConfig:
 
         if self.ensemble_size < 2:
             raise ValueError("ensemble_size must be >= 2")
+        if self.user is not None and self.user.train_prompts is None and self.rl.enabled:
+            raise ValueError("user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
+                             "give a train_prompts file or set rl.enabled=false")
         for m in self.methods + self.rl.methods:
             MethodSpec.parse(m)
         for p in self.noise + self.rl.noise:
@@ -166,7 +176,7 @@ PROFILES: dict[str, dict] = {
         "pool": {"prompts": 12, "size": 16},
         "rl": {"steps": 2, "eval_every": 1, "eval_prompts": 8, "eval_samples": 1, "num_generations": 2,
                "prompts_per_step": 2},
-        "bootstrap": 200,
+        "bootstrap": 200, "calibration_replicates": 2,
     },
     "quick": {
         "profile": "quick", "world_profile": "quick", "ensemble_size": 5, "seeds": [0, 1, 2],
@@ -180,7 +190,7 @@ PROFILES: dict[str, dict] = {
         "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
                     "soft_min(temperature=1.0)"],
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 160, "lr_scheduler": "cosine"},
-        "pool": {"prompts": 256, "size": 512},
+        "pool": {"prompts": 256, "size": 512}, "calibration_replicates": 100,
         "rl": {"kinds": ["single", "finetune", "pretrain"],
                "methods": ["mean", "min", "uncertainty_weighted(lam=0.1)"],
                "noise": [0.0, 0.25], "seeds": [0, 1, 2], "kl_coefs": [0.0, 0.01, 0.2], "steps": 200},

@@ -119,9 +119,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def world_inputs(config, progress: bool = True) -> StudyInputs:
-    from rewardherd.world import build_world, world_config
+    from rewardherd.world import build_world, world_config, world_replicate
 
-    wcfg = world_config(config.world_profile)
+    wcfg = world_replicate(world_config(config.world_profile), config.world_seed)
     if config.world_overrides:
         try:
             wcfg = wcfg.with_overrides(_flatten(dict(config.world_overrides)))
@@ -141,6 +141,7 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
         train_prompts=world.load_prompts("train")["prompt"].tolist(),
         gold=world.gold, features=world.features, max_new_tokens=wcfg.pool.max_new_tokens,
         min_new_tokens=wcfg.pool.min_new_tokens, top_p=wcfg.pool.top_p,
-        fingerprint={"world": keys}, description=f"built-in world ({config.world_profile} profile)",
+        fingerprint={"world": keys},
+        description=f"built-in world ({config.world_profile} profile, replicate {config.world_seed})",
         world_summary=world.summary,
     )

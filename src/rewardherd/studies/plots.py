@@ -81,7 +81,7 @@ def bon_gold(curves: pd.DataFrame, band: pd.DataFrame, path: Path, value: str = 
             if c == 0:
                 ax.set_ylabel("gold - gold(n=1)")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Best-of-n: gold reward vs optimization (95% CI over prompts, pooled seeds)")
+    fig.suptitle("Best-of-n: gold reward vs optimization (95% intervals over seeds x prompts)")
     return _save(fig, path)
 
 
@@ -102,22 +102,27 @@ def bon_proxy(curves: pd.DataFrame, path: Path) -> Path:
 
 
 def features(curves: pd.DataFrame, path: Path) -> Path | None:
+    """Hacking features of best-of-n picks vs sqrt(KL): a grid of readable panels."""
     plt = _plt()
     fcols = [c for c in curves.columns if c.startswith("f/")][:6]
     if not fcols:
         return None
-    fig, axes = plt.subplots(1, len(fcols), figsize=(3.4 * len(fcols), 3.2), squeeze=False)
+    ncol = min(3, len(fcols))
+    nrow = -(-len(fcols) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.4 * nrow), squeeze=False)
     main = _main_curves(curves)
     sub = main[main["noise"] == main["noise"].max()]
     for j, f in enumerate(fcols):
-        ax = axes[0, j]
+        ax = axes[j // ncol, j % ncol]
         for (kind, method), g in sub.groupby(["kind", "method"]):
             g = g.sort_values("n")
             ax.plot(np.sqrt(g["kl"]), g[f], marker=".", alpha=0.8, label=f"{kind} {method}", **_style(kind, method))
-        ax.set_title(f[2:], fontsize=9)
-        ax.set_xlabel("sqrt(KL_bon)")
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(f"Hacking features of best-of-n selections (noise {sub['noise'].max():g})")
+        ax.set_title(f[2:].replace("_", " "), fontsize=10)
+        ax.set_xlabel("sqrt(KL of best-of-n)")
+    for j in range(len(fcols), nrow * ncol):
+        axes[j // ncol, j % ncol].axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Hacking features of best-of-n picks (label noise {sub['noise'].max():g})")
     return _save(fig, path)
 
 
@@ -158,6 +163,15 @@ def accuracy(opt_acc: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def member_label(unit: str) -> str:
+    """'bb3__ft1002__noise0__seed1' -> 'backbone 3, fine-tune seed 1002'."""
+    parts = unit.split("__")
+    if len(parts) < 2 or not parts[0].startswith("bb") or not parts[1].startswith("ft"):
+        return unit
+    bb, ft = parts[0].removeprefix("bb"), parts[1].removeprefix("ft")
+    return f"backbone {bb}, fine-tune seed {ft}"
+
+
 def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
     if cross_df.empty:
         return None
@@ -166,11 +180,11 @@ def cross(cross_df: pd.DataFrame, path: Path) -> Path | None:
     members = list(sub["optimized"])
     cols = [m for m in members if m in sub.columns] + ["gold"]
     mat = sub[cols].to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 0.8 * len(members) + 1.5))
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 4, 0.8 * len(members) + 3))
     im = ax.imshow(mat, cmap="viridis")
-    short = [m.split("__")[0] + "/" + m.split("__")[1] for m in members]
-    ax.set_xticks(range(len(cols)), short + ["gold"], rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(members)), short, fontsize=7)
+    short = [member_label(m) for m in members]
+    ax.set_xticks(range(len(cols)), short + ["gold"], rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(members)), short, fontsize=8)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", color="white", fontsize=7)
@@ -204,6 +218,33 @@ def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
         ax.set_title(f"gold - gold(n=1) at n={nmax}, noise {noise:g}", fontsize=10)
     axes[0, 0].legend(fontsize=6)
     return _save(fig, path)
+
+
+#: What each report figure shows and what to look for (the report prints these as captions).
+CAPTIONS = {
+    "bon_gold": ("Gold reward of the best-of-n pick minus gold at n=1, against sqrt(KL) of best-of-n, one panel per "
+                 "aggregation method (columns) and label-noise level (rows). Grey: single reward models (their "
+                 "average, with the best and worst member); blue: fine-tune-seed ensemble; red: pretrain-seed "
+                 "ensemble; shaded: 95% intervals over seeds x prompts. Look for curves that rise and then fall "
+                 "(over-optimization) and for ensembles that stay above their members."),
+    "bon_proxy": ("The optimized proxy (standardized aggregate of the ensemble or the single member) of the best-of-n "
+                  "pick against sqrt(KL). It keeps rising by construction; compare with the gold figure to see where "
+                  "proxy and gold part."),
+    "features": ("Hacking features of the best-of-n picks (highest label noise) against sqrt(KL): length, repetition, "
+                 "copying from the prompt, and so on. A feature that grows under every ensemble kind is an error the "
+                 "members share, which no ensemble removes."),
+    "accuracy": ("Each member's accuracy on held-out preference pairs (x, in distribution) against its accuracy on "
+                 "the samples best-of-n picks (y, pairs of the pretrain ensemble's pick with every other sample of "
+                 "the prompt, labelled by gold). Points below the diagonal: members that look good in distribution "
+                 "and fail where the optimizer goes."),
+    "cross": ("Optimize one member by best-of-n (rows), evaluate with every member's standardized score and with gold "
+              "(columns), one seed at the highest label noise. A strong diagonal with weaker off-diagonal cells means "
+              "optimizing one reward model does not carry over to the others."),
+    "sizes": ("Gold at the largest n against ensemble size, per kind and method, with the single-RM average as a "
+              "dashed line: whether adding members keeps helping."),
+    "rl": ("RL with a KL penalty (TRL RLOO): gold and the optimized proxy relative to step 0, against sqrt(KL) "
+           "measured on held-out prompts. In the quick profile these runs are short illustrations, not evidence."),
+}
 
 
 def all_figures(out: Path) -> dict[str, Path]:

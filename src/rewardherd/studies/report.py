@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from rewardherd.studies.config import __doc__ as DEFINITIONS
+from rewardherd.studies.plots import CAPTIONS
 
 
 def md_table(df: pd.DataFrame, index: bool = False) -> str:
@@ -23,27 +24,40 @@ def md_table(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _summary(claims: list[dict], config: dict, timings: dict) -> list[str]:
+CLAIM_NAMES = {
+    "C1": "members agree less on optimized samples than selection alone explains (underspecification)",
+    "C2": "optimizing one RM improves the others less than their correlation predicts",
+    "C3": "ensembles beat their own members at high n (and pretrain beats finetune)",
+    "C4": "ensembles are still over-optimized (shared errors survive)",
+    "C5": "conservative aggregation (min, uncertainty-weighted) shrinks over-optimization",
+    "C6": "gold follows the Gao best-of-n form and turns down within the tested range",
+}
+
+
+def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict) -> list[str]:
     lines = []
-    by = {}
+    by: dict[str, list[dict]] = {}
     for c in claims:
-        by.setdefault(c["claim"], []).append(c)
-    names = {
-        "C1": "members agree less on optimized samples (underspecification)",
-        "C2": "optimizing one RM improves it more than the others",
-        "C3": "ensembles beat a single RM at high n (and pretrain beats finetune)",
-        "C4": "even the best ensemble is still over-optimized (shared errors)",
-        "C5": "conservative aggregation (min, uncertainty-weighted) shrinks over-optimization",
-        "C6": "gold follows the Gao best-of-n form and turns down",
-    }
+        by.setdefault(c["label"], []).append(c)
+    summ = calibration.get("summary", {})
     for cid in sorted(by):
         verdicts = [c["verdict"] for c in by[cid]]
         counts = {v: verdicts.count(v) for v in ("reproduced", "not reproduced", "inconclusive") if v in verdicts}
         txt = ", ".join(f"{n} {v}" for v, n in counts.items())
-        lines.append(f"- **{cid}** ({names.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).")
+        fns = sorted({c["claim"] for c in by[cid]})
+        power = [summ[f]["power"] for f in fns if f in summ and summ[f]["power"] is not None]
+        decide = ""
+        if power:
+            p = min(power)
+            decide = (f" At this size the rule detects the calibration's effect {p:.0%} of the time"
+                      + (" (decidable)." if p >= 0.8 else " (this profile cannot reliably decide it)."))
+        lines.append(f"- **{cid}** ({CLAIM_NAMES.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).{decide}")
     lines.append(
         f"- Profile `{config.get('profile')}`: K={config.get('ensemble_size')} members, seeds {config.get('seeds')}, "
-        f"label noise {config.get('noise')}, pool {config['pool']['prompts']} prompts x {config['pool']['size']} samples.")
+        f"label noise {config.get('noise')}, pool {config['pool']['prompts']} prompts x {config['pool']['size']} "
+        f"samples, world replicate {config.get('world_seed', 0)}.")
+    if claims:
+        lines.append(f"- Every interval covers: {claims[0]['covers']}.")
     if timings:
         lines.append("- Wall time by stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()) + ".")
     return lines
@@ -78,30 +92,46 @@ def plain_summary(curves: pd.DataFrame, rl: pd.DataFrame | None) -> list[str]:
     return lines
 
 
-def _claims_table(claims: list[dict]) -> pd.DataFrame:
+_CORE_KEYS = ("label", "claim", "comparison", "estimate", "low", "high", "direction", "verdict", "rule", "covers",
+              "interval", "df")
+
+
+def _claims_table(claims: list[dict], calibration: dict) -> pd.DataFrame:
+    summ = calibration.get("summary", {})
     rows = []
     for c in claims:
-        extra = {k: v for k, v in c.items() if k not in ("claim", "comparison", "estimate", "low", "high",
-                                                         "direction", "verdict")}
-        rows.append({"claim": c["claim"], "comparison": c["comparison"], "estimate": round(c["estimate"], 4),
-                     "95% CI": f"[{c['low']:.4f}, {c['high']:.4f}]", "claimed sign": c["direction"],
-                     "verdict": c["verdict"],
+        extra = {k: v for k, v in c.items() if k not in _CORE_KEYS and not isinstance(v, list)}
+        cal = summ.get(c["claim"])
+        rows.append({"claim": c["label"], "rule": c["claim"], "comparison": c["comparison"],
+                     "estimate": round(c["estimate"], 4), "95% CI": f"[{c['low']:.4f}, {c['high']:.4f}]",
+                     "claimed sign": c["direction"], "verdict": c["verdict"],
+                     "false positive at this size": "-" if cal is None else f"{cal['false_positive']:.0%}",
+                     "power at this size": "-" if cal is None or cal["power"] is None else f"{cal['power']:.0%}",
                      "details": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in extra.items())})
+    return pd.DataFrame(rows)
+
+
+def _calibration_table(calibration: dict) -> pd.DataFrame:
+    rows = [{"rule": r["claim"], "truth": r["truth"], "scenario": r["scenario"],
+             "reproduced": f"{r['reproduced']:.2f} ± {r['reproduced se']:.2f}",
+             "not reproduced": f"{r['not reproduced']:.2f} ± {r['not reproduced se']:.2f}",
+             "inconclusive": f"{r['inconclusive']:.2f}", "target met": "yes" if r["target_met"] else "NO"}
+            for r in calibration.get("rows", [])]
     return pd.DataFrame(rows)
 
 
 CAN_DECIDE = {
     "smoke": "Nothing: the smoke profile checks that the pipeline runs end to end; its numbers carry no evidence.",
     "quick": ("The quick profile (5 members, 3 seeds, 256 prompts x 128 samples, n <= 32, tiny models on the "
-              "built-in world) can detect best-of-n over-optimization and differences between single RMs and "
-              "ensembles of a few hundredths of gold. It cannot decide ensemble-size trends (one size), behaviour "
-              "beyond n = 32, or RL claims: RL is one seed and one short run per arm, so its curves are "
-              "illustrations, not evidence. The intervals resample prompts (pooled over seeds); they do not "
-              "include the variance of member training or of the world build, which three seeds estimate poorly: "
-              "a verdict whose interval lies close to 0 can flip between independent runs."),
-    "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid) is sized for the papers' comparisons; "
-             "its intervals are the ones to quote."),
+              "built-in world) decides the claims whose calibrated power at its size is high (see the power column); "
+              "with 3 seeds the t intervals have few degrees of freedom, so differences of a few hundredths of gold "
+              "are often inconclusive. It cannot decide ensemble-size trends (one size), behaviour beyond n = 32, "
+              "or RL claims: RL is one seed and one short run per arm, an illustration, not evidence. Intervals "
+              "cover seeds (backbone draws, fine-tune seeds, label flips) and prompts; they do not cover the world "
+              "build (policy, preference data, pool): compare world replicates (world_seed) for that."),
+    "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid over 3 seeds) is sized for the papers' "
+             "comparisons; its intervals are the ones to quote, for one world build."),
 }
 
 
@@ -118,20 +148,24 @@ def write_report(out: Path) -> Path:
     timings = json.loads((res / "timings.json").read_text()) if (res / "timings.json").exists() else {}
     opt_acc = pd.read_parquet(res / "optimized_accuracy.parquet")
     figs = all_figures(out)
-    table = _claims_table(cl["claims"])
+    calibration = json.loads((res / "calibration.json").read_text()) if (res / "calibration.json").exists() else {}
+    table = _claims_table(cl["claims"], calibration)
+    cal_df = _calibration_table(calibration)
     fits_df = pd.DataFrame(fits)
     unc_df = pd.DataFrame(unc)
     acc_df = opt_acc.groupby("noise")[["heldout_accuracy", "optimized_accuracy"]].agg(["mean", "min", "max"]).round(3)
     curves = pd.read_parquet(res / "curves.parquet")
     rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
-    summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings)
+    summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings, calibration)
     caveat = CAN_DECIDE.get(config.get("profile"), "")
     md = ["# rewardherd over-optimization study", "", "## Summary", "", *summary, "", f"**What this profile can decide.** {caveat}", "",
           "## Claims (computed from the data)", "", md_table(table), "", "### Decision rules", ""]
     md += [f"- **{k}**: {v}" for k, v in cl["rules"].items()]
-    md += ["", "Verdicts: reproduced when the 95% paired-bootstrap interval (prompts, pooled across seeds) excludes 0 in "
-           "the claimed direction; not reproduced when it excludes 0 the other way; inconclusive otherwise.", ""]
-    md += ["## Figures", ""] + [f"![{k}](figures/{p.name})" for k, p in figs.items()] + [""]
+    md += ["", VERDICT_TEXT, "", "### Calibration of the rules at this study's size", "", _calibration_text(calibration),
+           "", md_table(cal_df) if not cal_df.empty else "", ""]
+    md += ["## Figures", ""]
+    for k, p in figs.items():
+        md += [f"![{k}](figures/{p.name})", "", f"*{CAPTIONS.get(k, k)}*", ""]
     md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
     md += ["## Is the spread worth anything?", "",
            "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
@@ -145,7 +179,7 @@ def write_report(out: Path) -> Path:
            "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
-                                           versions))
+                                           versions, cal_df, _calibration_text(calibration)))
     return out / "report.html"
 
 
@@ -156,10 +190,28 @@ def _md_inline(s: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", re.sub(r"`(.+?)`", r"<code>\1</code>", s))
 
 
-def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions) -> str:
+VERDICT_TEXT = ("Verdicts: reproduced when the 95% interval excludes 0 in the claimed direction; not reproduced when it "
+                "excludes 0 the other way; inconclusive otherwise. Means use a t interval over seeds x prompts (crossed "
+                "random effects, Satterthwaite degrees of freedom); the Gao fit uses a pigeonhole bootstrap over seeds "
+                "and prompts. Each row's 'covers' says which sources of variance its interval includes.")
+
+
+def _calibration_text(calibration: dict) -> str:
+    if not calibration or not calibration.get("rows"):
+        return ("Not calibrated at this size (calibration_replicates = 0); run benchmarks/claims_calibration.py "
+                "with this study's size.")
+    z = calibration["size"]
+    return (f"Each rule was run on {calibration['replicates']} simulated studies per scenario at this study's size "
+            f"({z['seeds']} seeds x {z['prompts']} prompts, pool {z['pool']}, K={z['members']}), where the effect is "
+            "absent (null), present (effect) or reversed (opposite); shares ± Monte Carlo standard errors. Targets: "
+            "'reproduced' <= 5% under nulls and opposite effects, 'not reproduced' <= 5% under the effect. "
+            "benchmarks/claims_calibration.py runs the same with 200 replicates.")
+
+
+def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text) -> str:
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        f"<figcaption>{k}</figcaption></figure>" for k, p in figs.items())
+        f"<figcaption>{html.escape(CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figs.items())
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
              "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}pre{background:#f6f6f6;padding:1em;"
@@ -175,6 +227,8 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
         f"<p><b>What this profile can decide.</b> {html.escape(caveat)}</p>",
         "<h2>Claims (computed from the data)</h2>", rows, "<h3>Decision rules</h3><ul>",
         "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in rules.items()), "</ul>",
+        f"<p>{html.escape(VERDICT_TEXT)}</p>", "<h3>Calibration of the rules at this study's size</h3>",
+        f"<p>{html.escape(cal_text)}</p>", cal_df.to_html(index=False) if not cal_df.empty else "",
         "<h2>Figures</h2>", imgs,
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
         "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),

@@ -70,29 +70,71 @@ class RLUnit:
         return f"rl__{self.kind}__{m}__noise{self.noise:g}__seed{self.seed}__kl{self.kl_coef:g}"
 
 
-def ensemble_members(kind: str, seed: int, k: int) -> list[tuple[int, int]]:
-    """(backbone index, fine-tune seed) of each member of an ensemble kind."""
+def draw_backbones(seed: int, k: int, pool_size: int) -> list[int]:
+    """The K backbones of one seed, drawn without replacement from the pool.
+
+    Backbones are a random unit of the study: each seed draws its pretrain ensemble's
+    K backbones, and the fine-tune ensemble uses the first of them. With a pool of
+    exactly K every seed uses every backbone, in another order.
+    """
+    if pool_size < k:
+        raise ValueError(f"the backbone pool has {pool_size} backbones; an ensemble of K={k} needs at least K")
+    rng = np.random.default_rng([seed, pool_size, k])
+    return [int(b) for b in rng.choice(pool_size, size=k, replace=False)]
+
+
+def ensemble_members(kind: str, seed: int, k: int, pool_size: int) -> list[tuple[int, int]]:
+    """(backbone index, fine-tune seed) of each member of an ensemble kind.
+
+    finetune: K members on the seed's first drawn backbone, fine-tune seeds 1000*seed + i;
+    pretrain: member i on the seed's i-th drawn backbone, fine-tune seed 1000*seed + i.
+    Member 0 is the same model in both kinds and is trained once.
+    """
+    drawn = draw_backbones(seed, k, pool_size)
     if kind == "finetune":
-        return [(0, 1000 * seed + i) for i in range(k)]
+        return [(drawn[0], 1000 * seed + i) for i in range(k)]
     if kind == "pretrain":
-        return [(i, 1000 * seed + i) for i in range(k)]
-    raise ValueError(kind)
+        return [(b, 1000 * seed + i) for i, b in enumerate(drawn)]
+    raise ValueError(f"unknown ensemble kind {kind!r}")
 
 
-def plan_members(config: StudyConfig) -> list[MemberUnit]:
+def plan_members(config: StudyConfig, pool_size: int) -> list[MemberUnit]:
     units: dict[str, MemberUnit] = {}
     for noise in config.noise:
         for seed in config.seeds:
             for kind in ("finetune", "pretrain"):
-                for b, ft in ensemble_members(kind, seed, config.ensemble_size):
+                for b, ft in ensemble_members(kind, seed, config.ensemble_size, pool_size):
                     u = MemberUnit(b, ft, noise, seed)
                     units[u.name] = u
     for noise in config.rl.noise if config.rl.enabled else ():
         for seed in config.rl.seeds:
-            for b, ft in ensemble_members("pretrain", seed, config.ensemble_size):
-                u = MemberUnit(b, ft, noise, seed)
-                units.setdefault(u.name, u)
+            for kind in config.rl.kinds:
+                for b, ft in ensemble_members("finetune" if kind == "finetune" else "pretrain", seed,
+                                              config.ensemble_size, pool_size):
+                    u = MemberUnit(b, ft, noise, seed)
+                    units.setdefault(u.name, u)
     return list(units.values())
+
+
+def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFrame:
+    """One row per (kind, noise, seed, slot): which trained unit is that ensemble member.
+
+    Columns: kind, noise, seed, slot, unit, backbone, finetune_seed, heldout_accuracy,
+    mean, std (the member's standardization statistics). Analysis reads this table
+    instead of re-deriving member names.
+    """
+    rows = []
+    for noise in config.noise:
+        for seed in config.seeds:
+            for kind in ("finetune", "pretrain"):
+                for slot, (b, ft) in enumerate(ensemble_members(kind, seed, config.ensemble_size, pool_size)):
+                    unit = MemberUnit(b, ft, noise, seed)
+                    info = json.loads((out / "members" / unit.name / "info.json").read_text())
+                    rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit.name,
+                                 "backbone": b, "finetune_seed": ft,
+                                 "heldout_accuracy": info.get("heldout_accuracy"),
+                                 "mean": info["standardization"]["mean"], "std": info["standardization"]["std"]})
+    return pd.DataFrame(rows)
 
 
 def plan_rl(config: StudyConfig) -> list[RLUnit]:
@@ -158,10 +200,10 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     return rec
 
 
-def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int) -> Path:
+def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, pool_size: int) -> Path:
     """Write a manifest over already trained members (relative paths into members/)."""
     infos = []
-    for b, ft in ensemble_members(kind, seed, k):
+    for b, ft in ensemble_members(kind, seed, k, pool_size):
         unit = MemberUnit(b, ft, noise, seed)
         rec = json.loads((out / "members" / unit.name / "info.json").read_text())
         fields = {f: rec[f] for f in MemberInfo.__dataclass_fields__ if f in rec}
@@ -173,6 +215,12 @@ def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int) ->
     return d
 
 
+def rl_single_slot(seed: int, k: int) -> int:
+    """The RL 'single' arm optimizes member (seed mod K) of the seed's pretrain ensemble,
+    so across seeds it rotates over members instead of always using member 0."""
+    return seed % k
+
+
 def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     from rewardherd.models import Ensemble
     from rewardherd.policy.rl import RLConfig, run_rl
@@ -181,22 +229,25 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     d = out / "cells" / unit.name
     if (d / "DONE").exists():
         return str(d)
+    if not inputs.train_prompts:
+        raise ValueError("RL needs training prompts distinct from the evaluation prompts; none were given")
     if d.exists():
         shutil.rmtree(d)
+    k, pool_size = config.ensemble_size, len(inputs.backbones)
     if unit.kind == "single":
-        ens_dir = build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, config.ensemble_size)
+        ens_dir = build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, pool_size)
         ens = Ensemble.load(ens_dir)
-        ens = Ensemble(ens.members[:1], ens.manifest, ens_dir)
+        slot = rl_single_slot(unit.seed, k)
+        ens = Ensemble(ens.members[slot:slot + 1], ens.manifest, ens_dir)
     else:
-        ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, config.ensemble_size))
+        ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, k, pool_size))
     spec = MethodSpec.parse(unit.method)
     r = config.rl
     rl_cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef, steps=r.steps, lr=r.lr,
                       num_generations=r.num_generations, prompts_per_step=r.prompts_per_step,
                       max_new_tokens=inputs.max_new_tokens, eval_every=r.eval_every, eval_prompts=r.eval_prompts,
                       eval_samples=r.eval_samples, seed=unit.seed, save_checkpoints=True)
-    train_prompts = inputs.train_prompts or inputs.eval_prompts
-    run_rl(inputs.policy_dir, ens, train_prompts, inputs.eval_prompts, d, rl_cfg, gold=inputs.gold,
+    run_rl(inputs.policy_dir, ens, inputs.train_prompts, inputs.eval_prompts, d, rl_cfg, gold=inputs.gold,
            features=inputs.features, progress=False)
     (d / "DONE").write_text(json.dumps(unit.__dict__))
     return str(d)
@@ -286,7 +337,7 @@ def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
     return path
 
 
-def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame) -> Path:
+def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, pool_size: int) -> Path:
     """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
     from rewardherd.core import n_grid
 
@@ -298,7 +349,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     stats = {}
     table = pool[["prompt_id", "sample_id", "gold"] + [c for c in pool.columns if c.startswith("f/")]].copy()
     for kind in ("finetune", "pretrain"):
-        for b, ft in ensemble_members(kind, seed, k):
+        for b, ft in ensemble_members(kind, seed, k, pool_size):
             unit = MemberUnit(b, ft, noise, seed)
             if (b, ft) in names:
                 continue
@@ -314,7 +365,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     methods = [MethodSpec.parse(m) for m in config.methods]
     frames = []
     for kind in ("finetune", "pretrain"):
-        cols = [names[bf] for bf in ensemble_members(kind, seed, k)]
+        cols = [names[bf] for bf in ensemble_members(kind, seed, k, pool_size)]
         st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
         c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
         frames.append(c.assign(kind=kind, member="", size=k))
@@ -361,11 +412,14 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     if inputs.world_summary is not None:
         write_json_atomic(out / "world.json", inputs.world_summary)
     timings["world"] = time.time() - t0
+    if config.rl.enabled and not inputs.train_prompts:
+        raise ValueError("RL needs training prompts distinct from the evaluation prompts; the inputs have none")
     t = time.time()
     pool_path = ensure_pool(inputs, config, out, progress)
     timings["pool"] = time.time() - t
     t = time.time()
-    units = plan_members(config)
+    pool_size = len(inputs.backbones)
+    units = plan_members(config, pool_size)
     _run_units(run_member_unit, units,
                lambda u: (config, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
                           str(pool_path), str(out)), config, "members", progress)
@@ -374,7 +428,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     pool = pd.read_parquet(pool_path)
     for noise in config.noise:
         for seed in config.seeds:
-            bon_cell(out, config, noise, seed, pool)
+            bon_cell(out, config, noise, seed, pool, pool_size)
+    write_table_atomic(members_table(config, pool_size, out), out / "results" / "members.parquet")
     timings["bon"] = time.time() - t
     t = time.time()
     _run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
@@ -382,7 +437,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     t = time.time()
     from rewardherd.studies.analysis import analyze
 
-    analyze(out, config, inputs)
+    analyze(out, config)
     timings["analysis"] = time.time() - t
     write_json_atomic(out / "results" / "timings.json", {k: round(v, 1) for k, v in timings.items()})
     (out / "results" / "DONE").write_text("ok\n")

@@ -29,6 +29,7 @@ from rewardherd.world.config import (
     TokenizerConfig,
     WorldConfig,
     world_config,
+    world_replicate,
 )
 
 _LAZY = {
@@ -44,7 +45,7 @@ _LAZY = {
 __all__ = [
     "PROFILES", "BackbonesConfig", "CorpusConfig", "GoldConfig", "LMConfig", "PolicyConfig",
     "PreferenceConfig", "PromptConfig", "SamplingConfig", "TokenizerConfig", "WorldConfig",
-    "world_config", "cached_artifact", "default_cache_dir", "hash_key", *_LAZY,
+    "world_config", "world_replicate", "cached_artifact", "default_cache_dir", "hash_key", *_LAZY,
 ]
 
 

@@ -173,8 +173,10 @@ class BackbonesConfig:
                                                           steps=150, warmup_steps=15))
     """Architecture and schedule shared by all backbones."""
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    """One backbone per seed; the seed sets initialization and data order."""
+    seeds: tuple[int, ...] = tuple(range(8))
+    """One backbone per seed; the seed sets initialization and data order. A study draws
+    each seed's ensembles from this pool, so it should hold more backbones than an
+    ensemble has members (backbones are a random unit of the study, not a fixed set)."""
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1, "backbones.seeds must not be empty")
@@ -465,10 +467,38 @@ def world_config(profile: Profile | str = "quick") -> WorldConfig:
             tokenizer=TokenizerConfig(vocab_size=8192),
             backbones=BackbonesConfig(
                 lm=LMConfig(n_layer=2, n_embd=128, n_head=4, steps=1500, batch_size=32,
-                            warmup_steps=100)),
+                            warmup_steps=100), seeds=tuple(range(10))),
             policy=PolicyConfig(
                 lm=LMConfig(n_layer=4, n_embd=192, n_head=4, steps=4000, batch_size=32,
                             lr=2e-3, warmup_steps=200)),
             summary_prompts=512,
         )
     raise ValueError(f"unknown world profile {profile!r}; expected one of {PROFILES}")
+
+
+#: Replicate r's backbone seeds are shifted by r * REPLICATE_SEED_STRIDE, so replicates
+#: never share a backbone while a pool holds fewer backbones than this.
+REPLICATE_SEED_STRIDE = 100
+
+
+def world_replicate(config: WorldConfig, replicate: int) -> WorldConfig:
+    """The same world design built again from other random draws.
+
+    Replicate 0 is ``config`` itself. Replicate r redraws the policy (initialization and
+    data order: ``policy.seed + r``), the backbones (seeds shifted by
+    ``r * REPLICATE_SEED_STRIDE``) and the preference data (``preferences.seed + r``).
+    The corpus, its partition into prompts and the gold reward are the design and stay.
+
+    Raises:
+        ValueError: for a negative replicate.
+    """
+    _check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
+    if replicate == 0:
+        return config
+    return dataclasses.replace(
+        config,
+        policy=dataclasses.replace(config.policy, seed=config.policy.seed + replicate),
+        backbones=dataclasses.replace(config.backbones, seeds=tuple(
+            s + replicate * REPLICATE_SEED_STRIDE for s in config.backbones.seeds)),
+        preferences=dataclasses.replace(config.preferences, seed=config.preferences.seed + replicate),
+    )

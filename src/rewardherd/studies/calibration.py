@@ -1,0 +1,312 @@
+"""Calibration of the claim rules: simulated studies where each effect is absent or present.
+
+A simulated study has the real study's shape: S seeds, P prompts, a pool of N samples
+per prompt shared by every seed, and per seed a pretrain-seed and a fine-tune-seed
+ensemble of K members. Samples carry a true quality ``c`` and F "hack" features H
+(H[..., 0] is the shared one, e.g. length). Member k of a seed scores
+
+    z_k = a_k c + b_shared H_0 + b_idio H_{f_k} + sigma u_k      (then z-scored)
+
+(plus, on a share ``spike_rate`` of samples, a private error of ``spike_size``)
+with a_k = 1 + jitter (seed-to-seed skill variation), f_k a feature the member latched
+on to (pretrain members: distinct features; fine-tune members: one feature per seed
+when ``ft_shares_hack``), and u_k noise (Gaussian or Student t). Gold is one of:
+
+- ``flat``: independent of everything (no effect can exist);
+- ``rising``: gold = c (no over-optimization);
+- ``saturating``: gold = min(c, cap) (rises, then never falls);
+- ``shared_hack``: gold = c - gamma * relu(H_0) (every member's shared error);
+- ``idio_hacks``: gold = c - gamma * sum_{f >= 1} relu(H_f) (each member's own error).
+
+Scenarios name, for one claim, the truth they encode: ``null`` (effect absent),
+``effect`` (present, the claimed direction), ``opposite`` (present, the other way).
+:func:`run_scenario` runs the real claim function on simulated data and returns the
+verdict counts. Numbers in the scenarios are design choices stated here, chosen before
+running the rules; the calibration table reports whatever comes out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rewardherd import core
+from rewardherd.policy.bon import MethodSpec
+from rewardherd.studies import claims
+
+GOLDS = ("flat", "rising", "saturating", "shared_hack", "idio_hacks")
+
+
+@dataclass(frozen=True)
+class World:
+    """Parameters of a simulated study's pool and members (see the module docstring)."""
+
+    gold: str = "rising"
+    gamma: float = 1.0
+    cap: float = 0.5
+    b_shared: float = 0.0
+    b_idio: float = 0.0
+    sigma: float = 1.0
+    noise_df: float | None = None
+    """Student-t degrees of freedom of the members' noise u (None: Gaussian)."""
+    quality_df: float | None = None
+    """Student-t degrees of freedom of the true quality c (None: Gaussian)."""
+    spike_rate: float = 0.0
+    """Share of samples on which a member has its own large error (a rare, private hack)."""
+    spike_size: float = 4.0
+    """Size of such an error, in units of the quality's sd."""
+    jitter: float = 0.1
+    features: int = 12
+    ft_shares_hack: bool = False
+    """Fine-tune-seed members share one idiosyncratic feature per seed (one backbone)."""
+    pre_shares_hack: bool = False
+
+
+@dataclass(frozen=True)
+class Size:
+    """The study's size: the quick profile's by default."""
+
+    seeds: int = 3
+    prompts: int = 256
+    pool: int = 128
+    members: int = 5
+    max_n_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class Scenario:
+    claim: str
+    truth: str
+    name: str
+    world: World
+    method: str = "mean"
+    extra: dict = field(default_factory=dict)
+
+
+def _t_or_normal(rng, shape, df):
+    if df is None:
+        return rng.standard_normal(shape)
+    return rng.standard_t(df, shape) / np.sqrt(df / (df - 2)) if df > 2 else rng.standard_t(df, shape)
+
+
+def simulate(world: World, size: Size, rng: np.random.Generator) -> dict:
+    """One simulated study: gold (P, N), member scores (S, P, K, N) for both kinds."""
+    P, N, K, S, F = size.prompts, size.pool, size.members, size.seeds, world.features
+    c = _t_or_normal(rng, (P, N), world.quality_df)
+    H = rng.standard_normal((F, P, N))
+    if world.gold == "flat":
+        gold = rng.standard_normal((P, N))
+    elif world.gold == "rising":
+        gold = c.copy()
+    elif world.gold == "saturating":
+        gold = np.minimum(c, world.cap)
+    elif world.gold == "shared_hack":
+        gold = c - world.gamma * np.maximum(H[0], 0.0)
+    elif world.gold == "idio_hacks":
+        gold = c - world.gamma * np.maximum(H[1:], 0.0).sum(axis=0)
+    else:
+        raise ValueError(f"unknown gold {world.gold!r}; choose from {GOLDS}")
+
+    def members(shared_feature: bool) -> np.ndarray:
+        out = np.empty((S, P, K, N))
+        for s in range(S):
+            feats = rng.choice(np.arange(1, F), size=K, replace=False)
+            if shared_feature:
+                feats[:] = feats[0]
+            for k in range(K):
+                a = 1.0 + world.jitter * rng.standard_normal()
+                z = (a * c + world.b_shared * H[0] + world.b_idio * H[feats[k]]
+                     + world.sigma * _t_or_normal(rng, (P, N), world.noise_df)
+                     + world.spike_size * (rng.random((P, N)) < world.spike_rate))
+                out[s, :, k] = (z - z.mean()) / z.std()  # standardized over the whole pool
+        return out
+
+    return {"gold": gold, "pretrain": members(world.pre_shares_hack), "finetune": members(world.ft_shares_hack)}
+
+
+def curves(member_z: np.ndarray, gold: np.ndarray, ns, method: str | None) -> np.ndarray:
+    """Expected gold of best-of-n per (seed, prompt, n): of the aggregate when ``method``
+    is given, (S, P, G); else of each member alone, (S, K, P, G)."""
+    S, P, K, N = member_z.shape
+    if method is None:
+        return np.stack([np.stack([core.bon_estimate(member_z[s, :, k], gold, ns) for k in range(K)])
+                         for s in range(S)])
+    spec = MethodSpec.parse(method)
+    out = []
+    for s in range(S):
+        scores = member_z[s].transpose(1, 0, 2).reshape(K, P * N)  # (K, P*N)
+        agg = core.aggregate(scores, spec.method, **spec.params).reshape(P, N)
+        out.append(core.bon_estimate(agg, gold, ns))
+    return np.stack(out)
+
+
+def run_once(sc: Scenario, size: Size, rng: np.random.Generator) -> claims.ClaimResult:
+    """Simulate one study and apply the scenario's claim function."""
+    sim = simulate(sc.world, size, rng)
+    ns = core.n_grid(size.pool, size.max_n_fraction)
+    nmax = ns[-1]
+    select = claims.split_prompts(size.prompts, seed=int(rng.integers(1 << 31)))
+    pre, ft, gold = sim["pretrain"], sim["finetune"], sim["gold"]
+    if sc.claim == "underspecification":
+        return claims.underspecification(pre, max(2, size.pool // nmax), null_draws=8,
+                                         seed=int(rng.integers(1 << 31)))
+    if sc.claim == "cross_rm_transfer":
+        return claims.cross_rm_transfer(pre, nmax)
+    if sc.claim == "ensemble_vs_own_members":
+        ens = curves(pre, gold, [nmax], sc.method)[..., 0]
+        mem = curves(pre, gold, [nmax], None)[..., 0]
+        return claims.ensemble_vs_own_members(ens, mem)
+    if sc.claim == "pretrain_vs_finetune":
+        return claims.pretrain_vs_finetune(curves(pre, gold, [nmax], sc.method)[..., 0],
+                                           curves(ft, gold, [nmax], sc.method)[..., 0])
+    if sc.claim == "residual_overoptimization":
+        return claims.residual_overoptimization(curves(pre, gold, ns, sc.method), ns, select)
+    if sc.claim == "conservative_aggregation":
+        mem = curves(pre, gold, ns, None).mean(axis=1)
+        return claims.conservative_aggregation(mem, curves(pre, gold, ns, sc.method), ns, select)
+    if sc.claim == "gao_bon_form":
+        mem = curves(pre, gold, ns, None).mean(axis=1)
+        return claims.gao_bon_form(mem, ns, select, n_boot=200, seed=int(rng.integers(1 << 31)))
+    raise ValueError(f"unknown claim {sc.claim!r}")
+
+
+def run_scenario(sc: Scenario, size: Size, replicates: int, seed: int = 0) -> dict:
+    """Verdict shares of the claim rule over ``replicates`` simulated studies.
+
+    Returns:
+        dict with the counts, shares and Monte Carlo standard errors of each verdict.
+    """
+    rng = np.random.default_rng(seed)
+    counts: Counter = Counter()
+    estimates = []
+    for _ in range(replicates):
+        r = run_once(sc, size, rng)
+        counts[r.verdict] += 1
+        estimates.append(r.estimate)
+    out = {"claim": sc.claim, "truth": sc.truth, "scenario": sc.name, "replicates": replicates,
+           "mean_estimate": float(np.mean(estimates))}
+    for v in ("reproduced", "not reproduced", "inconclusive"):
+        p = counts[v] / replicates
+        out[v] = p
+        out[f"{v} se"] = float(np.sqrt(max(p * (1 - p), 1e-12) / replicates))
+    return out
+
+
+def target_met(row: dict, tolerance_se: float = 2.0) -> bool:
+    """Whether a calibration row meets its target, within ``tolerance_se`` Monte Carlo SEs.
+
+    null and opposite: "reproduced" <= 5%; effect: "not reproduced" <= 5%. Power (the
+    share reproduced under the effect) is reported, not required.
+    """
+    key = "not reproduced" if row["truth"] == "effect" else "reproduced"
+    se = max(row[f"{key} se"], float(np.sqrt(0.05 * 0.95 / row["replicates"])))
+    return row[key] <= 0.05 + tolerance_se * se
+
+
+def scenarios() -> list[Scenario]:
+    """Every (claim, truth) cell of the calibration table."""
+    gauss = World(gold="rising", sigma=1.0, jitter=0.0)  # equicorrelated members, rho = 0.5
+    out = [
+        # C1: agreement on optimized outputs
+        Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.5", gauss),
+        Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.9",
+                 World(gold="rising", sigma=1 / 3, jitter=0.0)),
+        Scenario("underspecification", "effect", "rare private errors (3% of samples, +4 sd, per member)",
+                 World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
+        Scenario("underspecification", "opposite", "heavy-tailed shared quality (t, 3 df)",
+                 World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
+        # C2: transfer between members
+        Scenario("cross_rm_transfer", "null", "Gaussian members, rho=0.99 (gain in proportion to rho)",
+                 World(gold="rising", sigma=0.1, jitter=0.0)),
+        Scenario("cross_rm_transfer", "null", "Gaussian members, rho=0.5", gauss),
+        Scenario("cross_rm_transfer", "effect", "rare private errors (3% of samples, +4 sd, per member)",
+                 World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
+        Scenario("cross_rm_transfer", "opposite", "heavy-tailed shared quality (t, 3 df)",
+                 World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
+        # C3: ensemble vs its own members (mean)
+        Scenario("ensemble_vs_own_members", "null", "flat gold", World(gold="flat", sigma=1.0)),
+        Scenario("ensemble_vs_own_members", "null", "identical members (no idiosyncratic part)",
+                 World(gold="shared_hack", b_shared=1.0, sigma=0.0, jitter=0.0)),
+        Scenario("ensemble_vs_own_members", "effect", "idiosyncratic hacks, one per member",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5)),
+        Scenario("ensemble_vs_own_members", "opposite", "herding: shared hack sharpened by averaging",
+                 World(gold="shared_hack", gamma=2.0, b_shared=1.0, sigma=1.0)),
+        # C3: pretrain vs finetune (mean)
+        Scenario("pretrain_vs_finetune", "null", "both kinds alike (distinct hacks)",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5)),
+        Scenario("pretrain_vs_finetune", "effect", "fine-tune members share their backbone's hack",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5, ft_shares_hack=True)),
+        Scenario("pretrain_vs_finetune", "opposite", "pretrain members share a hack",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5, pre_shares_hack=True)),
+        # C4: residual over-optimization of the ensemble (mean)
+        Scenario("residual_overoptimization", "null", "flat gold", World(gold="flat", sigma=1.0)),
+        Scenario("residual_overoptimization", "null", "saturating gold", World(gold="saturating", cap=0.5)),
+        Scenario("residual_overoptimization", "effect", "shared hack", World(gold="shared_hack", gamma=1.4,
+                                                                            b_shared=1.0, sigma=0.5)),
+        Scenario("residual_overoptimization", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
+        # C5: conservative aggregation (min) vs own members
+        Scenario("conservative_aggregation", "null", "flat gold", World(gold="flat", sigma=1.0), method="min"),
+        Scenario("conservative_aggregation", "null", "identical members",
+                 World(gold="shared_hack", b_shared=1.0, gamma=1.5, sigma=0.0, jitter=0.0), method="min"),
+        Scenario("conservative_aggregation", "effect", "idiosyncratic hacks",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5), method="min"),
+        Scenario("conservative_aggregation", "opposite", "herding: shared hack",
+                 World(gold="shared_hack", gamma=2.0, b_shared=1.0, sigma=1.0), method="min"),
+        # C6: Gao form with a turn-down in range
+        Scenario("gao_bon_form", "null", "flat gold", World(gold="flat", sigma=1.0)),
+        Scenario("gao_bon_form", "null", "saturating gold (never falls)", World(gold="saturating", cap=0.5)),
+        Scenario("gao_bon_form", "effect", "shared hack (inverted U)",
+                 World(gold="shared_hack", gamma=1.4, b_shared=1.0, sigma=0.5)),
+        Scenario("gao_bon_form", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
+    ]
+    return out
+
+
+def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False) -> list[dict]:
+    """Every scenario at ``size``, ``replicates`` simulated studies each (cached by content).
+
+    With ``cache_dir``, the rows are stored under ``<cache_dir>/calibration/<key>.json``,
+    keyed by the size, the replicate count, the seed and the scenarios, so studies of
+    the same size share one calibration.
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from rewardherd.io import write_json_atomic
+    from rewardherd.world.cache import hash_key
+
+    key = hash_key({"size": dataclasses.asdict(size), "replicates": replicates, "seed": seed,
+                    "scenarios": [repr(sc) for sc in scenarios()], "version": CALIBRATION_VERSION})
+    path = Path(cache_dir).expanduser() / "calibration" / f"{key}.json" if cache_dir is not None else None
+    if path is not None and path.exists():
+        return json.loads(path.read_text())["rows"]
+    rows = []
+    for i, sc in enumerate(scenarios()):
+        rows.append(run_scenario(sc, size, replicates, seed=seed + i) | {"target_met": None})
+        rows[-1]["target_met"] = target_met(rows[-1])
+        if progress:
+            print(f"calibration {i + 1}/{len(scenarios())}: {sc.claim} {sc.truth}", flush=True)
+    if path is not None:
+        write_json_atomic(path, {"size": dataclasses.asdict(size), "replicates": replicates, "rows": rows})
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    """Per claim function: worst false-positive share over its nulls and opposite effects,
+    the share reproduced (power) and not reproduced under its effect, and the replicates."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        s = out.setdefault(r["claim"], {"false_positive": 0.0, "power": None, "false_negative": None,
+                                        "replicates": r["replicates"]})
+        if r["truth"] == "effect":
+            s["power"], s["false_negative"] = r["reproduced"], r["not reproduced"]
+        else:
+            s["false_positive"] = max(s["false_positive"], r["reproduced"])
+    return out
+
+
+#: Bump when the scenarios or the simulator change meaning (invalidates cached calibrations).
+CALIBRATION_VERSION = 1

@@ -1,0 +1,378 @@
+"""The papers' claims as named decision rules over tidy arrays.
+
+Each function takes plain arrays (seeds first, then prompts), computes one quantity
+per (seed, prompt), and returns a :class:`ClaimResult`: the estimate, its interval,
+the verdict, the rule in words, and which sources of variance the interval covers.
+"C1".."C6" are report labels only.
+
+Intervals: :func:`rewardherd.core.crossed_interval` (seeds x prompts, crossed) for
+means, :func:`rewardherd.core.pigeonhole_bootstrap` for the curve fit. Verdicts:
+:func:`rewardherd.core.decide` (reproduced when the interval excludes 0 in the claimed
+direction, not reproduced when it excludes 0 the other way, else inconclusive).
+
+Every rule has a valid null, checked by simulation at the study's size
+(``benchmarks/claims_calibration.py``, :mod:`rewardherd.studies.calibration`):
+
+- Agreement under selection is compared with what a Gaussian copula with the same
+  whole-pool rank agreement predicts under the same selection (selecting on the
+  members' own mean lowers their agreement by itself: Berkson's paradox).
+- Cross-member transfer is compared with what each pair's whole-pool regression
+  slope predicts (members gain in proportion to their correlation under the null).
+- Peaks are chosen on one half of the prompts and tested on the other, never on the
+  data they are tested on (an argmax peak minus the end is >= 0 by construction).
+- Ensembles are compared with the average of their own members.
+- The Gao form needs alpha > 0, beta > 0, a fitted peak inside the tested range, and a
+  real turn-down on held-out prompts (a saturating gold fits beta > 0 too).
+
+Shape notation: S seeds, P prompts, K members, N pool samples per prompt, G points of
+the best-of-n grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rewardherd import core
+
+#: The rule of each claim function, in words (printed in the report).
+RULES: dict[str, str] = {
+    "underspecification": (
+        "mean Kendall tau between the ensemble's members on each prompt's top samples (top N/n_max by the "
+        "members' mean), minus the same statistic expected under a Gaussian copula with the members' "
+        "whole-pool rank agreement and the same selection; claimed negative (members disagree on optimized "
+        "outputs more than selection alone explains)."),
+    "cross_rm_transfer": (
+        "optimize member i by best-of-n_max; for every other member j, the gain j's whole-pool regression on i "
+        "predicts (slope x i's own gain) minus j's actual gain; claimed positive (optimizing one RM improves "
+        "the others less than their correlation predicts)."),
+    "ensemble_vs_own_members": (
+        "gold at n_max (fixed in advance) of the ensemble minus the average gold of its own K members, each "
+        "optimized alone; claimed positive."),
+    "pretrain_vs_finetune": (
+        "gold at n_max of the pretrain-seed ensemble minus the fine-tune-seed ensemble (same method, seed, "
+        "noise); claimed positive."),
+    "residual_overoptimization": (
+        "peak n chosen on one half of the prompts (among n < n_max), then on the other half gold at that n "
+        "minus gold at n_max; claimed positive (the ensemble is still over-optimized)."),
+    "conservative_aggregation": (
+        "peak-to-end gold drop of the ensemble's own members (average curve) minus that of the conservative "
+        "ensemble, each peak chosen on one half of the prompts and the drops measured on the other; claimed "
+        "positive."),
+    "gao_bon_form": (
+        "fit R(d) = d (alpha - beta d) to the average member's re-centred gold vs d = sqrt(KL_bon); reproduced "
+        "when the 95% pigeonhole-bootstrap intervals give alpha > 0, beta > 0 and a peak d* inside the tested "
+        "range, and the held-out peak-to-end drop is significant; not reproduced when beta < 0 or gold "
+        "significantly rises to the end."),
+}
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim's outcome on one comparison."""
+
+    label: str
+    """Report label (C1..C6)."""
+    claim: str
+    """Name of the claim function (its rule is RULES[claim])."""
+    comparison: str
+    """What was compared, in words."""
+    estimate: float
+    low: float
+    high: float
+    verdict: str
+    direction: str
+    rule: str
+    covers: str
+    """Which sources of variance the interval covers, and which it does not."""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        extra = d.pop("extra")
+        return {**d, **extra}
+
+
+def covers(seeds: int, prompts: int, world: str = "one world build") -> str:
+    """The sentence that says what an interval over (seeds, prompts) covers."""
+    if seeds <= 1:
+        return (f"{prompts} prompts only: one seed, so backbone draw, fine-tune seed and label-flip variance are "
+                f"NOT covered; {world} (policy, preference data, pool) is fixed")
+    return (f"{seeds} seeds x {prompts} prompts, crossed (each seed redraws backbones, fine-tune seeds and label "
+            f"flips; prompts are shared by every seed); {world} (policy, preference data, pool) is fixed")
+
+
+def _grid(values, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"{name} must have shape (seeds, prompts); got {v.shape}")
+    return v
+
+
+def _result(label: str, claim: str, comparison: str, values: np.ndarray, direction: str, **extra) -> ClaimResult:
+    iv = core.crossed_interval(values)
+    return ClaimResult(label, claim, comparison, iv.estimate, iv.low, iv.high, core.decide(iv, direction),
+                       direction, RULES[claim], covers(*values.shape),
+                       {"interval": iv.method, "df": iv.df, **extra})
+
+
+def split_prompts(n_prompts: int, seed: int = 0) -> np.ndarray:
+    """A fixed random half of the prompts, (P,) bool: True = the half that chooses peaks."""
+    if n_prompts < 4:
+        raise ValueError(f"need at least 4 prompts to split; got {n_prompts}")
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n_prompts, dtype=bool)
+    mask[rng.permutation(n_prompts)[: n_prompts // 2]] = True
+    return mask
+
+
+# ------------------------------------------------------------------ C1
+def _kendall_matrix(x: np.ndarray) -> np.ndarray:
+    """(..., K, N) -> (..., K, K) Kendall tau-b between members.
+
+    tau-b_ij = sum_{k,l} s_i s_j / sqrt(sum s_i^2 sum s_j^2), s_i = sign(x_i[k] - x_i[l])
+    over all ordered sample pairs (each pair counted twice, which cancels).
+    """
+    n = x.shape[-1]
+    sg = np.sign(x[..., :, :, None] - x[..., :, None, :]).astype(np.float32)  # (..., K, N, N)
+    flat = sg.reshape(*sg.shape[:-2], n * n)
+    num = np.matmul(flat, np.swapaxes(flat, -1, -2)).astype(np.float64)  # (..., K, K)
+    norm = np.sqrt(np.einsum("...ii->...i", num))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / (norm[..., :, None] * norm[..., None, :])
+
+
+def _copula_correlation(z: np.ndarray) -> np.ndarray:
+    """(P, K, N) -> (P, K, K) Gaussian-copula correlation from Spearman's rho,
+    R = 2 sin(pi rho_s / 6) (exact for a Gaussian copula; ranks make it invariant to
+    each member's scale)."""
+    from scipy.stats import rankdata
+
+    r = rankdata(z, axis=-1)
+    r = r - r.mean(axis=-1, keepdims=True)
+    cov = np.einsum("pin,pjn->pij", r, r)
+    sd = np.sqrt(np.einsum("pii->pi", cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho_s = np.nan_to_num(cov / (sd[..., :, None] * sd[..., None, :]))
+    return 2.0 * np.sin(np.pi * rho_s / 6.0)
+
+
+def _top_by_mean(z: np.ndarray, top: int) -> np.ndarray:
+    """(..., K, N) -> (..., K, top): each prompt's top samples by the members' mean."""
+    idx = np.argsort(-z.mean(axis=-2), axis=-1, kind="stable")[..., :top]  # (..., top)
+    return np.take_along_axis(z, idx[..., None, :].repeat(z.shape[-2], axis=-2), axis=-1)
+
+
+def underspecification(member_z, top: int, *, null_draws: int = 16, seed: int = 0,
+                       comparison: str = "") -> ClaimResult:
+    """C1: members agree less on optimized outputs than selection alone explains.
+
+    Per (seed, prompt): tau on the top samples by the members' mean, minus its
+    expectation under a Gaussian copula whose correlations reproduce the members'
+    whole-pool Spearman correlations (R = 2 sin(pi rho_s / 6)), with the same selection, estimated
+    from ``null_draws`` simulated pools. Prompts where a member is constant give 0.
+
+    Args:
+        member_z: (S, P, K, N) standardized member scores on the pool.
+        top: samples kept per prompt (N // n_max).
+    """
+    z = np.asarray(member_z, dtype=np.float64)
+    if z.ndim != 4 or z.shape[2] < 2:
+        raise ValueError(f"member_z must have shape (seeds, prompts, K >= 2, N); got {z.shape}")
+    S, P, K, N = z.shape
+    if not 2 <= top <= N:
+        raise ValueError(f"top must be in [2, N={N}]; got {top}")
+    rng = np.random.default_rng(seed)
+    a, b = np.triu_indices(K, 1)
+    out = np.zeros((S, P))
+    undefined = 0
+    for s in range(S):
+        obs = _kendall_matrix(_top_by_mean(z[s], top))[..., a, b].mean(axis=-1)  # (P,)
+        R = _copula_correlation(z[s])  # (P, K, K)
+        # PSD square root (an estimated R can be slightly indefinite; negative eigenvalues -> 0).
+        w, V = np.linalg.eigh(R)
+        root = V * np.sqrt(np.clip(w, 0.0, None))[..., None, :]  # (P, K, K)
+        null = np.zeros(P)
+        for _ in range(null_draws):
+            x = root @ rng.standard_normal((P, K, N))  # (P, K, N)
+            null += _kendall_matrix(_top_by_mean(x, top))[..., a, b].mean(axis=-1) / null_draws
+        d = obs - null
+        bad = ~np.isfinite(d)
+        undefined += int(bad.sum())
+        out[s] = np.where(bad, 0.0, d)
+    return _result("C1", "underspecification", comparison or f"member agreement on top {top} of {N}, vs its "
+                   "Gaussian-copula expectation", out, "negative", top=top, null_draws=null_draws,
+                   undefined_cells=undefined)
+
+
+# ------------------------------------------------------------------ C2
+def cross_rm_transfer(member_z, n: int, *, comparison: str = "") -> ClaimResult:
+    """C2: optimizing one member improves the others less than their correlation predicts.
+
+    Per (seed, prompt), over ordered member pairs (i, j), i != j: with best-of-n
+    weights w on the pool sorted by member i, own_i = sum w z_i - mean z_i and
+    cross_ij = sum w z_j - mean z_j; the whole-pool slope b_ji = cov(z_i, z_j) / var(z_i)
+    predicts cross_ij = b_ji own_i when j's mean given i is linear (e.g. Gaussian). The
+    value is the mean of b_ji own_i - cross_ij.
+
+    Args:
+        member_z: (S, P, K, N) standardized member scores on the pool.
+        n: the best-of-n size (n_max).
+    """
+    z = np.asarray(member_z, dtype=np.float64)
+    if z.ndim != 4 or z.shape[2] < 2:
+        raise ValueError(f"member_z must have shape (seeds, prompts, K >= 2, N); got {z.shape}")
+    S, P, K, N = z.shape
+    w = core.bon_weights(N, [n])[0]  # (N,) ascending ranks
+    zc = z - z.mean(axis=-1, keepdims=True)
+    cov = np.einsum("spin,spjn->spij", zc, zc) / N  # (S, P, K, K)
+    var = np.einsum("spii->spi", cov)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = cov / var[..., :, None]  # slope[i, j] = cov(i, j) / var(i)
+    order = np.argsort(z, axis=-1, kind="stable")  # (S, P, K, N) by each member
+    # gained[s, p, i, j] = sum_r w_r zc_j[order_i[r]]
+    gathered = np.take_along_axis(zc[:, :, None, :, :], order[:, :, :, None, :], axis=-1)  # (S,P,Ki,Kj,N)
+    gained = gathered @ w  # (S, P, K, K)
+    own = np.einsum("spii->spi", gained)
+    pred = slope * own[..., :, None]
+    off = ~np.eye(K, dtype=bool)
+    diff = (pred - gained)[..., off]  # (S, P, K(K-1))
+    bad = ~np.all(np.isfinite(diff), axis=-1)
+    values = np.where(bad, 0.0, np.nan_to_num(diff).mean(axis=-1))
+    return _result("C2", "cross_rm_transfer", comparison or f"predicted minus actual cross-member gain at n={n}",
+                   values, "positive", n=n, own_gain=float(np.nanmean(own)),
+                   cross_gain=float(np.nanmean(gained[..., off])), undefined_cells=int(bad.sum()))
+
+
+# ------------------------------------------------------------------ C3
+def ensemble_vs_own_members(ensemble, members, *, comparison: str = "") -> ClaimResult:
+    """C3: an ensemble beats the average of its own members at a fixed n.
+
+    Args:
+        ensemble: (S, P) gold of the ensemble's best-of-n_max pick (expected).
+        members: (S, K, P) the same for each of its K members optimized alone.
+    """
+    e = _grid(ensemble, "ensemble")
+    m = np.asarray(members, dtype=np.float64)
+    if m.ndim != 3 or m.shape[0] != e.shape[0] or m.shape[2] != e.shape[1]:
+        raise ValueError(f"members must have shape (seeds, K, prompts) matching {e.shape}; got {m.shape}")
+    per_member = m.mean(axis=2).mean(axis=0)  # (K,) over seeds: member slot k
+    return _result("C3", "ensemble_vs_own_members", comparison or "ensemble minus its own members' average",
+                   e - m.mean(axis=1), "positive", ensemble_gold=float(e.mean()),
+                   members_gold=float(m.mean()), best_member_gold=float(m.mean(axis=2).max(axis=1).mean()),
+                   worst_member_gold=float(m.mean(axis=2).min(axis=1).mean()),
+                   member_slots=[float(x) for x in per_member])
+
+
+def pretrain_vs_finetune(pretrain, finetune, *, comparison: str = "") -> ClaimResult:
+    """C3: a pretrain-seed ensemble beats a fine-tune-seed ensemble at a fixed n.
+
+    Args:
+        pretrain, finetune: (S, P) gold at n_max of each ensemble (same method).
+    """
+    a, b = _grid(pretrain, "pretrain"), _grid(finetune, "finetune")
+    if a.shape != b.shape:
+        raise ValueError(f"pretrain {a.shape} and finetune {b.shape} differ")
+    return _result("C3", "pretrain_vs_finetune", comparison or "pretrain minus finetune ensemble", a - b,
+                   "positive", pretrain_gold=float(a.mean()), finetune_gold=float(b.mean()))
+
+
+# -------------------------------------------------------------- C4, C5
+def _check_curve(curve, ns, name: str) -> np.ndarray:
+    c = np.asarray(curve, dtype=np.float64)
+    if c.ndim != 3 or c.shape[2] != len(ns) or len(ns) < 2:
+        raise ValueError(f"{name} must have shape (seeds, prompts, {len(ns)} n values >= 2); got {c.shape}")
+    return c
+
+
+def held_out_drop(curve, ns, select) -> tuple[np.ndarray, int]:
+    """Gold at a peak chosen on the selection prompts minus gold at n_max, on the others.
+
+    The peak is the argmax of the mean curve over seeds and selection prompts, among
+    n < n_max, so a curve that keeps rising gives a negative drop.
+
+    Returns:
+        (S, P_test) drops and the chosen peak n.
+    """
+    c = _check_curve(curve, ns, "curve")
+    sel = np.asarray(select, dtype=bool)
+    if sel.shape != (c.shape[1],) or sel.all() or not sel.any():
+        raise ValueError("select must be a (prompts,) mask with both halves non-empty")
+    peak = int(np.argmax(c[:, sel, :-1].mean(axis=(0, 1))))
+    test = c[:, ~sel]
+    return test[..., peak] - test[..., -1], int(ns[peak])
+
+
+def residual_overoptimization(curve, ns, select, *, comparison: str = "") -> ClaimResult:
+    """C4: an ensemble is still over-optimized (gold falls from its peak to n_max).
+
+    Args:
+        curve: (S, P, G) expected gold of best-of-n at each n of ``ns``.
+        ns: (G,) n values, ascending; the last is n_max.
+        select: (P,) bool, the prompts that choose the peak (:func:`split_prompts`).
+    """
+    drop, peak = held_out_drop(curve, ns, select)
+    return _result("C4", "residual_overoptimization",
+                   comparison or f"gold at held-out peak n={peak} minus n={int(ns[-1])}", drop, "positive",
+                   peak_n=peak)
+
+
+def conservative_aggregation(members_curve, ensemble_curve, ns, select, *, comparison: str = "") -> ClaimResult:
+    """C5: a conservative ensemble drops less from its peak than its own members do.
+
+    Args:
+        members_curve: (S, P, G) the ensemble's members' average curve.
+        ensemble_curve: (S, P, G) the conservative ensemble's curve.
+        ns, select: as in :func:`residual_overoptimization`.
+    """
+    d_single, p_single = held_out_drop(members_curve, ns, select)
+    d_ens, p_ens = held_out_drop(ensemble_curve, ns, select)
+    return _result("C5", "conservative_aggregation",
+                   comparison or f"members' drop (peak n={p_single}) minus ensemble's drop (peak n={p_ens})",
+                   d_single - d_ens, "positive", members_peak_n=p_single, ensemble_peak_n=p_ens,
+                   members_drop=float(d_single.mean()), ensemble_drop=float(d_ens.mean()))
+
+
+# ------------------------------------------------------------------ C6
+def gao_bon_form(curve, ns, select, *, n_boot: int = 500, seed: int = 0, comparison: str = "") -> ClaimResult:
+    """C6: gold follows Gao's best-of-n form d (alpha - beta d) and turns down in range.
+
+    Args:
+        curve: (S, P, G) expected gold at each n (the average member's curve).
+        ns: (G,) ascending n values starting at 1.
+        select: (P,) bool, prompts that choose the peak for the held-out drop.
+    """
+    c = _check_curve(curve, ns, "curve")
+    ns = np.asarray(ns)
+    if ns[0] != 1:
+        raise ValueError("the n grid must start at 1 (the re-centring point)")
+    d = np.sqrt(core.bon_kl(ns))
+    y = c - c[..., :1]  # re-centred: R(0) = 0
+
+    def stat(v: np.ndarray) -> np.ndarray:
+        al, be = core.fit_gao_batch(d, v.mean(axis=(0, 1))[None, :], "bon")
+        peak = al[0] / (2 * be[0]) if be[0] > 0 else np.inf
+        return np.array([al[0], be[0], peak])
+
+    point = stat(y)
+    boots = core.pigeonhole_bootstrap(y, stat, n_boot=n_boot, seed=seed)
+    lo, hi = np.quantile(boots, [0.025, 0.975], axis=0, method="inverted_cdf")  # peaks may be inf
+    fit = core.fit_gao(d, y.mean(axis=(0, 1)), "bon")
+    drop = residual_overoptimization(c, ns, select)
+    d_max = float(d[-1])
+    if lo[0] > 0 and lo[1] > 0 and hi[2] < d_max and drop.verdict == "reproduced":
+        verdict = "reproduced"
+    elif hi[1] < 0 or drop.verdict == "not reproduced":
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    S, P = c.shape[:2]
+    return ClaimResult(
+        "C6", "gao_bon_form", comparison or "Gao best-of-n fit of the average member's gold",
+        float(point[1]), float(lo[1]), float(hi[1]), verdict, "positive", RULES["gao_bon_form"], covers(S, P),
+        {"interval": "pigeonhole_bootstrap", "n_boot": n_boot, "alpha": float(point[0]),
+         "alpha_low": float(lo[0]), "alpha_high": float(hi[0]), "peak_d": float(point[2]),
+         "peak_d_low": float(lo[2]), "peak_d_high": float(hi[2]), "d_max": d_max, "r2": fit.r2,
+         "drop": drop.estimate, "drop_low": drop.low, "drop_high": drop.high,
+         "drop_peak_n": drop.extra["peak_n"]})
