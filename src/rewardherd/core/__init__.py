@@ -25,6 +25,14 @@ from rewardherd.core.bradley_terry import (
 )
 from rewardherd.core.fits import GaoFit, fit_gao, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
+from rewardherd.core.sharing import (
+    ErrorSharing,
+    decompose_errors,
+    error_sharing,
+    label_error_sharing,
+    margin_error_sharing,
+    member_errors,
+)
 from rewardherd.core.stats import Interval, decide, paired_bootstrap
 from rewardherd.core.transforms import (
     clip_reward,
@@ -40,4 +48,6 @@ __all__ = [
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
+    "ErrorSharing", "decompose_errors", "error_sharing", "label_error_sharing", "margin_error_sharing",
+    "member_errors",
 ]
