@@ -124,20 +124,21 @@ def _is_constant(x: np.ndarray, scale=None) -> np.ndarray:
 
 
 def _check_inputs(scores, gold, name: str) -> tuple[np.ndarray, np.ndarray]:
+    p = f"{name} " if name else ""
     s = as_scores(scores)
     g = to_numpy(gold)
     if g.ndim != 1:
-        raise ValueError(f"{name} gold must be 1-D (b,); got shape {g.shape}")
+        raise ValueError(f"{p}gold must be 1-D (b,); got shape {g.shape}")
     if s.shape[1] != g.shape[0]:
-        raise ValueError(f"{name} scores have {s.shape[1]} samples but gold has {g.shape[0]}")
+        raise ValueError(f"{p}scores have {s.shape[1]} samples but gold has {g.shape[0]}")
     if s.shape[0] < 2:
         raise ValueError(f"error sharing needs at least 2 members; got K={s.shape[0]}")
     if s.shape[1] < 2:
         raise ValueError(f"error sharing needs at least 2 samples; got {s.shape[1]}")
     if not np.all(np.isfinite(s)):
-        raise ValueError(f"{name} member scores contain NaN or infinite values")
+        raise ValueError(f"{p}member scores contain NaN or infinite values")
     if not np.all(np.isfinite(g)):
-        raise ValueError(f"{name} gold scores contain NaN or infinite values")
+        raise ValueError(f"{p}gold scores contain NaN or infinite values")
     return s, g
 
 
