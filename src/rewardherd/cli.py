@@ -177,6 +177,8 @@ def score(
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): add a `gold` column and write the members' error sharing to <out>.sharing.json.")] = None,
+    within_prompt: Annotated[bool, typer.Option(help="With --gold: z-score members and gold within each prompt (prompts with one response or constant scores are dropped and counted).")] = False,
 ):
     """Score (prompt, response) pairs with every member; write scores, aggregate and spread."""
     import pandas as pd
@@ -185,6 +187,9 @@ def score(
 
     if out.exists() and not overwrite:
         _fail(f"{out} exists; pass --overwrite to replace it")
+    if within_prompt and gold is None:
+        _fail("--within-prompt needs --gold")
+    gold_fn = _gold(gold)
     params = _parse_params(param)
     prompts, responses, ids = _read_items(input)
     try:
@@ -200,8 +205,33 @@ def score(
     df["spread_std"] = res.spread.std
     df["spread_var"] = res.spread.var
     df["spread_range"] = res.spread.range
+    sharing = None
+    if gold_fn is not None:
+        df["gold"], sharing = _score_sharing(gold_fn, prompts, responses, res.raw_scores, ens.names, within_prompt)
     write_table_atomic(df, out)
     typer.echo(f"scored {len(df)} pairs with {len(ens)} members ({method}) -> {out}")
+    if sharing is not None:
+        from rewardherd.io import write_json_atomic
+        from rewardherd.studies.evaluation import format_sharing
+
+        path = write_json_atomic(out.with_suffix(".sharing.json"), sharing)
+        for line in format_sharing(sharing):
+            typer.echo(line)
+        typer.echo(f"error sharing -> {path}")
+
+
+def _score_sharing(gold_fn, prompts, responses, raw, names, within_prompt: bool):
+    """`score --gold`: the gold scores (b,) and the members' error-sharing record."""
+    from rewardherd.core import error_sharing
+    from rewardherd.studies.evaluation import call_gold, sharing_record
+
+    groups = [p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in prompts] if within_prompt else None
+    try:
+        g = call_gold(gold_fn, prompts, responses)
+        res = error_sharing(raw, g, groups=groups, degenerate="drop" if within_prompt else "error")
+    except ValueError as e:
+        _fail(f"error sharing: {e}")
+    return g, sharing_record(res, names, "responses")
 
 
 # ---------------------------------------------------------------------- eval
@@ -213,16 +243,19 @@ def eval_(
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): also report how much of the members' error is shared, on both responses of every pair and on pair margins.")] = None,
 ):
     """Preference accuracy per member and per aggregation method, and member agreement."""
     from rewardherd.data import PreferenceDataError, load_preferences
     from rewardherd.models import Ensemble, ManifestError
-    from rewardherd.studies.evaluation import evaluate_ensemble
+    from rewardherd.studies.evaluation import evaluate_ensemble, format_sharing
 
+    gold_fn = _gold(gold)
     try:
         pairs, report = load_preferences(data)
         ens = Ensemble.load(ensemble)
-        res = evaluate_ensemble(ens, pairs, methods=method or None, standardize=not raw, batch_size=batch_size)
+        res = evaluate_ensemble(ens, pairs, methods=method or None, standardize=not raw, batch_size=batch_size,
+                                gold=gold_fn)
     except (ManifestError, PreferenceDataError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"{len(pairs)} pairs from {data}")
@@ -234,6 +267,9 @@ def eval_(
         typer.echo(f"  {name}: {acc:.3f}")
     typer.echo(f"mean pairwise agreement on preference direction: {res['direction_agreement']:.3f}")
     typer.echo(f"mean pairwise Kendall tau of scores: {res['kendall_tau']:.3f}")
+    for rec in res.get("error_sharing", {}).values():
+        for line in format_sharing(rec):
+            typer.echo(line)
     if json_out:
         json_out.write_text(json.dumps(res, indent=2))
 

@@ -31,6 +31,14 @@ from rewardherd.core.bradley_terry import (
 )
 from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
+from rewardherd.core.sharing import (
+    ErrorSharing,
+    decompose_errors,
+    error_sharing,
+    label_error_sharing,
+    margin_error_sharing,
+    member_errors,
+)
 from rewardherd.core.stats import (
     Interval,
     crossed_interval,
@@ -51,5 +59,7 @@ __all__ = [
     "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
-    "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
+    "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
+    "member_statistics", "standardize", "ErrorSharing", "decompose_errors", "error_sharing",
+    "label_error_sharing", "margin_error_sharing", "member_errors",
 ]

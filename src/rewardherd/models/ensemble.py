@@ -322,6 +322,29 @@ class Ensemble:
         raw = self.score(prompts, responses, batch_size=batch_size)
         return self.aggregate_scores(raw, method, standardize=standardize, **params)
 
+    def error_sharing(
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        gold,
+        *,
+        groups=None,
+        degenerate: core.sharing.Degenerate = "error",
+        batch_size: int = 64,
+    ) -> core.ErrorSharing:
+        """How much of the members' error vs gold is shared (see :mod:`rewardherd.core.sharing`).
+
+        Args:
+            prompts, responses: the b samples (the reference set members and gold are
+                z-scored on).
+            gold: (b,) gold scores, or a ``(prompts, responses) -> scores`` function.
+            groups: optional (b,) group ids (e.g. prompt ids) to z-score within.
+            degenerate: ``"error"`` or ``"drop"`` for groups that cannot be z-scored.
+        """
+        raw = self.score(prompts, responses, batch_size=batch_size)  # (m, b)
+        g = gold(list(prompts), list(responses)) if callable(gold) else gold
+        return core.error_sharing(raw, g, groups=groups, degenerate=degenerate)
+
     def best_of_n(
         self,
         prompts: Sequence[Text],

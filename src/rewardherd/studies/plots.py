@@ -220,6 +220,51 @@ def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def sharing(table: pd.DataFrame, path: Path) -> Path:
+    """Members' error variance split into shared and idiosyncratic parts, per ensemble kind.
+
+    ``table``: rows of :func:`rewardherd.studies.sharing.sharing_table` (``kind``,
+    ``shared_variance``, ``idiosyncratic_variance``, ``mean_error_variance``,
+    ``rho_bar``, ``shared_fraction``), optionally with ``noise`` (one panel each) and
+    other axes such as ``seed`` (averaged). The bar's height is the mean member error
+    variance V = shared + idiosyncratic; the black tick is the error variance of the
+    ensemble's mean, C + (V - C)/K: averaging removes only what lies above the shared part.
+    """
+    plt = _plt()
+    t = table if "noise" in table.columns else table.assign(noise=np.nan)
+    cols = ["shared_variance", "idiosyncratic_variance", "mean_error_variance", "rho_bar", "shared_fraction"]
+    noises = sorted(t["noise"].unique(), key=lambda v: (np.isnan(v), v))
+    fig, axes = plt.subplots(1, len(noises), figsize=(2.4 + 1.6 * t["kind"].nunique() * len(noises), 3.8),
+                             squeeze=False, sharey=True)
+    for j, noise in enumerate(noises):
+        ax = axes[0, j]
+        sub = t[t["noise"] == noise] if not np.isnan(noise) else t[t["noise"].isna()]
+        g = sub.groupby("kind", sort=False)[cols].mean()
+        x = np.arange(len(g))
+        colors = [COLORS.get(k, "#2ca02c") for k in g.index]
+        ax.bar(x, g["shared_variance"], color=colors)
+        ax.bar(x, g["idiosyncratic_variance"], bottom=g["shared_variance"], color=colors, alpha=0.35, hatch="//")
+        ax.hlines(g["mean_error_variance"], x - 0.4, x + 0.4, color="black", lw=1.5)
+        for xi, (_, row) in zip(x, g.iterrows(), strict=True):
+            top = row["shared_variance"] + row["idiosyncratic_variance"]
+            ax.text(xi, top, f"rho={row['rho_bar']:.2f}\nshared={row['shared_fraction']:.2f}", ha="center",
+                    va="bottom", fontsize=7)
+        ax.set_xticks(x, list(g.index))
+        ax.set_xlim(-0.6, len(g) - 0.4)
+        ax.margins(y=0.2)
+        ax.set_title("members' error vs gold" + ("" if np.isnan(noise) else f", noise {noise:g}"), fontsize=10)
+        if j == 0:
+            ax.set_ylabel("error variance (z units)")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="#555555", label="shared (mean pairwise cov.)"),
+               Patch(facecolor="#555555", alpha=0.35, hatch="//", label="idiosyncratic"),
+               Line2D([], [], color="black", lw=1.5, label="error var. of the ensemble mean")]
+    axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(fig, path)
+
+
 #: What each report figure shows and what to look for (the report prints these as captions).
 CAPTIONS = {
     "bon_gold": ("Gold reward of the best-of-n pick minus gold at n=1, against sqrt(KL) of best-of-n, one panel per "

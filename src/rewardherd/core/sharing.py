@@ -1,0 +1,307 @@
+"""Shared and idiosyncratic error of ensemble members (SCIENCE.md section 10).
+
+Shape notation: ``K`` members, ``b`` samples (or pairs). Member scores are (K, b),
+gold is (b,), group ids are (b,).
+
+Errors. Each member's scores and the gold scores are z-scored on one reference set
+(the b samples given; optionally within each group, e.g. each prompt) with
+:func:`rewardherd.core.transforms.standardize` and population statistics; member i's
+error on sample x is
+
+    e_i(x) = z_i(x) - z_gold(x).
+
+Because every series is z-scored on the samples themselves, raw and
+manifest-standardized member scores give the same errors (z-scoring is invariant to a
+member's positive affine rescaling). With ``groups`` a per-group offset (Bradley-Terry
+rewards are only defined up to a per-prompt constant) is removed before anything is
+measured; the pooled variances below are then within-group variances.
+
+Decomposition. With Sigma the K x K population covariance of the errors over samples:
+
+- ``member_variance[i] = Sigma_ii``; ``mean_member_variance = V = mean_i Sigma_ii``;
+- ``shared_variance = C = mean_{i != j} Sigma_ij`` (mean pairwise covariance): the
+  variance of what all members get wrong together, which averaging cannot remove;
+- ``idiosyncratic_variance = V - C``: each member's own error variance, which an
+  average of K' members divides by K';
+- ``shared_covariance_fraction = C / V`` and ``rho_bar = mean_{i<j} corr(e_i, e_j)``;
+- ``mean_error_variance = var(e_bar)`` with ``e_bar = mean_i e_i`` (SCIENCE.md's
+  "shared part"), and ``shared_fraction = var(e_bar) / V`` (the quantity WORLD_NOTES.md
+  reports).
+
+Identities (exact, not approximations): ``var(e_bar) = C + (V - C) / K``, hence
+``shared_fraction = C/V + (1 - C/V) / K`` -- for K equicorrelated members of equal
+error variance, ``C/V = rho`` and ``shared_fraction = rho + (1 - rho) / K``. Also
+``mean_i var(e_i - e_bar) = (K - 1)/K * (V - C)`` (the variance of SCIENCE.md's
+"idiosyncratic part", which is smaller than V - C because e_bar contains 1/K of each
+member's own error).
+
+Choice: ``shared_fraction`` keeps WORLD_NOTES' definition so the prototype's numbers
+compare directly, but it depends on K (it contains (V - C)/K of idiosyncratic error).
+``shared_covariance_fraction`` is the K-free fraction and, in the model
+e_i = s + u_i (independent u_i of equal variance), estimates var(s) / var(e_i)
+without the 1/K bias. The prediction for an average of K' members uses C and V - C:
+:meth:`ErrorSharing.predicted_variance` ``(K') = C + (V - C) / K'``, which equals V at
+K' = 1 and the measured var(e_bar) at K' = K. It assumes the K' members are drawn like
+the measured ones (their mean variance and mean covariance).
+
+Preference pairs (:func:`margin_error_sharing`): with gold scores for both sides, the
+sample is a pair and the scores are margins d_i = r_i(chosen) - r_i(rejected) and
+d_gold likewise; margins are z-scored across pairs and decomposed as above. A margin
+is what a Bradley-Terry member identifies (its per-prompt offset cancels), so margins
+need no grouping. With labels only (:func:`label_error_sharing`), there is no gold
+scale to subtract: the error is the indicator that member i orders the pair against
+its label, and the same decomposition measures how much members are wrong on the
+same pairs. Flipped labels count as errors every member shares, so label noise
+raises sharing there (the opposite of what noise in the training labels does).
+
+Departures: population (ddof=0) statistics throughout; every fraction is a ratio of
+variances, so ddof would cancel anyway.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+from rewardherd.core.aggregate import as_scores, to_numpy
+from rewardherd.core.transforms import member_statistics, standardize
+
+Degenerate = Literal["error", "drop"]
+
+#: A z-scored series whose std is at most this times its largest magnitude is treated
+#: as constant (rounding makes the std of equal floats tiny rather than 0).
+CONSTANT_RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class ErrorSharing:
+    """Decomposition of K members' errors into shared and idiosyncratic variance.
+
+    See the module docstring for the definitions and identities.
+    """
+
+    k: int  # members
+    n_samples: int  # samples (or pairs) measured, after any dropped groups
+    n_groups: int | None  # groups measured (None: z-scored over all samples at once)
+    n_dropped: int  # samples in dropped groups (degenerate="drop")
+    member_variance: tuple[float, ...]  # (K,) Sigma_ii
+    mean_member_variance: float  # V
+    shared_variance: float  # C = mean pairwise covariance
+    idiosyncratic_variance: float  # V - C
+    shared_covariance_fraction: float  # C / V
+    rho_bar: float  # mean pairwise correlation of errors
+    mean_error_variance: float  # var(e_bar) = C + (V - C) / K
+    shared_fraction: float  # var(e_bar) / V = C/V + (1 - C/V) / K
+
+    def predicted_variance(self, k: int) -> float:
+        """Predicted error variance of the mean of ``k`` members: C + (V - C) / k."""
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            raise ValueError(f"k must be a positive integer; got {k!r}")
+        return self.shared_variance + self.idiosyncratic_variance / int(k)
+
+    def predicted_shared_fraction(self, k: int) -> float:
+        """``shared_fraction`` an ensemble of ``k`` such members would show."""
+        return self.predicted_variance(k) / self.mean_member_variance
+
+    def as_dict(self) -> dict:
+        """Plain-python dict (JSON-ready); ``member_variance`` as a list."""
+        d = asdict(self)
+        d["member_variance"] = list(self.member_variance)
+        return d
+
+
+def _is_constant(x: np.ndarray, scale=None) -> np.ndarray:
+    """Per row of (r, n): True where the row's spread is zero up to rounding.
+
+    ``scale``: the magnitude the spread is compared with; default each row's max |x|.
+    """
+    if scale is None:
+        scale = np.max(np.abs(x), axis=1)
+    return x.std(axis=1) <= CONSTANT_RTOL * np.maximum(scale, np.finfo(np.float64).tiny)
+
+
+def _check_inputs(scores, gold, name: str) -> tuple[np.ndarray, np.ndarray]:
+    p = f"{name} " if name else ""
+    s = as_scores(scores)
+    g = to_numpy(gold)
+    if g.ndim != 1:
+        raise ValueError(f"{p}gold must be 1-D (b,); got shape {g.shape}")
+    if s.shape[1] != g.shape[0]:
+        raise ValueError(f"{p}scores have {s.shape[1]} samples but gold has {g.shape[0]}")
+    if s.shape[0] < 2:
+        raise ValueError(f"error sharing needs at least 2 members; got K={s.shape[0]}")
+    if s.shape[1] < 2:
+        raise ValueError(f"error sharing needs at least 2 samples; got {s.shape[1]}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{p}member scores contain NaN or infinite values")
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"{p}gold scores contain NaN or infinite values")
+    return s, g
+
+
+def _zscore(block: np.ndarray) -> np.ndarray:
+    """z-score each row of (r, n) on itself, through the one standardize."""
+    mean, std = member_statistics(block, ddof=0)
+    return standardize(block, mean, std)
+
+
+def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
+    """Per-member errors e_i = z_i - z_gold on one reference set.
+
+    Args:
+        scores: (K, b) member scores (raw or standardized: z-scoring makes them equal).
+        gold: (b,) gold scores of the same samples.
+        groups: optional (b,) group ids (e.g. prompt ids); then every member and gold
+            are z-scored within each group.
+        degenerate: what to do with a group that cannot be z-scored (fewer than 2
+            samples, or a member or gold constant within it): ``"error"`` raises,
+            ``"drop"`` leaves the whole group out and counts its samples. Without
+            ``groups``, a constant member or gold is always an error.
+
+    Returns:
+        ``(errors, n_groups, n_dropped)``: errors (K, b') over the b' kept samples in
+        group order (input order without groups), the number of groups kept (None
+        without groups), and the number of dropped samples.
+    """
+    s, g = _check_inputs(scores, gold, "")
+    if degenerate not in ("error", "drop"):
+        raise ValueError(f"degenerate must be 'error' or 'drop'; got {degenerate!r}")
+    block = np.vstack([s, g[None, :]])  # (K + 1, b): members, then gold
+    names = [f"member {i}" for i in range(s.shape[0])] + ["gold"]
+    if groups is None:
+        const = _is_constant(block)
+        if const.any():
+            bad = [n for n, c in zip(names, const, strict=True) if c]
+            raise ValueError(f"cannot z-score: {', '.join(bad)} constant over all {s.shape[1]} samples")
+        z = _zscore(block)
+        return z[:-1] - z[-1], None, 0  # (K, b)
+    gid = np.asarray(groups)
+    if gid.ndim != 1 or gid.shape[0] != s.shape[1]:
+        raise ValueError(f"groups must be 1-D with one id per sample ({s.shape[1]}); got shape {gid.shape}")
+    if gid.dtype.kind == "f" and not np.all(np.isfinite(gid)):
+        raise ValueError("groups contain NaN or infinite ids")
+    _, inverse, counts = np.unique(gid, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse.reshape(-1), kind="stable")  # samples of group 0, then group 1, ...
+    errs, kept, dropped = [], 0, 0
+    for idx in np.split(order, np.cumsum(counts)[:-1]):
+        sub = block[:, idx]
+        why = None
+        if idx.size < 2:
+            why = "has a single sample"
+        else:
+            const = _is_constant(sub)
+            if const.any():
+                why = "has constant " + ", ".join(n for n, c in zip(names, const, strict=True) if c)
+        if why is not None:
+            if degenerate == "error":
+                label = gid[idx[0]].item() if hasattr(gid[idx[0]], "item") else gid[idx[0]]
+                raise ValueError(f"group {label!r} {why}, so it cannot be z-scored within the group; "
+                                 "pass degenerate='drop' to leave such groups out")
+            dropped += idx.size
+            continue
+        z = _zscore(sub)
+        errs.append(z[:-1] - z[-1])
+        kept += 1
+    if not errs:
+        raise ValueError(f"no group could be z-scored ({dropped} samples dropped: single-sample or constant groups)")
+    return np.hstack(errs), kept, dropped
+
+
+def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None = None,
+                     n_dropped: int = 0) -> ErrorSharing:
+    """Shared / idiosyncratic decomposition of a (K, b) error matrix (no z-scoring).
+
+    Args:
+        errors: (K, b) member errors, K >= 2, b >= 2, finite, each member's errors
+            non-constant (a constant error has no correlation).
+        scale: magnitude a member's error spread is compared with to call it constant
+            (spread <= 1e-12 * scale); default the largest |error|. z-scored errors use 1.
+        n_groups, n_dropped: bookkeeping copied into the result.
+    """
+    e = as_scores(errors)
+    k, b = e.shape
+    if k < 2:
+        raise ValueError(f"error sharing needs at least 2 members; got K={k}")
+    if b < 2:
+        raise ValueError(f"error sharing needs at least 2 samples; got {b}")
+    if not np.all(np.isfinite(e)):
+        raise ValueError("errors contain NaN or infinite values")
+    cov = np.cov(e, ddof=0)  # (K, K)
+    var = np.diag(cov).copy()
+    flat = _is_constant(e, float(np.max(np.abs(e))) if scale is None else float(scale)) | (var <= 0)
+    if flat.any():
+        raise ValueError(f"member(s) {np.flatnonzero(flat).tolist()} have constant errors on these samples (e.g. a "
+                         "member equal to gold up to an affine map, or one never wrong), so error correlations are "
+                         "undefined")
+    v = float(var.mean())
+    pairs = list(itertools.combinations(range(k), 2))
+    c = float(np.mean([cov[i, j] for i, j in pairs]))
+    rho = float(np.mean([cov[i, j] / np.sqrt(var[i] * var[j]) for i, j in pairs]))
+    mean_var = float(e.mean(axis=0).var())
+    return ErrorSharing(
+        k=k, n_samples=b, n_groups=n_groups, n_dropped=int(n_dropped),
+        member_variance=tuple(float(x) for x in var), mean_member_variance=v,
+        shared_variance=c, idiosyncratic_variance=v - c, shared_covariance_fraction=c / v, rho_bar=rho,
+        mean_error_variance=mean_var, shared_fraction=mean_var / v,
+    )
+
+
+def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error") -> ErrorSharing:
+    """How much of the members' error (vs gold) is shared by all of them.
+
+    Args:
+        scores: (K, b) member scores, K >= 2 (raw or standardized; see module doc).
+        gold: (b,) gold scores of the same samples.
+        groups: optional (b,) group ids (e.g. prompt ids): z-score within each group.
+        degenerate: ``"error"`` (default) or ``"drop"`` for groups with one sample or
+            a constant member/gold; see :func:`member_errors`.
+
+    Returns:
+        :class:`ErrorSharing`.
+    """
+    e, n_groups, n_dropped = member_errors(scores, gold, groups=groups, degenerate=degenerate)
+    return decompose_errors(e, scale=1.0, n_groups=n_groups, n_dropped=n_dropped)  # z units
+
+
+def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorSharing:
+    """Error sharing on preference pairs when gold scores exist for both sides.
+
+    Each pair is one sample; member i's score is its margin
+    d_i = r_i(chosen) - r_i(rejected), gold's is d_gold likewise; the margins are
+    z-scored across pairs and decomposed as in :func:`error_sharing`.
+
+    Args:
+        chosen, rejected: (K, b) member scores of each pair's two responses.
+        gold_chosen, gold_rejected: (b,) gold scores of the same responses.
+    """
+    c, gc = _check_inputs(chosen, gold_chosen, "chosen")
+    r, gr = _check_inputs(rejected, gold_rejected, "rejected")
+    if c.shape != r.shape:
+        raise ValueError(f"chosen scores have shape {c.shape} but rejected {r.shape}")
+    return error_sharing(c - r, gc - gr)
+
+
+def label_error_sharing(chosen, rejected) -> ErrorSharing:
+    """Error sharing on preference pairs with labels only (no gold scores).
+
+    Member i's error on a pair is 1 if it scores the labelled-rejected response
+    higher, 1/2 on a tie, else 0 -- a 0/1 error, not a z-scored one, so
+    ``mean_member_variance`` is the mean of p_i (1 - p_i) with p_i member i's error
+    rate. Wrong labels are errors every member shares (see module doc).
+
+    Args:
+        chosen, rejected: (K, b) member scores of each pair's labelled-chosen and
+            labelled-rejected response.
+    """
+    c = as_scores(chosen)
+    r = as_scores(rejected)
+    if c.shape != r.shape:
+        raise ValueError(f"chosen scores have shape {c.shape} but rejected {r.shape}")
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(r))):
+        raise ValueError("member scores contain NaN or infinite values")
+    d = c - r
+    wrong = np.where(d < 0, 1.0, np.where(d == 0, 0.5, 0.0))
+    return decompose_errors(wrong, scale=1.0)

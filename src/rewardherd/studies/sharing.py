@@ -1,0 +1,78 @@
+"""Error sharing of a study's ensembles, from a stored per-sample table.
+
+The study's ``samples.parquet`` (one row per pool sample) holds a prompt id, gold,
+and member score columns; which columns belong to which ensemble is the caller's
+knowledge, so it is passed in. The math is :func:`rewardherd.core.error_sharing`;
+this module only selects columns and tabulates. Member columns may be raw or
+standardized scores: errors are z-scored on the table itself (within each prompt by
+default, as WORLD_NOTES.md measured the built-in world), so both give the same
+result. Plot the table with :func:`rewardherd.studies.plots.sharing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from rewardherd import core
+
+
+def decompose_pool(
+    samples: pd.DataFrame,
+    members: Sequence[str],
+    *,
+    gold: str = "gold",
+    group: str | None = "prompt_id",
+    degenerate: core.sharing.Degenerate = "error",
+) -> core.ErrorSharing:
+    """Shared / idiosyncratic error of the members whose score columns are ``members``.
+
+    Args:
+        samples: one row per sample, with the member columns, ``gold`` and ``group``.
+        members: K >= 2 column names of member scores (raw or standardized).
+        gold: gold score column.
+        group: column to z-score within (e.g. the prompt id); None: z-score over all rows.
+        degenerate: ``"error"`` or ``"drop"`` for groups with one sample or a constant
+            member/gold (see :func:`rewardherd.core.member_errors`).
+    """
+    members = list(members)
+    if len(set(members)) != len(members):
+        raise ValueError(f"member columns repeat: {members}")
+    needed = members + [gold] + ([group] if group is not None else [])
+    missing = [c for c in needed if c not in samples.columns]
+    if missing:
+        raise ValueError(f"samples table has no column(s) {missing}; it has {list(samples.columns)}")
+    values = samples[members + [gold]].apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in values.columns if not np.all(np.isfinite(values[c].to_numpy(dtype=np.float64)))]
+    if bad:
+        raise ValueError(f"column(s) {bad} hold missing, non-numeric or infinite values")
+    scores = values[members].to_numpy(dtype=np.float64).T  # (K, b)
+    groups = samples[group].to_numpy() if group is not None else None
+    return core.error_sharing(scores, values[gold].to_numpy(dtype=np.float64), groups=groups, degenerate=degenerate)
+
+
+def sharing_table(
+    samples: pd.DataFrame,
+    ensembles: Mapping[str, Sequence[str]],
+    *,
+    gold: str = "gold",
+    group: str | None = "prompt_id",
+    degenerate: core.sharing.Degenerate = "error",
+) -> pd.DataFrame:
+    """One row per ensemble: its :func:`decompose_pool` result.
+
+    Args:
+        ensembles: ensemble kind (e.g. "finetune", "pretrain") -> its member columns.
+
+    Returns:
+        Columns ``kind``, ``members`` (the column names) and every
+        :class:`~rewardherd.core.ErrorSharing` field (``member_variance`` as a list).
+        Add study axes (noise, seed) with ``.assign`` and concatenate.
+    """
+    rows = []
+    for kind, cols in ensembles.items():
+        r = decompose_pool(samples, cols, gold=gold, group=group, degenerate=degenerate)
+        rows.append({"kind": kind, "members": list(cols), **r.as_dict()})
+    return pd.DataFrame(rows)
