@@ -270,6 +270,27 @@ def optimized_accuracy(out: Path, pool: pd.DataFrame, config, members: pd.DataFr
     return rows
 
 
+def pool_sharing(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFrame:
+    """Shared vs idiosyncratic error of each ensemble's members on the pool (off distribution),
+    z-scored within each prompt, per (noise, seed, kind); see docs/error_sharing.md."""
+    from rewardherd.studies.sharing import sharing_table
+
+    frames = []
+    for noise in config.noise:
+        for seed in config.seeds:
+            kinds = {kind: member_units(members, kind, noise, seed) for kind in ("finetune", "pretrain")}
+            units = sorted({u for us in kinds.values() for u in us})
+            frame = _member_scores(out, pool, units, members).merge(
+                pool[["prompt_id", "sample_id", "gold"]], on=["prompt_id", "sample_id"])
+            try:
+                t = sharing_table(frame, kinds, degenerate="drop")
+            except ValueError as e:  # e.g. gold constant within every prompt: nothing to decompose
+                log.warning("error sharing not computed for noise %g, seed %s: %s", noise, seed, e)
+                continue
+            frames.append(t.drop(columns=["members", "member_variance"]).assign(noise=noise, seed=seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "noise", "seed"])
+
+
 def rl_tables(out: Path) -> pd.DataFrame:
     frames = []
     for d in sorted((out / "cells").glob("rl__*")):
@@ -316,6 +337,7 @@ def analyze(out: Path, config) -> None:
     write_json_atomic(res / "uncertainty.json", uncertainty(out, pool, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(out, pool, config, members)),
                        res / "optimized_accuracy.parquet")
+    write_table_atomic(pool_sharing(out, pool, config, members), res / "sharing.parquet")
     cross = cross_matrix(cells, config)
     cross.to_parquet(res / "cross.parquet", index=False)
     samples = pool.copy()

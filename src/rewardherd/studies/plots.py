@@ -287,6 +287,11 @@ CAPTIONS = {
               "optimizing one reward model does not carry over to the others."),
     "sizes": ("Gold at the largest n against ensemble size, per kind and method, with the single-RM average as a "
               "dashed line: whether adding members keeps helping."),
+    "sharing": ("How much of the members' error (standardized score minus standardized gold, within each prompt of "
+                "the best-of-n pool) every member shares (solid) and how much is each member's own (hatched), per "
+                "ensemble kind and label noise, averaged over seeds; the black tick is the error variance of the "
+                "ensemble's mean. Averaging removes only the hatched part: where rho (the mean pairwise correlation "
+                "of errors) is near 1, ensembles cannot help (herding). See docs/error_sharing.md."),
     "rl": ("RL with a KL penalty (TRL RLOO): gold and the optimized proxy relative to step 0, against sqrt(KL) "
            "measured on held-out prompts. In the quick profile these runs are short illustrations, not evidence."),
 }
@@ -308,6 +313,9 @@ def all_figures(out: Path) -> dict[str, Path]:
     }
     if (res / "rl.parquet").exists():
         made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")
+    sharing_rows = pd.read_parquet(res / "sharing.parquet") if (res / "sharing.parquet").exists() else None
+    if sharing_rows is not None and not sharing_rows.empty:
+        made["sharing"] = sharing(sharing_rows, figs / "sharing.png")
 
     return {k: v for k, v in made.items() if v is not None}
 

@@ -155,6 +155,7 @@ def write_report(out: Path) -> Path:
     unc_df = pd.DataFrame(unc)
     acc_df = opt_acc.groupby("noise")[["heldout_accuracy", "optimized_accuracy"]].agg(["mean", "min", "max"]).round(3)
     curves = pd.read_parquet(res / "curves.parquet")
+    sharing_df = _sharing_table(res)
     rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
     summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings, calibration)
     caveat = CAN_DECIDE.get(config.get("profile"), "")
@@ -167,6 +168,8 @@ def write_report(out: Path) -> Path:
     for k, p in figs.items():
         md += [f"![{k}](figures/{p.name})", "", f"*{CAPTIONS.get(k, k)}*", ""]
     md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
+    md += ["## Shared and idiosyncratic error (off distribution: the best-of-n pool)", "", SHARING_TEXT, "",
+           md_table(sharing_df) if not sharing_df.empty else "(not computed)", ""]
     md += ["## Is the spread worth anything?", "",
            "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
            "proxy-gold gap, and AUROC of the spread for 'gold below the pool median', over every pool sample.", "",
@@ -179,7 +182,7 @@ def write_report(out: Path) -> Path:
            "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
-                                           versions, cal_df, _calibration_text(calibration)))
+                                           versions, cal_df, _calibration_text(calibration), sharing_df))
     return out / "report.html"
 
 
@@ -208,7 +211,31 @@ def _calibration_text(calibration: dict) -> str:
             "benchmarks/claims_calibration.py runs the same with 200 replicates.")
 
 
-def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text) -> str:
+SHARING_TEXT = ("Each member's error is its standardized score minus standardized gold, z-scored within each prompt of "
+                "the pool. rho_bar: mean pairwise correlation of the members' errors; shared fraction: variance of the "
+                "mean error over the mean member error variance (K members). Averaging K members can remove only the "
+                "idiosyncratic part. Mean over seeds (min-max in brackets). docs/error_sharing.md explains how to "
+                "place your own ensemble on this axis with `rewardherd eval --gold`.")
+
+
+def _sharing_table(res: Path) -> pd.DataFrame:
+    p = res / "sharing.parquet"
+    if not p.exists():
+        return pd.DataFrame()
+    t = pd.read_parquet(p)
+    if t.empty:
+        return pd.DataFrame()
+    rows = []
+    for (noise, kind), g in t.groupby(["noise", "kind"]):
+        rows.append({"label noise": noise, "kind": kind, "seeds": len(g),
+                     "rho_bar": f"{g['rho_bar'].mean():.3f} [{g['rho_bar'].min():.3f}, {g['rho_bar'].max():.3f}]",
+                     "shared fraction": f"{g['shared_fraction'].mean():.3f} [{g['shared_fraction'].min():.3f}, "
+                                        f"{g['shared_fraction'].max():.3f}]"})
+    return pd.DataFrame(rows)
+
+
+def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text,
+          sharing_df) -> str:
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{html.escape(CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figs.items())
@@ -231,6 +258,8 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
         f"<p>{html.escape(cal_text)}</p>", cal_df.to_html(index=False) if not cal_df.empty else "",
         "<h2>Figures</h2>", imgs,
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
+        "<h2>Shared and idiosyncratic error (off distribution: the best-of-n pool)</h2>",
+        f"<p>{_md_inline(SHARING_TEXT)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",
         "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),
         "<h2>Member accuracy: in distribution vs optimized samples</h2>", acc_df.to_html(),
         "<h2>Definitions</h2><pre>", html.escape(DEFINITIONS.strip()), "</pre>",
