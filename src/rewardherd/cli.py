@@ -172,7 +172,7 @@ def score(
     ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet (per-member scores, aggregate, spread).")],
-    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min.")] = "mean",
+    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min, robust.")] = "mean",
     param: Annotated[list[str] | None, typer.Option(help="Method parameter name=value, e.g. lam=0.5 (repeatable).")] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
