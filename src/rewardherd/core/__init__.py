@@ -26,6 +26,7 @@ from rewardherd.core.bradley_terry import (
 from rewardherd.core.fits import GaoFit, fit_gao, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
 from rewardherd.core.stats import Interval, decide, paired_bootstrap
+from rewardherd.core.strength import Strength, clean_selection, preference_strength, strength_margin
 from rewardherd.core.transforms import (
     clip_reward,
     log_sigmoid_centre,
@@ -40,4 +41,5 @@ __all__ = [
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
+    "Strength", "clean_selection", "preference_strength", "strength_margin",
 ]
