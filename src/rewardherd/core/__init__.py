@@ -33,6 +33,7 @@ from rewardherd.core.transforms import (
     member_statistics,
     standardize,
 )
+from rewardherd.core.weights import average_weights
 
 __all__ = [
     "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",
@@ -41,5 +42,5 @@ __all__ = [
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "clip_reward", "log_sigmoid_centre", "member_statistics", "standardize",
-    "Strength", "clean_selection", "preference_strength", "strength_margin",
+    "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]
