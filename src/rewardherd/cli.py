@@ -83,6 +83,7 @@ def train(
     center_coef: Annotated[float | None, typer.Option(help=T["center_coef"])] = None,
     heldout_fraction: Annotated[float | None, typer.Option(help=T["heldout_fraction"])] = None,
     lora_r: Annotated[int | None, typer.Option(help=T["lora_r"])] = None,
+    shared_head_init: Annotated[bool | None, typer.Option("--shared-head-init", help=T["shared_head_init"])] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with `data`, `out`, `ensemble:` and `train:` sections; flags override it.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing ensemble trained with a different configuration.")] = False,
@@ -104,7 +105,7 @@ def train(
         _fail("--data and --out are required (or give them in --config)")
     tr = dict(cfg.get("train") or {})
     for k, v in dict(lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, center_coef=center_coef,
-                     heldout_fraction=heldout_fraction, lora_r=lora_r).items():
+                     heldout_fraction=heldout_fraction, lora_r=lora_r, shared_head_init=shared_head_init).items():
         if v is not None:
             tr[k] = v
     en = dict(cfg.get("ensemble") or {})
