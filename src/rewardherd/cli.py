@@ -16,6 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer
 
+from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
 from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
@@ -411,6 +412,9 @@ def report(out: Annotated[Path, typer.Argument(help="A finished study directory.
 
 
 app.command("serve")(serve_command)
+app.command("strength")(strength_command)
+app.command("clean")(clean_command)
+app.command("warm")(warm_command)
 app.add_typer(world_app, name="world")
 
 
