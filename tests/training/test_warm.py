@@ -144,3 +144,15 @@ def test_warm_cli(backbone, tmp_path):
     shutil.rmtree(src / "member_1")
     r = runner.invoke(app, ["warm", str(src), "-o", str(tmp_path / "w2")])
     assert r.exit_code == 2 and "member_1" in r.output and "Traceback" not in r.output
+
+
+def test_shared_head_init_gives_every_member_the_same_head(backbone):
+    from rewardherd.training import MemberSpec, TrainConfig
+    from rewardherd.training.member import _load_for_training
+
+    def head(seed, shared):
+        model, _ = _load_for_training(MemberSpec(str(backbone), seed), TrainConfig(shared_head_init=shared), seed)
+        return model.score.weight.detach().clone()
+
+    assert torch.equal(head(0, True), head(1, True))
+    assert not torch.equal(head(0, False), head(1, False))
