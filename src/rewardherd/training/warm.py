@@ -16,8 +16,10 @@ and field named):
   linear-probed head. Train with ``TrainConfig.shared_head_init``
   (``rewardherd train --shared-head-init``) so every head starts from one seed and the
   members differ only by data order and dropout. Members whose heads were seeded by
-  their own fine-tune seeds are averaged with a warning (see the README for how much
-  that costs on the tiny rule task).
+  their own fine-tune seeds are averaged with a warning: on the tiny rule task (25%
+  label noise, 4 members, 5 runs) their average scored about 4 points of held-out
+  accuracy below the mean member and 5 below the prediction ensemble, while members
+  with a shared head init averaged to within 1 point of the prediction ensemble.
 
 Output: ``out_dir`` is at once a standard Hugging Face
 ``AutoModelForSequenceClassification`` directory (``config.json``, safetensors,
