@@ -187,3 +187,20 @@ def test_in_sample_strengths_are_labelled_and_warned(planted, tmp_path):
     r = invoke(["strength", ens, "--data", planted["data"], "-o", tmp_path / "t.parquet", "--backbone",
                 planted["backbone"]])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_margins_from_strength_reach_the_bradley_terry_loss(planted, tmp_path):
+    # TRL's RewardTrainer subtracts the per-pair margin: same seed and data, different first loss.
+    import dataclasses
+    import math
+
+    from rewardherd.training import MemberSpec, train_member
+
+    strength = read_strength(planted["strength"])
+    with_margin, _ = clean_pairs(planted["pairs"][:48], strength, margin_scale=1.0)
+    without = [dataclasses.replace(p, margin=None) for p in with_margin]
+    cfg = TrainConfig(lr=2e-3, epochs=1.0, batch_size=16, max_length=64)
+    spec = MemberSpec(str(planted["backbone"]), 0)
+    losses = [train_member(spec, pairs, pairs[:8], tmp_path / name, name=name, config=cfg, progress=False)
+              .train_config["first_loss"] for name, pairs in (("m", with_margin), ("plain", without))]
+    assert all(math.isfinite(v) for v in losses) and losses[0] != pytest.approx(losses[1])
