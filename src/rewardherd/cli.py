@@ -16,6 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer
 
+from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
 from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
@@ -83,6 +84,7 @@ def train(
     center_coef: Annotated[float | None, typer.Option(help=T["center_coef"])] = None,
     heldout_fraction: Annotated[float | None, typer.Option(help=T["heldout_fraction"])] = None,
     lora_r: Annotated[int | None, typer.Option(help=T["lora_r"])] = None,
+    shared_head_init: Annotated[bool | None, typer.Option("--shared-head-init", help=T["shared_head_init"])] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with `data`, `out`, `ensemble:` and `train:` sections; flags override it.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing ensemble trained with a different configuration.")] = False,
@@ -104,7 +106,7 @@ def train(
         _fail("--data and --out are required (or give them in --config)")
     tr = dict(cfg.get("train") or {})
     for k, v in dict(lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, center_coef=center_coef,
-                     heldout_fraction=heldout_fraction, lora_r=lora_r).items():
+                     heldout_fraction=heldout_fraction, lora_r=lora_r, shared_head_init=shared_head_init).items():
         if v is not None:
             tr[k] = v
     en = dict(cfg.get("ensemble") or {})
@@ -172,7 +174,7 @@ def score(
     ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet (per-member scores, aggregate, spread).")],
-    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min.")] = "mean",
+    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min, robust.")] = "mean",
     param: Annotated[list[str] | None, typer.Option(help="Method parameter name=value, e.g. lam=0.5 (repeatable).")] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
@@ -446,6 +448,9 @@ def report(out: Annotated[Path, typer.Argument(help="A finished study directory.
 
 
 app.command("serve")(serve_command)
+app.command("strength")(strength_command)
+app.command("clean")(clean_command)
+app.command("warm")(warm_command)
 app.add_typer(world_app, name="world")
 
 

@@ -121,6 +121,29 @@ def test_soft_min_hand():
     np.testing.assert_array_equal(aggregate(SCORES, "soft_min"), got)
 
 
+def test_robust_hand():
+    # robust(lam) = lam * mean + (1 - lam) * min
+    # lam = 0.25: column 0: 0.25 * 3 + 0.75 * 0 = 0.75; column 1: 2; column 2: 0.25 * 0 + 0.75 * (-1) = -0.75
+    got = aggregate(SCORES, "robust", lam=0.25)
+    np.testing.assert_allclose(got, [0.75, 2.0, -0.75], atol=1e-15)
+    # default lam = 0.5: [1.5, 2, -0.5]
+    np.testing.assert_allclose(aggregate(SCORES, "robust"), [1.5, 2.0, -0.5], atol=1e-15)
+    # two members [1, 5], lam = 0.8: 0.8 * 3 + 0.2 * 1 = 2.6
+    np.testing.assert_allclose(aggregate([[1.0], [5.0]], "robust", lam=0.8), [2.6], atol=1e-15)
+
+
+def test_robust_endpoints_are_mean_and_min_exactly():
+    np.testing.assert_array_equal(aggregate(SCORES, "robust", lam=1.0), aggregate(SCORES, "mean"))
+    np.testing.assert_array_equal(aggregate(SCORES, "robust", lam=1), aggregate(SCORES, "mean"))
+    np.testing.assert_array_equal(aggregate(SCORES, "robust", lam=0.0), aggregate(SCORES, "min"))
+
+
+@pytest.mark.parametrize("lam", [-0.1, 1.1, float("nan"), float("inf")])
+def test_robust_lam_outside_unit_interval_raises(lam):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        aggregate(SCORES, "robust", lam=lam)
+
+
 def test_soft_min_second_order_is_mean_minus_var_over_2t():
     # cumulant expansion: soft_min = mean - var/(2t) + O(1/t^2) (population variance)
     t = 200.0
@@ -208,6 +231,8 @@ def test_unknown_method_raises():
         ("uncertainty_weighted", {"k": 1.0}),
         ("soft_min", {"ddof": 0}),
         ("soft_min", {"t": 1.0}),
+        ("robust", {"k": 1.0}),
+        ("robust", {"ddof": 0}),
     ],
 )
 def test_unknown_param_raises(method, params):
@@ -281,10 +306,10 @@ def test_permuting_members_does_not_change_aggregate(s, method, data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(s=score_matrices, method=st.sampled_from(["mean", "median", "min", "soft_min"]),
-       temperature=st.floats(1e-3, 1e3))
-def test_location_methods_lie_between_min_and_max(s, method, temperature):
-    params = {"temperature": temperature} if method == "soft_min" else {}
+@given(s=score_matrices, method=st.sampled_from(["mean", "median", "min", "soft_min", "robust"]),
+       temperature=st.floats(1e-3, 1e3), lam=st.floats(0, 1))
+def test_location_methods_lie_between_min_and_max(s, method, temperature, lam):
+    params = {"soft_min": {"temperature": temperature}, "robust": {"lam": lam}}.get(method, {})
     agg = aggregate(s, method, **params)
     tol = _tol(s)
     assert np.all(agg >= s.min(axis=0) - tol)
@@ -301,6 +326,8 @@ def test_conservative_methods_are_at_most_the_mean(s, k, lam, ddof, temperature)
     assert np.all(aggregate(s, "uncertainty_weighted", lam=lam, ddof=ddof) <= mean + tol)
     # soft_min <= mean by Jensen (log is concave)
     assert np.all(aggregate(s, "soft_min", temperature=temperature) <= mean + tol)
+    # robust is a convex combination of mean and min, and min <= mean
+    assert np.all(aggregate(s, "robust", lam=lam / 10.0) <= mean + tol)  # lam drawn in [0, 10]
     # min <= median
     assert np.all(aggregate(s, "min") <= aggregate(s, "median"))
 
@@ -324,6 +351,26 @@ def test_uncertainty_weighted_non_increasing_in_lam(s, lams, ddof):
     # and it equals mean - lam * var exactly by definition
     var = s.var(axis=0, ddof=ddof)
     np.testing.assert_allclose(vals[-1], s.mean(axis=0) - lams[-1] * var, rtol=1e-12, atol=_tol(s))
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=score_matrices, lams=st.lists(st.floats(0, 1), min_size=2, max_size=6))
+def test_robust_non_decreasing_in_lam_and_equal_to_its_formula(s, lams):
+    lams = sorted(lams)
+    vals = [aggregate(s, "robust", lam=lam) for lam in lams]
+    tol = _tol(s)
+    for lo, hi in zip(vals[:-1], vals[1:], strict=True):
+        assert np.all(lo <= hi + tol)  # more weight on the mean, never below the min
+    np.testing.assert_allclose(vals[-1], lams[-1] * s.mean(axis=0) + (1 - lams[-1]) * s.min(axis=0),
+                               rtol=1e-12, atol=tol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=score_matrices, lam=st.floats(0, 1), shift=finite)
+def test_robust_moves_with_a_shared_shift(s, lam, shift):
+    # mean and min are both shift-equivariant, hence so is their convex combination
+    np.testing.assert_allclose(aggregate(s + shift, "robust", lam=lam), aggregate(s, "robust", lam=lam) + shift,
+                               rtol=1e-9, atol=_tol(s + shift) * 10)
 
 
 @settings(max_examples=60, deadline=None)

@@ -165,7 +165,7 @@ def test_standardization_changes_the_aggregate(ensemble, texts):
 @pytest.mark.parametrize(
     "method, params",
     [("mean", {}), ("median", {}), ("min", {}), ("mean_minus_std", {"k": 2.0}),
-     ("uncertainty_weighted", {"lam": 0.5}), ("soft_min", {"temperature": 0.5})],
+     ("uncertainty_weighted", {"lam": 0.5}), ("soft_min", {"temperature": 0.5}), ("robust", {"lam": 0.3})],
 )
 def test_reward_matches_core_aggregate_and_spread_shapes(ensemble, texts, method, params):
     prompts, _ = texts

@@ -202,5 +202,8 @@ def test_invalid_arguments(tiny_backbone, pairs, tmp_path):
         train_multihead_ensemble(*pairs, tmp_path / "x", tiny_backbone, 3, CONFIG, seeds=(1, 2), progress=False)
     with pytest.raises(ValueError, match="lora_r"):
         train_multihead_ensemble(*pairs, tmp_path / "x", tiny_backbone, 2, TrainConfig(lora_r=4), progress=False)
+    with pytest.raises(ValueError, match="shared_head_init"):
+        train_multihead_ensemble(*pairs, tmp_path / "x", tiny_backbone, 2, TrainConfig(shared_head_init=True),
+                                 progress=False)
     with pytest.raises(ValueError, match="held-out"):
         train_multihead_ensemble(pairs[0], [], tmp_path / "x", tiny_backbone, 2, CONFIG, progress=False)

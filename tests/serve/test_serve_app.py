@@ -136,7 +136,8 @@ def test_v1_score_scores_valid_items_and_reports_invalid_ones(client, ensemble):
 def test_v1_score_method_and_params(client, ensemble):
     item = {"prompt": PROMPTS[1], "response": RESPONSES[1]}
     for method, params in [("uncertainty_weighted", {"lam": 2.0, "ddof": 1}), ("min", {}),
-                           ("soft_min", {"temperature": 0.5}), ("mean_minus_std", {"k": 1.0, "ddof": 1})]:
+                           ("soft_min", {"temperature": 0.5}), ("mean_minus_std", {"k": 1.0, "ddof": 1}),
+                           ("robust", {"lam": 0.25})]:
         r = post(client, "/v1/score", {"items": [item], "method": method, "params": params})
         assert r.status_code == 200, r.text
         (res,) = r.json()["results"]

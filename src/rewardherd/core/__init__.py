@@ -46,12 +46,14 @@ from rewardherd.core.stats import (
     paired_bootstrap,
     pigeonhole_bootstrap,
 )
+from rewardherd.core.strength import Strength, clean_selection, preference_strength, strength_margin
 from rewardherd.core.transforms import (
     clip_reward,
     log_sigmoid_centre,
     member_statistics,
     standardize,
 )
+from rewardherd.core.weights import average_weights
 
 __all__ = [
     "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",
@@ -62,4 +64,5 @@ __all__ = [
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
     "member_statistics", "standardize", "ErrorSharing", "decompose_errors", "error_sharing",
     "label_error_sharing", "margin_error_sharing", "member_errors",
+    "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

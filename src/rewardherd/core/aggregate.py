@@ -14,6 +14,7 @@ min                    min_i r_i (worst-case optimization, Coste et al.)
 mean_minus_std         mean - k * std_ddof                     (Eisenstein et al.)
 uncertainty_weighted   mean - lam * var_ddof                   (Coste et al. eq. 5)
 soft_min               -t * log( (1/m) sum_i exp(-r_i / t) )   t = ``temperature``
+robust                 lam * mean + (1 - lam) * min            lam in [0, 1] (Yan et al.)
 =====================  ====================================================
 
 Departures and choices:
@@ -27,9 +28,11 @@ Departures and choices:
   the paper defaults lam=0.5 (best-of-n) / 0.1 (RL) were set on Coste et al.'s raw
   scale.
 - A coefficient of 0 means 0: ``lam=0`` gives exactly the mean.
+- ``robust`` is the reward-robust objective of Yan et al. (2024) with the ensemble
+  mean as the nominal reward; ``lam=1`` is exactly the mean, ``lam=0`` exactly the min.
 
 References: Coste et al. 2023 (arXiv 2310.02743); Eisenstein et al. 2023
-(arXiv 2312.09244).
+(arXiv 2312.09244); Yan et al. 2024, "Reward-Robust RLHF in LLMs" (arXiv 2409.15360).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Literal, get_args
 import numpy as np
 from scipy.special import logsumexp
 
-Method = Literal["mean", "median", "min", "mean_minus_std", "uncertainty_weighted", "soft_min"]
+Method = Literal["mean", "median", "min", "mean_minus_std", "uncertainty_weighted", "soft_min", "robust"]
 METHODS: tuple[str, ...] = get_args(Method)
 
 #: The parameters each method accepts, with their defaults.
@@ -51,6 +54,7 @@ METHOD_PARAMS: dict[str, dict[str, float | int]] = {
     "mean_minus_std": {"k": 1.0, "ddof": 0},
     "uncertainty_weighted": {"lam": 0.5, "ddof": 0},
     "soft_min": {"temperature": 1.0},
+    "robust": {"lam": 0.5},
 }
 
 
@@ -104,7 +108,8 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         method: one of :data:`METHODS`.
         **params: the method's parameters (see :data:`METHOD_PARAMS`): ``k`` and
             ``ddof`` for mean_minus_std; ``lam`` and ``ddof`` for
-            uncertainty_weighted; ``temperature`` for soft_min. Unknown
+            uncertainty_weighted; ``temperature`` for soft_min; ``lam`` in
+            [0, 1] for robust. Unknown
             parameters are errors.
 
     Returns:
@@ -134,6 +139,12 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0; got {lam}")
         return s.mean(axis=0) - lam * ensemble_var(s, ddof=p["ddof"])
+    if method == "robust":
+        lam = float(p["lam"])
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1] for robust; got {lam}")
+        # Written as a convex combination so lam=1 and lam=0 give the mean and the min exactly.
+        return lam * s.mean(axis=0) + (1.0 - lam) * s.min(axis=0)
     # soft_min
     t = float(p["temperature"])
     if not t > 0:

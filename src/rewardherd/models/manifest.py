@@ -58,6 +58,11 @@ Member formats (``"format"``; an ensemble may mix ``hf`` with one of the others)
   (:meth:`rewardherd.models.Ensemble.export_member`).
 
 The ``"head"`` field is written only for multi-head members.
+
+A WARM member (:mod:`rewardherd.training.warm`, the weight average of a fine-tune-seed
+ensemble) is a one-member ensemble whose ``path`` is ``"."``: the ensemble directory
+is itself the HF model directory. Its ``finetune_seed`` is -1 (no single seed) and
+``extra["warm"]`` lists the averaged members.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ class ServeConfig:
     """HTTP reward server settings (aggregation, auth, limits, micro-batching)."""
 
     method: str = "mean"
-    """Aggregation method for /get_reward and the default for /v1/score: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min."""
+    """Aggregation method for /get_reward and the default for /v1/score: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min, robust."""
     params: dict[str, float] = field(default_factory=dict)
     """Parameters of the method, e.g. {"lam": 0.5}; the method's defaults fill the rest."""
     standardize: bool = True

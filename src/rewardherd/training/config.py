@@ -40,6 +40,8 @@ class TrainConfig:
     """Training device; None picks cuda when available, else cpu."""
     bf16: bool = False
     """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
+    shared_head_init: bool = False
+    """Initialize every member's reward head from one fixed seed (WARM's shared initialization), so members differ only by data order and dropout; off: the fine-tune seed also seeds the head."""
 
     def __post_init__(self):
         if not self.lr > 0:

@@ -34,6 +34,9 @@ from rewardherd.training.config import MemberSpec, TrainConfig
 
 log = logging.getLogger(__name__)
 
+#: Seed of the reward head of every member when ``TrainConfig.shared_head_init`` is on.
+SHARED_HEAD_SEED = 0
+
 
 def is_main_process() -> bool:
     """True outside distributed launches and on rank 0 of `accelerate launch` / torchrun."""
@@ -92,8 +95,9 @@ def _load_for_training(spec: MemberSpec, cfg: TrainConfig, seed: int):
         if tokenizer.eos_token is None:
             raise ValueError(f"{spec.backbone}: tokenizer has neither pad nor eos token")
         tokenizer.pad_token = tokenizer.eos_token
-    # The score head is initialized from torch's global RNG: seed it (fine-tune seed).
-    torch.manual_seed(seed)
+    # The score head is initialized from torch's global RNG: seed it (the fine-tune seed,
+    # or one seed shared by all members so their weights can be averaged, as WARM needs).
+    torch.manual_seed(SHARED_HEAD_SEED if cfg.shared_head_init else seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         spec.backbone, num_labels=1, dtype=torch.float32, use_safetensors=True
     )

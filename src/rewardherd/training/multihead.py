@@ -151,6 +151,8 @@ def train_multihead_ensemble(
         raise ValueError(f"{len(seeds)} seeds for {n_heads} heads")
     if config.lora_r is not None:
         raise ValueError("multi-head ensembles train the backbone in full; set lora_r=None")
+    if config.shared_head_init:
+        raise ValueError("multi-head ensembles need distinct head initializations; set shared_head_init=False")
     if len(train_pairs) == 0 or len(heldout_pairs) == 0:
         raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
     plan = config_hash({"kind": KIND, "backbone": str(backbone), "n_heads": n_heads, "seeds": list(seeds),
