@@ -237,8 +237,10 @@ class Ensemble:
             check_member_path(directory, info)
         cache: dict = {}
         if verify:
-            for info in manifest.members:
-                verify_member_files(directory, info, cache)
+            unverified = [i.name for i in manifest.members if not verify_member_files(directory, i, cache)]
+            if unverified:
+                log.warning("%s: the manifest records no checksums for member(s) %s (written by an older rewardherd); "
+                            "their files were not verified", where, unverified)
         kw = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
         shared = {}
         for fmt, loader in ((multihead.FORMAT, multihead.load_members), (lora.FORMAT, lora.load_members)):

@@ -90,7 +90,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -100,8 +99,6 @@ from pathlib import Path
 from typing import Any
 
 from rewardherd.io import write_json_atomic
-
-log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "ensemble.json"
@@ -397,15 +394,13 @@ def check_member_path(directory: str | Path, info: MemberInfo) -> Path:
 def verify_member_files(directory: str | Path, info: MemberInfo, cache: dict | None = None) -> bool:
     """Check a member's files against its recorded checksums.
 
-    Returns False (and logs a warning) when the manifest records none (an older
-    manifest); raises :class:`ManifestError` naming the member and the file when a
+    Returns False when the manifest records none (an older manifest; the caller
+    warns); raises :class:`ManifestError` naming the member and the file when a
     file is missing, changed, or present but not recorded.
     """
     directory = Path(directory)
     cache = {} if cache is None else cache
     if info.files is None:
-        log.warning("member %r: the manifest records no checksums (written by an older rewardherd); its files "
-                    "were not verified", info.name)
         return False
     for rel, digest in info.files.items():
         f = directory / rel
