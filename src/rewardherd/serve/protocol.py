@@ -47,8 +47,8 @@ server's parameters.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
