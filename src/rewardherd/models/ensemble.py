@@ -360,7 +360,9 @@ class Ensemble:
         """Per-member (mean, std) from the manifest, each (m,)."""
         missing = [m.name for m in self.members if m.info.standardization is None]
         if missing:
-            raise ManifestError(f"member(s) {missing} have no standardization statistics; use standardize=False")
+            where = f"{self.directory / MANIFEST}: " if self.directory is not None else ""
+            raise ManifestError(f"{where}member(s) {missing} have no standardization statistics; use standardize=False",
+                                member=missing[0])
         mean = np.array([m.info.standardization["mean"] for m in self.members])
         std = np.array([m.info.standardization["std"] for m in self.members])
         return mean, std

@@ -71,8 +71,9 @@ int >= 0 (multi-head members only).
 Member paths: ``path`` is resolved against the ensemble directory and may point
 outside it (a study's ensembles share members under ``../../members/``), but it must
 resolve to a member directory: for ``hf`` and ``multi_head`` members a directory
-holding ``config.json`` and ``*.safetensors`` weights, for ``lora`` members one holding
-``adapter_config.json`` and ``adapter_model.safetensors``. Anything else is refused
+holding ``config.json``, ``tokenizer_config.json`` and ``*.safetensors`` weights, for
+``lora`` members one holding ``adapter_config.json`` and ``adapter_model.safetensors``
+(and the shared ``backbone/`` holding the former three). Anything else is refused
 before a file in it is read (:func:`check_member_path`).
 
 Checksums (``"files"``): :meth:`Manifest.write` records the SHA-256 of every file of
@@ -319,6 +320,7 @@ def _member_dict(m: MemberInfo) -> dict:
 
 # ----------------------------------------------------------- member files
 WEIGHTS_SUFFIX = ".safetensors"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 HEADS_FILE = "heads.safetensors"  # multi-head: next to the shared backbone directory
 LORA_BACKBONE = "backbone"  # lora: the shared backbone at the top of the ensemble directory
 
@@ -377,12 +379,15 @@ def check_member_path(directory: str | Path, info: MemberInfo) -> Path:
         need = ["adapter_config.json", "adapter_model.safetensors"]
         missing = [n for n in need if not (path / n).is_file()]
         backbone = directory / LORA_BACKBONE
-        if not ((backbone / "config.json").is_file() and any(backbone.glob(f"*{WEIGHTS_SUFFIX}"))):
+        if not ((backbone / "config.json").is_file() and (backbone / TOKENIZER_CONFIG).is_file()
+                and any(backbone.glob(f"*{WEIGHTS_SUFFIX}"))):
             raise ManifestError(f"{directory / MANIFEST}: member {info.name!r} has format 'lora' and needs the shared "
-                                f"backbone {backbone} (config.json and *.safetensors), which is missing",
-                                member=info.name, file=str(backbone))
+                                f"backbone {backbone} (config.json, {TOKENIZER_CONFIG} and *.safetensors), which is "
+                                "missing", member=info.name, file=str(backbone))
     else:
-        missing = [n for n in ["config.json"] if not (path / n).is_file()]
+        # Without tokenizer_config.json a tokenizer still loads, but without its special
+        # tokens (no EOS appended): other ids, other scores. So it is required.
+        missing = [n for n in ["config.json", TOKENIZER_CONFIG] if not (path / n).is_file()]
         if not any(path.glob(f"*{WEIGHTS_SUFFIX}")):
             missing.append("*.safetensors weights (rewardherd never loads pickled weights)")
     if missing:
