@@ -490,6 +490,8 @@ def _member_errors(name):
         if str(e).startswith(who):
             raise
         raise ManifestError(f"{who}: {e}", member=str(name), file=e.file) from None
+    except (MemoryError, torch.OutOfMemoryError):
+        raise  # not a problem of the files
     except Exception as e:  # safetensors, tokenizers, transformers and json errors on bad files
         raise ManifestError(f"{who}: cannot load its files: {type(e).__name__}: {e}"[:600],
                             member=str(name)) from None

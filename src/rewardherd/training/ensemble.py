@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -153,8 +154,10 @@ def train_ensemble(
     phash = plan_hash(specs, config, fp, ensemble.kind)
     main = is_main_process()  # under `accelerate launch`, only rank 0 writes files
     manifest = _open_or_start(out_dir, phash, ensemble.kind, config, overwrite, write=main)
-    if main:
-        remove_scratch(out_dir)  # a killed run's half-trained members
+    if main and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        # a killed run's half-trained members (under a distributed launch another rank
+        # may already be writing its own; those are removed when the run completes)
+        remove_scratch(out_dir)
     done = {m.name: m for m in manifest.members}
     bar = None
     if progress:
@@ -188,6 +191,7 @@ def train_ensemble(
         manifest.write(out_dir)
         for stale in out_dir.glob(".member_*.unrecorded"):
             shutil.rmtree(stale, ignore_errors=True)
+        remove_scratch(out_dir)
     return manifest
 
 
