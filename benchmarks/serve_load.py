@@ -6,6 +6,11 @@ concurrent clients for a fixed time against POST /get_reward, and reports
 requests/s, p50/p99 latency and errors (which must be 0). Both modes run in the
 same invocation, so the throughput ratio compares like with like.
 
+Memory: before the timed load, each server's resident set size (RSS, from /proc) is
+read, a fixed number of requests (``--rss-requests``, default 2000) is sent, and RSS
+is read again, so growth per request is visible (a leak shows as MiB that grow with
+the count; rerun with a larger count to tell warm-up from growth).
+
     python benchmarks/serve_load.py                      # 32 clients, 10 s per mode
     python benchmarks/serve_load.py --clients 32 --duration 20 --json out.json
 
@@ -110,6 +115,16 @@ class ServerProcess:
             raise RuntimeError(f"server did not start (got {line!r})")
         self.url = f"http://127.0.0.1:{int(line)}"
 
+    def rss_mib(self) -> float | None:
+        """Resident set size of the server process in MiB (Linux /proc), or None."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
     def cpu_seconds(self) -> float | None:
         """User + system CPU time the server process has used (Linux /proc), or None."""
         try:
@@ -203,6 +218,41 @@ async def run_load(url: str, clients: int, duration: float, items: int, rng: ran
     return {"latencies": latencies, "errors": errors, "elapsed_s": elapsed}
 
 
+async def run_fixed(url: str, clients: int, total: int, items: int, rng: random.Random) -> int:
+    """Send exactly ``total`` requests from ``clients`` concurrent clients; returns the errors."""
+    host, port = url.removeprefix("http://").split(":")
+    conns = [Connection(host, int(port)) for _ in range(clients)]
+    payloads = [{"query": make_queries(items, rng)} for _ in range(64)]
+    counter = iter(range(total))
+    errors = 0
+
+    async def client(c: int):
+        nonlocal errors
+        for k in counter:
+            try:
+                status, _ = await conns[c].post_json("/get_reward", payloads[k % 64])
+                errors += status != 200
+            except Exception:
+                errors += 1
+                await conns[c].close()
+
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    for c in conns:
+        await c.close()
+    return errors
+
+
+def measure_rss(server: ServerProcess, args, rng: random.Random) -> dict:
+    """Server RSS before and after a fixed number of requests."""
+    asyncio.run(run_fixed(server.url, args.clients, min(64, args.rss_requests), args.items, rng))  # warm up
+    before = server.rss_mib()
+    errors = asyncio.run(run_fixed(server.url, args.clients, args.rss_requests, args.items, rng))
+    after = server.rss_mib()
+    growth = None if before is None or after is None else after - before
+    return {"requests": args.rss_requests, "rss_before_mib": before, "rss_after_mib": after,
+            "rss_growth_mib": growth, "errors": errors}
+
+
 def summarize(rounds: list[dict], items: int) -> dict:
     lat = sorted(x for r in rounds for x in r["latencies"])
     elapsed = sum(r["elapsed_s"] for r in rounds)
@@ -240,6 +290,8 @@ def main() -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads in the server")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rss-requests", type=int, default=2000,
+                   help="requests sent between the two RSS readings of each server (0: skip)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)  # subprocess entry
     p.add_argument("--batching", choices=["on", "off"], default="on", help=argparse.SUPPRESS)
@@ -257,6 +309,8 @@ def main() -> int:
         servers = {mode: ServerProcess(ens_dir, mode == "on", args) for mode in ("on", "off")}
         try:
             rng = random.Random(args.seed)
+            memory = ({mode: measure_rss(server, args, rng) for mode, server in servers.items()}
+                      if args.rss_requests > 0 else {})
             rounds: dict[str, list] = {"on": [], "off": []}
             for _ in range(args.rounds):
                 for mode, server in servers.items():
@@ -284,13 +338,19 @@ def main() -> int:
                                        strict=True)]
     print(f"throughput ratio (batching on / off): {ratio:.2f}x  (per round: "
           f"{', '.join(f'{x:.2f}' for x in per_round)})")
-    errors = sum(r["errors"] for r in results.values())
+    for mode, mem in memory.items():
+        if mem["rss_before_mib"] is None:
+            print(f"server RSS ({mode}): not available on this platform")
+            continue
+        print(f"server RSS (batching {mode}): {mem['rss_before_mib']:.1f} MiB before, {mem['rss_after_mib']:.1f} MiB "
+              f"after {mem['requests']} requests ({mem['rss_growth_mib']:+.1f} MiB; {mem['errors']} errors)")
+    errors = sum(r["errors"] for r in results.values()) + sum(m["errors"] for m in memory.values())
     for mode, r in results.items():
         for e in r["first_errors"]:
             print(f"  error ({mode}): {e}", file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine,
-                                         "results": results, "ratio": ratio}, indent=2))
+                                         "results": results, "ratio": ratio, "memory": memory}, indent=2))
     return 1 if errors else 0
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import typer
 
 from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
+from rewardherd.cli_common import VERIFY_HELP
 from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
@@ -65,6 +66,24 @@ def _setup_logging(verbose: bool) -> None:
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False):
     _setup_logging(verbose)
+
+
+def _os_message(e: OSError) -> str:
+    """``path: reason`` for an OSError, without the errno noise."""
+    if e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return str(e)
+
+
+def _drop_empty_out(out: Path, existed: bool) -> None:
+    """Remove an --out this run created when it holds no trained member, so a failed
+    run leaves nothing behind (and never blocks a corrected rerun)."""
+    import shutil
+
+    from rewardherd.training.ensemble import holds_no_member
+
+    if not existed and holds_no_member(out):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 # --------------------------------------------------------------------- train
@@ -116,21 +135,32 @@ def train(
     en.setdefault("n_members", members)
     if seed:
         en["seeds"] = list(seed)
+    out_existed = out.exists()
     try:
         train_cfg = from_dict(TrainConfig, tr, "train")
         ens_cfg = from_dict(EnsembleConfig, en, "ensemble")
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"--out {out} is a file, not a directory; choose another --out")
         pairs, report = load_preferences(data, skip_invalid=skip_invalid)
         typer.echo(report.summary(), err=True)
+        if not pairs:
+            raise ValueError(f"{data}: no preference pairs to train on")
         if heldout_data is not None:
             heldout, rep2 = load_preferences(heldout_data, skip_invalid=skip_invalid)
             typer.echo(rep2.summary(), err=True)
+            if not heldout:
+                raise ValueError(f"{heldout_data}: no held-out preference pairs")
             train_pairs = pairs
         else:
             train_pairs, heldout = split_by_prompt(pairs, heldout_fraction=train_cfg.heldout_fraction)
         manifest = train_ensemble(train_pairs, heldout, out, ens_cfg, train_cfg, overwrite=overwrite,
                                   progress=progress)
-    except (ConfigError, PreferenceDataError, PlanMismatchError, FileExistsError, ValueError) as e:
-        _fail(str(e))
+    except (ConfigError, PreferenceDataError, PlanMismatchError, ValueError, OSError) as e:
+        _drop_empty_out(out, out_existed)
+        _fail(_os_message(e) if isinstance(e, OSError) else str(e))
+    except BaseException:
+        _drop_empty_out(out, out_existed)
+        raise
     typer.echo(f"ensemble written to {out}")
     for m in manifest.members:
         typer.echo(f"  {m.name}: backbone={m.backbone} seed={m.finetune_seed} held-out accuracy={m.heldout_accuracy:.3f}")
@@ -138,35 +168,67 @@ def train(
 
 # --------------------------------------------------------------------- score
 def _read_items(path: Path) -> tuple[list, list, list]:
-    import pandas as pd
+    """(prompts, responses, ids) of a JSONL or Parquet items file; exits 2 naming
+    file:line and field on the first bad row."""
+    from rewardherd.models.ensemble import check_text
 
-    if not path.exists():
-        _fail(f"{path}: not found")
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        rows = df.to_dict("records")
-        where = "row"
+    if not path.is_file():
+        _fail(f"{path}: not found" if not path.exists() else f"{path}: not a file")
+    rows: list[tuple[str, object]] = []
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for corrupt files
+            _fail(f"{path}: cannot read Parquet: {e}"[:500])
+        rows = [(f"{path}: row index {i}", r) for i, r in enumerate(table.to_pylist())]
     else:
-        rows, where = [], "line"
-        with path.open() as f:
-            for i, line in enumerate(f, 1):
+        with path.open("rb") as f:
+            for i, raw in enumerate(f, 1):
+                where = f"{path}:line {i}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    _fail(f"{where}: not valid UTF-8 ({e.reason})")
+                if i == 1:
+                    line = line.removeprefix("\ufeff")  # a byte-order mark, as `train` accepts
                 if not line.strip():
                     continue
                 try:
-                    rows.append(json.loads(line))
+                    rows.append((where, json.loads(line)))
                 except json.JSONDecodeError as e:
-                    _fail(f"{path}:{i}: invalid JSON: {e.msg}")
+                    _fail(f"{where}: invalid JSON: {e.msg} (column {e.colno})")
+                except RecursionError:
+                    _fail(f"{where}: invalid row: JSON nested too deeply")
     prompts, responses, ids = [], [], []
-    for i, r in enumerate(rows, 1):
+    for n, (where, r) in enumerate(rows):
+        if not isinstance(r, dict):
+            _fail(f"{where}: expected a JSON object with 'prompt' and 'response'; got {type(r).__name__}")
         for f in ("prompt", "response"):
-            if f not in r:
-                _fail(f"{path}:{where} {i}: missing field '{f}'")
-            if not isinstance(r[f], str | list):
-                _fail(f"{path}:{where} {i}: field '{f}' must be a string or a list of messages")
+            if r.get(f) is None:
+                _fail(f"{where}: missing field '{f}'")
+            try:
+                check_text(r[f], f"field '{f}'")
+            except (TypeError, ValueError) as e:
+                _fail(f"{where}: {e}")
+        i = r.get("id", n)
+        if i is None:
+            i = n
+        if isinstance(i, bool) or not isinstance(i, str | int):
+            _fail(f"{where}: field 'id': expected a string or an int; got {type(i).__name__}")
+        if isinstance(i, str):
+            try:
+                check_text(i, "field 'id'")
+            except ValueError as e:
+                _fail(f"{where}: {e}")
         prompts.append(r["prompt"])
         responses.append(r["response"])
-        ids.append(r.get("id", i - 1))
+        ids.append(i)
     return prompts, responses, ids
+
+
+SCORE_COLUMNS = ("id", "reward", "method", "spread_std", "spread_var", "spread_range")
 
 
 @app.command()
@@ -181,12 +243,20 @@ def score(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): add a `gold` column and write the members' error sharing to <out>.sharing.json.")] = None,
     within_prompt: Annotated[bool, typer.Option(help="With --gold: z-score members and gold within each prompt (prompts with one response or constant scores are dropped and counted).")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
-    """Score (prompt, response) pairs with every member; write scores, aggregate and spread."""
+    """Score (prompt, response) pairs with every member; write scores, aggregate and spread.
+
+    The output format follows the suffix of --out: .jsonl or .json (JSON lines), .csv or .parquet."""
     import pandas as pd
 
+    from rewardherd.io import table_format
     from rewardherd.models import Ensemble, ManifestError
 
+    try:
+        table_format(out)
+    except ValueError as e:
+        _fail(str(e))
     if out.exists() and not overwrite:
         _fail(f"{out} exists; pass --overwrite to replace it")
     if within_prompt and gold is None:
@@ -195,9 +265,12 @@ def score(
     params = _parse_params(param)
     prompts, responses, ids = _read_items(input)
     try:
-        ens = Ensemble.load(ensemble)
+        ens = Ensemble.load(ensemble, verify=verify)
+        clash = sorted(set(ens.names) & set(SCORE_COLUMNS))
+        if clash:
+            raise ManifestError(f"{ensemble}: member name(s) {clash} clash with output columns {list(SCORE_COLUMNS)}")
         res = ens.reward(prompts, responses, method, standardize=not raw, batch_size=batch_size, **params)
-    except (ManifestError, ValueError) as e:
+    except (ManifestError, ValueError, TypeError, FloatingPointError) as e:
         _fail(str(e))
     df = pd.DataFrame({"id": ids})
     for name, row in zip(ens.names, res.raw_scores, strict=True):
@@ -246,6 +319,7 @@ def eval_(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): also report how much of the members' error is shared, on both responses of every pair and on pair margins.")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
     """Preference accuracy per member and per aggregation method, and member agreement."""
     from rewardherd.data import PreferenceDataError, load_preferences
@@ -255,11 +329,13 @@ def eval_(
     gold_fn = _gold(gold)
     try:
         pairs, report = load_preferences(data)
-        ens = Ensemble.load(ensemble)
+        ens = Ensemble.load(ensemble, verify=verify)
         res = evaluate_ensemble(ens, pairs, methods=method or None, standardize=not raw, batch_size=batch_size,
                                 gold=gold_fn)
-    except (ManifestError, PreferenceDataError, ValueError) as e:
+    except (ManifestError, PreferenceDataError, ValueError, TypeError, FloatingPointError) as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(_os_message(e))
     typer.echo(f"{len(pairs)} pairs from {data}")
     typer.echo("member accuracy:")
     for name, acc in res["member_accuracy"].items():
@@ -312,6 +388,7 @@ def bon(
     gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
     max_n_fraction: Annotated[float, typer.Option(help="Largest n as a fraction of the pool size.")] = 0.25,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
     """Best-of-n against the ensemble: sample a pool, score it, write unbiased curves and a plot."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -330,7 +407,7 @@ def bon(
 
     try:
         specs = [MethodSpec.parse(m) for m in (method or ["mean", "min", "uncertainty_weighted(lam=0.5)"])]
-        ens = Ensemble.load(ensemble)
+        ens = Ensemble.load(ensemble, verify=verify)
     except (ManifestError, ValueError) as e:
         _fail(str(e))
     gold_fn = _gold(gold)
@@ -375,6 +452,7 @@ def rl(
     eval_every: Annotated[int, typer.Option(help="Evaluate and checkpoint every this many steps.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
     """RL against the ensemble with a KL penalty (TRL RLOO), evaluated on held-out prompts."""
     from rewardherd.models import Ensemble, ManifestError
@@ -383,7 +461,7 @@ def rl(
 
     try:
         spec = MethodSpec.parse(method)
-        ens = Ensemble.load(ensemble)
+        ens = Ensemble.load(ensemble, verify=verify)
     except (ManifestError, ValueError) as e:
         _fail(str(e))
     gold_fn = _gold(gold)

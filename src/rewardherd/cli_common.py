@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+VERIFY_HELP = ("Check every member file against the SHA-256 in the manifest before loading (default); "
+               "--no-verify skips the hashing for very large models.")
+
 
 def fail(msg: str, code: int = 2) -> None:
     """Print ``error: msg`` in red on stderr and exit with ``code``."""

@@ -29,9 +29,27 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return _atomic(Path(path), lambda t: t.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
 
 
-def write_table_atomic(df, path: str | Path) -> Path:
-    """A pandas DataFrame as Parquet (``.parquet``) or JSON lines (anything else)."""
+#: Table formats by suffix: what :func:`write_table_atomic` writes.
+TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+
+
+def table_format(path: str | Path) -> str:
+    """``parquet``, ``csv`` or ``jsonl`` from the suffix; ValueError for any other suffix."""
     path = Path(path)
-    if path.suffix == ".parquet":
+    fmt = TABLE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unsupported output suffix {path.suffix!r}; use .jsonl or .json (JSON lines), "
+                         ".csv or .parquet")
+    return fmt
+
+
+def write_table_atomic(df, path: str | Path) -> Path:
+    """A pandas DataFrame as Parquet (``.parquet``), CSV (``.csv``) or JSON lines
+    (``.jsonl``, ``.json``, ``.ndjson``); any other suffix is a ValueError."""
+    path = Path(path)
+    fmt = table_format(path)
+    if fmt == "parquet":
         return _atomic(path, lambda t: df.to_parquet(t, index=False))
+    if fmt == "csv":
+        return _atomic(path, lambda t: df.to_csv(t, index=False))
     return _atomic(path, lambda t: df.to_json(t, orient="records", lines=True))

@@ -123,8 +123,10 @@ def test_missing_backbone_or_head_is_refused(lora_dir, tmp_path, tiny_backbone):
     shutil.copytree(lora_dir / "backbone", bad / "backbone")
     shutil.rmtree(bad / "member_1")
     _adapter(bad / "backbone", 5, bad / "member_1", with_head=False)
-    with pytest.raises(ManifestError, match="score head"):
+    with pytest.raises(ManifestError, match="member_1.*checksum"):  # the manifest's checksums catch it first
         Ensemble.load(bad, device="cpu")
+    with pytest.raises(ManifestError, match="score head"):  # and without them, the structural check
+        Ensemble.load(bad, device="cpu", verify=False)
 
 
 @pytest.mark.slow

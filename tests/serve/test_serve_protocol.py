@@ -133,7 +133,8 @@ def test_parse_score_invalid_items_keep_a_plain_id():
     [
         ({"prompt": 1, "response": "r"}, "items[0].prompt must be a string or a list of messages"),
         ({"prompt": "p", "response": "r" * 21}, "items[0].response has 21 characters; the limit is 20"),
-        ({"prompt": [{"role": "user", "content": "x" * 21}], "response": "r"}, "items[0].prompt has 21 characters"),
+        # a message list counts one per message plus its role and content characters: 1 + 4 + 21
+        ({"prompt": [{"role": "user", "content": "x" * 21}], "response": "r"}, "items[0].prompt has 26 characters"),
         ({"prompt": [{"role": "user"}], "response": "r"}, "items[0].prompt[0] must be an object"),
         ({"prompt": "p", "response": "r", "extra": 1}, "unknown field(s) ['extra']"),
         ({"prompt": "p", "response": "r", "id": {"a": 1}}, "id must be a string, number or null"),

@@ -30,6 +30,10 @@ Departures and choices:
 - A coefficient of 0 means 0: ``lam=0`` gives exactly the mean.
 - ``robust`` is the reward-robust objective of Yan et al. (2024) with the ensemble
   mean as the nominal reward; ``lam=1`` is exactly the mean, ``lam=0`` exactly the min.
+- Non-finite input is an error, never a silent NaN: :func:`aggregate` and
+  :func:`spread` raise ``ValueError`` naming the first non-finite score as
+  ``(member i, sample j)``, and every method parameter must be a finite number
+  (``k=inf`` would give -inf for every sample). Drop or repair such scores first.
 
 References: Coste et al. 2023 (arXiv 2310.02743); Eisenstein et al. 2023
 (arXiv 2312.09244); Yan et al. 2024, "Reward-Robust RLHF in LLMs" (arXiv 2409.15360).
@@ -81,6 +85,22 @@ def as_scores(scores) -> np.ndarray:
     return arr
 
 
+def check_finite(s: np.ndarray, name: str = "scores") -> None:
+    """Raise ValueError naming the first non-finite entry of an (m, b) array."""
+    bad = ~np.isfinite(s)
+    if bad.any():
+        i, j = (int(x) for x in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; got {s[i, j]} at (member {i}, sample {j}) "
+                         f"({int(bad.sum())} non-finite value(s) in all)")
+
+
+def _param(p: dict, name: str) -> float:
+    v = p[name]
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v):
+        raise ValueError(f"parameter {name} must be a finite number; got {v!r}")
+    return float(v)
+
+
 def _check_ddof(ddof: int, m: int) -> None:
     if isinstance(ddof, bool) or ddof not in (0, 1) or int(ddof) != ddof:
         raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
@@ -123,6 +143,7 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         raise ValueError(f"method {method!r} takes no parameter(s) {sorted(unknown)}; allowed: {allowed}")
     p = {**METHOD_PARAMS[method], **params}
     s = as_scores(scores)
+    check_finite(s)
     if method == "mean":
         return s.mean(axis=0)
     if method == "median":
@@ -130,12 +151,12 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
     if method == "min":
         return s.min(axis=0)
     if method == "mean_minus_std":
-        k = float(p["k"])
+        k = _param(p, "k")
         if not k >= 0:
             raise ValueError(f"k must be >= 0; got {k}")
         return s.mean(axis=0) - k * ensemble_std(s, ddof=p["ddof"])
     if method == "uncertainty_weighted":
-        lam = float(p["lam"])
+        lam = _param(p, "lam")
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0; got {lam}")
         return s.mean(axis=0) - lam * ensemble_var(s, ddof=p["ddof"])
@@ -146,7 +167,7 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         # Written as a convex combination so lam=1 and lam=0 give the mean and the min exactly.
         return lam * s.mean(axis=0) + (1.0 - lam) * s.min(axis=0)
     # soft_min
-    t = float(p["temperature"])
+    t = _param(p, "temperature")
     if not t > 0:
         raise ValueError(f"temperature must be > 0; got {t}")
     m = s.shape[0]
@@ -172,6 +193,7 @@ def spread(scores, ddof: int = 0) -> Spread:
     With a single member the spread is 0 (ddof=0) by definition.
     """
     s = as_scores(scores)
+    check_finite(s)
     if s.shape[0] == 1 and ddof == 1:
         ddof = 0  # one member has no sample variance; report zero spread, not NaN
     var = ensemble_var(s, ddof=ddof)

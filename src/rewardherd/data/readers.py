@@ -95,6 +95,10 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise PreferenceDataError(
                     f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=lineno
                 ) from e
+            except RecursionError:
+                raise PreferenceDataError(
+                    "invalid row: JSON nested too deeply", path=str(path), line=lineno
+                ) from None
             if not isinstance(obj, dict):
                 raise PreferenceDataError(
                     f"expected a JSON object, got {type(obj).__name__}", path=str(path), line=lineno
@@ -106,13 +110,16 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     # The stdlib reader (not pandas) keeps exact physical line numbers, also for quoted
     # cells that span lines, and never turns text such as "NA" into NaN.
     with path.open("r", encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        # strict: a stray quote or an unclosed one is an error, never a silently merged cell
+        reader = csv.reader(f, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             return
         except csv.Error as e:
             raise PreferenceDataError(f"invalid CSV header: {e}", path=str(path), line=1) from e
+        except UnicodeDecodeError as e:
+            raise PreferenceDataError(f"not valid UTF-8 ({e.reason})", path=str(path), line=1) from None
         header = [h.strip() for h in header]
         prev_end = reader.line_num
         while True:
@@ -122,7 +129,17 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except StopIteration:
                 return
             except csv.Error as e:
-                raise PreferenceDataError(f"invalid CSV: {e}", path=str(path), line=start) from e
+                detail = (
+                    "unclosed quote: a quoted cell starting in this record is never closed "
+                    "(reached the end of the file)"
+                    if "unexpected end of data" in str(e)
+                    else str(e)
+                )
+                raise PreferenceDataError(f"invalid CSV: {detail}", path=str(path), line=start) from e
+            except UnicodeDecodeError as e:
+                raise PreferenceDataError(
+                    f"not valid UTF-8 ({e.reason})", path=str(path), line=start
+                ) from None
             prev_end = reader.line_num
             if not cells:
                 continue  # blank line
@@ -173,7 +190,12 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _iter_dataset(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     import datasets
 
-    ds = datasets.load_from_disk(str(path))
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # a bad state.json / dataset_info.json / arrow file raises anything
+        raise PreferenceDataError(
+            f"cannot read `datasets` directory: {type(e).__name__}: {e}"[:500], path=str(path)
+        ) from None
     if isinstance(ds, datasets.DatasetDict):
         splits = list(ds)
         if len(splits) != 1:

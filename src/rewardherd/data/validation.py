@@ -61,8 +61,20 @@ class RowContext:
         return format_location(self.path, self.line, self.unit)
 
 
+def check_unicode(value: str, where: str, field: str, ctx: RowContext) -> None:
+    """Refuse strings no tokenizer can encode: lone UTF-16 surrogates, which JSON's
+    ``\\ud800`` escapes produce."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ctx.error(
+            f"{where}invalid Unicode: lone surrogate {value[e.start]!r} at character {e.start}", field
+        ) from None
+
+
 def _parse_text(value: Any, field: str, ctx: RowContext) -> Text:
     if isinstance(value, str):
+        check_unicode(value, "", field, ctx)
         return value
     if isinstance(value, list | tuple):
         messages = []
@@ -85,6 +97,7 @@ def _parse_text(value: Any, field: str, ctx: RowContext) -> Text:
                         f"got {_type_name(message[key])}",
                         field,
                     )
+                check_unicode(message[key], f"message index {i}: key '{key}': ", field, ctx)
             messages.append(message)
         return messages
     raise ctx.error(f"expected a string or a list of messages, got {_type_name(value)}", field)
@@ -107,6 +120,8 @@ def _parse_id(value: Any, ctx: RowContext) -> str | None:
         raise ctx.error(f"expected a string or an int, got {_type_name(value)}", "id")
     if isinstance(value, str) and not value.strip():
         raise ctx.error("expected a non-empty string or an int, got an empty string", "id")
+    if isinstance(value, str):
+        check_unicode(value, "", "id", ctx)
     return str(value)
 
 

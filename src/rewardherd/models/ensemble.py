@@ -24,16 +24,30 @@ Aggregation (:meth:`Ensemble.reward`) standardizes each member with the statisti
 stored in its manifest entry before aggregating (``standardize=True``, the default),
 because min, mean_minus_std, uncertainty_weighted and soft_min depend on scale.
 Pass ``standardize=False`` for raw scores.
+
+Loading refuses what it cannot trust (:meth:`Ensemble.load`): an invalid manifest
+field, a member path that is not a member directory, a file whose checksum does not
+match the manifest (``verify=False`` skips the hashing), a member whose weights lack
+a tensor its model needs (e.g. a score head that would be newly initialized, i.e.
+random), or files that cannot be parsed. Each is a :class:`ManifestError` naming the
+member and the file or field.
+
+Inputs: ``prompts`` and ``responses`` are sequences of texts (a bare string is
+refused: it would be scored character by character); every text is a string or a
+list of ``{"role", "content"}`` string messages, and strings must be valid Unicode
+(no lone surrogates, which no tokenizer can encode).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +55,15 @@ import torch
 
 from rewardherd import core
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
-from rewardherd.models.manifest import MEMBER_FORMATS, Manifest, ManifestError, MemberInfo
+from rewardherd.models.manifest import (
+    MANIFEST,
+    MEMBER_FORMATS,
+    Manifest,
+    ManifestError,
+    MemberInfo,
+    check_member_path,
+    verify_member_files,
+)
 from rewardherd.models.scoring import score_ids  # noqa: F401 (re-exported; used by callers and tests)
 from rewardherd.models.vectorized import GroupScorer, Scoring
 
@@ -97,16 +119,47 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def check_config_file(path: Path) -> None:
+    """``path/config.json`` must be a JSON object naming a ``model_type``."""
+    cfg = path / "config.json"
+    try:
+        d = json.loads(cfg.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ManifestError(f"{cfg}: not a valid JSON config ({type(e).__name__}: {e})"[:400], file=str(cfg)) from None
+    if not isinstance(d, dict) or not isinstance(d.get("model_type"), str):
+        raise ManifestError(f"{cfg}: not a Hugging Face model config (expected an object with 'model_type')",
+                            file=str(cfg))
+
+
 def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, trust_remote_code: bool = False):
-    """Load one member (safetensors only) and its tokenizer."""
+    """Load one member (safetensors only) and its tokenizer.
+
+    Refuses (:class:`ManifestError`) weights that lack a tensor the model needs, such
+    as the score head: transformers would initialize it at random and every load
+    would give other scores.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(path)
     if not any(path.glob("*.safetensors")):
         raise ManifestError(f"{path}: no .safetensors weights (rewardherd never loads pickled weights)")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype
-    )
+    check_config_file(path)
+    from rewardherd.models.multihead import quiet_transformers
+
+    with quiet_transformers():  # the missing-weights report is turned into an error below
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
+        )
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ())
+    if missing or mismatched:
+        bad = missing or mismatched
+        raise ManifestError(
+            f"{path}: the weights lack tensor(s) {bad[:5]}{' ...' if len(bad) > 5 else ''}: they would be newly "
+            "initialized (random scores on every load); is this a trained reward model?", file=str(path))
+    if getattr(model.config, "num_labels", 1) != 1:
+        raise ManifestError(f"{path / 'config.json'}: num_labels is {model.config.num_labels}; a member has one "
+                            "score (num_labels=1)", file=str(path / "config.json"))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id(tokenizer)
@@ -149,37 +202,59 @@ class Ensemble:
         allow_incomplete: bool = False,
         scoring: Scoring = "auto",
         cuda_graphs: bool = False,
+        verify: bool = True,
     ) -> Ensemble:
         """Load an ensemble directory (see :mod:`rewardherd.models.manifest`).
 
         Multi-head and LoRA members load their shared backbone once.
+
+        Args:
+            verify: check every member file against the SHA-256 recorded in the
+                manifest before reading it (default). ``False`` skips the hashing
+                (for very large models); a corrupt file may then load with changed
+                scores. Manifests without checksums load with a warning.
+
+        Raises:
+            ManifestError: the manifest, a member path, a checksum or a member's
+                files are invalid; the message names the member and the file or field.
         """
         from rewardherd.models import lora, multihead
 
         directory = Path(directory)
         manifest = Manifest.read(directory)
+        where = directory / MANIFEST
         if not manifest.complete and not allow_incomplete:
             raise ManifestError(
-                f"{directory / 'ensemble.json'}: training is not complete ({len(manifest.members)} member(s) "
+                f"{where}: training is not complete ({len(manifest.members)} member(s) "
                 "finished); rerun the same `rewardherd train` command to resume, or pass allow_incomplete=True"
             )
         if not manifest.members:
-            raise ManifestError(f"{directory / 'ensemble.json'}: no members")
+            raise ManifestError(f"{where}: no members")
         unknown = [(i.name, i.format) for i in manifest.members if i.format not in MEMBER_FORMATS]
         if unknown:
             raise ManifestError(f"{directory}: member(s) with unknown format {unknown}; this build reads {MEMBER_FORMATS}")
+        for info in manifest.members:
+            check_member_path(directory, info)
+        cache: dict = {}
+        if verify:
+            unverified = [i.name for i in manifest.members if not verify_member_files(directory, i, cache)]
+            if unverified:
+                log.warning("%s: the manifest records no checksums for member(s) %s (written by an older rewardherd); "
+                            "their files were not verified", where, unverified)
         kw = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
-        shared = {**multihead.load_members(directory, manifest.members, **kw),
-                  **lora.load_members(directory, manifest.members, **kw)}
+        shared = {}
+        for fmt, loader in ((multihead.FORMAT, multihead.load_members), (lora.FORMAT, lora.load_members)):
+            names = [i.name for i in manifest.members if i.format == fmt]
+            if names:
+                with _member_errors(names if len(names) > 1 else names[0]):
+                    shared.update(loader(directory, manifest.members, **kw))
         members = []
         for info in manifest.members:
             if info.name in shared:
                 members.append(Member(info, *shared[info.name]))
                 continue
-            path = directory / info.path
-            if not path.is_dir():
-                raise ManifestError(f"{directory / 'ensemble.json'}: member {info.name!r} path {path} does not exist")
-            model, tok = load_member_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+            with _member_errors(info.name):
+                model, tok = load_member_model(directory / info.path, **kw)
             members.append(Member(info, model, tok))
         return cls(members, manifest, directory, scoring=scoring, cuda_graphs=cuda_graphs)
 
@@ -201,7 +276,7 @@ class Ensemble:
                 if m.info.format == "hf":
                     m.model.save_pretrained(tmp / m.info.path, safe_serialization=True)
                     m.tokenizer.save_pretrained(tmp / m.info.path)
-                infos.append(m.info)
+                infos.append(replace(m.info, files=None))  # checksums of the files written here
             infos = lora.save_members(self.members, multihead.save_members(self.members, infos, tmp), tmp)
             Manifest(**{**self.manifest.__dict__, "members": infos}).write(tmp)
             if directory.exists():
@@ -253,6 +328,8 @@ class Ensemble:
         Returns:
             (m, b) float64.
         """
+        check_texts(prompts, "prompts")
+        check_texts(responses, "responses")
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         b = len(prompts)
@@ -283,7 +360,9 @@ class Ensemble:
         """Per-member (mean, std) from the manifest, each (m,)."""
         missing = [m.name for m in self.members if m.info.standardization is None]
         if missing:
-            raise ManifestError(f"member(s) {missing} have no standardization statistics; use standardize=False")
+            where = f"{self.directory / MANIFEST}: " if self.directory is not None else ""
+            raise ManifestError(f"{where}member(s) {missing} have no standardization statistics; use standardize=False",
+                                member=missing[0])
         mean = np.array([m.info.standardization["mean"] for m in self.members])
         std = np.array([m.info.standardization["std"] for m in self.members])
         return mean, std
@@ -359,6 +438,12 @@ class Ensemble:
 
         Ties go to the earliest candidate (see :func:`rewardherd.core.select_best_of_n`).
         """
+        check_texts(prompts, "prompts")
+        if isinstance(candidates, str | bytes | dict) or not hasattr(candidates, "__len__"):
+            raise TypeError(f"candidates must be a sequence of candidate lists (one per prompt); got "
+                            f"{type(candidates).__name__}")
+        for i, cs in enumerate(candidates):
+            check_texts(cs, f"candidates[{i}]")
         if len(prompts) != len(candidates):
             raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
         flat_p = [p for p, cs in zip(prompts, candidates, strict=True) for _ in cs]
@@ -416,4 +501,54 @@ class Ensemble:
 
 def _key(x: Text):
     return x if isinstance(x, str) else repr(x)
+
+
+@contextmanager
+def _member_errors(name):
+    """Turn any failure to load a member's files into a ManifestError naming the member."""
+    who = f"member {name!r}" if isinstance(name, str) else f"members {name}"
+    try:
+        yield
+    except ManifestError as e:
+        if str(e).startswith(who):
+            raise
+        raise ManifestError(f"{who}: {e}", member=str(name), file=e.file) from None
+    except (MemoryError, torch.OutOfMemoryError):
+        raise  # not a problem of the files
+    except Exception as e:  # safetensors, tokenizers, transformers and json errors on bad files
+        raise ManifestError(f"{who}: cannot load its files: {type(e).__name__}: {e}"[:600],
+                            member=str(name)) from None
+
+
+def _check_string(s: str, where: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where}: invalid Unicode (lone surrogate {s[e.start]!r} at character {e.start})") from None
+
+
+def check_text(x, where: str) -> None:
+    """Raise ValueError unless ``x`` is a valid string or list of string messages."""
+    if isinstance(x, str):
+        _check_string(x, where)
+        return
+    if isinstance(x, list):
+        for j, m in enumerate(x):
+            if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+                raise ValueError(f"{where}[{j}]: a message must be an object with string 'role' and 'content'")
+            _check_string(m["role"], f"{where}[{j}].role")
+            _check_string(m["content"], f"{where}[{j}].content")
+        return
+    raise TypeError(f"{where}: expected a string or a list of messages; got {type(x).__name__}")
+
+
+def check_texts(xs, name: str) -> None:
+    """Raise unless ``xs`` is a sequence (not a bare string) of valid texts."""
+    if isinstance(xs, str | bytes):
+        raise TypeError(f"{name} must be a sequence of texts, not a single string (it would be scored character "
+                        f"by character); wrap it in a list: [{name[:-1] if name.endswith('s') else name}]")
+    if not (hasattr(xs, "__len__") and hasattr(xs, "__getitem__")) or isinstance(xs, dict):
+        raise TypeError(f"{name} must be a sequence of texts; got {type(xs).__name__}")
+    for i, x in enumerate(xs):
+        check_text(x, f"{name}[{i}]")
 

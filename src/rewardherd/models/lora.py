@@ -86,9 +86,18 @@ class LoraRewardModel(torch.nn.Module):
             _check_saved_head(d / "adapter_model.safetensors")
         tokenizer = AutoTokenizer.from_pretrained(backbone_dir, trust_remote_code=trust_remote_code)
         with quiet_transformers():
-            base = AutoModelForSequenceClassification.from_pretrained(
-                backbone_dir, num_labels=1, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            base, info = AutoModelForSequenceClassification.from_pretrained(
+                backbone_dir, num_labels=1, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+                output_loading_info=True,
             )
+        from rewardherd.models.multihead import head_parameter_names
+
+        # The backbone's own score head is never used (each adapter carries one), but
+        # any other tensor missing from its weights would be random.
+        missing = sorted(set(info.get("missing_keys") or ()) - set(head_parameter_names(base.config)))
+        if missing:
+            raise ManifestError(f"{backbone_dir}: backbone weights lack tensor(s) {missing[:5]}: they would be newly "
+                                "initialized (random scores)", file=str(backbone_dir))
         if base.config.pad_token_id is None:
             base.config.pad_token_id = pad_token_id(tokenizer)
         items = list(adapter_dirs.items())

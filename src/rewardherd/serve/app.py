@@ -53,6 +53,7 @@ from rewardherd.serve.protocol import (
     parse_get_reward,
     parse_json,
     parse_score,
+    template_roles,
 )
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
     if config.standardize:
         ensemble.standardization()  # ManifestError (a ValueError) now, not on the first request
     tokens = _special_token_strings(ensemble) if config.strip_special_tokens else ()
+    roles = template_roles(getattr(mb.tokenizer, "chat_template", None) for mb in ensemble.members)
     batcher = MicroBatcher(
         lambda p, r: score_pairs(ensemble, p, r, config.max_batch),
         max_batch=config.max_batch,
@@ -283,7 +285,8 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
     async def score_items(request: Request):
         authorize(request)
         req = parse_score(await read_json(request), default_method=config.method, default_params=dict(config.params),
-                          n_members=m, max_items=config.max_items, max_text_chars=config.max_text_chars)
+                          n_members=m, max_items=config.max_items, max_text_chars=config.max_text_chars,
+                          roles=roles)
         errors = list(req.errors)
         valid = [i for i, e in enumerate(errors) if e is None]
         results: list[dict | None] = [None] * len(errors)

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from rewardherd.cli_common import VERIFY_HELP
 from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
@@ -52,6 +53,7 @@ def serve_command(
     graceful_timeout: Annotated[float, typer.Option(
         help="Seconds to let in-flight requests finish on shutdown (Ctrl-C / SIGTERM).")] = 30.0,
     device: Annotated[str | None, typer.Option(help="Device for the members (default: cuda if available).")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
     """Serve an ensemble over HTTP: OpenRLHF's /get_reward, /v1/score, /v1/info, /health."""
     from rewardherd.models import Ensemble, ManifestError
@@ -66,8 +68,8 @@ def serve_command(
     except ValueError as e:
         _fail(str(e))
     try:
-        ens = Ensemble.load(ensemble, device=device)
-    except (ManifestError, OSError) as e:
+        ens = Ensemble.load(ensemble, device=device, verify=verify)
+    except (ManifestError, OSError, ValueError) as e:  # an invalid ensemble never starts a server
         _fail(str(e))
     import uvicorn
 

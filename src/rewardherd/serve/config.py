@@ -26,7 +26,7 @@ class ServeConfig:
     max_items: int = 512
     """Most items (queries or pairs) in one request; more get 413."""
     max_text_chars: int = 65536
-    """Longest prompt, response or query in characters (message lists count their contents); longer gets 422."""
+    """Longest prompt, response or query in characters (a message list counts one per message plus every role and content character); longer gets 422."""
     batching: bool = True
     """Merge concurrent requests into one forward pass per member; off scores each request alone."""
     max_batch: int = 64

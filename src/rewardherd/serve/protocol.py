@@ -30,7 +30,14 @@ changes what a chat-templated or message-based member would see.
     {"items": [{"prompt": ..., "response": ..., "id": ...}], "method": ..., "params": {...}}
 
 A prompt or response is a string or a list of ``{"role", "content"}`` messages;
-``id`` is optional and echoed back. Each item is validated on its own: an invalid
+``id`` is optional and echoed back. A message's role must be one of
+:data:`DEFAULT_ROLES` or a role the members' chat template names
+(:func:`template_roles`); anything else is a 422.
+
+Limits: ``max_text_chars`` bounds each text. A message list counts one per message
+plus every character of every role and content, so neither long roles nor many
+empty messages get past it. Strings must be valid Unicode: a lone surrogate (which
+JSON's ``\\ud800`` escape produces) is a 422 naming the field, never a 500. Each item is validated on its own: an invalid
 item gets an error entry and the others are still scored. ``method``/``params``
 are checked as a whole (422). If ``method`` is given, ``params`` are that method's
 parameters alone; if not, the server's method is used and ``params`` override the
@@ -40,6 +47,7 @@ server's parameters.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +68,9 @@ class RequestError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict:
-        out: dict[str, Any] = {"detail": self.detail}
+        # a detail quoting client text must still encode as UTF-8 JSON (lone surrogates)
+        detail = self.detail.encode("utf-8", "backslashreplace").decode("utf-8")
+        out: dict[str, Any] = {"detail": detail}
         if self.index is not None:
             out["index"] = self.index
         return out
@@ -84,29 +94,68 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(400, "malformed JSON: nested too deeply") from None
 
 
+DEFAULT_ROLES = ("system", "user", "assistant")
+
+_ROLE_RE = re.compile(r"""role['"]?\]?\s*==\s*['"]([A-Za-z_][\w-]*)['"]""")
+
+
+def template_roles(templates) -> tuple[str, ...]:
+    """:data:`DEFAULT_ROLES` plus the roles chat templates compare ``message['role']``
+    (or ``message.role``) with, e.g. ``tool`` or ``ipython``."""
+    roles = list(DEFAULT_ROLES)
+    for t in templates:
+        if isinstance(t, dict):  # tokenizers may hold several named templates
+            t = " ".join(v for v in t.values() if isinstance(v, str))
+        if isinstance(t, str):
+            roles += [r for r in _ROLE_RE.findall(t) if r not in roles]
+    return tuple(roles)
+
+
+def check_unicode(text: str, where: str) -> None:
+    """422 unless ``text`` encodes as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(422, f"{where}: invalid Unicode (lone surrogate at character {e.start})") from None
+
+
 def check_items(n: int, max_items: int) -> None:
     if n > max_items:
         raise RequestError(413, f"request has {n} items; the limit is {max_items} per request")
 
 
 def text_chars(text) -> int:
-    """Length of a text: characters of a string, summed contents of a message list."""
+    """Size of a text against the limit: characters of a string; for a message list,
+    one per message plus the characters of every role and content."""
     if isinstance(text, str):
         return len(text)
-    return sum(len(m["content"]) for m in text)
+    return len(text) + sum(len(m["role"]) + len(m["content"]) for m in text)
 
 
-def check_text(text, where: str, max_chars: int) -> None:
-    """Raise 422 unless ``text`` is a string or a message list within ``max_chars``."""
+def check_text(text, where: str, max_chars: int, roles: Sequence[str] = DEFAULT_ROLES) -> None:
+    """Raise 422 unless ``text`` is a string or a message list within ``max_chars``
+    whose roles are in ``roles``, all valid Unicode."""
     if isinstance(text, list):
+        if len(text) > max_chars:  # each message counts at least one: refuse before walking them
+            raise RequestError(422, f"{where} has {len(text)} messages; the limit is {max_chars} characters")
         for j, m in enumerate(text):
             if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
                 raise RequestError(422, f"{where}[{j}] must be an object with string 'role' and 'content'")
-    elif not isinstance(text, str):
+        n = text_chars(text)
+        if n > max_chars:
+            raise RequestError(422, f"{where} has {n} characters (roles, contents and one per message); the limit "
+                                    f"is {max_chars}")
+        for j, m in enumerate(text):
+            if m["role"] not in roles:
+                check_unicode(m["role"], f"{where}[{j}].role")
+                raise RequestError(422, f"{where}[{j}].role is {m['role'][:40]!r}; allowed roles: {', '.join(roles)}")
+            check_unicode(m["content"], f"{where}[{j}].content")
+        return
+    if not isinstance(text, str):
         raise RequestError(422, f"{where} must be a string or a list of messages; got {_type_name(text)}")
-    n = text_chars(text)
-    if n > max_chars:
-        raise RequestError(422, f"{where} has {n} characters; the limit is {max_chars}")
+    if len(text) > max_chars:
+        raise RequestError(422, f"{where} has {len(text)} characters; the limit is {max_chars}")
+    check_unicode(text, where)
 
 
 def _type_name(x) -> str:
@@ -141,6 +190,13 @@ def split_query(query: str, prompt: str | None, tokens: Sequence[str] = ()) -> t
     return "", query
 
 
+def _indexed(check, i: int, *args) -> None:
+    try:
+        check(*args)
+    except RequestError as e:
+        raise RequestError(e.status, e.detail, index=i) from None
+
+
 @dataclass(frozen=True)
 class GetRewardRequest:
     prompts: list[str]  # (b,) split prompts
@@ -168,6 +224,7 @@ def parse_get_reward(data: Any, *, max_items: int, max_text_chars: int, tokens: 
             raise RequestError(422, f"query[{i}] must be a string; got {_type_name(q)}", index=i)
         if len(q) > max_text_chars:
             raise RequestError(422, f"query[{i}] has {len(q)} characters; the limit is {max_text_chars}", index=i)
+        _indexed(check_unicode, i, q, f"query[{i}]")
         if prompts is not None:
             p = prompts[i]
             if p is not None and not isinstance(p, str):
@@ -175,6 +232,8 @@ def parse_get_reward(data: Any, *, max_items: int, max_text_chars: int, tokens: 
             if p is not None and len(p) > max_text_chars:
                 raise RequestError(422, f"prompts[{i}] has {len(p)} characters; the limit is {max_text_chars}",
                                    index=i)
+            if p is not None:
+                _indexed(check_unicode, i, p, f"prompts[{i}]")
     pairs = [split_query(q, prompts[i] if prompts is not None else None, tokens) for i, q in enumerate(queries)]
     return GetRewardRequest([p for p, _ in pairs], [r for _, r in pairs])
 
@@ -219,7 +278,8 @@ def check_method(method: str, params: dict, n_members: int) -> None:
 
 
 def parse_score(
-    data: Any, *, default_method: str, default_params: dict, n_members: int, max_items: int, max_text_chars: int
+    data: Any, *, default_method: str, default_params: dict, n_members: int, max_items: int, max_text_chars: int,
+    roles: Sequence[str] = DEFAULT_ROLES,
 ) -> ScoreRequest:
     """Validate a /v1/score request: method/params as a whole, each item on its own."""
     if not isinstance(data, dict):
@@ -241,7 +301,7 @@ def parse_score(
     pairs, ids, errors = [], [], []
     for i, item in enumerate(items):
         try:
-            pairs.append(_parse_item(item, f"items[{i}]", max_text_chars))
+            pairs.append(_parse_item(item, f"items[{i}]", max_text_chars, roles))
             ids.append(item.get("id"))
             errors.append(None)
         except RequestError as e:
@@ -252,12 +312,19 @@ def parse_score(
 
 
 def _scalar_id(item: Any):
-    """An invalid item's id, echoed back only when it is a plain value."""
+    """An invalid item's id, echoed back only when it is a plain, valid value."""
     i = item.get("id") if isinstance(item, dict) else None
-    return None if isinstance(i, dict | list) else i
+    if isinstance(i, dict | list):
+        return None
+    if isinstance(i, str):
+        try:
+            i.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return i
 
 
-def _parse_item(item: Any, where: str, max_text_chars: int) -> tuple[Any, Any]:
+def _parse_item(item: Any, where: str, max_text_chars: int, roles: Sequence[str] = DEFAULT_ROLES) -> tuple[Any, Any]:
     if not isinstance(item, dict):
         raise RequestError(422, f"{where} must be an object with 'prompt' and 'response'; got {_type_name(item)}")
     unknown = set(item) - ITEM_KEYS
@@ -266,7 +333,11 @@ def _parse_item(item: Any, where: str, max_text_chars: int) -> tuple[Any, Any]:
     for f in ("prompt", "response"):
         if f not in item:
             raise RequestError(422, f"{where}: field '{f}' is required")
-        check_text(item[f], f"{where}.{f}", max_text_chars)
+        check_text(item[f], f"{where}.{f}", max_text_chars, roles)
     if isinstance(item.get("id"), dict | list):
         raise RequestError(422, f"{where}.id must be a string, number or null")
+    if isinstance(item.get("id"), str):
+        if len(item["id"]) > max_text_chars:
+            raise RequestError(422, f"{where}.id has {len(item['id'])} characters; the limit is {max_text_chars}")
+        check_unicode(item["id"], f"{where}.id")
     return item["prompt"], item["response"]

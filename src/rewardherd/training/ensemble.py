@@ -14,12 +14,23 @@ members are kept, not retrained. The same directory with a different plan is an
 error unless ``overwrite=True``. A member directory that exists but is not in the
 manifest (killed between the rename and the manifest write) is retrained after
 moving it aside, never silently trusted.
+
+Inputs are checked before ``out_dir`` is created (:func:`check_inputs`): empty
+training or held-out data, a backbone that does not load, an output path that is a
+file or cannot be written. A directory left by a run that trained no member (only
+``ensemble.json`` and temporary directories) holds nothing to keep, so a rerun with
+another plan replaces it without ``overwrite``. Temporary ``.member_N.tmp-*``
+directories left by a killed run are removed when it resumes.
+
+Fewer than :data:`MIN_HELDOUT_PAIRS` held-out pairs give a warning: the held-out
+accuracy and the standardization statistics of each member are then unreliable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -33,8 +44,70 @@ from rewardherd.training.member import is_main_process, train_member
 log = logging.getLogger(__name__)
 
 
+MIN_HELDOUT_PAIRS = 20
+"""Below this many held-out pairs, training warns that held-out accuracy is unreliable."""
+
+# What a run leaves before its first member is recorded: nothing worth keeping.
+_SCRATCH = ("ensemble.json", "backbone")
+
+
 class PlanMismatchError(RuntimeError):
     """The output directory holds an ensemble trained with a different plan."""
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Raise (FileExistsError, PermissionError, NotADirectoryError) unless ``out_dir`` is
+    an existing directory or can be created; creates nothing that stays."""
+    import tempfile
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file, not a directory; choose another --out")
+    probe_in = out_dir if out_dir.is_dir() else out_dir.parent
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: {probe_in} is a file, not a directory")
+    try:
+        Path(tempfile.mkdtemp(prefix=".rewardherd-probe-", dir=probe_in)).rmdir()
+    except OSError as e:
+        raise PermissionError(f"--out {out_dir}: cannot write in {probe_in} ({e.strerror or e})") from None
+
+
+def check_inputs(train_pairs: Sequence, heldout_pairs: Sequence, out_dir: Path, backbones: Sequence[str]) -> None:
+    """Everything :func:`train_ensemble` checks before it writes anything."""
+    from rewardherd.training.member import check_backbone
+
+    if len(train_pairs) == 0:
+        raise ValueError("no training pairs (the data is empty after the held-out split); nothing to train")
+    if len(heldout_pairs) == 0:
+        raise ValueError("no held-out pairs: give --heldout-data, more data, or a larger --heldout-fraction")
+    check_output_dir(out_dir)
+    for b in dict.fromkeys(backbones):
+        check_backbone(b)
+    if len(heldout_pairs) < MIN_HELDOUT_PAIRS:
+        log.warning("only %d held-out pair(s) (< %d): each member's held-out accuracy and standardization statistics "
+                    "are unreliable; give --heldout-data or more data", len(heldout_pairs), MIN_HELDOUT_PAIRS)
+
+
+def holds_no_member(out_dir: Path) -> bool:
+    """True when ``out_dir`` holds only what a run leaves before its first member is
+    recorded (an incomplete manifest without members, temporary directories)."""
+    if not out_dir.is_dir():
+        return False
+    try:
+        m = Manifest.read(out_dir)
+    except ManifestError:
+        return False
+    if m.complete or m.members:
+        return False
+    return all(p.name in _SCRATCH or (p.name.startswith(".member_") and (".tmp-" in p.name or p.name.endswith(
+        ".unrecorded"))) for p in out_dir.iterdir())
+
+
+def remove_scratch(out_dir: Path) -> None:
+    """Remove temporary member directories a killed run left behind."""
+    for p in list(out_dir.glob(".member_*.tmp-*")):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def data_fingerprint(pairs: Sequence) -> str:
@@ -76,10 +149,15 @@ def train_ensemble(
     """
     out_dir = Path(out_dir)
     specs = ensemble.member_specs()
+    check_inputs(train_pairs, heldout_pairs, out_dir, [s.backbone for s in specs])
     fp = data_fingerprint(list(train_pairs) + list(heldout_pairs))
     phash = plan_hash(specs, config, fp, ensemble.kind)
     main = is_main_process()  # under `accelerate launch`, only rank 0 writes files
     manifest = _open_or_start(out_dir, phash, ensemble.kind, config, overwrite, write=main)
+    if main and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        # a killed run's half-trained members (under a distributed launch another rank
+        # may already be writing its own; those are removed when the run completes)
+        remove_scratch(out_dir)
     done = {m.name: m for m in manifest.members}
     bar = None
     if progress:
@@ -113,11 +191,16 @@ def train_ensemble(
         manifest.write(out_dir)
         for stale in out_dir.glob(".member_*.unrecorded"):
             shutil.rmtree(stale, ignore_errors=True)
+        remove_scratch(out_dir)
     return manifest
 
 
 def _open_or_start(out_dir: Path, phash: str, kind: str, config: TrainConfig, overwrite: bool,
                    write: bool = True) -> Manifest:
+    if holds_no_member(out_dir) and Manifest.read(out_dir).config_hash != phash:
+        log.warning("%s holds no trained member (a failed or killed earlier run); starting it afresh", out_dir)
+        if write:
+            shutil.rmtree(out_dir)
     if out_dir.exists() and (out_dir / "ensemble.json").exists():
         try:
             existing = Manifest.read(out_dir)

@@ -30,7 +30,13 @@ from rewardherd.models.lora import BACKBONE_DIR
 from rewardherd.models.manifest import Manifest
 from rewardherd.models.multihead import quiet_transformers
 from rewardherd.training.config import MemberSpec, TrainConfig
-from rewardherd.training.ensemble import _open_or_start, data_fingerprint, plan_hash
+from rewardherd.training.ensemble import (
+    _open_or_start,
+    check_inputs,
+    data_fingerprint,
+    plan_hash,
+    remove_scratch,
+)
 from rewardherd.training.member import train_member
 
 log = logging.getLogger(__name__)
@@ -88,9 +94,11 @@ def train_lora_ensemble(
     specs = [MemberSpec(str(backbone), int(s)) for s in seeds]
     if not specs:
         raise ValueError("need at least one seed")
+    check_inputs(train_pairs, heldout_pairs, out_dir, [str(backbone)])
     fp = data_fingerprint(list(train_pairs) + list(heldout_pairs))
     phash = plan_hash(specs, config, fp, "finetune_seeds") + "-lora"
     manifest = _open_or_start(out_dir, phash, "finetune_seeds", config, overwrite)
+    remove_scratch(out_dir)
     if not (out_dir / BACKBONE_DIR).is_dir():
         save_scoring_backbone(backbone, out_dir / BACKBONE_DIR)
     done = {m.name for m in manifest.members}

@@ -87,6 +87,32 @@ def evaluate_pairs(model, tokenizer, pairs, max_length: int, batch_size: int = 6
     }
 
 
+def check_backbone(backbone: str | Path) -> None:
+    """Raise ValueError naming ``backbone`` unless its config and tokenizer load and it
+    has safetensors weights (cheap: no weights are read). Run before any output is
+    created, so a typo never leaves a half-made ensemble directory behind."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from rewardherd.models.multihead import quiet_transformers
+
+    path = Path(backbone)
+    if path.is_dir() and not any(path.glob("*.safetensors")):
+        raise ValueError(f"backbone {backbone}: no .safetensors weights (rewardherd never loads pickled weights)")
+    try:
+        with quiet_transformers():
+            AutoConfig.from_pretrained(backbone)
+            tok = AutoTokenizer.from_pretrained(backbone)
+    except Exception as e:  # OSError, ValueError, json and tokenizers errors, offline hub misses
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if not path.exists():
+            raise ValueError(f"backbone {backbone}: not found (no such directory, and no hub model of that name "
+                             "could be loaded)") from None
+        raise ValueError(f"backbone {backbone}: cannot load its config and tokenizer ({type(e).__name__}: "
+                         f"{first})"[:500]) from None
+    if tok.pad_token is None and tok.eos_token is None:
+        raise ValueError(f"backbone {backbone}: tokenizer has neither pad nor eos token")
+
+
 def _load_for_training(spec: MemberSpec, cfg: TrainConfig, seed: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
