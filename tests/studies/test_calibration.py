@@ -16,7 +16,7 @@ def _cell(claim, truth, index=0):
 @pytest.mark.parametrize("claim", ["ensemble_vs_own_members", "pretrain_vs_finetune", "residual_overoptimization",
                                    "conservative_aggregation", "cross_rm_transfer"])
 def test_nulls_rarely_reproduce_and_effects_do(claim):
-    null = cal.run_scenario(_cell(claim, "null"), SMALL, replicates=12, seed=1)
+    null = cal.run_scenario(_cell(claim, "null"), SMALL, replicates=12, seed=1)  # the first null, the strong effect
     effect = cal.run_scenario(_cell(claim, "effect"), SMALL, replicates=6, seed=2)
     assert null["reproduced"] <= 2 / 12
     assert effect["reproduced"] >= 4 / 6 and effect["not reproduced"] == 0

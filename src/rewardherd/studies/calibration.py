@@ -215,6 +215,8 @@ def scenarios() -> list[Scenario]:
                  World(gold="rising", sigma=1 / 3, jitter=0.0)),
         Scenario("underspecification", "effect", "rare private errors (3% of samples, +4 sd, per member)",
                  World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
+        Scenario("underspecification", "effect", "moderate: rare private errors (1% of samples, +3 sd)",
+                 World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0)),
         Scenario("underspecification", "opposite", "heavy-tailed shared quality (t, 3 df)",
                  World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
         # C2: transfer between members
@@ -223,6 +225,8 @@ def scenarios() -> list[Scenario]:
         Scenario("cross_rm_transfer", "null", "Gaussian members, rho=0.5", gauss),
         Scenario("cross_rm_transfer", "effect", "rare private errors (3% of samples, +4 sd, per member)",
                  World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
+        Scenario("cross_rm_transfer", "effect", "moderate: rare private errors (1% of samples, +3 sd)",
+                 World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0)),
         Scenario("cross_rm_transfer", "opposite", "heavy-tailed shared quality (t, 3 df)",
                  World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
         # C3: ensemble vs its own members (mean)
@@ -238,6 +242,8 @@ def scenarios() -> list[Scenario]:
                  World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5)),
         Scenario("pretrain_vs_finetune", "effect", "fine-tune members share their backbone's hack",
                  World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5, ft_shares_hack=True)),
+        Scenario("pretrain_vs_finetune", "effect", "moderate: fine-tune members share a weaker hack",
+                 World(gold="idio_hacks", gamma=0.05, b_idio=0.3, sigma=0.5, ft_shares_hack=True)),
         Scenario("pretrain_vs_finetune", "opposite", "pretrain members share a hack",
                  World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5, pre_shares_hack=True)),
         # C4: residual over-optimization of the ensemble (mean)
@@ -245,6 +251,8 @@ def scenarios() -> list[Scenario]:
         Scenario("residual_overoptimization", "null", "saturating gold", World(gold="saturating", cap=0.5)),
         Scenario("residual_overoptimization", "effect", "shared hack", World(gold="shared_hack", gamma=1.4,
                                                                             b_shared=1.0, sigma=0.5)),
+        Scenario("residual_overoptimization", "effect", "moderate: weaker shared hack",
+                 World(gold="shared_hack", gamma=1.2, b_shared=1.0, sigma=0.5)),
         Scenario("residual_overoptimization", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
         # C5: conservative aggregation (min) vs own members
         Scenario("conservative_aggregation", "null", "flat gold", World(gold="flat", sigma=1.0), method="min"),
@@ -252,6 +260,8 @@ def scenarios() -> list[Scenario]:
                  World(gold="shared_hack", b_shared=1.0, gamma=1.5, sigma=0.0, jitter=0.0), method="min"),
         Scenario("conservative_aggregation", "effect", "idiosyncratic hacks",
                  World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5), method="min"),
+        Scenario("conservative_aggregation", "effect", "moderate: weaker idiosyncratic hacks",
+                 World(gold="idio_hacks", gamma=0.1, b_idio=0.3, sigma=0.5), method="min"),
         Scenario("conservative_aggregation", "opposite", "herding: shared hack",
                  World(gold="shared_hack", gamma=2.0, b_shared=1.0, sigma=1.0), method="min"),
         # C6: Gao form with a turn-down in range
@@ -259,6 +269,8 @@ def scenarios() -> list[Scenario]:
         Scenario("gao_bon_form", "null", "saturating gold (never falls)", World(gold="saturating", cap=0.5)),
         Scenario("gao_bon_form", "effect", "shared hack (inverted U)",
                  World(gold="shared_hack", gamma=1.4, b_shared=1.0, sigma=0.5)),
+        Scenario("gao_bon_form", "effect", "moderate: weaker shared hack",
+                 World(gold="shared_hack", gamma=1.2, b_shared=1.0, sigma=0.5)),
         Scenario("gao_bon_form", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
     ]
     return out
@@ -296,17 +308,20 @@ def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, pro
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
     """Per claim function: worst false-positive share over its nulls and opposite effects,
-    the share reproduced (power) and not reproduced under its effect, and the replicates."""
+    the share reproduced under its weakest simulated effect (power) and strongest
+    (power_strong), the worst share not reproduced under an effect, and the replicates."""
     out: dict[str, dict] = {}
     for r in rows:
-        s = out.setdefault(r["claim"], {"false_positive": 0.0, "power": None, "false_negative": None,
-                                        "replicates": r["replicates"]})
-        if r["truth"] == "effect":
-            s["power"], s["false_negative"] = r["reproduced"], r["not reproduced"]
+        s = out.setdefault(r["claim"], {"false_positive": 0.0, "power": None, "power_strong": None,
+                                        "false_negative": 0.0, "replicates": r["replicates"]})
+        if r["truth"] == "effect":  # power: the weakest effect simulated (moderate where there is one)
+            s["power"] = r["reproduced"] if s["power"] is None else min(s["power"], r["reproduced"])
+            s["power_strong"] = max(s["power_strong"] or 0.0, r["reproduced"])
+            s["false_negative"] = max(s["false_negative"], r["not reproduced"])
         else:
             s["false_positive"] = max(s["false_positive"], r["reproduced"])
     return out
 
 
 #: Bump when the scenarios or the simulator change meaning (invalidates cached calibrations).
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2

@@ -49,7 +49,7 @@ def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict)
         decide = ""
         if power:
             p = min(power)
-            decide = (f" At this size the rule detects the calibration's effect {p:.0%} of the time"
+            decide = (f" At this size the rule detects the calibration's weakest simulated effect {p:.0%} of the time"
                       + (" (decidable)." if p >= 0.8 else " (this profile cannot reliably decide it)."))
         lines.append(f"- **{cid}** ({CLAIM_NAMES.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).{decide}")
     lines.append(
@@ -106,7 +106,8 @@ def _claims_table(claims: list[dict], calibration: dict) -> pd.DataFrame:
                      "estimate": round(c["estimate"], 4), "95% CI": f"[{c['low']:.4f}, {c['high']:.4f}]",
                      "claimed sign": c["direction"], "verdict": c["verdict"],
                      "false positive at this size": "-" if cal is None else f"{cal['false_positive']:.0%}",
-                     "power at this size": "-" if cal is None or cal["power"] is None else f"{cal['power']:.0%}",
+                     "power at this size (weakest / strongest effect)": "-" if cal is None or cal["power"] is None
+                     else f"{cal['power']:.0%} / {cal['power_strong']:.0%}",
                      "details": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in extra.items())})
     return pd.DataFrame(rows)
