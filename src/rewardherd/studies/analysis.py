@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -189,12 +190,13 @@ def study_calibration(config, cells: pd.DataFrame) -> dict:
     size = cal.Size(seeds=len(config.seeds), prompts=int(cells["prompt_id"].nunique()), pool=config.pool.size,
                     members=config.ensemble_size, max_n_fraction=config.pool.max_n_fraction)
     if config.calibration_replicates < 1:
-        return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}}
+        return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}, "seconds": 0.0}
     # Shared through the world cache when the study uses one (the built-in world, or --cache-dir).
     cache = config.cache_dir or (default_cache_dir() if config.user is None else None)
+    t = time.time()
     rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache)
     return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
-            "summary": cal.summarize(rows)}
+            "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 
 
 def pool_member_z(out_dir: Path, pool: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float,

@@ -189,13 +189,15 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
     info = train_member(MemberSpec(backbone, unit.finetune_seed, unit.backbone), train, heldout_pairs, model_dir,
                         name=unit.name, config=config.train, progress=False)
+    t_train = time.time() - t0
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id", "prompt", "response"])
     model, tok = load_member_model(model_dir)
     ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), config.train.max_length)
     scores = score_ids(model, ids, pad_token_id(tok), batch_size=128)
     write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
                    scores_path)
-    rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2)}
+    rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2),
+           "train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2)}
     write_json_atomic(info_path, rec)
     return rec
 
@@ -439,6 +441,10 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
 
     analyze(out, config)
     timings["analysis"] = time.time() - t
+    cal_seconds = json.loads((out / "results" / "calibration.json").read_text()).get("seconds")
+    if cal_seconds is not None:  # measured inside analysis (0 when read from the cache)
+        timings["analysis"] -= cal_seconds
+        timings["calibration"] = cal_seconds
     write_json_atomic(out / "results" / "timings.json", {k: round(v, 1) for k, v in timings.items()})
     (out / "results" / "DONE").write_text("ok\n")
     return write_report(out)
