@@ -17,7 +17,6 @@ import pandas as pd
 
 from rewardherd import core
 from rewardherd.io import write_json_atomic, write_table_atomic
-from rewardherd.policy.bon import MethodSpec
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def claim_results(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame
     results = []
     ns = sorted(int(n) for n in cells["n"].unique())
     nmax = ns[-1]
-    methods = [MethodSpec.parse(m).label for m in config.methods]
+    methods = [core.Aggregation.parse(m).label for m in config.methods]
     conservative = [m for m in methods if not m.startswith(("mean", "median")) or m.startswith("mean_minus_std")]
     k = config.ensemble_size
     prompts = sorted(cells["prompt_id"].unique())

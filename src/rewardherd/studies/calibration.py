@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rewardherd import core
-from rewardherd.policy.bon import MethodSpec
 from rewardherd.studies import claims
 
 GOLDS = ("flat", "rising", "saturating", "shared_hack", "idio_hacks")
@@ -133,11 +132,11 @@ def curves(member_z: np.ndarray, gold: np.ndarray, ns, method: str | None) -> np
     if method is None:
         return np.stack([np.stack([core.bon_estimate(member_z[s, :, k], gold, ns) for k in range(K)])
                          for s in range(S)])
-    spec = MethodSpec.parse(method)
+    spec = core.Aggregation.parse(method)
     out = []
     for s in range(S):
         scores = member_z[s].transpose(1, 0, 2).reshape(K, P * N)  # (K, P*N)
-        agg = core.aggregate(scores, spec.method, **spec.params).reshape(P, N)
+        agg = spec.apply(scores).reshape(P, N)
         out.append(core.bon_estimate(agg, gold, ns))
     return np.stack(out)
 
