@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 from rewardherd import core
+from rewardherd.models import lora, multihead
+from rewardherd.models.common import default_device, load_member_model  # noqa: F401 (re-exported)
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
 from rewardherd.models.manifest import MEMBER_FORMATS, Manifest, ManifestError, MemberInfo
 from rewardherd.models.scoring import score_ids  # noqa: F401 (re-exported; used by callers and tests)
@@ -85,33 +87,12 @@ class BestOfN:
     all_rewards: list[np.ndarray]  # per prompt, (n,) aggregates of every candidate
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def tokenizer_fingerprint(tokenizer) -> str:
     """Members whose tokenizers share this fingerprint share one tokenization."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     payload = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
     payload += repr((tokenizer.eos_token_id, tokenizer.pad_token_id, getattr(tokenizer, "chat_template", None)))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, trust_remote_code: bool = False):
-    """Load one member (safetensors only) and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = Path(path)
-    if not any(path.glob("*.safetensors")):
-        raise ManifestError(f"{path}: no .safetensors weights (rewardherd never loads pickled weights)")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = pad_token_id(tokenizer)
-    model.eval().to(device or default_device())
-    return model, tokenizer
 
 
 class Ensemble:
@@ -154,8 +135,6 @@ class Ensemble:
 
         Multi-head and LoRA members load their shared backbone once.
         """
-        from rewardherd.models import lora, multihead
-
         directory = Path(directory)
         manifest = Manifest.read(directory)
         if not manifest.complete and not allow_incomplete:
@@ -194,8 +173,6 @@ class Ensemble:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
         try:
-            from rewardherd.models import lora, multihead
-
             infos = []
             for m in self.members:
                 if m.info.format == "hf":
@@ -397,8 +374,6 @@ class Ensemble:
         (``AutoModelForSequenceClassification``, num_labels=1, safetensors + tokenizer)
         with the same scores: a head of a multi-head model, or a LoRA adapter merged
         into a copy of its backbone. Its manifest entry (statistics) still applies."""
-        from rewardherd.models import lora, multihead
-
         if name not in self.names:
             raise KeyError(f"no member {name!r}; members are {self.names}")
         m = self.members[self.names.index(name)]

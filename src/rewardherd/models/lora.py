@@ -36,9 +36,9 @@ from pathlib import Path
 
 import torch
 
+from rewardherd.models.common import default_device, quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.manifest import ManifestError, MemberInfo
-from rewardherd.models.multihead import quiet_transformers
 from rewardherd.models.vectorized import SharedView
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,6 @@ class LoraRewardModel(torch.nn.Module):
             peft_model.load_adapter(str(d), adapter_name=key, is_trainable=False)
         out = cls(peft_model, backbone_dir)
         out._check_heads()
-        from rewardherd.models.ensemble import default_device
-
         out.eval().to(device or default_device())
         return out, tokenizer
 

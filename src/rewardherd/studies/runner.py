@@ -172,7 +172,7 @@ def noisy_train_pairs(pairs, noise: float, seed: int):
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool. Idempotent."""
-    from rewardherd.models.ensemble import load_member_model
+    from rewardherd.models.common import load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
     from rewardherd.models.scoring import score_ids
     from rewardherd.training.config import MemberSpec

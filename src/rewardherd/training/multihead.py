@@ -41,7 +41,7 @@ import torch
 
 from rewardherd import core
 from rewardherd.config import config_hash
-from rewardherd.models.ensemble import default_device
+from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.models.multihead import BACKBONE_DIR, FORMAT, MultiHeadRewardModel
