@@ -54,7 +54,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from rewardherd.models.scoring import length_buckets
+from rewardherd.models.scoring import length_buckets, pad_right
 
 log = logging.getLogger(__name__)
 
@@ -271,26 +271,6 @@ class _GraphedUnit(_Unit):
 # ---------------------------------------------------------------- padding
 def round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
-
-
-def pad_right(ids: Sequence[Sequence[int]], pad_id: int, *, length: int | None = None,
-              rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to (rows, length) on the CPU. Returns ``(input_ids, attention_mask)``.
-
-    ``length``/``rows`` default to the batch's own; filler rows (``rows`` > len(ids))
-    hold one unmasked pad token so no row is fully masked.
-    """
-    t = max(len(x) for x in ids) if length is None else length
-    n = len(ids) if rows is None else rows
-    if t < max(len(x) for x in ids) or n < len(ids):
-        raise ValueError(f"static shape ({n}, {t}) is smaller than the batch")
-    input_ids = np.full((n, t), pad_id, dtype=np.int64)
-    mask = np.zeros((n, t), dtype=np.int64)
-    for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = x
-        mask[i, : len(x)] = 1
-    mask[len(ids):, 0] = 1
-    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
 # ---------------------------------------------------------------- the scorer

@@ -37,6 +37,7 @@ import torch
 from rewardherd import core
 from rewardherd.core import Aggregation
 from rewardherd.io import write_table_atomic
+from rewardherd.models.scoring import pad_right
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,7 @@ def response_logprobs(model, tokenizer, prompts: Sequence[str], response_ids: Se
     for s in range(0, len(prompts), batch_size):
         ps = tokenizer(list(prompts[s : s + batch_size]), add_special_tokens=True)["input_ids"]
         rs = [list(r) for r in response_ids[s : s + batch_size]]
-        seqs = [p + r for p, r in zip(ps, rs, strict=True)]
-        t = max(len(x) for x in seqs)
-        ids = torch.full((len(seqs), t), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), t), dtype=torch.long)
-        for i, x in enumerate(seqs):
-            ids[i, : len(x)] = torch.tensor(x)
-            mask[i, : len(x)] = 1
+        ids, mask = pad_right([p + r for p, r in zip(ps, rs, strict=True)], pad)  # (b, t) each
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
         for i, (p, r) in enumerate(zip(ps, rs, strict=True)):
