@@ -55,6 +55,7 @@ from rewardherd.core.transforms import (
     log_sigmoid_centre,
     member_statistics,
     standardize,
+    zscore,
 )
 from rewardherd.core.weights import average_weights
 
@@ -65,7 +66,7 @@ __all__ = [
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
-    "member_statistics", "standardize", "ErrorSharing", "decompose_errors", "error_sharing",
+    "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",
     "label_error_sharing", "margin_error_sharing", "member_errors",
     "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

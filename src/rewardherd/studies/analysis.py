@@ -223,7 +223,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
     """Does the ensemble spread predict the proxy-gold gap? Spearman and AUROC per kind."""
     rows = []
     gold = pool["gold"].to_numpy()
-    gz = (gold - gold.mean()) / max(gold.std(), 1e-12)
+    gz = core.zscore(gold)
     bad = gold < np.median(gold)
     for noise in config.noise:
         for kind in ("finetune", "pretrain"):
@@ -234,7 +234,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
                 z = frame[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
-                gap = (mean - mean.mean()) / max(mean.std(), 1e-12) - gz
+                gap = core.zscore(mean) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))
