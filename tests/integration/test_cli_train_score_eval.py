@@ -25,8 +25,10 @@ HYPER = ["--lr", "2e-3", "--batch-size", "16", "--max-length", "64", "--heldout-
 
 
 def invoke(args):
-    # Wide terminal so rich does not wrap help texts mid-word.
-    return CliRunner().invoke(app, [str(a) for a in args], env={"TERMINAL_WIDTH": "200", "NO_COLOR": "1"})
+    # Wide terminal so rich does not wrap help texts mid-word. COLUMNS too: typer reads
+    # TERMINAL_WIDTH once, when its rich helpers are first imported (maybe by an earlier test).
+    return CliRunner().invoke(app, [str(a) for a in args],
+                              env={"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @pytest.fixture(scope="module")
