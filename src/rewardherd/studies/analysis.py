@@ -219,11 +219,22 @@ def _member_scores(out_dir, pool: pd.DataFrame, units, members: pd.DataFrame) ->
     return frame
 
 
+#: uncertainty() z-scores gold and the ensemble mean over the pool. A user's gold can
+#: score every pool sample alike (std 0; the tiny rule gold on random text does), so the
+#: std is floored here: a constant series maps to zeros instead of stopping the report.
+UNCERTAINTY_STD_FLOOR = 1e-12
+
+
+def _z_floored(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / max(std, UNCERTAINTY_STD_FLOOR), through core.standardize; x is (b,)."""
+    return core.standardize(x[None, :], [x.mean()], [max(x.std(), UNCERTAINTY_STD_FLOOR)])[0]
+
+
 def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Does the ensemble spread predict the proxy-gold gap? Spearman and AUROC per kind."""
     rows = []
     gold = pool["gold"].to_numpy()
-    gz = core.zscore(gold)
+    gz = _z_floored(gold)
     bad = gold < np.median(gold)
     for noise in config.noise:
         for kind in ("finetune", "pretrain"):
@@ -234,7 +245,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
                 z = frame[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
-                gap = core.zscore(mean) - gz
+                gap = _z_floored(mean) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))
