@@ -100,7 +100,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from rewardherd import core
     from rewardherd.models.ensemble import Ensemble
-    from rewardherd.policy.bon import MethodSpec, bon_curves, sample_pool, summarize
+    from rewardherd.policy.bon import bon_curves, sample_pool, summarize
     from rewardherd.training import EnsembleConfig, TrainConfig, train_ensemble
     from rewardherd.world import build_world, world_config
 
@@ -193,7 +193,7 @@ def main() -> None:
 
     # 4. Best-of-n against each single member.
     ns = [n for n in core.n_grid(args.pool) if n <= args.max_n]
-    curves = pd.concat([bon_curves(pool, [m], [MethodSpec("mean")], ns,
+    curves = pd.concat([bon_curves(pool, [m], [core.Aggregation("mean")], ns,
                                    values=("gold", "n_words", "sentiment", "relevance"))
                         .assign(member=m) for m in members], ignore_index=True)
     summ = summarize(curves, by=("member", "n"))

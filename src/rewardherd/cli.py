@@ -17,10 +17,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import typer
 
 from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
-from rewardherd.cli_common import VERIFY_HELP
+from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, parse_aggregation
 from rewardherd.cli_common import fail as _fail
-from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
+from rewardherd.core import METHODS
 from rewardherd.io import write_table_atomic
 from rewardherd.serve.cli import serve_command
 from rewardherd.training.config import EnsembleConfig, TrainConfig
@@ -33,6 +33,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+#: Help of every `--method` option: the one way to write an aggregation.
+METHOD_HELP = (f"Aggregation, written name or 'name(k=v,...)', e.g. mean or 'uncertainty_weighted(lam=0.5)'; "
+               f"methods: {', '.join(METHODS)}.")
 
 T = field_docs(TrainConfig)
 E = field_docs(EnsembleConfig)
@@ -236,8 +240,8 @@ def score(
     ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet (per-member scores, aggregate, spread).")],
-    method: Annotated[str, typer.Option(help="Aggregation: mean, median, min, mean_minus_std, uncertainty_weighted, soft_min, robust.")] = "mean",
-    param: Annotated[list[str] | None, typer.Option(help="Method parameter name=value, e.g. lam=0.5 (repeatable).")] = None,
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "mean",
+    param: Annotated[list[str] | None, typer.Option(help=PARAM_HELP)] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
@@ -262,21 +266,21 @@ def score(
     if within_prompt and gold is None:
         _fail("--within-prompt needs --gold")
     gold_fn = _gold(gold)
-    params = _parse_params(param)
+    spec = parse_aggregation(method, param)
     prompts, responses, ids = _read_items(input)
     try:
         ens = Ensemble.load(ensemble, verify=verify)
         clash = sorted(set(ens.names) & set(SCORE_COLUMNS))
         if clash:
             raise ManifestError(f"{ensemble}: member name(s) {clash} clash with output columns {list(SCORE_COLUMNS)}")
-        res = ens.reward(prompts, responses, method, standardize=not raw, batch_size=batch_size, **params)
+        res = ens.reward(prompts, responses, spec.method, standardize=not raw, batch_size=batch_size, **spec.params)
     except (ManifestError, ValueError, TypeError, FloatingPointError) as e:
         _fail(str(e))
     df = pd.DataFrame({"id": ids})
     for name, row in zip(ens.names, res.raw_scores, strict=True):
         df[name] = row
     df["reward"] = res.reward
-    df["method"] = method
+    df["method"] = spec.method
     df["spread_std"] = res.spread.std
     df["spread_var"] = res.spread.var
     df["spread_range"] = res.spread.range
@@ -284,7 +288,7 @@ def score(
     if gold_fn is not None:
         df["gold"], sharing = _score_sharing(gold_fn, prompts, responses, res.raw_scores, ens.names, within_prompt)
     write_table_atomic(df, out)
-    typer.echo(f"scored {len(df)} pairs with {len(ens)} members ({method}) -> {out}")
+    typer.echo(f"scored {len(df)} pairs with {len(ens)} members ({spec.method}) -> {out}")
     if sharing is not None:
         from rewardherd.io import write_json_atomic
         from rewardherd.studies.evaluation import format_sharing
@@ -314,7 +318,7 @@ def _score_sharing(gold_fn, prompts, responses, raw, names, within_prompt: bool)
 def eval_(
     ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
     data: Annotated[Path, typer.Option(help="Preference pairs to evaluate on (JSONL, Parquet, CSV, datasets dir).")],
-    method: Annotated[list[str] | None, typer.Option(help="Aggregation methods to evaluate (repeatable; default: all).")] = None,
+    method: Annotated[list[str] | None, typer.Option(help=METHOD_HELP + " Repeatable; default: every method with its default parameters.")] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
@@ -327,10 +331,11 @@ def eval_(
     from rewardherd.studies.evaluation import evaluate_ensemble, format_sharing
 
     gold_fn = _gold(gold)
+    specs = [parse_aggregation(m) for m in method or []]
     try:
         pairs, report = load_preferences(data)
         ens = Ensemble.load(ensemble, verify=verify)
-        res = evaluate_ensemble(ens, pairs, methods=method or None, standardize=not raw, batch_size=batch_size,
+        res = evaluate_ensemble(ens, pairs, methods=specs or None, standardize=not raw, batch_size=batch_size,
                                 gold=gold_fn)
     except (ManifestError, PreferenceDataError, ValueError, TypeError, FloatingPointError) as e:
         _fail(str(e))
@@ -384,7 +389,7 @@ def bon(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    method: Annotated[list[str] | None, typer.Option(help="Aggregations, e.g. mean, min, 'uncertainty_weighted(lam=0.5)' (repeatable).")] = None,
+    method: Annotated[list[str] | None, typer.Option(help=METHOD_HELP + " Repeatable; default: mean, min, 'uncertainty_weighted(lam=0.5)'.")] = None,
     gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
     max_n_fraction: Annotated[float, typer.Option(help="Largest n as a fraction of the pool size.")] = 0.25,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
@@ -395,18 +400,11 @@ def bon(
 
     from rewardherd.core import n_grid
     from rewardherd.models import Ensemble, ManifestError
-    from rewardherd.policy.bon import (
-        MethodSpec,
-        bon_curves,
-        member_columns,
-        sample_pool,
-        score_pool,
-        summarize,
-    )
+    from rewardherd.policy.bon import bon_curves, member_columns, sample_pool, score_pool, summarize
     from rewardherd.studies.plots import bon_summary
 
+    specs = [parse_aggregation(m) for m in (method or ["mean", "min", "uncertainty_weighted(lam=0.5)"])]
     try:
-        specs = [MethodSpec.parse(m) for m in (method or ["mean", "min", "uncertainty_weighted(lam=0.5)"])]
         ens = Ensemble.load(ensemble, verify=verify)
     except (ManifestError, ValueError) as e:
         _fail(str(e))
@@ -442,7 +440,7 @@ def rl(
     prompts: Annotated[Path, typer.Option(help="Training prompts: text file or JSONL with `prompt`.")],
     eval_prompts: Annotated[Path, typer.Option(help="Held-out prompts for evaluation (KL, proxy, gold).")],
     out: Annotated[Path, typer.Option(help="Output directory (one sub-directory per kl_coef).")],
-    method: Annotated[str, typer.Option(help="Aggregation, e.g. mean or 'uncertainty_weighted(lam=0.1)'.")] = "mean",
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "mean",
     kl_coef: Annotated[list[float] | None, typer.Option(help="KL penalty (TRL beta); repeat for a sweep.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 50,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-5,
@@ -456,11 +454,10 @@ def rl(
 ):
     """RL against the ensemble with a KL penalty (TRL RLOO), evaluated on held-out prompts."""
     from rewardherd.models import Ensemble, ManifestError
-    from rewardherd.policy.bon import MethodSpec
     from rewardherd.policy.rl import RLConfig, run_rl
 
+    spec = parse_aggregation(method)
     try:
-        spec = MethodSpec.parse(method)
         ens = Ensemble.load(ensemble, verify=verify)
     except (ManifestError, ValueError) as e:
         _fail(str(e))

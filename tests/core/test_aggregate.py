@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from rewardherd.core.aggregate import (
     METHOD_PARAMS,
     METHODS,
+    Aggregation,
     aggregate,
     as_scores,
     ensemble_std,
@@ -138,9 +139,10 @@ def test_robust_endpoints_are_mean_and_min_exactly():
     np.testing.assert_array_equal(aggregate(SCORES, "robust", lam=0.0), aggregate(SCORES, "min"))
 
 
-@pytest.mark.parametrize("lam", [-0.1, 1.1, float("nan"), float("inf")])
-def test_robust_lam_outside_unit_interval_raises(lam):
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+@pytest.mark.parametrize(("lam", "match"), [(-0.1, r"\[0, 1\]"), (1.1, r"\[0, 1\]"), (float("nan"), "finite"),
+                                            (float("inf"), "finite")])
+def test_robust_lam_outside_unit_interval_raises(lam, match):
+    with pytest.raises(ValueError, match=match):
         aggregate(SCORES, "robust", lam=lam)
 
 
@@ -422,3 +424,49 @@ def test_soft_min_at_1e4_hand():
     # members [1e4, -1e4], t = 1: -(logsumexp([-1e4, 1e4]) - log 2) = -1e4 + log 2 (to float precision)
     got = aggregate([[1e4], [-1e4]], "soft_min", temperature=1.0)
     np.testing.assert_allclose(got, [-1e4 + math.log(2)], rtol=1e-12)
+
+
+# ------------------------------------------------------------ Aggregation
+
+
+def test_aggregation_parses_name_and_params_and_labels_them_sorted():
+    a = Aggregation.parse(" uncertainty_weighted(lam=0.5, ddof=1) ")
+    assert (a.method, a.params) == ("uncertainty_weighted", {"lam": 0.5, "ddof": 1})
+    assert isinstance(a.params["ddof"], int) and isinstance(a.params["lam"], float)
+    assert a.label == "uncertainty_weighted(ddof=1,lam=0.5)"
+    assert Aggregation.parse(a.label) == a  # the label is the canonical text
+    assert Aggregation.parse("min") == Aggregation("min") and Aggregation("min").label == "min"
+    assert Aggregation.parse("mean_minus_std(k=1.0)").label == "mean_minus_std(k=1.0)"
+
+
+def test_aggregation_apply_is_aggregate():
+    a = Aggregation.parse("uncertainty_weighted(lam=0.5,ddof=1)")
+    np.testing.assert_array_equal(a.apply(SCORES), aggregate(SCORES, "uncertainty_weighted", lam=0.5, ddof=1))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("max", r"unknown aggregation method 'max'; choose from mean, median"),
+        ("mean(lam=1)", r"takes no parameter\(s\) \['lam'\]; allowed: none"),
+        ("soft_min(t=1)", r"\['t'\]; allowed: temperature"),
+        ("robust(lam=1.5)", r"\[0, 1\]"),
+        ("uncertainty_weighted(lam=-1)", "lam must be >= 0"),
+        ("mean_minus_std(ddof=2)", "ddof must be 0"),
+        ("soft_min(temperature=0)", "temperature must be > 0"),
+        ("uncertainty_weighted(lam=abc)", "lam must be a number"),
+        ("uncertainty_weighted(lam)", "use k=v"),
+        ("mean(", "cannot parse"),
+    ],
+)
+def test_aggregation_rejects_on_construction(text, match):
+    with pytest.raises(ValueError, match=match):
+        Aggregation.parse(text)
+
+
+def test_aggregation_checks_ddof_against_the_number_of_members():
+    a = Aggregation("uncertainty_weighted", {"ddof": 1})
+    a.check_members(2)
+    with pytest.raises(ValueError, match="needs more than 1 member"):
+        a.check_members(1)
+    Aggregation("mean").check_members(1)

@@ -14,6 +14,7 @@ from rewardherd.core.transforms import (
     log_sigmoid_centre,
     member_statistics,
     standardize,
+    zscore,
 )
 
 # ---------------------------------------------------------------- standardize
@@ -139,3 +140,19 @@ def test_clip_reward_properties(x, eta):
     below = x <= eta
     np.testing.assert_array_equal(c[below], x[below] - eta)
     np.testing.assert_array_equal(c[~below], 0.0)
+
+
+def test_zscore_standardizes_each_row_on_itself():
+    # row [1, 2, 3]: mean 2, population std sqrt(2/3) -> [-1, 0, 1] / sqrt(2/3)
+    z = zscore(np.array([[1.0, 2.0, 3.0], [10.0, 10.0, 40.0]]))
+    np.testing.assert_allclose(z[0], np.array([-1.0, 0.0, 1.0]) / np.sqrt(2 / 3), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(z.mean(axis=1), 0.0, atol=1e-15)
+    np.testing.assert_allclose(z.std(axis=1), 1.0, rtol=1e-15)
+    x = np.array([3.0, -1.0, 4.0, 1.5])
+    assert zscore(x).shape == (4,)
+    assert zscore(x).tobytes() == ((x - x.mean()) / x.std()).tobytes()  # the formula it replaces, bit for bit
+
+
+def test_zscore_refuses_a_constant_row():
+    with pytest.raises(ValueError, match="finite and > 0"):
+        zscore(np.array([2.0, 2.0, 2.0]))

@@ -25,8 +25,10 @@ HYPER = ["--lr", "2e-3", "--batch-size", "16", "--max-length", "64", "--heldout-
 
 
 def invoke(args):
-    # Wide terminal so rich does not wrap help texts mid-word.
-    return CliRunner().invoke(app, [str(a) for a in args], env={"TERMINAL_WIDTH": "200", "NO_COLOR": "1"})
+    # Wide terminal so rich does not wrap help texts mid-word. COLUMNS too: typer reads
+    # TERMINAL_WIDTH once, when its rich helpers are first imported (maybe by an earlier test).
+    return CliRunner().invoke(app, [str(a) for a in args],
+                              env={"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +133,30 @@ def test_score_passes_ddof_through(trained, items, tmp_path):
     np.testing.assert_allclose(df["reward"], z.mean(axis=0) - 0.5 * z.var(axis=0, ddof=1), atol=1e-8, rtol=0)
 
 
+def test_score_method_spec_equals_its_param_alias(trained, items, tmp_path):
+    """`--method 'name(k=v)'` is the one syntax; `--param k=v` is an alias merged into it."""
+    _, ens_dir = trained
+    path, _ = items
+    outs = [tmp_path / "spec.jsonl", tmp_path / "alias.jsonl", tmp_path / "merged.jsonl"]
+    for out, extra in zip(outs, [["--method", "uncertainty_weighted(lam=0.5, ddof=1)"],
+                                 ["--method", "uncertainty_weighted", "--param", "lam=0.5", "--param", "ddof=1"],
+                                 ["--method", "uncertainty_weighted(lam=0.5)", "--param", "ddof=1"]], strict=True):
+        result = invoke(["score", ens_dir, "-i", path, "-o", out, *extra])
+        assert result.exit_code == 0, result.output
+    assert outs[0].read_bytes() == outs[1].read_bytes() == outs[2].read_bytes()
+
+
+def test_eval_accepts_method_specs(trained, work, tmp_path):
+    _, ens_dir = trained
+    out = tmp_path / "eval.json"
+    result = invoke(["eval", ens_dir, "--data", work["data"], "--method", "mean",
+                     "--method", "uncertainty_weighted(lam=0.5)", "--json", out])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(out.read_text())["method_accuracy"]) == ["mean", "uncertainty_weighted(lam=0.5)"]
+    result = invoke(["eval", ens_dir, "--data", work["data"], "--method", "mean(k=1)"])
+    assert result.exit_code != 0 and "takes no parameter" in result.output
+
+
 def test_score_refuses_to_overwrite_output(trained, items, tmp_path):
     _, ens_dir = trained
     path, _ = items
@@ -163,6 +189,7 @@ def test_score_raw_and_parquet(trained, items, tmp_path):
         (["--param", "lam"], "name=value"),
         (["--method", "mean", "--param", "k=2"], "takes no parameter"),
         (["--method", "best"], "unknown aggregation method"),
+        (["--method", "robust(lam=2)"], "[0, 1]"),
     ],
 )
 def test_score_bad_method_or_params_write_nothing(trained, items, tmp_path, extra, message):

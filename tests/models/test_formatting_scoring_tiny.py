@@ -11,7 +11,7 @@ from rewardherd.models.formatting import (
     render,
     render_messages_plain,
 )
-from rewardherd.models.scoring import length_buckets, pad_batch
+from rewardherd.models.scoring import length_buckets, pad_right
 from rewardherd.models.tiny import (
     NEGATIVE,
     POSITIVE,
@@ -116,8 +116,8 @@ def test_length_buckets_cover_every_index_once_and_group_by_length():
         length_buckets(lengths, 0)
 
 
-def test_pad_batch_right_pads_with_mask():
-    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, device="cpu")
+def test_pad_right_pads_with_mask():
+    ids, mask = pad_right([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert ids.dtype == mask.dtype == torch.long

@@ -12,6 +12,7 @@ import torch
 
 from rewardherd.models import Ensemble, Manifest, Member, MemberInfo
 from rewardherd.models.formatting import encode_batch, pad_token_id
+from rewardherd.models.scoring import pad_right
 from rewardherd.models.vectorized import (
     GroupScorer,
     StackedMembers,
@@ -21,7 +22,6 @@ from rewardherd.models.vectorized import (
     _StackedUnit,
     architecture_signature,
     build_units,
-    pad_right,
     resolve_scoring,
     score_members,
 )

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from rewardherd import core
+from rewardherd.core import Aggregation
 from rewardherd.policy.bon import MethodSpec, bon_curves, member_columns, pool_matrix, summarize
 
 
@@ -21,7 +22,7 @@ def _planted_pool():
 
 def test_gold_follows_the_aggregated_ranking():
     pool = _planted_pool()
-    c = bon_curves(pool, ["rm/A", "rm/B"], [MethodSpec("mean")], [1, 3], values=["gold", "rm/A"])
+    c = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation("mean")], [1, 3], values=["gold", "rm/A"])
     at_n3 = c[c["n"] == 3].iloc[0]
     # best-of-3 under the mean always picks sample 2: its gold (-5), not member A's favourite's (10)
     assert at_n3["gold"] == pytest.approx(-5.0)
@@ -30,7 +31,7 @@ def test_gold_follows_the_aggregated_ranking():
     # n=1 is the pool average of gold
     assert c[c["n"] == 1]["gold"].iloc[0] == pytest.approx(25.0 / 3)
     # a single member's own curve follows that member
-    a = bon_curves(pool, ["rm/A"], [MethodSpec("mean")], [3], values=["gold"])
+    a = bon_curves(pool, ["rm/A"], [Aggregation("mean")], [3], values=["gold"])
     assert a["gold"].iloc[0] == pytest.approx(10.0)
 
 
@@ -39,7 +40,7 @@ def test_row_order_of_the_pool_does_not_matter():
     p, n = 5, 16
     pool = pd.DataFrame({"prompt_id": np.repeat(np.arange(p), n), "sample_id": np.tile(np.arange(n), p),
                          "rm/A": rng.normal(size=p * n), "rm/B": rng.normal(size=p * n), "gold": rng.normal(size=p * n)})
-    specs = [MethodSpec("mean"), MethodSpec("uncertainty_weighted", {"lam": 0.5})]
+    specs = [Aggregation("mean"), Aggregation("uncertainty_weighted", {"lam": 0.5})]
     a = bon_curves(pool, ["rm/A", "rm/B"], specs, [1, 2, 4])
     b = bon_curves(pool.sample(frac=1.0, random_state=1), ["rm/A", "rm/B"], specs, [1, 2, 4])
     pd.testing.assert_frame_equal(a, b)
@@ -54,27 +55,32 @@ def test_standardization_changes_min_not_mean_ranking():
     pool = _planted_pool()
     pool["rm/B"] = pool["rm/B"] * 100.0  # B on a much larger scale
     st = (np.array([0.0, 0.0]), np.array([1.0, 100.0]))
-    c = bon_curves(pool, ["rm/A", "rm/B"], [MethodSpec("min")], [3], standardization=st, values=["gold"])
-    raw = bon_curves(pool, ["rm/A", "rm/B"], [MethodSpec("min")], [3], values=["gold"])
+    c = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation("min")], [3], standardization=st, values=["gold"])
+    raw = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation("min")], [3], values=["gold"])
     assert c["gold"].iloc[0] == pytest.approx(-5.0)  # standardized: min = [0, 0, 2] -> sample 2
     assert raw["gold"].iloc[0] == pytest.approx(-5.0)  # raw min = [0, 0, 2] too, but proxy scales differ
     assert c["proxy"].iloc[0] == pytest.approx(2.0)
 
 
-def test_method_spec_parse_and_label():
-    s = MethodSpec.parse("uncertainty_weighted(lam=0.5, ddof=1)")
+def test_aggregation_parse_and_label():
+    s = Aggregation.parse("uncertainty_weighted(lam=0.5, ddof=1)")
     assert s.method == "uncertainty_weighted" and s.params == {"lam": 0.5, "ddof": 1}
     assert s.label == "uncertainty_weighted(ddof=1,lam=0.5)"
-    assert MethodSpec.parse("min").label == "min"
+    assert Aggregation.parse("min").label == "min"
     with pytest.raises(ValueError):
-        MethodSpec.parse("nope")
+        Aggregation.parse("nope")
     with pytest.raises(ValueError):
-        MethodSpec.parse("mean(lam=1)")
+        Aggregation.parse("mean(lam=1)")
 
 
 def test_summarize_reports_standard_errors():
     pool = _planted_pool()
-    c = bon_curves(pool, ["rm/A", "rm/B"], [MethodSpec("mean")], [1, 2])
+    c = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation("mean")], [1, 2])
     s = summarize(c)
     assert {"proxy", "proxy_se", "gold", "gold_se"} <= set(s.columns)
     assert member_columns(pool) == ["rm/A", "rm/B"]
+
+
+def test_method_spec_is_a_deprecated_alias_of_aggregation():
+    assert MethodSpec is Aggregation
+    assert MethodSpec.parse("uncertainty_weighted(lam=0.5)") == Aggregation("uncertainty_weighted", {"lam": 0.5})

@@ -1,26 +1,27 @@
 """`robust(lam)` is accepted wherever an aggregation method is: best-of-n specs and
 curves, RL configs, the server's config and request validation, study configs.
 
-Every path validates through :func:`rewardherd.core.aggregate`; these tests pin that
+Every path validates through :class:`rewardherd.core.Aggregation`; these tests pin that
 none of them keeps its own list of methods that would leave `robust` out."""
 
 import pandas as pd
 import pytest
 
 from rewardherd.config import ConfigError
-from rewardherd.policy.bon import MethodSpec, bon_curves
+from rewardherd.core import Aggregation
+from rewardherd.policy.bon import bon_curves
 from rewardherd.policy.rl import RLConfig
 from rewardherd.serve.config import ServeConfig
 from rewardherd.serve.protocol import RequestError, check_method, parse_score
 from rewardherd.studies.config import resolve_config
 
 
-def test_method_spec_parses_robust():
-    s = MethodSpec.parse("robust(lam=0.3)")
+def test_aggregation_parses_robust():
+    s = Aggregation.parse("robust(lam=0.3)")
     assert (s.method, s.params, s.label) == ("robust", {"lam": 0.3}, "robust(lam=0.3)")
-    assert MethodSpec.parse("robust").params == {}
+    assert Aggregation.parse("robust").params == {}
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        MethodSpec.parse("robust(lam=1.5)")
+        Aggregation.parse("robust(lam=1.5)")
 
 
 def test_bon_curve_under_robust_picks_by_mean_and_min():
@@ -30,7 +31,7 @@ def test_bon_curve_under_robust_picks_by_mean_and_min():
     #   robust(lam=0.5) = [0.75, 0.75, 1.625] -> best-of-3 is sample 2 (gold -5)
     pool = pd.DataFrame({"prompt_id": [0, 0, 0], "sample_id": [0, 1, 2], "rm/A": [3.0, 0.0, 2.0],
                          "rm/B": [0.0, 3.0, 1.5], "gold": [10.0, 20.0, -5.0]})
-    c = bon_curves(pool, ["rm/A", "rm/B"], [MethodSpec.parse("robust(lam=0.5)")], [3], values=["gold"])
+    c = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation.parse("robust(lam=0.5)")], [3], values=["gold"])
     assert c["method"].iloc[0] == "robust(lam=0.5)"
     assert c["proxy"].iloc[0] == pytest.approx(1.625)
     assert c["gold"].iloc[0] == pytest.approx(-5.0)

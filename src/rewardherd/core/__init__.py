@@ -7,12 +7,15 @@ Everything else in the package calls these functions.
 from rewardherd.core.aggregate import (
     METHOD_PARAMS,
     METHODS,
+    Aggregation,
     Method,
     Spread,
     aggregate,
     as_scores,
+    check_params,
     ensemble_std,
     ensemble_var,
+    parse_number,
     spread,
     to_numpy,
 )
@@ -52,17 +55,18 @@ from rewardherd.core.transforms import (
     log_sigmoid_centre,
     member_statistics,
     standardize,
+    zscore,
 )
 from rewardherd.core.weights import average_weights
 
 __all__ = [
-    "METHODS", "METHOD_PARAMS", "Method", "Spread", "aggregate", "as_scores", "ensemble_std",
-    "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "spearman",
+    "METHODS", "METHOD_PARAMS", "Aggregation", "Method", "Spread", "aggregate", "as_scores", "check_params",
+    "parse_number", "ensemble_std", "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "spearman",
     "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
-    "member_statistics", "standardize", "ErrorSharing", "decompose_errors", "error_sharing",
+    "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",
     "label_error_sharing", "margin_error_sharing", "member_errors",
     "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

@@ -35,13 +35,17 @@ Departures and choices:
   ``(member i, sample j)``, and every method parameter must be a finite number
   (``k=inf`` would give -inf for every sample). Drop or repair such scores first.
 
+An aggregation is one value, :class:`Aggregation` (method + parameters), written
+``"uncertainty_weighted(lam=0.5)"`` wherever a user types one (CLI, YAML, server).
+
 References: Coste et al. 2023 (arXiv 2310.02743); Eisenstein et al. 2023
 (arXiv 2312.09244); Yan et al. 2024, "Reward-Robust RLHF in LLMs" (arXiv 2409.15360).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
@@ -101,9 +105,13 @@ def _param(p: dict, name: str) -> float:
     return float(v)
 
 
-def _check_ddof(ddof: int, m: int) -> None:
+def _check_ddof_value(ddof) -> None:
     if isinstance(ddof, bool) or ddof not in (0, 1) or int(ddof) != ddof:
         raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
+
+
+def _check_ddof(ddof: int, m: int) -> None:
+    _check_ddof_value(ddof)
     if m - ddof <= 0:
         raise ValueError(f"variance with ddof={ddof} needs more than {ddof} member(s); got m={m}")
 
@@ -135,13 +143,7 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
     Returns:
         float64 array of shape (b,).
     """
-    if method not in METHOD_PARAMS:
-        raise ValueError(f"unknown aggregation method {method!r}; choose from {', '.join(METHODS)}")
-    unknown = set(params) - set(METHOD_PARAMS[method])
-    if unknown:
-        allowed = ", ".join(METHOD_PARAMS[method]) or "none"
-        raise ValueError(f"method {method!r} takes no parameter(s) {sorted(unknown)}; allowed: {allowed}")
-    p = {**METHOD_PARAMS[method], **params}
+    p = check_params(method, params)
     s = as_scores(scores)
     check_finite(s)
     if method == "mean":
@@ -150,28 +152,120 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         return np.median(s, axis=0)
     if method == "min":
         return s.min(axis=0)
+    # Parameters were checked (finite, in range) by check_params above.
+    if method == "mean_minus_std":
+        return s.mean(axis=0) - float(p["k"]) * ensemble_std(s, ddof=p["ddof"])
+    if method == "uncertainty_weighted":
+        return s.mean(axis=0) - float(p["lam"]) * ensemble_var(s, ddof=p["ddof"])
+    if method == "robust":
+        lam = float(p["lam"])
+        # Written as a convex combination so lam=1 and lam=0 give the mean and the min exactly.
+        return lam * s.mean(axis=0) + (1.0 - lam) * s.min(axis=0)
+    # soft_min
+    t = float(p["temperature"])
+    m = s.shape[0]
+    return -t * (logsumexp(-s / t, axis=0) - np.log(m))
+
+
+def check_params(method: str, params: dict) -> dict:
+    """Validate ``method`` and its ``params``; return the params with defaults filled in.
+
+    Raises ValueError naming an unknown method or parameter (and the allowed ones) or
+    a value out of range. Whether ``ddof`` suits the number of members is checked
+    where the scores are known (:func:`ensemble_var`, :meth:`Aggregation.check_members`).
+    """
+    if method not in METHOD_PARAMS:
+        raise ValueError(f"unknown aggregation method {method!r}; choose from {', '.join(METHODS)}")
+    unknown = set(params) - set(METHOD_PARAMS[method])
+    if unknown:
+        allowed = ", ".join(METHOD_PARAMS[method]) or "none"
+        raise ValueError(f"method {method!r} takes no parameter(s) {sorted(unknown)}; allowed: {allowed}")
+    p = {**METHOD_PARAMS[method], **params}
     if method == "mean_minus_std":
         k = _param(p, "k")
         if not k >= 0:
             raise ValueError(f"k must be >= 0; got {k}")
-        return s.mean(axis=0) - k * ensemble_std(s, ddof=p["ddof"])
-    if method == "uncertainty_weighted":
+    elif method == "uncertainty_weighted":
         lam = _param(p, "lam")
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0; got {lam}")
-        return s.mean(axis=0) - lam * ensemble_var(s, ddof=p["ddof"])
-    if method == "robust":
-        lam = float(p["lam"])
+    elif method == "robust":
+        lam = _param(p, "lam")
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1] for robust; got {lam}")
-        # Written as a convex combination so lam=1 and lam=0 give the mean and the min exactly.
-        return lam * s.mean(axis=0) + (1.0 - lam) * s.min(axis=0)
-    # soft_min
-    t = _param(p, "temperature")
-    if not t > 0:
-        raise ValueError(f"temperature must be > 0; got {t}")
-    m = s.shape[0]
-    return -t * (logsumexp(-s / t, axis=0) - np.log(m))
+    elif method == "soft_min":
+        t = _param(p, "temperature")
+        if not t > 0:
+            raise ValueError(f"temperature must be > 0; got {t}")
+    if "ddof" in p:
+        _check_ddof_value(p["ddof"])
+    return p
+
+
+_INT = re.compile(r"[-+]?[0-9]+")
+_SPEC = re.compile(r"\s*([^()]*?)\s*(?:\((.*)\))?\s*", re.DOTALL)  # name, optional "(k=v,...)"
+
+
+def parse_number(text: str, name: str = "value") -> int | float:
+    """``"1"`` -> 1, ``"0.5"`` -> 0.5: a parameter value as typed by a user."""
+    text = text.strip()
+    if _INT.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """An aggregation method with its parameters, e.g. ``uncertainty_weighted(lam=0.5)``.
+
+    ``params`` holds only what was given; :data:`METHOD_PARAMS` supplies the rest.
+    Validated on construction (:func:`check_params`).
+    """
+
+    method: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.method, str):
+            raise ValueError(f"method must be a string; got {type(self.method).__name__}")
+        if not isinstance(self.params, dict):
+            raise ValueError(f"params must be a mapping; got {type(self.params).__name__}")
+        check_params(self.method, self.params)
+
+    @property
+    def label(self) -> str:
+        """The canonical text: ``name`` or ``name(k=v,...)`` with parameters sorted."""
+        if not self.params:
+            return self.method
+        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.method}({inner})"
+
+    @classmethod
+    def parse(cls, text: str) -> Aggregation:
+        """Parse ``name`` or ``name(k=v,...)`` (values are numbers)."""
+        match = _SPEC.fullmatch(text)
+        if match is None:
+            raise ValueError(f"cannot parse method {text!r}; use name or name(k=v,...)")
+        name, inner = match.group(1), match.group(2) or ""
+        params = {}
+        for part in filter(None, (x.strip() for x in inner.split(","))):
+            k, eq, v = part.partition("=")
+            if not eq:
+                raise ValueError(f"cannot parse parameter {part!r} of {text!r}; use k=v")
+            params[k.strip()] = parse_number(v, k.strip())
+        return cls(name, params)
+
+    def check_members(self, m: int) -> None:
+        """Raise ValueError unless this aggregation is defined for ``m`` members (ddof < m)."""
+        if "ddof" in METHOD_PARAMS[self.method]:
+            _check_ddof({**METHOD_PARAMS[self.method], **self.params}["ddof"], m)
+
+    def apply(self, scores) -> np.ndarray:
+        """Aggregate ``scores`` (m, b) to (b,) with :func:`aggregate`."""
+        return aggregate(scores, self.method, **self.params)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ from typing import Literal
 import numpy as np
 
 from rewardherd.core.aggregate import as_scores, to_numpy
-from rewardherd.core.transforms import member_statistics, standardize
+from rewardherd.core.transforms import zscore
 
 Degenerate = Literal["error", "drop"]
 
@@ -142,12 +142,6 @@ def _check_inputs(scores, gold, name: str) -> tuple[np.ndarray, np.ndarray]:
     return s, g
 
 
-def _zscore(block: np.ndarray) -> np.ndarray:
-    """z-score each row of (r, n) on itself, through the one standardize."""
-    mean, std = member_statistics(block, ddof=0)
-    return standardize(block, mean, std)
-
-
 def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
     """Per-member errors e_i = z_i - z_gold on one reference set.
 
@@ -176,7 +170,7 @@ def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"
         if const.any():
             bad = [n for n, c in zip(names, const, strict=True) if c]
             raise ValueError(f"cannot z-score: {', '.join(bad)} constant over all {s.shape[1]} samples")
-        z = _zscore(block)
+        z = zscore(block)
         return z[:-1] - z[-1], None, 0  # (K, b)
     gid = np.asarray(groups)
     if gid.ndim != 1 or gid.shape[0] != s.shape[1]:
@@ -202,7 +196,7 @@ def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"
                                  "pass degenerate='drop' to leave such groups out")
             dropped += idx.size
             continue
-        z = _zscore(sub)
+        z = zscore(sub)
         errs.append(z[:-1] - z[-1])
         kept += 1
     if not errs:

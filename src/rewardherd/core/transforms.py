@@ -7,6 +7,8 @@ statistics are (m,), per-sample references are (b,) or (m, b).
   std measured on the held-out responses of its training data (stored in the
   ensemble manifest). Makes members comparable before min / mean-minus-std /
   uncertainty-weighted aggregation.
+- :func:`zscore`: the same with each row's own mean and std (ddof=0), for series
+  standardized on themselves (gold over a pool, members within a prompt).
 - :func:`log_sigmoid_centre`: u = log sigmoid(r - r_ref) (Wang et al., "Transforming
   and Combining Rewards", arXiv 2402.00742). ``r_ref`` is a per-prompt reference
   reward, e.g. the mean or a quantile of base-policy samples' rewards; choosing it
@@ -59,6 +61,18 @@ def member_statistics(scores, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
     if s.shape[1] < 2:
         raise ValueError("need at least 2 samples to measure a member's spread")
     return s.mean(axis=1), s.std(axis=1, ddof=ddof)
+
+
+def zscore(scores) -> np.ndarray:
+    """z-score each row of (m, b) on itself: :func:`standardize` with :func:`member_statistics`.
+
+    Raises ValueError if a row is constant (its std is 0): there is no scale to divide by.
+    A 1-D input is one row and comes back 1-D.
+    """
+    arr = to_numpy(scores)
+    s = as_scores(arr)
+    z = standardize(s, *member_statistics(s, ddof=0))
+    return z[0] if arr.ndim == 1 else z
 
 
 def log_sigmoid_centre(scores, reference) -> np.ndarray:

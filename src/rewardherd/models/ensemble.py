@@ -41,7 +41,6 @@ list of ``{"role", "content"}`` string messages, and strings must be valid Unico
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -54,6 +53,8 @@ import numpy as np
 import torch
 
 from rewardherd import core
+from rewardherd.models import lora, multihead
+from rewardherd.models.common import default_device, load_member_model  # noqa: F401 (re-exported)
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
 from rewardherd.models.manifest import (
     MANIFEST,
@@ -107,64 +108,12 @@ class BestOfN:
     all_rewards: list[np.ndarray]  # per prompt, (n,) aggregates of every candidate
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def tokenizer_fingerprint(tokenizer) -> str:
     """Members whose tokenizers share this fingerprint share one tokenization."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     payload = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
     payload += repr((tokenizer.eos_token_id, tokenizer.pad_token_id, getattr(tokenizer, "chat_template", None)))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def check_config_file(path: Path) -> None:
-    """``path/config.json`` must be a JSON object naming a ``model_type``."""
-    cfg = path / "config.json"
-    try:
-        d = json.loads(cfg.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ManifestError(f"{cfg}: not a valid JSON config ({type(e).__name__}: {e})"[:400], file=str(cfg)) from None
-    if not isinstance(d, dict) or not isinstance(d.get("model_type"), str):
-        raise ManifestError(f"{cfg}: not a Hugging Face model config (expected an object with 'model_type')",
-                            file=str(cfg))
-
-
-def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, trust_remote_code: bool = False):
-    """Load one member (safetensors only) and its tokenizer.
-
-    Refuses (:class:`ManifestError`) weights that lack a tensor the model needs, such
-    as the score head: transformers would initialize it at random and every load
-    would give other scores.
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = Path(path)
-    if not any(path.glob("*.safetensors")):
-        raise ManifestError(f"{path}: no .safetensors weights (rewardherd never loads pickled weights)")
-    check_config_file(path)
-    from rewardherd.models.multihead import quiet_transformers
-
-    with quiet_transformers():  # the missing-weights report is turned into an error below
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=dtype, output_loading_info=True
-        )
-    missing = sorted(info.get("missing_keys") or ())
-    mismatched = sorted(str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ())
-    if missing or mismatched:
-        bad = missing or mismatched
-        raise ManifestError(
-            f"{path}: the weights lack tensor(s) {bad[:5]}{' ...' if len(bad) > 5 else ''}: they would be newly "
-            "initialized (random scores on every load); is this a trained reward model?", file=str(path))
-    if getattr(model.config, "num_labels", 1) != 1:
-        raise ManifestError(f"{path / 'config.json'}: num_labels is {model.config.num_labels}; a member has one "
-                            "score (num_labels=1)", file=str(path / "config.json"))
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = pad_token_id(tokenizer)
-    model.eval().to(device or default_device())
-    return model, tokenizer
 
 
 class Ensemble:
@@ -218,8 +167,6 @@ class Ensemble:
             ManifestError: the manifest, a member path, a checksum or a member's
                 files are invalid; the message names the member and the file or field.
         """
-        from rewardherd.models import lora, multihead
-
         directory = Path(directory)
         manifest = Manifest.read(directory)
         where = directory / MANIFEST
@@ -269,8 +216,6 @@ class Ensemble:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
         try:
-            from rewardherd.models import lora, multihead
-
             infos = []
             for m in self.members:
                 if m.info.format == "hf":
@@ -482,8 +427,6 @@ class Ensemble:
         (``AutoModelForSequenceClassification``, num_labels=1, safetensors + tokenizer)
         with the same scores: a head of a multi-head model, or a LoRA adapter merged
         into a copy of its backbone. Its manifest entry (statistics) still applies."""
-        from rewardherd.models import lora, multihead
-
         if name not in self.names:
             raise KeyError(f"no member {name!r}; members are {self.names}")
         m = self.members[self.names.index(name)]

@@ -15,8 +15,9 @@ the backbone's dense matmuls are batched across members, and only the low-rank
 deltas and heads are computed per adapter. The Ensemble uses this one pass on CUDA
 (``scoring="auto"`` or ``"vmap"``); on CPU ``auto`` loops over adapters (still
 without ``set_adapter``: each call tags its rows), because the (k*b, t) batch was
-1.4x slower there than k passes of (b, t) (2 cores, b=64) and equal at b=8. No adapter is ever merged in place (a
-merged adapter would silently break mixed-batch inference), and no global
+1.4x slower there than k passes of (b, t) (2 cores, b=64) and equal at b=8. No
+adapter is ever merged in place (a merged adapter would silently break mixed-batch
+inference), and no global
 ``set_adapter`` state is used, so views can be called in any order.
 
 Directory format: see :mod:`rewardherd.models.manifest` (``backbone/`` + one adapter
@@ -36,9 +37,9 @@ from pathlib import Path
 
 import torch
 
+from rewardherd.models.common import default_device, quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.manifest import ManifestError, MemberInfo
-from rewardherd.models.multihead import quiet_transformers
 from rewardherd.models.vectorized import SharedView
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ BACKBONE_DIR = "backbone"
 class LoraRewardModel(torch.nn.Module):
     """A peft model holding K unmerged reward adapters over one backbone."""
 
-    one_pass_on_cpu = False  # a (K*b, t) batch was slower on CPU than K (b, t) passes
+    one_pass_on_cpu = False  # measured slower on CPU; see the module docstring
 
     def __init__(self, peft_model: torch.nn.Module, backbone_dir: str | Path):
         super().__init__()
@@ -106,8 +107,6 @@ class LoraRewardModel(torch.nn.Module):
             peft_model.load_adapter(str(d), adapter_name=key, is_trainable=False)
         out = cls(peft_model, backbone_dir)
         out._check_heads()
-        from rewardherd.models.ensemble import default_device
-
         out.eval().to(device or default_device())
         return out, tokenizer
 

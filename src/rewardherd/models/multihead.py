@@ -39,12 +39,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from rewardherd.models.common import default_device, quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.manifest import ManifestError, MemberInfo
 from rewardherd.models.vectorized import SharedView
@@ -55,24 +55,6 @@ FORMAT = "multi_head"
 HEADS_FILE = "heads.safetensors"
 BACKBONE_DIR = "backbone"
 HEADS_FORMAT = "rewardherd-multi-head-v1"
-
-
-@contextmanager
-def quiet_transformers():
-    """Silence transformers' load reports (e.g. "score.weight newly initialized",
-    which is expected when a head is added to a body)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def head_parameter_names(config) -> list[str]:
@@ -232,8 +214,6 @@ class MultiHeadRewardModel(torch.nn.Module):
                     raise ManifestError(f"{heads_path}: {name} has shape {tuple(tensors[name].shape)}; "
                                         f"expected {tuple(p.shape)}")
                 p.copy_(tensors[name].to(p.dtype))
-        from rewardherd.models.ensemble import default_device
-
         out.eval().to(device or default_device())
         return out, tokenizer
 

@@ -14,8 +14,6 @@ Drop it into your own trainer::
 
 from __future__ import annotations
 
-import numpy as np
-
 from rewardherd import core
 
 
@@ -24,7 +22,7 @@ class EnsembleRewardFunction:
 
     def __init__(self, ensemble, method: core.Method = "mean", *, standardize: bool = True, batch_size: int = 64,
                  **params):
-        core.aggregate(np.zeros((len(ensemble), 1)), method, **params)  # validate method/params now
+        core.Aggregation(method, params).check_members(len(ensemble))  # validate method/params now
         self.ensemble = ensemble
         self.method = method
         self.params = params

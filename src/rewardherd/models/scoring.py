@@ -23,15 +23,24 @@ def length_buckets(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad a batch. Returns ``(input_ids, attention_mask)``, both (b, t)."""
-    t = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), t), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), t), dtype=torch.long)
+def pad_right(ids: Sequence[Sequence[int]], pad_id: int, *, length: int | None = None,
+              rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to (rows, length) on the CPU. Returns ``(input_ids, attention_mask)``.
+
+    ``length``/``rows`` default to the batch's own; filler rows (``rows`` > len(ids))
+    hold one unmasked pad token so no row is fully masked.
+    """
+    t = max(len(x) for x in ids) if length is None else length
+    n = len(ids) if rows is None else rows
+    if t < max(len(x) for x in ids) or n < len(ids):
+        raise ValueError(f"static shape ({n}, {t}) is smaller than the batch")
+    input_ids = np.full((n, t), pad_id, dtype=np.int64)
+    mask = np.zeros((n, t), dtype=np.int64)
     for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
+        input_ids[i, : len(x)] = x
         mask[i, : len(x)] = 1
-    return input_ids.to(device), mask.to(device)
+    mask[len(ids):, 0] = 1
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
 @torch.inference_mode()
@@ -44,7 +53,7 @@ def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int 
     device = next(model.parameters()).device
     out = np.empty(len(ids), dtype=np.float64)
     for batch in length_buckets([len(x) for x in ids], batch_size):
-        input_ids, mask = pad_batch([ids[i] for i in batch], pad_id, device)
-        logits = model(input_ids=input_ids, attention_mask=mask).logits  # (b, 1)
+        input_ids, mask = pad_right([ids[i] for i in batch], pad_id)
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits  # (b, 1)
         out[batch] = logits[:, 0].float().cpu().numpy()
     return out

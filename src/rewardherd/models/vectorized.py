@@ -3,43 +3,14 @@
 Shape notation: ``k`` members (of one tokenizer group), ``b`` sequences of one
 length bucket, ``t`` padded length; scores are (k, b), ensemble axis first.
 
-:class:`GroupScorer` takes the token ids of one tokenizer group (already tokenized
-once and deduplicated by :class:`~rewardherd.models.ensemble.Ensemble`), buckets
-them by length **once for all members**, pads each bucket **once**, and runs every
-scoring unit on it:
-
-- ``loop``: one forward per member (the reference; on CPU the fastest, see below);
-- ``vmap``: members with the same architecture, config, parameter shapes, dtype and
-  device are stacked with :func:`torch.func.stack_module_state` and scored by one
-  :func:`torch.func.vmap` of :func:`torch.func.functional_call` over the member axis.
-  The members' parameters become views into the stacked tensors, so memory does not
-  double. A member that matches no other (heterogeneous ensembles) falls back to
-  the loop;
-- shared-backbone members (multi-head heads, LoRA adapters; see
-  :class:`SharedView`) are scored by their parent in one pass under ``vmap`` and
-  one member at a time under ``loop``. Under ``auto`` on CPU, multi-head heads still
-  run in one pass (one backbone forward instead of K: strictly less work) while LoRA
-  adapters loop (a (K*b, t) mixed-adapter batch measured 1.4x slower than K (b, t)
-  passes on 2 CPU cores at b=64, 1M members, like the limit proxy below).
-
-``auto`` resolves to ``loop`` on CPU and ``vmap`` on CUDA. Measured (issue 7 and
-``benchmarks/ensemble_scoring.py``): on a 2-core CPU the per-member loop is already
-within a few percent of one model scoring a K-times larger batch (faster than it at
-batch 64), and vmap is 1.1-1.4x *slower* there (torch has no batching rule for the
-CPU attention kernel and falls back to a per-member loop inside vmap). On an H100,
-small batches are launch-bound and vmap halves the gap to that limit.
-
-CUDA graphs (``cuda_graphs=True``, CUDA only, opt-in): each (rows, length) bucket is
-padded to a static shape (rows to ``batch_size``, length to a multiple of
-``graph_length_multiple``) and the whole K-member forward (every unit on the device,
-loop or vmap) is captured as one graph once per shape and replayed: small-batch
-ensemble scoring on a GPU is launch-bound, and ENVIRONMENT.md measured a K=5 loop
-in one graph at 0.92 ms against 8.1 ms eager (1M members, H100, batch 8). Extra
-right padding does not change a score: padded positions carry
-``attention_mask = 0`` and HF sequence classifiers pool the last non-pad token (or
-the first token). Each static shape keeps its own graph memory pool. Filler rows are a single pad token and are
-dropped. If capture fails (e.g. a model syncs with the host inside its forward),
-that unit runs eagerly and a warning is logged once.
+:class:`GroupScorer` pads each length bucket once for all members and runs scoring
+units on it: ``loop`` (one forward per member), ``vmap`` (same-architecture members
+stacked, their parameters kept as views, under one :func:`torch.func.vmap`), or a
+shared-backbone parent (multi-head, LoRA; :class:`SharedView`) scoring its members in
+one pass where its ``one_pass_on_cpu`` or the device says that pays. ``auto`` is loop
+on CPU (vmap measured slower there; ``benchmarks/ensemble_scoring.py``), vmap on CUDA.
+Departure: opt-in CUDA graphs pad buckets to static shapes (masked, so scores do not
+change) and replay one capture per shape; a failed capture runs eagerly.
 """
 
 from __future__ import annotations
@@ -54,7 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from rewardherd.models.scoring import length_buckets
+from rewardherd.models.scoring import length_buckets, pad_right
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +146,7 @@ class StackedMembers:
             return out.logits[:, 0]  # (b,)
 
         with warnings.catch_warnings():
-            # CPU attention has no batching rule; vmap falls back to a loop (documented above).
+            # CPU attention has no batching rule; vmap falls back to a loop there (why auto loops on CPU).
             warnings.filterwarnings("ignore", message=".*batching rule.*")
             return vmap(one, in_dims=(0, 0))(self.params, self.buffers)
 
@@ -271,26 +242,6 @@ class _GraphedUnit(_Unit):
 # ---------------------------------------------------------------- padding
 def round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
-
-
-def pad_right(ids: Sequence[Sequence[int]], pad_id: int, *, length: int | None = None,
-              rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to (rows, length) on the CPU. Returns ``(input_ids, attention_mask)``.
-
-    ``length``/``rows`` default to the batch's own; filler rows (``rows`` > len(ids))
-    hold one unmasked pad token so no row is fully masked.
-    """
-    t = max(len(x) for x in ids) if length is None else length
-    n = len(ids) if rows is None else rows
-    if t < max(len(x) for x in ids) or n < len(ids):
-        raise ValueError(f"static shape ({n}, {t}) is smaller than the batch")
-    input_ids = np.full((n, t), pad_id, dtype=np.int64)
-    mask = np.zeros((n, t), dtype=np.int64)
-    for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = x
-        mask[i, : len(x)] = 1
-    mask[len(ids):, 0] = 1
-    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
 # ---------------------------------------------------------------- the scorer

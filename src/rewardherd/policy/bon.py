@@ -18,52 +18,22 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rewardherd import core
+from rewardherd.core import Aggregation
 
 log = logging.getLogger(__name__)
 
 MEMBER_PREFIX = "rm/"
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    """An aggregation method with its parameters, e.g. uncertainty_weighted(lam=0.5)."""
-
-    method: str
-    params: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        core.aggregate(np.zeros((2, 1)), self.method, **self.params)  # validates
-
-    @property
-    def label(self) -> str:
-        if not self.params:
-            return self.method
-        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.method}({inner})"
-
-    @classmethod
-    def parse(cls, text: str) -> MethodSpec:
-        """Parse ``name`` or ``name(k=v,...)``."""
-        import yaml
-
-        text = text.strip()
-        if "(" not in text:
-            return cls(text)
-        if not text.endswith(")"):
-            raise ValueError(f"cannot parse method {text!r}; use name or name(k=v,...)")
-        name, inner = text[:-1].split("(", 1)
-        params = {}
-        for part in filter(None, (x.strip() for x in inner.split(","))):
-            k, _, v = part.partition("=")
-            params[k.strip()] = yaml.safe_load(v)
-        return cls(name.strip(), params)
+#: Deprecated alias of :class:`rewardherd.core.Aggregation` (the one aggregation spec);
+#: kept so code written against ``rewardherd.policy.bon.MethodSpec`` still works.
+MethodSpec = Aggregation
 
 
 def member_columns(pool: pd.DataFrame) -> list[str]:
@@ -160,19 +130,19 @@ def pool_matrix(pool: pd.DataFrame, column: str) -> np.ndarray:
 def aggregate_pool(
     pool: pd.DataFrame,
     members: Sequence[str],
-    spec: MethodSpec,
+    spec: Aggregation,
     standardization: tuple[np.ndarray, np.ndarray] | None,
 ) -> np.ndarray:
     """Aggregate proxy of every sample, in pool row order, (b,)."""
     raw = pool[list(members)].to_numpy(dtype=np.float64).T  # (m, b)
     scores = core.standardize(raw, *standardization) if standardization is not None else raw
-    return core.aggregate(scores, spec.method, **spec.params)
+    return spec.apply(scores)
 
 
 def bon_curves(
     pool: pd.DataFrame,
     members: Sequence[str],
-    methods: Sequence[MethodSpec],
+    methods: Sequence[Aggregation],
     ns: Sequence[int],
     *,
     standardization: tuple[np.ndarray, np.ndarray] | None = None,

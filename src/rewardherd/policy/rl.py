@@ -35,7 +35,9 @@ import pandas as pd
 import torch
 
 from rewardherd import core
+from rewardherd.core import Aggregation
 from rewardherd.io import write_table_atomic
+from rewardherd.models.scoring import pad_right
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,18 @@ class RLConfig:
     """bf16 on GPU; always off on CPU."""
 
     def __post_init__(self):
-        core.aggregate(np.zeros((2, 1)), self.method, **self.params)
+        Aggregation(self.method, dict(self.params))  # validates method and params
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
         if self.steps < 1 or self.eval_every < 1:
             raise ValueError("steps and eval_every must be >= 1")
         if self.num_generations < 2:
             raise ValueError("RLOO needs num_generations >= 2")
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """``method`` and ``params`` as one :class:`~rewardherd.core.Aggregation`."""
+        return Aggregation(self.method, dict(self.params))
 
 
 @torch.inference_mode()
@@ -95,13 +102,7 @@ def response_logprobs(model, tokenizer, prompts: Sequence[str], response_ids: Se
     for s in range(0, len(prompts), batch_size):
         ps = tokenizer(list(prompts[s : s + batch_size]), add_special_tokens=True)["input_ids"]
         rs = [list(r) for r in response_ids[s : s + batch_size]]
-        seqs = [p + r for p, r in zip(ps, rs, strict=True)]
-        t = max(len(x) for x in seqs)
-        ids = torch.full((len(seqs), t), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), t), dtype=torch.long)
-        for i, x in enumerate(seqs):
-            ids[i, : len(x)] = torch.tensor(x)
-            mask[i, : len(x)] = 1
+        ids, mask = pad_right([p + r for p, r in zip(ps, rs, strict=True)], pad)  # (b, t) each
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
         for i, (p, r) in enumerate(zip(ps, rs, strict=True)):
@@ -131,12 +132,10 @@ class Evaluator:
 
     def __init__(self, ensemble, ref_model, tokenizer, prompts: Sequence[str], config: RLConfig, *,
                  methods: Sequence = (), gold: Callable | None = None, features: Callable | None = None):
-        from rewardherd.policy.bon import MethodSpec
-
         self.ensemble, self.ref, self.tokenizer = ensemble, ref_model, tokenizer
         self.prompts = list(prompts)[: config.eval_prompts]
         self.config = config
-        specs = [MethodSpec(config.method, dict(config.params))] + [m for m in methods]
+        specs = [config.aggregation] + [m for m in methods]
         self.methods = list({s.label: s for s in specs}.values())
         self.gold, self.features = gold, features
         self.rows: list[dict] = []
@@ -167,7 +166,7 @@ class Evaluator:
         row = {"step": step, "kl": float(kl.mean()), "kl_se": float(kl.std(ddof=1) / np.sqrt(len(kl))),
                "ens_std": float(core.spread(std).std.mean())}
         for spec in self.methods:
-            row[f"proxy/{spec.label}"] = float(core.aggregate(std, spec.method, **spec.params).mean())
+            row[f"proxy/{spec.label}"] = float(spec.apply(std).mean())
         for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
             row[f"member/{name}"] = float(r_std.mean())
             row[f"member_raw/{name}"] = float(r_raw.mean())

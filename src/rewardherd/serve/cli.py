@@ -14,9 +14,8 @@ from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import VERIFY_HELP
+from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, parse_aggregation
 from rewardherd.cli_common import fail as _fail
-from rewardherd.cli_common import parse_params as _parse_params
 from rewardherd.config import field_docs
 from rewardherd.serve.config import ServeConfig
 
@@ -38,8 +37,9 @@ def serve_command(
     token: Annotated[str | None, typer.Option(envvar=TOKEN_ENV, show_default=False,
                                               help=f"{S['token']} Prefer the {TOKEN_ENV} environment variable: "
                                                    "a flag is visible in the process list.")] = None,
-    method: Annotated[str, typer.Option(help=S["method"])] = D["method"],
-    param: Annotated[list[str] | None, typer.Option(help=S["params"] + " Given as name=value (repeatable).")] = None,
+    method: Annotated[str, typer.Option(help=S["method"] + " Written with its parameters as on every command, "
+                                             "e.g. 'uncertainty_weighted(lam=0.5)'.")] = D["method"],
+    param: Annotated[list[str] | None, typer.Option(help=S["params"] + " " + PARAM_HELP)] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     max_body_bytes: Annotated[int, typer.Option(help=S["max_body_bytes"])] = D["max_body_bytes"],
     max_items: Annotated[int, typer.Option(help=S["max_items"])] = D["max_items"],
@@ -58,9 +58,10 @@ def serve_command(
     """Serve an ensemble over HTTP: OpenRLHF's /get_reward, /v1/score, /v1/info, /health."""
     from rewardherd.models import Ensemble, ManifestError
 
+    spec = parse_aggregation(method, param)
     try:
         config = ServeConfig(
-            method=method, params=_parse_params(param), standardize=not raw, token=token,
+            method=spec.method, params=dict(spec.params), standardize=not raw, token=token,
             max_body_bytes=max_body_bytes, max_items=max_items, max_text_chars=max_text_chars, batching=batching,
             max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
             strip_special_tokens=strip_special_tokens,

@@ -39,12 +39,9 @@ class ServeConfig:
     """Strip the members' pad and EOS token strings from both ends of /get_reward queries and prompts (OpenRLHF sends them decoded with special tokens)."""
 
     def __post_init__(self):
-        from rewardherd.core import METHOD_PARAMS, METHODS
+        from rewardherd.core import Aggregation
 
-        if self.method not in METHOD_PARAMS:
-            raise ValueError(f"unknown aggregation method {self.method!r}; choose from {', '.join(METHODS)}")
-        if not isinstance(self.params, dict):
-            raise ValueError(f"params must be a mapping; got {type(self.params).__name__}")
+        Aggregation(self.method, self.params)  # validates the method and its params
         for name in ("max_body_bytes", "max_items", "max_text_chars", "max_batch", "max_queue"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -268,11 +268,11 @@ def parse_params(params: Any, where: str = "params") -> dict[str, float | int]:
 def check_method(method: str, params: dict, n_members: int) -> None:
     """422 unless ``method`` and ``params`` aggregate an ensemble of ``n_members``.
 
-    Validates through :func:`rewardherd.core.aggregate` itself (on a zero matrix), so
-    the server accepts exactly what the library accepts.
+    Validates through :class:`rewardherd.core.Aggregation`, so the server accepts
+    exactly what the library accepts.
     """
     try:
-        core.aggregate(np.zeros((n_members, 1)), method, **params)
+        core.Aggregation(method, params).check_members(n_members)
     except (TypeError, ValueError) as e:
         raise RequestError(422, f"invalid method/params: {e}") from None
 

@@ -18,7 +18,6 @@ import pandas as pd
 
 from rewardherd import core
 from rewardherd.io import write_json_atomic, write_table_atomic
-from rewardherd.policy.bon import MethodSpec
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def claim_results(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame
     results = []
     ns = sorted(int(n) for n in cells["n"].unique())
     nmax = ns[-1]
-    methods = [MethodSpec.parse(m).label for m in config.methods]
+    methods = [core.Aggregation.parse(m).label for m in config.methods]
     conservative = [m for m in methods if not m.startswith(("mean", "median")) or m.startswith("mean_minus_std")]
     k = config.ensemble_size
     prompts = sorted(cells["prompt_id"].unique())
@@ -222,11 +221,22 @@ def _member_scores(out_dir, pool: pd.DataFrame, units, members: pd.DataFrame) ->
     return frame
 
 
+#: uncertainty() z-scores gold and the ensemble mean over the pool. A user's gold can
+#: score every pool sample alike (std 0; the tiny rule gold on random text does), so the
+#: std is floored here: a constant series maps to zeros instead of stopping the report.
+UNCERTAINTY_STD_FLOOR = 1e-12
+
+
+def _z_floored(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / max(std, UNCERTAINTY_STD_FLOOR), through core.standardize; x is (b,)."""
+    return core.standardize(x[None, :], [x.mean()], [max(x.std(), UNCERTAINTY_STD_FLOOR)])[0]
+
+
 def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Does the ensemble spread predict the proxy-gold gap? Spearman and AUROC per kind."""
     rows = []
     gold = pool["gold"].to_numpy()
-    gz = (gold - gold.mean()) / max(gold.std(), 1e-12)
+    gz = _z_floored(gold)
     bad = gold < np.median(gold)
     for noise in config.noise:
         for kind in ("finetune", "pretrain"):
@@ -237,7 +247,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
                 z = frame[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
-                gap = (mean - mean.mean()) / max(mean.std(), 1e-12) - gz
+                gap = _z_floored(mean) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))

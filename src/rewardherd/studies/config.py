@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rewardherd.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from rewardherd.core import Aggregation
 from rewardherd.training.config import TrainConfig
 
 Kind = Literal["single", "finetune", "pretrain"]
@@ -150,15 +151,13 @@ class StudyConfig:
     """World cache directory (default ~/.cache/rewardherd)."""
 
     def __post_init__(self):
-        from rewardherd.policy.bon import MethodSpec
-
         if self.ensemble_size < 2:
             raise ValueError("ensemble_size must be >= 2")
         if self.user is not None and self.user.train_prompts is None and self.rl.enabled:
             raise ValueError("user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
                              "give a train_prompts file or set rl.enabled=false")
         for m in self.methods + self.rl.methods:
-            MethodSpec.parse(m)
+            Aggregation.parse(m)
         for p in self.noise + self.rl.noise:
             if not 0 <= p < 0.5:
                 raise ValueError(f"noise levels must be in [0, 0.5); got {p}")

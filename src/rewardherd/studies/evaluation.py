@@ -15,7 +15,11 @@ def evaluate_ensemble(ens, pairs: Sequence, *, methods=None, standardize: bool =
                       gold=None) -> dict:
     """Held-out preference accuracy of each member and each aggregation method.
 
-    Returns a dict with ``member_accuracy``, ``method_accuracy`` (default params),
+    ``methods``: aggregations (:class:`~rewardherd.core.Aggregation` or their text,
+    e.g. ``"uncertainty_weighted(lam=0.5)"``); default: every method with its default
+    parameters.
+
+    Returns a dict with ``member_accuracy``, ``method_accuracy`` (keyed by label),
     ``direction_agreement`` (mean over member pairs of the share of preference pairs
     on which both members prefer the same response) and ``kendall_tau`` (mean pairwise
     Kendall tau of member scores over all responses).
@@ -37,9 +41,9 @@ def evaluate_ensemble(ens, pairs: Sequence, *, methods=None, standardize: bool =
         name: core.preference_accuracy(scores[i, :b], scores[i, b:]) for i, name in enumerate(ens.names)
     }
     method_acc = {}
-    for m in methods or core.METHODS:
-        agg = core.aggregate(scores, m)
-        method_acc[m] = core.preference_accuracy(agg[:b], agg[b:])
+    for spec in _aggregations(methods or core.METHODS):
+        agg = spec.apply(scores)
+        method_acc[spec.label] = core.preference_accuracy(agg[:b], agg[b:])
     margins = scores[:, :b] - scores[:, b:]  # (m, b)
     pairs_idx = list(itertools.combinations(range(len(ens)), 2))
     agree = [float(np.mean(np.sign(margins[i]) == np.sign(margins[j]))) for i, j in pairs_idx]
@@ -60,6 +64,11 @@ def evaluate_ensemble(ens, pairs: Sequence, *, methods=None, standardize: bool =
         "standardized": standardize,
         **sharing,
     }
+
+
+def _aggregations(methods: Sequence) -> list[core.Aggregation]:
+    """Each method as an Aggregation: given as one, or as text (``name`` or ``name(k=v)``)."""
+    return [m if isinstance(m, core.Aggregation) else core.Aggregation.parse(m) for m in methods]
 
 
 def call_gold(gold, prompts: Sequence, responses: Sequence) -> np.ndarray:

@@ -67,7 +67,7 @@ def load_gold(spec: str) -> Callable[[list, list], np.ndarray]:
     path = Path(spec)
     if not path.is_dir():
         raise ValueError(f"gold {spec!r}: neither `module:function` nor a model directory")
-    from rewardherd.models.ensemble import load_member_model
+    from rewardherd.models.common import load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
     from rewardherd.models.scoring import score_ids
 

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rewardherd import core
 from rewardherd.config import config_hash, to_dict
 from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
-from rewardherd.policy.bon import MEMBER_PREFIX, MethodSpec, bon_curves, sample_pool
+from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves, sample_pool
 from rewardherd.studies.config import StudyConfig
 from rewardherd.studies.inputs import resolve_inputs
 
@@ -171,7 +172,7 @@ def noisy_train_pairs(pairs, noise: float, seed: int):
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool. Idempotent."""
-    from rewardherd.models.ensemble import load_member_model
+    from rewardherd.models.common import load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
     from rewardherd.models.scoring import score_ids
     from rewardherd.training.config import MemberSpec
@@ -243,7 +244,7 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
         ens = Ensemble(ens.members[slot:slot + 1], ens.manifest, ens_dir)
     else:
         ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, k, pool_size))
-    spec = MethodSpec.parse(unit.method)
+    spec = core.Aggregation.parse(unit.method)
     r = config.rl
     rl_cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef, steps=r.steps, lr=r.lr,
                       num_generations=r.num_generations, prompts_per_step=r.prompts_per_step,
@@ -360,11 +361,12 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
             info = json.loads((out / "members" / unit.name / "info.json").read_text())
             stats[col] = (info["standardization"]["mean"], info["standardization"]["std"])
-            table[f"z/{unit.name}"] = (table[col] - stats[col][0]) / stats[col][1]
+            table[f"z/{unit.name}"] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
+                                                       [stats[col][1]])[0]
             names[(b, ft)] = col
     ns = n_grid(config.pool.size, config.pool.max_n_fraction)
     values = ["gold"] + [c for c in table.columns if c.startswith(("f/", "z/"))]
-    methods = [MethodSpec.parse(m) for m in config.methods]
+    methods = [core.Aggregation.parse(m) for m in config.methods]
     frames = []
     for kind in ("finetune", "pretrain"):
         cols = [names[bf] for bf in ensemble_members(kind, seed, k, pool_size)]
@@ -379,7 +381,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             frames.append(c.assign(kind=kind, member="", size=size))
     for col in names.values():
         st = (np.array([stats[col][0]]), np.array([stats[col][1]]))
-        c = bon_curves(table, [col], [MethodSpec("mean")], ns, standardization=st, values=values)
+        c = bon_curves(table, [col], [core.Aggregation("mean")], ns, standardization=st, values=values)
         frames.append(c.assign(kind="single", member=col[len(MEMBER_PREFIX):], size=1))
     curves = pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed)
     write_table_atomic(curves, path)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from rewardherd.models.common import quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.lora import BACKBONE_DIR
 from rewardherd.models.manifest import Manifest
-from rewardherd.models.multihead import quiet_transformers
 from rewardherd.training.config import MemberSpec, TrainConfig
 from rewardherd.training.ensemble import (
     _open_or_start,

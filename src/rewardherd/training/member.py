@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rewardherd import core
-from rewardherd.models.ensemble import default_device
+from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.manifest import MemberInfo
 from rewardherd.models.scoring import score_ids

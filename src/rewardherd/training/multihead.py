@@ -41,11 +41,12 @@ import torch
 
 from rewardherd import core
 from rewardherd.config import config_hash
-from rewardherd.models.ensemble import default_device
+from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.models.multihead import BACKBONE_DIR, FORMAT, MultiHeadRewardModel
-from rewardherd.models.vectorized import GroupScorer, pad_right
+from rewardherd.models.scoring import pad_right
+from rewardherd.models.vectorized import GroupScorer
 from rewardherd.training.config import TrainConfig
 from rewardherd.training.ensemble import PlanMismatchError, data_fingerprint
 

@@ -112,6 +112,8 @@ class MiniLMEncoder:
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (len(texts), 384), float32, unit norm."""
+        from rewardherd.models.scoring import pad_right
+
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         if not texts:
             return out
@@ -128,12 +130,8 @@ class MiniLMEncoder:
                 group = order[widths[order] == w]
                 for start in range(0, len(group), self.rows):
                     idx = group[start:start + self.rows]
-                    ids = torch.full((self.rows, int(w)), pad, dtype=torch.long)  # (rows, w)
-                    mask = torch.zeros((self.rows, int(w)), dtype=torch.long)
-                    mask[len(idx):, 0] = 1  # padding rows attend to one pad token; discarded
-                    for j, i in enumerate(idx):
-                        ids[j, :len(enc[i])] = torch.tensor(enc[i])
-                        mask[j, :len(enc[i])] = 1
+                    # (rows, w); filler rows attend to one pad token and are discarded
+                    ids, mask = pad_right([enc[i] for i in idx], pad, length=int(w), rows=self.rows)
                     # Pool in float32: a bfloat16 sum's rounding would depend on the width.
                     hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                     m = mask[:len(idx)].unsqueeze(-1).float()  # (b, w, 1)
