@@ -50,7 +50,8 @@ def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict)
         if power:
             p = min(power)
             decide = (f" At this size the rule detects the calibration's weakest simulated effect {p:.0%} of the time"
-                      + (" (decidable)." if p >= 0.8 else " (this profile cannot reliably decide it)."))
+                      + (" (decidable)." if p >= 0.8 else " (low power: this profile cannot decide small effects, so "
+                                                           "'inconclusive' here is not evidence of absence)."))
         lines.append(f"- **{cid}** ({CLAIM_NAMES.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).{decide}")
     lines.append(
         f"- Profile `{config.get('profile')}`: K={config.get('ensemble_size')} members, seeds {config.get('seeds')}, "
