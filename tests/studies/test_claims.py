@@ -156,3 +156,25 @@ def test_bad_shapes_are_errors():
         cl.underspecification(np.zeros((1, 4, 2, 8)), 1)
     with pytest.raises(ValueError, match="select must be"):
         cl.held_out_drop(np.zeros((1, 4, 3)), [1, 2, 4], np.ones(4, dtype=bool))
+
+
+def test_rl_arm_fit_pools_seeds_and_bootstraps_them():
+    import pandas as pd
+
+    from rewardherd.studies.analysis import rl_arm_fits
+
+    rows = []
+    for seed, (a, b) in enumerate([(0.5, 0.30), (0.6, 0.35), (0.55, 0.25)]):
+        for step, kl in enumerate([0.0, 0.5, 1.0, 2.0, 4.0]):
+            d = np.sqrt(kl)
+            gold = core.gao_curve(np.array([d]), a, b, "rl")[0]
+            rows.append({"unit_kind": "pretrain", "unit_method": "mean", "unit_noise": 0.25, "unit_kl_coef": 0.01,
+                         "unit_seed": seed, "step": step, "kl": kl, "gold": gold + 1.0})
+    fits = rl_arm_fits(pd.DataFrame(rows), n_boot=200)
+    assert len(fits) == 1
+    f = fits[0]
+    assert f["seeds"] == 3 and 0.5 <= f["alpha"] <= 0.6 and 0.25 <= f["beta"] <= 0.35
+    assert f["beta_low"] <= f["beta"] <= f["beta_high"] and f["beta_low"] > 0
+    one = rl_arm_fits(pd.DataFrame([r for r in rows if r["unit_seed"] == 0]))
+    assert one[0]["beta_low"] is None and "no interval" in one[0]["covers"]
+    assert one[0]["alpha"] == pytest.approx(0.5) and one[0]["beta"] == pytest.approx(0.3)

@@ -2,18 +2,24 @@
 
 Definitions used throughout (and printed in the report):
 
-- A *seed* redraws the label-noise flips, the members' fine-tuning seeds and the RL
-  seed. The best-of-n pool is sampled once per world and shared by every cell, so
-  cells differ only in their reward.
-- Ensembles of size K: *finetune* = K members on backbone 0 with fine-tune seeds
-  1000*seed + i; *pretrain* = member i on backbone i with fine-tune seed 1000*seed + i.
-  Member 0 is the same model in both (same backbone, data and seed) and is trained once.
-- The *single RM* curve averages the curves of every distinct member of the seed
-  (2K - 1 of them), with the best and worst member shown (Coste et al. report the
-  average single RM).
+- A *seed* redraws the backbones, the label-noise flips, the members' fine-tuning
+  seeds and the RL seed. The best-of-n pool is sampled once per world and shared by
+  every cell, so cells differ only in their reward.
+- Backbones are a random unit: each seed draws K backbones without replacement from
+  the world's pool (more than K of them). Ensembles of size K: *pretrain* = member i
+  on the seed's i-th drawn backbone, fine-tune seed 1000*seed + i; *finetune* = K
+  members on the seed's first drawn backbone, fine-tune seeds 1000*seed + i. Member 0
+  is the same model in both and is trained once.
+- Each ensemble is compared with the average of *its own* K members, each optimized
+  alone (Coste et al. report the average single RM); the best and worst member are
+  shown in the figures. The figures' grey "single RM" curve averages every distinct
+  member of the seed.
 - Member scores are standardized with their held-out statistics before aggregation.
-- The statistical unit is the prompt: intervals come from a paired bootstrap over
-  prompts, pooled across seeds (95%).
+- Intervals: 95% t intervals over seeds x prompts (crossed random effects), or a
+  pigeonhole bootstrap for curve fits; they cover seeds and prompts, not the world
+  build (compare world replicates, ``world_seed``, for that).
+- RL trains on the world's training prompts and is evaluated on held-out prompts with
+  the policy in eval mode; its 'single' arm optimizes member (seed mod K).
 """
 
 from __future__ import annotations
