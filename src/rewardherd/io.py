@@ -1,8 +1,10 @@
-"""Atomic writes of result files: write a temporary sibling, then rename it into place,
-so a killed run never leaves a half-written table or record behind."""
+"""Atomic writes of result files (write a temporary sibling, then rename it into place,
+so a killed run never leaves a half-written table or record behind), and the one
+file checksum every cache and manifest uses."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -53,3 +55,12 @@ def write_table_atomic(df, path: str | Path) -> Path:
     if fmt == "csv":
         return _atomic(path, lambda t: df.to_csv(t, index=False))
     return _atomic(path, lambda t: df.to_json(t, orient="records", lines=True))
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -94,7 +94,6 @@ is itself the HF model directory. Its ``finetune_seed`` is -1 (no single seed) a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -104,7 +103,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rewardherd.io import write_json_atomic
+from rewardherd.io import file_sha256, write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "ensemble.json"
@@ -356,14 +355,6 @@ def _rel(directory: Path, path: Path) -> str:
     return Path(os.path.relpath(path, directory)).as_posix()
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def member_files(directory: Path, info: MemberInfo) -> list[Path]:
     """Every (non-hidden) file of a member, except the ensemble's own manifest (a WARM
     member's directory is the ensemble directory, and the manifest holds the checksums)."""
@@ -377,7 +368,7 @@ def member_checksums(directory: str | Path, info: MemberInfo) -> dict[str, str] 
     None when the member has no files there (an in-memory manifest)."""
     directory = Path(directory)
     files = member_files(directory, info)
-    return {_rel(directory, f): sha256_file(f) for f in files} or None
+    return {_rel(directory, f): file_sha256(f) for f in files} or None
 
 
 def check_member_path(directory: str | Path, info: MemberInfo) -> Path:
@@ -427,7 +418,7 @@ def verify_member_files(directory: str | Path, info: MemberInfo, cache: dict | N
                                 member=info.name, file=str(f))
         key = os.path.realpath(f)
         if key not in cache:
-            cache[key] = sha256_file(f)
+            cache[key] = file_sha256(f)
         if cache[key] != digest:
             raise ManifestError(f"member {info.name!r}: {f}: checksum mismatch (the file changed since the ensemble "
                                 "was saved; it may be corrupt)", member=info.name, file=str(f))

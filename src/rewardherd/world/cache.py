@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rewardherd.io import file_sha256  # noqa: F401 (also re-exported for callers of this module)
+
 logger = logging.getLogger(__name__)
 
 MARKER = "_COMPLETE.json"
@@ -58,15 +60,6 @@ def hash_key(key_dict: dict[str, Any], length: int = 16) -> str:
     """Stable hex digest of a JSON-serializable dict (order-insensitive)."""
     blob = json.dumps(_canonical(key_dict), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _manifest(root: Path) -> dict[str, dict[str, Any]]:
