@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rewardherd.io import file_sha256  # noqa: F401 (also re-exported for callers of this module)
+from rewardherd.io import file_sha256
 
 logger = logging.getLogger(__name__)
 
