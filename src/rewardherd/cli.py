@@ -519,7 +519,11 @@ def report(out: Annotated[Path, typer.Argument(help="A finished study directory.
 
     if not (out / "results" / "DONE").exists():
         _fail(f"{out}: not a finished study (results/DONE missing); run `rewardherd study --out {out}` first")
-    typer.echo(f"report: {reanalyze(out)}")
+    try:
+        path = reanalyze(out)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"report: {path}")
 
 
 app.command("serve")(serve_command)

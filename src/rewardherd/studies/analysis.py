@@ -109,8 +109,7 @@ def _member_curves(single: pd.DataFrame, members: pd.DataFrame, kind: str, noise
                                for u in member_units(members, kind, noise, s)]) for s in seeds])
 
 
-def claim_results(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame,
-                  members: pd.DataFrame) -> list[dict]:
+def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.DataFrame) -> list[dict]:
     """Every claim of the papers on this study's tables (rules in rewardherd.studies.claims)."""
     from rewardherd.studies import claims as cl
 
@@ -170,7 +169,7 @@ def claim_results(out_dir: Path, cells: pd.DataFrame, config, pool: pd.DataFrame
         d["comparison"] = (f"Gao best-of-n fit of the pretrain ensemble's members (average), beta; R^2={d['r2']:.2f}, "
                            f"peak d*={d['peak_d']:.2f} (tested d <= {d['d_max']:.2f}), {tag}")
         results.append(d)
-        z = pool_member_z(out_dir, pool, members, "pretrain", noise, seeds)  # (S, P, K, N)
+        z = pool_member_z(zt, members, "pretrain", noise, seeds)  # (S, P, K, N)
         r = cl.cross_rm_transfer(z, nmax, comparison=f"pretrain members: predicted - actual gain of the other "
                                                       f"members when one is optimized, n={nmax}, {tag}")
         results.append(r.as_dict())
@@ -198,23 +197,25 @@ def study_calibration(config, cells: pd.DataFrame) -> dict:
             "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 
 
-def pool_member_z(out_dir: Path, pool: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float,
-                  seeds) -> np.ndarray:
+def pool_member_z(zt: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float, seeds) -> np.ndarray:
     """(S, P, K, N) standardized pool scores of one ensemble kind's members, per seed."""
+    zt = zt.sort_values(["prompt_id", "sample_id"])
+    P = zt["prompt_id"].nunique()
     per_seed = []
     for s in seeds:
         units = member_units(members, kind, noise, s)
-        frame = _member_scores(out_dir, pool, units, members).sort_values(["prompt_id", "sample_id"])
-        P = frame["prompt_id"].nunique()
-        per_seed.append(frame[units].to_numpy().T.reshape(len(units), P, -1).transpose(1, 0, 2))
+        per_seed.append(zt[units].to_numpy().T.reshape(len(units), P, -1).transpose(1, 0, 2))  # (P, K, N)
     return np.stack(per_seed)
 
 
-def _member_scores(out_dir, pool: pd.DataFrame, units, members: pd.DataFrame) -> pd.DataFrame:
-    """Standardized scores of the given members on every pool sample, one column each."""
+def member_z_table(out_dir, pool: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """Every trained member's standardized scores on every pool sample, read once.
+
+    Columns: prompt_id, sample_id, gold, and one column per unit (in pool order).
+    """
     stats = members.drop_duplicates("unit").set_index("unit")
-    frame = pool[["prompt_id", "sample_id"]].copy()
-    for u in dict.fromkeys(units):
+    frame = pool[["prompt_id", "sample_id", "gold"]].copy()
+    for u in stats.index:
         sc = pd.read_parquet(Path(out_dir) / "members" / u / "scores.parquet")
         z = core.standardize(sc["score"].to_numpy()[None, :], [stats.loc[u, "mean"]], [stats.loc[u, "std"]])[0]
         frame = frame.merge(sc[["prompt_id", "sample_id"]].assign(**{u: z}), on=["prompt_id", "sample_id"])
@@ -232,10 +233,10 @@ def _z_floored(x: np.ndarray) -> np.ndarray:
     return core.standardize(x[None, :], [x.mean()], [max(x.std(), UNCERTAINTY_STD_FLOOR)])[0]
 
 
-def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
+def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Does the ensemble spread predict the proxy-gold gap? Spearman and AUROC per kind."""
     rows = []
-    gold = pool["gold"].to_numpy()
+    gold = zt["gold"].to_numpy()
     gz = _z_floored(gold)
     bad = gold < np.median(gold)
     for noise in config.noise:
@@ -243,8 +244,7 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
             sp, sa, au = [], [], []
             for seed in config.seeds:
                 mem = member_units(members, kind, noise, seed)
-                frame = _member_scores(out, pool, mem, members)
-                z = frame[mem].to_numpy().T
+                z = zt[mem].to_numpy().T
                 spread = core.spread(z).std
                 mean = z.mean(axis=0)
                 gap = _z_floored(mean) - gz
@@ -257,15 +257,14 @@ def uncertainty(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) ->
     return rows
 
 
-def optimized_accuracy(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
+def optimized_accuracy(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Member accuracy on gold-labelled pairs (pretrain-ensemble best-of-N pick vs each other sample)."""
     rows = []
     for noise in config.noise:
         for seed in config.seeds:
-            units = {u for kind in ("finetune", "pretrain") for u in member_units(members, kind, noise, seed)}
+            units = sorted({u for kind in ("finetune", "pretrain") for u in member_units(members, kind, noise, seed)})
             pre = member_units(members, "pretrain", noise, seed)
-            frame = _member_scores(out, pool, sorted(units), members)
-            frame = frame.merge(pool[["prompt_id", "sample_id", "gold"]], on=["prompt_id", "sample_id"])
+            frame = zt[["prompt_id", "gold", *units]]
             acc = {m: [] for m in units}
             for _, g in frame.groupby("prompt_id"):
                 top = int(np.argmax(g[pre].to_numpy().mean(axis=1)))
@@ -282,7 +281,7 @@ def optimized_accuracy(out: Path, pool: pd.DataFrame, config, members: pd.DataFr
     return rows
 
 
-def pool_sharing(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFrame:
+def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFrame:
     """Shared vs idiosyncratic error of each ensemble's members on the pool (off distribution),
     z-scored within each prompt, per (noise, seed, kind); see docs/error_sharing.md."""
     from rewardherd.studies.sharing import sharing_table
@@ -291,11 +290,8 @@ def pool_sharing(out: Path, pool: pd.DataFrame, config, members: pd.DataFrame) -
     for noise in config.noise:
         for seed in config.seeds:
             kinds = {kind: member_units(members, kind, noise, seed) for kind in ("finetune", "pretrain")}
-            units = sorted({u for us in kinds.values() for u in us})
-            frame = _member_scores(out, pool, units, members).merge(
-                pool[["prompt_id", "sample_id", "gold"]], on=["prompt_id", "sample_id"])
             try:
-                t = sharing_table(frame, kinds, degenerate="drop")
+                t = sharing_table(zt, kinds, degenerate="drop")
             except ValueError as e:  # e.g. gold constant within every prompt: nothing to decompose
                 log.warning("error sharing not computed for noise %g, seed %s: %s", noise, seed, e)
                 continue
@@ -382,13 +378,14 @@ def analyze(out: Path, config) -> None:
     from rewardherd.studies.claims import RULES
 
     members = pd.read_parquet(res / "members.parquet")
-    cl = claim_results(out, cells, config, pool, members)
+    zt = member_z_table(out, pool, members)
+    cl = claim_results(cells, config, zt, members)
     write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl})
     write_json_atomic(res / "calibration.json", study_calibration(config, cells))
-    write_json_atomic(res / "uncertainty.json", uncertainty(out, pool, config, members))
-    write_table_atomic(pd.DataFrame(optimized_accuracy(out, pool, config, members)),
+    write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
+    write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")
-    write_table_atomic(pool_sharing(out, pool, config, members), res / "sharing.parquet")
+    write_table_atomic(pool_sharing(zt, config, members), res / "sharing.parquet")
     cross = cross_matrix(cells, config)
     cross.to_parquet(res / "cross.parquet", index=False)
     samples = pool.copy()

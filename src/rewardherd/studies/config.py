@@ -169,6 +169,8 @@ class StudyConfig:
                 raise ValueError(f"noise levels must be in [0, 0.5); got {p}")
         if not self.seeds:
             raise ValueError("at least one seed")
+        if self.calibration_replicates < 0 or self.world_seed < 0:
+            raise ValueError("calibration_replicates and world_seed must be >= 0")
         if any(s > self.ensemble_size or s < 1 for s in self.sizes):
             raise ValueError(f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
 

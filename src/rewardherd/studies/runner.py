@@ -264,6 +264,9 @@ def reanalyze(out_dir: str | Path) -> Path:
     from rewardherd.studies.report import write_report
 
     out = Path(out_dir)
+    if not (out / "results" / "members.parquet").exists():
+        raise FileNotFoundError(f"{out}: no results/members.parquet: this study was made by an older rewardherd; "
+                                "run it again with `rewardherd study` into a new --out")
     stored = json.loads((out / "config.json").read_text())
     stored.pop("_hash", None)
     analyze(out, from_dict(StudyConfig, stored, str(out / "config.json")))
