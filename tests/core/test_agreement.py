@@ -102,3 +102,17 @@ def test_auroc_matches_brute_force_pair_count(data, n):
     if all(label) or not any(label):
         return
     assert auroc(np.array(score, dtype=float), label) == pytest.approx(brute_force_auroc(score, label), abs=1e-12)
+
+
+def test_gaussian_copula_correlation_recovers_rho():
+    import numpy as np
+
+    from rewardherd.core import gaussian_copula_correlation
+
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal(20000)
+    x = np.stack([c, 0.6 * c + 0.8 * rng.standard_normal(20000)])  # rho = 0.6
+    R = gaussian_copula_correlation(np.stack([x, np.exp(x)]))  # monotone rescaling changes nothing
+    assert R.shape == (2, 2, 2)
+    np.testing.assert_allclose(R[0], R[1])
+    assert abs(R[0, 0, 1] - 0.6) < 0.02 and abs(R[0, 0, 0] - 1.0) < 1e-12

@@ -21,6 +21,7 @@ from rewardherd.core.aggregate import (
 )
 from rewardherd.core.agreement import (
     auroc,
+    gaussian_copula_correlation,
     mean_pairwise_kendall,
     pairwise_kendall,
     spearman,
@@ -61,7 +62,8 @@ from rewardherd.core.weights import average_weights
 
 __all__ = [
     "METHODS", "METHOD_PARAMS", "Aggregation", "Method", "Spread", "aggregate", "as_scores", "check_params",
-    "parse_number", "ensemble_std", "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "spearman",
+    "parse_number", "ensemble_std", "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "gaussian_copula_correlation",
+    "spearman",
     "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
     "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",

@@ -53,6 +53,28 @@ def mean_pairwise_kendall(scores) -> np.ndarray:
     return tau[..., a, b].mean(axis=-1)
 
 
+def gaussian_copula_correlation(scores) -> np.ndarray:
+    """Correlation matrix of the Gaussian copula that matches the members' Spearman rho.
+
+    R_ij = 2 sin(pi rho_s,ij / 6), exact for a Gaussian copula (Kruskal 1958); ranks make
+    it invariant to each member's monotone rescaling. A constant member gives rho_s = 0.
+
+    Args:
+        scores: (..., m, N).
+
+    Returns:
+        (..., m, m).
+    """
+    x = to_numpy(scores)
+    r = rankdata(x, axis=-1)
+    r = r - r.mean(axis=-1, keepdims=True)
+    cov = np.einsum("...in,...jn->...ij", r, r)
+    sd = np.sqrt(np.einsum("...ii->...i", cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho_s = np.nan_to_num(cov / (sd[..., :, None] * sd[..., None, :]))
+    return 2.0 * np.sin(np.pi * rho_s / 6.0)
+
+
 def top1_agreement(scores) -> float:
     """Share of (member pair, prompt) where both members pick the same candidate.
 

@@ -302,8 +302,9 @@ def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, pro
         return json.loads(path.read_text())["rows"]
     rows = []
     for i, sc in enumerate(scenarios()):
-        rows.append(run_scenario(sc, size, replicates, seed=seed + i) | {"target_met": None})
-        rows[-1]["target_met"] = target_met(rows[-1])
+        row = run_scenario(sc, size, replicates, seed=seed + i)
+        row["target_met"] = target_met(row)
+        rows.append(row)
         if progress:
             print(f"calibration {i + 1}/{len(scenarios())}: {sc.claim} {sc.truth}", flush=True)
     if path is not None:

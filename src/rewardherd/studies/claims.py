@@ -128,36 +128,6 @@ def split_prompts(n_prompts: int, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ C1
-def _kendall_matrix(x: np.ndarray) -> np.ndarray:
-    """(..., K, N) -> (..., K, K) Kendall tau-b between members.
-
-    tau-b_ij = sum_{k,l} s_i s_j / sqrt(sum s_i^2 sum s_j^2), s_i = sign(x_i[k] - x_i[l])
-    over all ordered sample pairs (each pair counted twice, which cancels).
-    """
-    n = x.shape[-1]
-    sg = np.sign(x[..., :, :, None] - x[..., :, None, :]).astype(np.float32)  # (..., K, N, N)
-    flat = sg.reshape(*sg.shape[:-2], n * n)
-    num = np.matmul(flat, np.swapaxes(flat, -1, -2)).astype(np.float64)  # (..., K, K)
-    norm = np.sqrt(np.einsum("...ii->...i", num))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / (norm[..., :, None] * norm[..., None, :])
-
-
-def _copula_correlation(z: np.ndarray) -> np.ndarray:
-    """(P, K, N) -> (P, K, K) Gaussian-copula correlation from Spearman's rho,
-    R = 2 sin(pi rho_s / 6) (exact for a Gaussian copula; ranks make it invariant to
-    each member's scale)."""
-    from scipy.stats import rankdata
-
-    r = rankdata(z, axis=-1)
-    r = r - r.mean(axis=-1, keepdims=True)
-    cov = np.einsum("pin,pjn->pij", r, r)
-    sd = np.sqrt(np.einsum("pii->pi", cov))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho_s = np.nan_to_num(cov / (sd[..., :, None] * sd[..., None, :]))
-    return 2.0 * np.sin(np.pi * rho_s / 6.0)
-
-
 def _top_by_mean(z: np.ndarray, top: int) -> np.ndarray:
     """(..., K, N) -> (..., K, top): each prompt's top samples by the members' mean."""
     idx = np.argsort(-z.mean(axis=-2), axis=-1, kind="stable")[..., :top]  # (..., top)
@@ -184,19 +154,18 @@ def underspecification(member_z, top: int, *, null_draws: int = 16, seed: int = 
     if not 2 <= top <= N:
         raise ValueError(f"top must be in [2, N={N}]; got {top}")
     rng = np.random.default_rng(seed)
-    a, b = np.triu_indices(K, 1)
     out = np.zeros((S, P))
     undefined = 0
     for s in range(S):
-        obs = _kendall_matrix(_top_by_mean(z[s], top))[..., a, b].mean(axis=-1)  # (P,)
-        R = _copula_correlation(z[s])  # (P, K, K)
+        obs = core.mean_pairwise_kendall(_top_by_mean(z[s], top))  # (P,)
+        R = core.gaussian_copula_correlation(z[s])  # (P, K, K)
         # PSD square root (an estimated R can be slightly indefinite; negative eigenvalues -> 0).
         w, V = np.linalg.eigh(R)
         root = V * np.sqrt(np.clip(w, 0.0, None))[..., None, :]  # (P, K, K)
         null = np.zeros(P)
         for _ in range(null_draws):
             x = root @ rng.standard_normal((P, K, N))  # (P, K, N)
-            null += _kendall_matrix(_top_by_mean(x, top))[..., a, b].mean(axis=-1) / null_draws
+            null += core.mean_pairwise_kendall(_top_by_mean(x, top)) / null_draws
         d = obs - null
         bad = ~np.isfinite(d)
         undefined += int(bad.sum())

