@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _atomic(path: Path, write) -> Path:
+def write_atomic(path: str | Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -28,7 +29,7 @@ def _atomic(path: Path, write) -> Path:
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """JSON (indented, non-JSON values via ``str``)."""
-    return _atomic(Path(path), lambda t: t.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
+    return write_atomic(Path(path), lambda t: t.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
 
 
 #: Table formats by suffix: what :func:`write_table_atomic` writes.
@@ -51,10 +52,10 @@ def write_table_atomic(df, path: str | Path) -> Path:
     path = Path(path)
     fmt = table_format(path)
     if fmt == "parquet":
-        return _atomic(path, lambda t: df.to_parquet(t, index=False))
+        return write_atomic(path, lambda t: df.to_parquet(t, index=False))
     if fmt == "csv":
-        return _atomic(path, lambda t: df.to_csv(t, index=False))
-    return _atomic(path, lambda t: df.to_json(t, orient="records", lines=True))
+        return write_atomic(path, lambda t: df.to_csv(t, index=False))
+    return write_atomic(path, lambda t: df.to_json(t, orient="records", lines=True))
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -9,10 +9,15 @@ BERT-style models the first token. Results are returned in the input order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from rewardherd.core.agreement import spearman
+
+log = logging.getLogger(__name__)
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -57,3 +62,63 @@ def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int 
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits  # (b, 1)
         out[batch] = logits[:, 0].float().cpu().numpy()
     return out
+
+
+# ------------------------------------------------------------ reduced precision
+#: Names a ``score_dtype`` setting may take.
+SCORE_DTYPES = ("float32", "bfloat16", "auto")
+#: bfloat16 scores are accepted only if their Spearman correlation with float32 scores
+#: on a probe of the same sequences is at least this; otherwise everything is rescored
+#: in float32 (measured on the quick world: 0.99999; ``benchmarks/score_dtype.py``).
+BF16_RANK_TOLERANCE = 0.999
+BF16_PROBE = 1024
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 matmuls run natively: CUDA with bf16, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere bfloat16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_score_dtype(name: str, device: torch.device | str = "cpu") -> str:
+    """``auto`` is bfloat16 where it runs natively (:func:`native_bf16`), else float32."""
+    if name not in SCORE_DTYPES:
+        raise ValueError(f"score_dtype must be one of {SCORE_DTYPES}; got {name!r}")
+    if name == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    return name
+
+
+def score_ids_checked(model, ids: Sequence[Sequence[int]], pad_id: int, dtype: str = "float32",
+                      batch_size: int = 128, probe: int = BF16_PROBE) -> tuple[np.ndarray, dict]:
+    """Score like :func:`score_ids`, in ``dtype`` (float32 | bfloat16 | auto), with a rank check.
+
+    In bfloat16 the first ``probe`` sequences are also scored in float32; if the Spearman
+    correlation of the two is below :data:`BF16_RANK_TOLERANCE` the whole set is scored
+    in float32 instead. Returns ``(scores, record)``; the record says which dtype the
+    scores are in and the check's outcome. ``model`` is left in float32.
+    """
+    device = next(model.parameters()).device
+    dtype = resolve_score_dtype(dtype, device)
+    if dtype == "float32" or len(ids) < 3:
+        return score_ids(model, ids, pad_id, batch_size), {"dtype": "float32"}
+    head = list(ids[:probe])
+    ref = score_ids(model, head, pad_id, batch_size)
+    model.to(torch.bfloat16)
+    try:
+        scores = score_ids(model, ids, pad_id, batch_size)
+    finally:
+        model.to(torch.float32)
+    rho = float(spearman(ref, scores[: len(head)]))
+    record = {"dtype": "bfloat16", "probe": len(head), "spearman_vs_float32": round(rho, 6),
+              "tolerance": BF16_RANK_TOLERANCE}
+    if not rho >= BF16_RANK_TOLERANCE:
+        log.warning("bfloat16 scores disagree with float32 on the probe (Spearman %.5f < %.3f): "
+                    "scoring in float32", rho, BF16_RANK_TOLERANCE)
+        return score_ids(model, ids, pad_id, batch_size), {**record, "dtype": "float32", "fallback": True}
+    return scores, record

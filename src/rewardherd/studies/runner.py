@@ -168,13 +168,47 @@ def noisy_train_pairs(pairs, noise: float, seed: int):
     return inject_label_noise(pairs, noise, seed)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+                   "merges.txt")
+
+
+def pool_token_ids(out: Path, pool_path: Path, model_dir: Path, tok, max_length: int) -> list[np.ndarray]:
+    """The pool's token ids under ``tok``, encoded once per study and tokenizer.
+
+    Members of the built-in world share one tokenizer, so the 32k-sample pool is
+    tokenized once instead of once per member. The cache file is keyed by the
+    tokenizer's files (as saved beside the member), ``max_length`` and the pool file.
+    """
+    from rewardherd.io import file_sha256, write_atomic
+    from rewardherd.models.formatting import encode_batch
+
+    parts = [f"{name}:{file_sha256(model_dir / name)}" for name in TOKENIZER_FILES if (model_dir / name).exists()]
+    key = config_hash({"tokenizer": parts, "max_length": max_length, "pool": file_sha256(pool_path)})
+    path = out / "pool_ids" / f"{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            flat, offsets = z["ids"], z["offsets"]
+        return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    pool = pd.read_parquet(pool_path, columns=["prompt", "response"])
+    ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), max_length)
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez(f, ids=flat, offsets=offsets)
+
+    write_atomic(path, write)
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
 # ------------------------------------------------------------------- units
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool. Idempotent."""
     from rewardherd.models.common import load_member_model
-    from rewardherd.models.formatting import encode_batch, pad_token_id
-    from rewardherd.models.scoring import score_ids
+    from rewardherd.models.formatting import pad_token_id
+    from rewardherd.models.scoring import score_ids_checked
     from rewardherd.training.config import MemberSpec
     from rewardherd.training.member import train_member
 
@@ -191,14 +225,15 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     info = train_member(MemberSpec(backbone, unit.finetune_seed, unit.backbone), train, heldout_pairs, model_dir,
                         name=unit.name, config=config.train, progress=False)
     t_train = time.time() - t0
-    pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id", "prompt", "response"])
+    pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     model, tok = load_member_model(model_dir)
-    ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), config.train.max_length)
-    scores = score_ids(model, ids, pad_token_id(tok), batch_size=128)
+    ids = pool_token_ids(Path(out_dir), Path(pool_path), model_dir, tok, config.train.max_length)
+    scores, precision = score_ids_checked(model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128)
     write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
                    scores_path)
     rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2),
-           "train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2)}
+           "train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2),
+           "pool_scores": precision}
     write_json_atomic(info_path, rec)
     return rec
 
