@@ -113,6 +113,27 @@ def test_study_with_ray_executor(components, tmp_path):
     assert (out / "report.html").exists()
 
 
+def test_study_with_worker_processes_matches_one_process(components, tmp_path):
+    """workers=2 trains and scores members in two pinned processes; the members and their
+    pool scores match a one-process run (up to thread-count rounding)."""
+    import numpy as np
+    import pandas as pd
+
+    outs = {}
+    for w in (1, 2):
+        outs[w] = tmp_path / f"w{w}"
+        res = _run(["study", str(components), "--out", str(outs[w]), "--no-progress", "--set", f"workers={w}",
+                    "--set", "rl.enabled=false"])
+        assert res.exit_code == 0, res.output
+    one = sorted(p.parent.name for p in (outs[1] / "members").glob("*/scores.parquet"))
+    two = sorted(p.parent.name for p in (outs[2] / "members").glob("*/scores.parquet"))
+    assert one == two and len(one) == 6
+    for name in one:
+        a = pd.read_parquet(outs[1] / "members" / name / "scores.parquet")
+        b = pd.read_parquet(outs[2] / "members" / name / "scores.parquet")
+        np.testing.assert_allclose(a["score"], b["score"], atol=1e-4)
+
+
 def test_default_study_on_the_builtin_world_smoke(tmp_path):
     """The README's main path, miniature: `rewardherd study --profile smoke` on the built-in world
     (real fortunes corpus, real MiniLM+VADER gold), cache under tmp_path."""

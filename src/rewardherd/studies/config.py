@@ -153,6 +153,10 @@ class StudyConfig:
     """Attach to this Ray cluster (else a local ray.init)."""
     ray_num_cpus: int | None = None
     """CPUs for a local Ray instance (None: all)."""
+    workers: int = 1
+    """local executor: train and score members in this many processes at once, each with
+    (CPU cores // workers) torch threads; 1 runs them in this process. Tiny members scale
+    poorly across threads, so 2 x 1 thread can beat 1 x 2 (benchmarks/study_profile.py)."""
     bootstrap: int = 2000
     """Bootstrap resamples for confidence intervals."""
     calibration_replicates: int = 40
@@ -164,6 +168,8 @@ class StudyConfig:
     def __post_init__(self):
         if self.ensemble_size < 2:
             raise ValueError("ensemble_size must be >= 2")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1; got {self.workers}")
         if self.user is not None and self.user.train_prompts is None and self.rl.enabled:
             raise ValueError("user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
                              "give a train_prompts file or set rl.enabled=false")
@@ -194,7 +200,7 @@ PROFILES: dict[str, dict] = {
         "profile": "quick", "world_profile": "quick", "ensemble_size": 5, "seeds": [0, 1, 2],
         # member training as measured on the quick world (held-out accuracy 0.73-0.75)
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 128, "lr_scheduler": "cosine"},
-        "pool": {"prompts": 256, "size": 128},
+        "pool": {"prompts": 256, "size": 128, "score_dtype": "auto"},
     },
     "full": {
         "profile": "full", "world_profile": "full", "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
@@ -202,7 +208,7 @@ PROFILES: dict[str, dict] = {
         "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
                     "soft_min(temperature=1.0)"],
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 160, "lr_scheduler": "cosine"},
-        "pool": {"prompts": 256, "size": 512}, "calibration_replicates": 100,
+        "pool": {"prompts": 256, "size": 512, "score_dtype": "auto"}, "calibration_replicates": 100,
         "rl": {"kinds": ["single", "finetune", "pretrain"],
                "methods": ["mean", "min", "uncertainty_weighted(lam=0.1)"],
                "noise": [0.0, 0.25], "seeds": [0, 1, 2], "kl_coefs": [0.0, 0.01, 0.2], "steps": 200},

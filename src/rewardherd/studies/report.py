@@ -34,7 +34,7 @@ CLAIM_NAMES = {
 }
 
 
-def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict) -> list[str]:
+def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict, precision: str = "") -> list[str]:
     lines = []
     by: dict[str, list[dict]] = {}
     for c in claims:
@@ -59,9 +59,29 @@ def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict)
         f"samples, world replicate {config.get('world_seed', 0)}.")
     if claims:
         lines.append(f"- Every interval covers: {claims[0]['covers']}.")
+    if precision:
+        lines.append(f"- Pool scores: {precision}.")
     if timings:
         lines.append("- Wall time by stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()) + ".")
     return lines
+
+
+def _precision_text(res: Path) -> str:
+    """How the members' pool scores were computed (float32, or bfloat16 with its rank check)."""
+    path = res / "members.parquet"
+    if not path.exists():
+        return ""
+    m = pd.read_parquet(path).drop_duplicates("unit")
+    if "score_dtype" not in m:
+        return ""
+    bf = m[m["score_dtype"] == "bfloat16"]
+    if bf.empty:
+        return f"float32 for all {len(m)} members"
+    from rewardherd.models.scoring import BF16_PROBE, BF16_RANK_TOLERANCE
+
+    return (f"bfloat16 for {len(bf)} of {len(m)} members, each accepted because a {BF16_PROBE:,}-sample probe "
+            f"ranked like float32 (Spearman >= {BF16_RANK_TOLERANCE}; lowest seen {bf['score_spearman_vs_float32'].min():.5f}); "
+            f"float32 for the other {len(m) - len(bf)}")
 
 
 def plain_summary(curves: pd.DataFrame, rl: pd.DataFrame | None) -> list[str]:
@@ -159,7 +179,8 @@ def write_report(out: Path) -> Path:
     curves = pd.read_parquet(res / "curves.parquet")
     sharing_df = _sharing_table(res)
     rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
-    summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings, calibration)
+    summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings, calibration,
+                                                   _precision_text(res))
     caveat = CAN_DECIDE.get(config.get("profile"), "")
     md = ["# rewardherd over-optimization study", "", "## Summary", "", *summary, "", f"**What this profile can decide.** {caveat}", "",
           "## Claims (computed from the data)", "", md_table(table), "", "### Decision rules", ""]

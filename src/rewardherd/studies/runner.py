@@ -121,7 +121,8 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
     """One row per (kind, noise, seed, slot): which trained unit is that ensemble member.
 
     Columns: kind, noise, seed, slot, unit, backbone, finetune_seed, heldout_accuracy,
-    mean, std (the member's standardization statistics). Analysis reads this table
+    mean, std (the member's standardization statistics), score_dtype and
+    score_spearman_vs_float32 (the precision of its pool scores and the probe check). Analysis reads this table
     instead of re-deriving member names.
     """
     rows = []
@@ -134,7 +135,10 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
                     rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit.name,
                                  "backbone": b, "finetune_seed": ft,
                                  "heldout_accuracy": info.get("heldout_accuracy"),
-                                 "mean": info["standardization"]["mean"], "std": info["standardization"]["std"]})
+                                 "mean": info["standardization"]["mean"], "std": info["standardization"]["std"],
+                                 "score_dtype": info.get("pool_scores", {}).get("dtype", "float32"),
+                                 "score_spearman_vs_float32":
+                                     info.get("pool_scores", {}).get("spearman_vs_float32", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -311,6 +315,8 @@ def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) 
         return []
     if config.executor == "ray":
         return _run_ray(fn, units, args, config, desc)
+    if config.workers > 1 and fn is run_member_unit:
+        return _run_processes(fn, units, args, config.workers, desc, progress)
     from tqdm.auto import tqdm
 
     out = []
@@ -319,6 +325,36 @@ def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) 
         bar.set_postfix_str(u.name[:48])
         out.append(fn(u, *args(u)))
     return out
+
+
+def _pin_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_processes(fn, units, args, workers: int, desc: str, progress: bool) -> list:
+    """Units in ``workers`` spawned processes, each pinned to cores // workers torch threads.
+
+    Results come back in the order of ``units``; a failed unit raises here after the
+    others in flight finish (finished units are kept on disk, so a rerun resumes)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_pin_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(fn, u, *args(u)) for u in units]
+        bar = tqdm(total=len(futures), desc=f"{desc} ({workers} processes x {threads} threads)", unit="unit",
+                   disable=not progress)
+        results = []
+        for f in futures:
+            results.append(f.result())
+            bar.update(1)
+        bar.close()
+    return results
 
 
 def _run_ray(fn, units, args, config: StudyConfig, desc: str) -> list:
@@ -430,7 +466,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
 
     out = Path(out_dir)
     cfg_dict = to_dict(config)
-    key = config_hash({k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus")})
+    key = config_hash({k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")})
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
