@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -101,10 +102,7 @@ def build_corpus(config: CorpusConfig, out: Path) -> dict:
     """``items.jsonl``: the cleaned, partitioned corpus (:mod:`.corpus`)."""
     items = corpus.load_corpus(config)
     corpus.write_corpus(items, out / "items.jsonl")
-    counts: dict[str, int] = {}
-    for it in items:
-        counts[it.split] = counts.get(it.split, 0) + 1
-    return {"items": len(items), "splits": counts}
+    return {"items": len(items), "splits": dict(Counter(it.split for it in items))}
 
 
 def build_tokenizer(items: Sequence[corpus.CorpusItem], config: TokenizerConfig,
@@ -323,7 +321,7 @@ class World:
         return self._cached("preferences", {"config": _section(c), **self._sampled_key()},
                             lambda out: build_preferences(
                                 self.load_policy(), self.tokenizer, self.gold,
-                                {s: self.load_prompts(s) for s in SPLIT_SEED_OFFSET}, c, out,
+                                {s: self.load_prompts(s) for s in ("train", "heldout")}, c, out,
                                 batch_size=self.config.sample_batch_size, progress=self.progress))
 
     @cached_property
