@@ -33,6 +33,8 @@ StudyKind = Literal["single", "finetune", "pretrain"]
 
 #: Names used before the vocabulary was unified, still read from manifests and configs.
 KIND_ALIASES = {"finetune_seeds": "finetune", "pretrain_seeds": "pretrain"}
+TrainKindOrAlias = Literal["finetune", "pretrain", "explicit", "finetune_seeds", "pretrain_seeds"]
+"""What a training config accepts: a train kind or an old alias (mapped on load)."""
 #: Training-plan hashes keep the old names, so ensembles trained before the rename
 #: still resume and still match their plan.
 _HASHED_KIND = {new: old for old, new in KIND_ALIASES.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from rewardherd.schema import KIND_ALIASES, TRAIN_KINDS, canonical_kind
+from rewardherd.schema import KIND_ALIASES, TRAIN_KINDS, TrainKindOrAlias, canonical_kind
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class MemberSpec:
 class EnsembleConfig:
     """Which members make up the ensemble."""
 
-    kind: str = "finetune"
+    kind: TrainKindOrAlias = "finetune"
     """finetune: one backbone, K seeds; pretrain: K backbones, one seed each; explicit: members list (the old names finetune_seeds and pretrain_seeds are accepted as aliases)."""
     backbones: tuple[str, ...] = ()
     """Backbone paths: one for finetune, K for pretrain."""
