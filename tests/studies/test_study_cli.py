@@ -104,6 +104,8 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     units = {u for u in cells["member"] if u}
     assert {f"score/z/{u}" for u in units} <= set(cells.columns)
     assert "ens/std" in rl and [c for c in rl if c.startswith("ens/") and c != "ens/std"]
+    # names inside results are bare feature names (the schema prefix is stripped, not cut by length)
+    assert {c["length_feature"] for c in claims if "length_feature" in c} <= {"n_tokens", "n_words"}
 
     # Another configuration in the same directory is refused.
     res = _run(["study", str(components), "--out", str(out), "--no-progress", "--set", "pool.size=8"])
@@ -139,4 +141,5 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path):
     assert pool["gold"].notna().all() and "feature/n_tokens" in pool
     claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
     assert {c["label"] for c in claims} >= {"C1", "C3", "C6"}
+    assert {c["length_feature"] for c in claims if "length_feature" in c} == {"n_tokens"}
     assert (out / "report.html").exists()

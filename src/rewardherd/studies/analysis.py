@@ -150,7 +150,7 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
             lencol = next((f for f in map(schema.feature_col, ("n_tokens", "n_words")) if f in ens.columns), None)
             if lencol:
                 e = ens[(ens["kind"] == "pretrain") & (ens["method"] == m)]
-                extra = {"length_feature": lencol[2:],
+                extra = {"length_feature": schema.strip(schema.FEATURE, lencol),
                          "length_drift": float(e[e["n"] == nmax][lencol].mean() - e[e["n"] == 1][lencol].mean())}
             d = r.as_dict()
             d.update(comparison=f"pretrain ensemble ({m}): gold at held-out peak n={d['peak_n']} - gold at "
