@@ -38,7 +38,7 @@ def test_rloo_run_logs_members_spread_and_growing_kl(tiny):
     for name in ens.names:
         assert f"score/z/{name}" in table and f"score/raw/{name}" in table
     assert {"gold", "ens/uncertainty_weighted(lam=0.1)", "ens/std"} <= set(table.columns)
-    assert not [c for c in table.columns if c.startswith(("member", "proxy/", "rm/", "ens_"))]
+    assert not [c for c in table.columns if c.startswith(("member/", "member_raw/", "proxy/", "rm/", "ens_"))]
     log = pd.read_parquet(root / "run" / "rl_train_log.parquet")
     assert {"score/z/member_0", "score/z/member_1", "score/z/member_2", "ens/std"} <= set(log.columns)
     assert (root / "run" / "checkpoints" / "step_4" / "model.safetensors").exists()

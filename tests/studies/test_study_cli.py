@@ -99,7 +99,8 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     rl = pd.read_parquet(out / "results" / "rl.parquet")
     pool = pd.read_parquet(out / "pool.parquet")
     for table in (cells, rl, pool):
-        assert not [c for c in table.columns if c.startswith(("f/", "z/", "rm/", "member", "proxy/", "ens_"))]
+        assert not [c for c in table.columns if c.startswith(("f/", "z/", "rm/", "member/", "member_raw/", "proxy/",
+                                                              "ens_"))]
     assert [c for c in cells.columns if c.startswith("feature/")] == [c for c in pool if c.startswith("feature/")]
     units = {u for u in cells["member"] if u}
     assert {f"score/z/{u}" for u in units} <= set(cells.columns)
