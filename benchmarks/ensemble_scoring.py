@@ -130,7 +130,7 @@ def make_ensemble(models, tok, scoring="auto", cuda_graphs=False):
 
     members = [Member(MemberInfo(name=f"m{i}", path=f"m{i}", backbone="random", finetune_seed=i), m, tok)
                for i, m in enumerate(models)]
-    manifest = Manifest(kind="finetune_seeds", members=[m.info for m in members], max_length=512)
+    manifest = Manifest(kind="finetune", members=[m.info for m in members], max_length=512)
     return Ensemble(members, manifest, scoring=scoring, cuda_graphs=cuda_graphs)
 
 

@@ -62,7 +62,7 @@ def build_tiny_ensemble(out: Path, n_members: int) -> Path:
         model.eval()
         info = MemberInfo(name=f"member_{i}", path=f"member_{i}", backbone=str(backbone), finetune_seed=i)
         members.append(Member(info, model, tok))
-    ens = Ensemble(members, Manifest(kind="finetune_seeds", members=[m.info for m in members], max_length=128))
+    ens = Ensemble(members, Manifest(kind="finetune", members=[m.info for m in members], max_length=128))
     texts = make_queries(64, random.Random(1))
     raw = ens.score([""] * len(texts), texts)
     mean, std = core.member_statistics(raw)

@@ -128,7 +128,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ens_dir = out / f"members-{world.summary['preferences']['key']}"
     manifest = train_ensemble(train_pairs, heldout_pairs, ens_dir,
-                              EnsembleConfig(kind="pretrain_seeds", backbones=tuple(backbones),
+                              EnsembleConfig(kind="pretrain", backbones=tuple(backbones),
                                              pretrain_seeds=tuple(seeds)), tc, progress=False,
                               overwrite=True)
     train_s = time.perf_counter() - t0

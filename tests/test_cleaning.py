@@ -81,7 +81,7 @@ def test_cross_fit_resumes_and_reproduces_the_cli_table(planted):
     work = planted["strength"].with_name("strength.folds")
     mtimes = {p: p.stat().st_mtime_ns for p in work.glob("fold_*/member_*/model.safetensors")}
     assert len(mtimes) == 4
-    ens = EnsembleConfig(kind="finetune_seeds", backbones=(str(planted["backbone"]),), n_members=2)
+    ens = EnsembleConfig(kind="finetune", backbones=(str(planted["backbone"]),), n_members=2)
     table = cross_fit_strength(planted["pairs"], ens, 2, FAST, work)
     pd.testing.assert_frame_equal(table, read_strength(planted["strength"]), check_dtype=False)
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes

@@ -49,7 +49,7 @@ def test_field_docs_extracts_train_config_docs():
 def test_field_docs_extracts_ensemble_config_docs():
     docs = field_docs(EnsembleConfig)
     assert set(docs) == set(EnsembleConfig.__dataclass_fields__)
-    assert docs["n_members"] == "K, the number of members (finetune_seeds)."
+    assert docs["n_members"] == "K, the number of members (finetune)."
 
 
 def test_field_docs_joins_lines_skips_undocumented_and_inherits():
@@ -124,10 +124,10 @@ def test_from_dict_validation_errors_become_config_errors():
 def test_apply_overrides_sets_dotted_keys_and_parses_yaml_values():
     base = {"train": {"lr": 0.1, "epochs": 1}, "out": "runs/a"}
     out = apply_overrides(base, ["train.epochs=3", "ensemble.seeds=[1, 2]", "train.bf16=true", "out=runs/b",
-                                 "train.lora_r=null", "ensemble.kind=pretrain_seeds", "note="])
+                                 "train.lora_r=null", "ensemble.kind=pretrain", "note="])
     assert out == {
         "train": {"lr": 0.1, "epochs": 3, "bf16": True, "lora_r": None},
-        "ensemble": {"seeds": [1, 2], "kind": "pretrain_seeds"},
+        "ensemble": {"seeds": [1, 2], "kind": "pretrain"},
         "out": "runs/b",
         "note": "",
     }

@@ -16,6 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer
 
+from rewardherd import schema
 from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
 from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, parse_aggregation
 from rewardherd.cli_common import fail as _fail
@@ -96,7 +97,7 @@ def train(
     data: Annotated[Path | None, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")] = None,
     out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=E["backbones"])] = None,
-    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune_seeds",
+    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune",
     members: Annotated[int, typer.Option(help=E["n_members"])] = 3,
     seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
     heldout_data: Annotated[Path | None, typer.Option(help="Separate held-out pairs (else split by prompt hash).")] = None,
@@ -232,14 +233,11 @@ def _read_items(path: Path) -> tuple[list, list, list]:
     return prompts, responses, ids
 
 
-SCORE_COLUMNS = ("id", "reward", "method", "spread_std", "spread_var", "spread_range")
-
-
 @app.command()
 def score(
     ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet (per-member scores, aggregate, spread).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet: score/raw/<member>, ens/<method>, ens/std, ens/var, ens/range (docs/schema.md).")],
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "mean",
     param: Annotated[list[str] | None, typer.Option(help=PARAM_HELP)] = None,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
@@ -270,20 +268,17 @@ def score(
     prompts, responses, ids = _read_items(input)
     try:
         ens = Ensemble.load(ensemble, verify=verify)
-        clash = sorted(set(ens.names) & set(SCORE_COLUMNS))
-        if clash:
-            raise ManifestError(f"{ensemble}: member name(s) {clash} clash with output columns {list(SCORE_COLUMNS)}")
         res = ens.reward(prompts, responses, spec.method, standardize=not raw, batch_size=batch_size, **spec.params)
     except (ManifestError, ValueError, TypeError, FloatingPointError) as e:
         _fail(str(e))
-    df = pd.DataFrame({"id": ids})
+    df = pd.DataFrame({"id": ids})  # columns: docs/schema.md
     for name, row in zip(ens.names, res.raw_scores, strict=True):
-        df[name] = row
-    df["reward"] = res.reward
+        df[schema.raw_col(name)] = row
+    df[schema.ens_col(spec.label)] = res.reward
     df["method"] = spec.method
-    df["spread_std"] = res.spread.std
-    df["spread_var"] = res.spread.var
-    df["spread_range"] = res.spread.range
+    df[schema.SPREAD] = res.spread.std
+    df[schema.SPREAD_VAR] = res.spread.var
+    df[schema.SPREAD_RANGE] = res.spread.range
     sharing = None
     if gold_fn is not None:
         df["gold"], sharing = _score_sharing(gold_fn, prompts, responses, res.raw_scores, ens.names, within_prompt)
@@ -472,7 +467,7 @@ def rl(
             _fail(str(e))
         d = out / f"kl{coef:g}"
         table = run_rl(policy, ens, train_p, eval_p, d, cfg, gold=gold_fn)
-        cols = ["step", "kl", f"proxy/{spec.label}"] + (["gold"] if gold_fn is not None else [])
+        cols = ["step", "kl", schema.ens_col(spec.label)] + (["gold"] if gold_fn is not None else [])
         typer.echo(f"kl_coef={coef:g} -> {d}")
         typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 

@@ -56,7 +56,7 @@ def strength_command(
     ensemble: Annotated[Path | None, typer.Argument(help="An existing ensemble to measure with. Its strengths are labelled in-sample (its members may have been trained on these pairs). Omit it to cross-fit with --backbone.")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=f"Cross-fitting: {E['backbones']}")] = None,
     folds: Annotated[int, typer.Option(help="Cross-fitting: K; the members of fold k are trained on the other K-1 folds and score fold k only.")] = 5,
-    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune_seeds",
+    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune",
     members: Annotated[int, typer.Option(help=f"Members per fold. {E['n_members']}")] = 3,
     seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
     fold_seed: Annotated[int, typer.Option(help="Salt of the assignment of prompts to folds.")] = 0,

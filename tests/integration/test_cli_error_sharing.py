@@ -57,7 +57,7 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("sharing_cli")
     (backbone,) = build_saved_backbones(root, [0])
     members = [_member(backbone, i) for i in range(3)]
-    ens_dir = Ensemble(members, Manifest(kind="finetune_seeds", members=[m.info for m in members],
+    ens_dir = Ensemble(members, Manifest(kind="finetune", members=[m.info for m in members],
                                          max_length=64)).save(root / "ens")
     one_dir = Ensemble(members[:1], Manifest(kind="explicit", members=[members[0].info],
                                              max_length=64)).save(root / "one")
@@ -127,7 +127,7 @@ def test_score_gold_writes_gold_column_and_sharing_json(work):
     rows = work["rows"]
     np.testing.assert_allclose(df["gold"], gold(None, [r["response"] for r in rows]))
     rec = json.loads((work["root"] / "scores.sharing.json").read_text())
-    want = core.error_sharing(df[["member_0", "member_1", "member_2"]].to_numpy().T, df["gold"].to_numpy())
+    want = core.error_sharing(df[[f"score/raw/member_{i}" for i in range(3)]].to_numpy().T, df["gold"].to_numpy())
     assert rec["shared_fraction"] == pytest.approx(want.shared_fraction)
     assert rec["n_groups"] is None and rec["n_samples"] == len(rows)
     assert "error sharing -> " in result.output

@@ -73,7 +73,7 @@ def test_train_writes_a_complete_ensemble(trained, work):
     assert f"ensemble written to {out}" in result.output
     assert "120" in result.output  # the load report is printed
     manifest = Manifest.read(out)
-    assert manifest.complete and manifest.kind == "finetune_seeds"
+    assert manifest.complete and manifest.kind == "finetune"
     assert [(m.name, m.finetune_seed, m.backbone) for m in manifest.members] == [
         ("member_0", 0, str(work["backbone"])), ("member_1", 1, str(work["backbone"]))
     ]
@@ -99,24 +99,26 @@ def test_score_writes_member_scores_aggregate_and_spread(trained, items, tmp_pat
     assert result.exit_code == 0, result.output
     assert "scored 4 pairs with 2 members" in result.output
     df = pd.read_json(out, lines=True)
-    assert list(df.columns) == ["id", "member_0", "member_1", "reward", "method", "spread_std", "spread_var",
-                                "spread_range"]
+    agg = "ens/uncertainty_weighted(lam=0.5)"
+    assert list(df.columns) == ["id", "score/raw/member_0", "score/raw/member_1", agg, "method", "ens/std",
+                                "ens/var", "ens/range"]
     assert df["id"].tolist() == ["a", "b", "c", "d"]
     assert set(df["method"]) == {"uncertainty_weighted"}
 
     ens = Ensemble.load(ens_dir, device="cpu")
     prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
     expected = ens.reward(prompts, responses, "uncertainty_weighted", lam=0.5)
-    np.testing.assert_allclose(df[["member_0", "member_1"]].to_numpy().T, expected.raw_scores, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(df["reward"], expected.reward, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(df["spread_std"], expected.spread.std, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(df["spread_var"], expected.spread.var, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(df["spread_range"], expected.spread.range, atol=1e-8, rtol=0)
+    members = ["score/raw/member_0", "score/raw/member_1"]
+    np.testing.assert_allclose(df[members].to_numpy().T, expected.raw_scores, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(df[agg], expected.reward, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(df["ens/std"], expected.spread.std, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(df["ens/var"], expected.spread.var, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(df["ens/range"], expected.spread.range, atol=1e-8, rtol=0)
     # the aggregate is over standardized scores by default
     z = ens.standardize(expected.raw_scores)
-    np.testing.assert_allclose(df["reward"], z.mean(axis=0) - 0.5 * z.var(axis=0), atol=1e-8, rtol=0)
-    assert df.loc[0, "reward"] == df.loc[3, "reward"]  # duplicate rows score identically
-    assert df.loc[0, "reward"] > df.loc[1, "reward"]  # the rule: positive words win
+    np.testing.assert_allclose(df[agg], z.mean(axis=0) - 0.5 * z.var(axis=0), atol=1e-8, rtol=0)
+    assert df.loc[0, agg] == df.loc[3, agg]  # duplicate rows score identically
+    assert df.loc[0, agg] > df.loc[1, agg]  # the rule: positive words win
 
 
 def test_score_passes_ddof_through(trained, items, tmp_path):
@@ -128,9 +130,10 @@ def test_score_passes_ddof_through(trained, items, tmp_path):
                      "--param", "lam=0.5", "--param", "ddof=1"])
     assert result.exit_code == 0, result.output
     df = pd.read_json(out, lines=True)
-    z = Ensemble.load(ens_dir, device="cpu").standardize(df[["member_0", "member_1"]].to_numpy().T)
-    np.testing.assert_allclose(df["spread_var"], z.var(axis=0, ddof=1), atol=1e-8, rtol=0)
-    np.testing.assert_allclose(df["reward"], z.mean(axis=0) - 0.5 * z.var(axis=0, ddof=1), atol=1e-8, rtol=0)
+    z = Ensemble.load(ens_dir, device="cpu").standardize(df[["score/raw/member_0", "score/raw/member_1"]].to_numpy().T)
+    np.testing.assert_allclose(df["ens/var"], z.var(axis=0, ddof=1), atol=1e-8, rtol=0)
+    np.testing.assert_allclose(df["ens/uncertainty_weighted(ddof=1,lam=0.5)"],
+                               z.mean(axis=0) - 0.5 * z.var(axis=0, ddof=1), atol=1e-8, rtol=0)
 
 
 def test_score_method_spec_equals_its_param_alias(trained, items, tmp_path):
@@ -178,8 +181,8 @@ def test_score_raw_and_parquet(trained, items, tmp_path):
     result = invoke(["score", ens_dir, "-i", path, "-o", out, "--method", "min", "--raw"])
     assert result.exit_code == 0, result.output
     df = pd.read_parquet(out)
-    raw = df[["member_0", "member_1"]].to_numpy()
-    np.testing.assert_allclose(df["reward"], raw.min(axis=1), atol=1e-12, rtol=0)
+    raw = df[["score/raw/member_0", "score/raw/member_1"]].to_numpy()
+    np.testing.assert_allclose(df["ens/min"], raw.min(axis=1), atol=1e-12, rtol=0)
     assert not list(tmp_path.glob(".*.tmp"))
 
 

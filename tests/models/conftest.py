@@ -60,7 +60,7 @@ def make_ensemble(tiny_backbone):
 
     def _make(m: int = 3, max_length: int | None = 64) -> Ensemble:
         members = [_member(tiny_backbone, i) for i in range(m)]
-        manifest = Manifest(kind="finetune_seeds", members=[x.info for x in members], max_length=max_length)
+        manifest = Manifest(kind="finetune", members=[x.info for x in members], max_length=max_length)
         return Ensemble(members, manifest)
 
     return _make

@@ -264,12 +264,12 @@ def test_as_reward_function_returns_floats_and_logs_member_means_and_spread(ense
     assert all(type(x) is float for x in out)
     expected = ensemble.reward(prompts, responses, "uncertainty_weighted", lam=0.5)
     np.testing.assert_allclose(out, expected.reward, atol=1e-12, rtol=0)
-    assert set(metrics) == {"ens/member_0", "ens/member_1", "ens/member_2", "ens/std"}
+    assert set(metrics) == {"score/z/member_0", "score/z/member_1", "score/z/member_2", "ens/std"}
     for i in range(3):
-        assert metrics[f"ens/member_{i}"] == pytest.approx(expected.scores[i].mean(), abs=1e-12)
+        assert metrics[f"score/z/member_{i}"] == pytest.approx(expected.scores[i].mean(), abs=1e-12)
     assert metrics["ens/std"] == pytest.approx(expected.spread.std.mean(), abs=1e-12)
-    assert set(extras) == {"ens_std"}
-    np.testing.assert_allclose(extras["ens_std"], expected.spread.std, atol=1e-12, rtol=0)
+    assert set(extras) == {"ens/std"}
+    np.testing.assert_allclose(extras["ens/std"], expected.spread.std, atol=1e-12, rtol=0)
     np.testing.assert_allclose(f.last.reward, expected.reward, atol=1e-12, rtol=0)
 
 

@@ -54,7 +54,7 @@ def lora_dir(tmp_path_factory, tiny_backbone):
         _adapter(root / "backbone", 100 + i, root / f"member_{i}")
         infos.append(MemberInfo(name=f"member_{i}", path=f"member_{i}", backbone=str(tiny_backbone), finetune_seed=i,
                                 format="lora", standardization={"mean": 0.0, "std": 1.0, "n": 2}))
-    Manifest(kind="finetune_seeds", members=infos, max_length=64).write(root)
+    Manifest(kind="finetune", members=infos, max_length=64).write(root)
     return root
 
 

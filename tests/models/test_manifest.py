@@ -28,7 +28,7 @@ def _siblings(directory) -> list[str]:
 def test_saved_directory_layout_and_manifest_contents(saved_ensemble):
     d = _read(saved_ensemble)
     assert d["format_version"] == FORMAT_VERSION == 1
-    assert d["kind"] == "finetune_seeds"
+    assert d["kind"] == "finetune"
     assert d["complete"] is True
     assert d["text_format"] == "plain-v1"
     assert d["max_length"] == 64
@@ -56,6 +56,18 @@ def test_manifest_dict_round_trip():
     m = Manifest(kind="explicit", members=[info], config_hash="abc")
     again = Manifest.from_dict(json.loads(json.dumps(m.to_dict())), "x")
     assert again == m
+
+
+@pytest.mark.parametrize("old, new", [("finetune_seeds", "finetune"), ("pretrain_seeds", "pretrain")])
+def test_manifest_with_an_old_kind_name_loads_and_is_written_back_with_the_new(saved_ensemble, old, new):
+    d = _read(saved_ensemble)
+    d["kind"] = old
+    (saved_ensemble / MANIFEST).write_text(json.dumps(d))
+    m = Manifest.read(saved_ensemble)
+    assert m.kind == new
+    m.write(saved_ensemble)
+    assert _read(saved_ensemble)["kind"] == new
+    assert Manifest(kind=old, members=[]).kind == new
 
 
 def test_save_load_round_trip_gives_identical_scores(make_ensemble, tmp_path, texts):

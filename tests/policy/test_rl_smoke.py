@@ -18,7 +18,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("rl")
     bb, policy = build_saved_backbones(root, [0, 5])
     train, held = split_by_prompt(rule_labelled_pairs(120, seed=1), heldout_fraction=0.25)
-    train_ensemble(train, held, root / "ens", EnsembleConfig(kind="finetune_seeds", backbones=(str(bb),), n_members=3),
+    train_ensemble(train, held, root / "ens", EnsembleConfig(kind="finetune", backbones=(str(bb),), n_members=3),
                    TrainConfig(epochs=1, lr=2e-3, batch_size=16), progress=False)
     return root, policy, Ensemble.load(root / "ens")
 
@@ -34,14 +34,16 @@ def test_rloo_run_logs_members_spread_and_growing_kl(tiny):
     assert table["kl"].iloc[0] == pytest.approx(0.0, abs=1e-9)  # policy == reference at step 0
     assert (table["kl"] >= -3 * table["kl_se"].clip(lower=1e-6)).all()
     assert table["kl"].iloc[-1] > 0
+    # rows follow docs/schema.md: one column per member (raw and z), the aggregate, the spread
     for name in ens.names:
-        assert f"member/{name}" in table and f"member_raw/{name}" in table
-    assert "gold" in table and "proxy/uncertainty_weighted(lam=0.1)" in table
+        assert f"score/z/{name}" in table and f"score/raw/{name}" in table
+    assert {"gold", "ens/uncertainty_weighted(lam=0.1)", "ens/std"} <= set(table.columns)
+    assert not [c for c in table.columns if c.startswith(("member/", "member_raw/", "proxy/", "rm/", "ens_"))]
     log = pd.read_parquet(root / "run" / "rl_train_log.parquet")
-    assert {"ens/member_0", "ens/member_1", "ens/member_2", "ens/std"} <= set(log.columns)
+    assert {"score/z/member_0", "score/z/member_1", "score/z/member_2", "ens/std"} <= set(log.columns)
     assert (root / "run" / "checkpoints" / "step_4" / "model.safetensors").exists()
     samples = pd.read_parquet(root / "run" / "rl_samples.parquet")
-    assert {"rm/member_0", "gold", "kl", "step"} <= set(samples.columns)
+    assert {"score/raw/member_0", "gold", "kl", "step"} <= set(samples.columns)
 
 
 def test_measure_kl_is_zero_for_identical_models(tiny):

@@ -29,9 +29,9 @@ def test_bon_curve_under_robust_picks_by_mean_and_min():
     #   A: [3, 0, 2]  B: [0, 3, 1.5]
     #   mean [1.5, 1.5, 1.75], min [0, 0, 1.5]
     #   robust(lam=0.5) = [0.75, 0.75, 1.625] -> best-of-3 is sample 2 (gold -5)
-    pool = pd.DataFrame({"prompt_id": [0, 0, 0], "sample_id": [0, 1, 2], "rm/A": [3.0, 0.0, 2.0],
-                         "rm/B": [0.0, 3.0, 1.5], "gold": [10.0, 20.0, -5.0]})
-    c = bon_curves(pool, ["rm/A", "rm/B"], [Aggregation.parse("robust(lam=0.5)")], [3], values=["gold"])
+    pool = pd.DataFrame({"prompt_id": [0, 0, 0], "sample_id": [0, 1, 2], "score/raw/A": [3.0, 0.0, 2.0],
+                         "score/raw/B": [0.0, 3.0, 1.5], "gold": [10.0, 20.0, -5.0]})
+    c = bon_curves(pool, ["score/raw/A", "score/raw/B"], [Aggregation.parse("robust(lam=0.5)")], [3], values=["gold"])
     assert c["method"].iloc[0] == "robust(lam=0.5)"
     assert c["proxy"].iloc[0] == pytest.approx(1.625)
     assert c["gold"].iloc[0] == pytest.approx(-5.0)

@@ -37,7 +37,7 @@ def work(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("reliability")
     (backbone,) = build_saved_backbones(root, [0])
     members = [_member(backbone, i) for i in range(3)]
-    manifest = Manifest(kind="finetune_seeds", members=[m.info for m in members], max_length=64)
+    manifest = Manifest(kind="finetune", members=[m.info for m in members], max_length=64)
     ens_dir = Ensemble(members, manifest).save(root / "X")
     data = write_preferences(rule_labelled_pairs(60, seed=0), root / "prefs.jsonl")
     items = root / "items.jsonl"

@@ -63,7 +63,7 @@ def ensemble_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     (backbone,) = build_saved_backbones(root, [0])
     members = [build_member(backbone, i) for i in range(N_MEMBERS)]
-    ens = Ensemble(members, Manifest(kind="finetune_seeds", members=[m.info for m in members], max_length=64))
+    ens = Ensemble(members, Manifest(kind="finetune", members=[m.info for m in members], max_length=64))
     raw = ens.score(PROMPTS * 2, RESPONSES + RESPONSES[::-1])
     mean, std = core.member_statistics(raw)
     for m, mu, sd in zip(members, mean, std, strict=True):

@@ -59,13 +59,13 @@ def test_get_reward_returns_rewards_scores_and_per_query_extra_logs(client, ense
     body = r.json()
     assert set(body) == {"rewards", "scores", "extra_logs"}
     assert body["scores"] == body["rewards"]
-    assert set(body["extra_logs"]) == {"ens_std", *MEMBER_NAMES}
+    assert set(body["extra_logs"]) == {"ens/std", *(f"score/z/{n}" for n in MEMBER_NAMES)}
     assert all(len(v) == len(queries) for v in body["extra_logs"].values())  # one entry per query
     reward, std, scores = expected(ensemble, PROMPTS, RESPONSES)
     np.testing.assert_allclose(body["rewards"], reward, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(body["extra_logs"]["ens_std"], std, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(body["extra_logs"]["ens/std"], std, rtol=1e-6, atol=1e-6)
     for i, name in enumerate(MEMBER_NAMES):
-        np.testing.assert_allclose(body["extra_logs"][name], scores[i], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(body["extra_logs"][f"score/z/{name}"], scores[i], rtol=1e-6, atol=1e-6)
 
 
 def test_get_reward_split_matches_v1_score(client):
@@ -82,7 +82,8 @@ def test_get_reward_split_matches_v1_score(client):
 def test_get_reward_empty_query_list(client):
     r = post(client, "/get_reward", {"query": []})
     assert r.status_code == 200
-    assert r.json() == {"rewards": [], "scores": [], "extra_logs": {"ens_std": [], **{n: [] for n in MEMBER_NAMES}}}
+    assert r.json() == {"rewards": [], "scores": [],
+                        "extra_logs": {"ens/std": [], **{f"score/z/{n}": [] for n in MEMBER_NAMES}}}
 
 
 @pytest.mark.parametrize(
@@ -208,7 +209,7 @@ def test_info(client, ensemble):
     assert set(body["methods"]) == set(core.METHODS)
     assert body["methods"]["uncertainty_weighted"] == {"lam": 0.5, "ddof": 0}
     assert (body["method"], body["standardize"], body["auth"]) == ("mean", True, True)
-    assert body["manifest"]["kind"] == "finetune_seeds" and body["manifest"]["max_length"] == 64
+    assert body["manifest"]["kind"] == "finetune" and body["manifest"]["max_length"] == 64
     assert body["limits"] == LIMITS
     assert body["batching"]["enabled"] is True
     assert TOKEN not in r.text
@@ -343,4 +344,5 @@ def test_raw_scores_when_standardization_is_off(ensemble):
         r = c.post("/get_reward", json={"query": RESPONSES})
     raw = ensemble.score([""] * 4, RESPONSES)
     np.testing.assert_allclose(r.json()["rewards"], raw.min(axis=0), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(r.json()["extra_logs"]["member_0"], raw[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(r.json()["extra_logs"]["score/raw/member_0"], raw[0], rtol=1e-6, atol=1e-6)
+    assert not any(k.startswith("score/z/") for k in r.json()["extra_logs"])

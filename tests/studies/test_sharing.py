@@ -26,19 +26,19 @@ def _samples(prompts=40, per_prompt=50, seed=0, offset_scale=5.0) -> pd.DataFram
         s = rng.normal(scale=math.sqrt(a), size=n)
         for i in range(3):
             offset = rng.normal(scale=offset_scale, size=prompts)[pid]
-            df[f"rm/{kind}_{i}"] = 2.0 * (gold + s + rng.normal(scale=math.sqrt(b), size=n)) + offset
+            df[f"score/raw/{kind}_{i}"] = 2.0 * (gold + s + rng.normal(scale=math.sqrt(b), size=n)) + offset
     return df
 
 
 def test_decompose_pool_is_core_error_sharing_within_prompts():
     df = _samples()
-    cols = ["rm/pretrain_0", "rm/pretrain_1", "rm/pretrain_2"]
+    cols = ["score/raw/pretrain_0", "score/raw/pretrain_1", "score/raw/pretrain_2"]
     got = decompose_pool(df, cols)
     want = core.error_sharing(df[cols].to_numpy().T, df["gold"].to_numpy(), groups=df["prompt_id"].to_numpy())
     assert got == want
     assert got.n_groups == 40 and got.n_samples == 2000
     # member_i = gold + s + u_i: shared part of the error dominated by s; finetune shares more
-    fine = decompose_pool(df, ["rm/finetune_0", "rm/finetune_1", "rm/finetune_2"])
+    fine = decompose_pool(df, ["score/raw/finetune_0", "score/raw/finetune_1", "score/raw/finetune_2"])
     assert fine.rho_bar > got.rho_bar
     # within-prompt z-scoring removes the per-prompt offsets exactly; pooled z-scoring does not
     plain = _samples(offset_scale=0.0)
@@ -49,17 +49,17 @@ def test_decompose_pool_is_core_error_sharing_within_prompts():
 
 def test_row_order_and_raw_vs_standardized_do_not_matter():
     df = _samples(prompts=10, per_prompt=20)
-    cols = ["rm/pretrain_0", "rm/pretrain_1", "rm/pretrain_2"]
+    cols = ["score/raw/pretrain_0", "score/raw/pretrain_1", "score/raw/pretrain_2"]
     base = decompose_pool(df, cols)
     shuffled = df.sample(frac=1.0, random_state=3)
     assert decompose_pool(shuffled, cols).rho_bar == pytest.approx(base.rho_bar)
-    z = df.assign(**{f"z/{c}": (df[c] - 1.5) / 3.0 for c in cols})
-    assert decompose_pool(z, [f"z/{c}" for c in cols]).shared_fraction == pytest.approx(base.shared_fraction)
+    z = df.assign(**{f"score/z/{c}": (df[c] - 1.5) / 3.0 for c in cols})
+    assert decompose_pool(z, [f"score/z/{c}" for c in cols]).shared_fraction == pytest.approx(base.shared_fraction)
 
 
 def test_sharing_table_and_figure(tmp_path):
     df = _samples(prompts=8, per_prompt=20)
-    ens = {k: [f"rm/{k}_{i}" for i in range(3)] for k in ("finetune", "pretrain")}
+    ens = {k: [f"score/raw/{k}_{i}" for i in range(3)] for k in ("finetune", "pretrain")}
     frames = [sharing_table(df, ens).assign(noise=0.0, seed=0), sharing_table(df, ens).assign(noise=0.25, seed=0)]
     table = pd.concat(frames, ignore_index=True)
     assert list(table["kind"]) == ["finetune", "pretrain"] * 2
@@ -73,17 +73,17 @@ def test_sharing_table_and_figure(tmp_path):
 
 def test_bad_tables_raise():
     df = _samples(prompts=4, per_prompt=5)
-    with pytest.raises(ValueError, match=r"no column\(s\) \['rm/nope'\]"):
-        decompose_pool(df, ["rm/pretrain_0", "rm/nope"])
+    with pytest.raises(ValueError, match=r"no column\(s\) \['score/raw/nope'\]"):
+        decompose_pool(df, ["score/raw/pretrain_0", "score/raw/nope"])
     with pytest.raises(ValueError, match="repeat"):
-        decompose_pool(df, ["rm/pretrain_0", "rm/pretrain_0"])
+        decompose_pool(df, ["score/raw/pretrain_0", "score/raw/pretrain_0"])
     with pytest.raises(ValueError, match="at least 2 members"):
-        decompose_pool(df, ["rm/pretrain_0"])
+        decompose_pool(df, ["score/raw/pretrain_0"])
     bad = df.copy()
     bad.loc[3, "gold"] = np.nan
     with pytest.raises(ValueError, match=r"\['gold'\] hold missing"):
-        decompose_pool(bad, ["rm/pretrain_0", "rm/pretrain_1"])
+        decompose_pool(bad, ["score/raw/pretrain_0", "score/raw/pretrain_1"])
     single = pd.concat([df, df.iloc[[0]].assign(prompt_id=99)], ignore_index=True)
     with pytest.raises(ValueError, match="group 99 has a single sample"):
-        decompose_pool(single, ["rm/pretrain_0", "rm/pretrain_1"])
-    assert decompose_pool(single, ["rm/pretrain_0", "rm/pretrain_1"], degenerate="drop").n_dropped == 1
+        decompose_pool(single, ["score/raw/pretrain_0", "score/raw/pretrain_1"])
+    assert decompose_pool(single, ["score/raw/pretrain_0", "score/raw/pretrain_1"], degenerate="drop").n_dropped == 1

@@ -92,6 +92,22 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     res = _run(["report", str(out)])
     assert res.exit_code == 0 and (out / "report.html").exists()
 
+    # Every table follows docs/schema.md: no name of an older rewardherd, one schema for
+    # best-of-n cells, the pool and the RL rows.
+    pd = __import__("pandas")
+    cells = pd.read_parquet(next((out / "cells").glob("bon__*.parquet")))
+    rl = pd.read_parquet(out / "results" / "rl.parquet")
+    pool = pd.read_parquet(out / "pool.parquet")
+    for table in (cells, rl, pool):
+        assert not [c for c in table.columns if c.startswith(("f/", "z/", "rm/", "member/", "member_raw/", "proxy/",
+                                                              "ens_"))]
+    assert [c for c in cells.columns if c.startswith("feature/")] == [c for c in pool if c.startswith("feature/")]
+    units = {u for u in cells["member"] if u}
+    assert {f"score/z/{u}" for u in units} <= set(cells.columns)
+    assert "ens/std" in rl and [c for c in rl if c.startswith("ens/") and c != "ens/std"]
+    # names inside results are bare feature names (the schema prefix is stripped, not cut by length)
+    assert {c["length_feature"] for c in claims if "length_feature" in c} <= {"n_tokens", "n_words"}
+
     # Another configuration in the same directory is refused.
     res = _run(["study", str(components), "--out", str(out), "--no-progress", "--set", "pool.size=8"])
     assert res.exit_code != 0
@@ -144,7 +160,8 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path):
     world = json.loads((out / "world.json").read_text())
     assert world["profile"] == "smoke"
     pool = __import__("pandas").read_parquet(out / "pool.parquet")
-    assert pool["gold"].notna().all() and "f/n_tokens" in pool
+    assert pool["gold"].notna().all() and "feature/n_tokens" in pool
     claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
     assert {c["label"] for c in claims} >= {"C1", "C3", "C6"}
+    assert {c["length_feature"] for c in claims if "length_feature" in c} == {"n_tokens"}
     assert (out / "report.html").exists()

@@ -39,7 +39,7 @@ def rule_split():
 def finetune_ensemble(tmp_path_factory, backbones, rule_split):
     """A trained 3-member finetune-seed ensemble: (directory, manifest, EnsembleConfig)."""
     out = tmp_path_factory.mktemp("finetune") / "ens"
-    cfg = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[0]),), n_members=3)
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=3)
     manifest = train_ensemble(*rule_split, out, cfg, FAST, progress=False)
     return out, manifest, cfg
 
@@ -48,6 +48,6 @@ def finetune_ensemble(tmp_path_factory, backbones, rule_split):
 def pretrain_ensemble(tmp_path_factory, backbones, rule_split):
     """A trained 2-member pretrain-seed ensemble (two backbones, init seeds 0 and 1)."""
     out = tmp_path_factory.mktemp("pretrain") / "ens"
-    cfg = EnsembleConfig(kind="pretrain_seeds", backbones=tuple(str(b) for b in backbones), pretrain_seeds=(0, 1))
+    cfg = EnsembleConfig(kind="pretrain", backbones=tuple(str(b) for b in backbones), pretrain_seeds=(0, 1))
     manifest = train_ensemble(*rule_split, out, cfg, FAST, progress=False)
     return out, manifest, cfg

@@ -23,7 +23,7 @@ def test_minilm_member_trains_and_scores_above_chance(tmp_path):
     out = tmp_path / "ens"
     manifest = train_ensemble(
         train, heldout, out,
-        EnsembleConfig(kind="finetune_seeds", backbones=(backbone,), n_members=1),
+        EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=1),
         TrainConfig(lr=1e-4, epochs=1, batch_size=16, max_length=32),
         progress=False,
     )

@@ -44,7 +44,7 @@ def _recorder(monkeypatch, *, kill_on=None, kill_after_write=False):
 
 def test_killed_run_resumes_without_retraining_finished_members(tmp_path, backbones, small_split, monkeypatch):
     out = tmp_path / "ens"
-    cfg = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[0]),), n_members=3)
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=3)
     done = []
 
     calls = _recorder(monkeypatch, kill_on=2)
@@ -96,7 +96,7 @@ def test_member_written_but_not_recorded_is_retrained(tmp_path, backbones, small
     """Killed between the member's rename into place and the manifest write: the
     unrecorded directory is never trusted; it is retrained and the stale copy removed."""
     out = tmp_path / "ens"
-    cfg = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[0]),), n_members=2)
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=2)
     calls = _recorder(monkeypatch, kill_on=2, kill_after_write=True)
     with pytest.raises(KeyboardInterrupt):
         train_ensemble(*small_split, out, cfg, QUICK, progress=False)
@@ -116,7 +116,7 @@ def test_kill_inside_the_trainer_leaves_no_partial_member(tmp_path, backbones, s
     from trl import RewardTrainer
 
     out = tmp_path / "ens"
-    cfg = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[0]),), n_members=1)
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=1)
 
     entered = []
 
@@ -135,7 +135,7 @@ def test_kill_inside_the_trainer_leaves_no_partial_member(tmp_path, backbones, s
 # ------------------------------------------------------------ plan changes
 def _plans(backbones, split):
     train, heldout = split
-    base = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[0]),), n_members=3)
+    base = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=3)
     return {
         "lr": (split, base, TrainConfig(lr=1e-3, epochs=3, batch_size=16, max_length=64)),
         "n_members": (split, EnsembleConfig(backbones=base.backbones, n_members=2), None),
@@ -172,7 +172,7 @@ def test_overwrite_replaces_an_ensemble_with_a_different_plan(finetune_ensemble,
     out = tmp_path / "ens"
     shutil.copytree(finetune_ensemble[0], out)
     old_hash = Manifest.read(out).config_hash
-    cfg = EnsembleConfig(kind="finetune_seeds", backbones=(str(backbones[1]),), n_members=1, seeds=(5,))
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[1]),), n_members=1, seeds=(5,))
     manifest = train_ensemble(*small_split, out, cfg, QUICK, progress=False, overwrite=True)
     assert manifest.config_hash != old_hash
     assert [(m.name, m.finetune_seed, m.backbone) for m in manifest.members] == [("member_0", 5, str(backbones[1]))]

@@ -111,7 +111,7 @@ def test_members_differ(trained, rule_split):
 
 def test_finetune_seed_members(finetune_ensemble, backbones):
     _, manifest, _ = finetune_ensemble
-    assert manifest.kind == "finetune_seeds"
+    assert manifest.kind == "finetune"
     assert [m.name for m in manifest.members] == ["member_0", "member_1", "member_2"]
     assert [m.finetune_seed for m in manifest.members] == [0, 1, 2]
     assert {m.backbone for m in manifest.members} == {str(backbones[0])}
@@ -120,7 +120,7 @@ def test_finetune_seed_members(finetune_ensemble, backbones):
 
 def test_pretrain_seed_members(pretrain_ensemble, backbones):
     _, manifest, _ = pretrain_ensemble
-    assert manifest.kind == "pretrain_seeds"
+    assert manifest.kind == "pretrain"
     assert [m.backbone for m in manifest.members] == [str(b) for b in backbones]
     assert [m.pretrain_seed for m in manifest.members] == [0, 1]
     assert [m.finetune_seed for m in manifest.members] == [0, 0]

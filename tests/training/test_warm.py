@@ -45,7 +45,7 @@ def _member(backbone, i: int, head_seed: int, pretrain_seed=0, train_config=None
     return Member(info, model, tok)
 
 
-def _save(members, path, kind="finetune_seeds"):
+def _save(members, path, kind="finetune"):
     manifest = Manifest(kind=kind, members=[m.info for m in members], max_length=64)
     return Ensemble(members, manifest).save(path)
 
@@ -89,8 +89,8 @@ def test_warm_of_members_differing_in_the_head_is_the_mean_prediction(backbone, 
 
 def test_warm_refuses_pretrain_seed_ensembles(backbone, tmp_path):
     src = _save([_member(backbone, 0, 1, pretrain_seed=0), _member(backbone, 1, 1, pretrain_seed=1)],
-                tmp_path / "ens", kind="pretrain_seeds")
-    with pytest.raises(WarmError, match="pretrain_seeds"):
+                tmp_path / "ens", kind="pretrain")
+    with pytest.raises(WarmError, match="kind .pretrain."):
         warm_average(src, tmp_path / "warm")
     assert not (tmp_path / "warm").exists()
 

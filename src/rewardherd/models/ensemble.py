@@ -13,7 +13,7 @@ Scoring path (CPU and GPU alike):
    members on CPU (where vmap is slower) and vmaps members that share an
    architecture on CUDA; heterogeneous members fall back to the loop; the heads of
    a multi-head model run in one backbone pass, LoRA adapters over one backbone in
-   one mixed-adapter pass (on CUDA; they loop on CPU, where that is faster).
+   one mixed-adapter pass (on CUDA; they loop on CPU, docs/performance.md).
 
 Members may be standalone HF models (format ``hf``), heads of a multi-head model
 (``multi_head``) or LoRA adapters over one backbone (``lora``); see

@@ -14,11 +14,10 @@ dispatches sub-batches). :meth:`LoraRewardModel.score_views` therefore repeats t
 the backbone's dense matmuls are batched across members, and only the low-rank
 deltas and heads are computed per adapter. The Ensemble uses this one pass on CUDA
 (``scoring="auto"`` or ``"vmap"``); on CPU ``auto`` loops over adapters (still
-without ``set_adapter``: each call tags its rows), because the (k*b, t) batch was
-1.4x slower there than k passes of (b, t) (2 cores, b=64) and equal at b=8. No
-adapter is ever merged in place (a merged adapter would silently break mixed-batch
-inference), and no global
-``set_adapter`` state is used, so views can be called in any order.
+without ``set_adapter``: each call tags its rows), where the one pass measured
+slower (docs/performance.md). No adapter is ever merged in place (a merged adapter
+would silently break mixed-batch inference), and no global ``set_adapter`` state is
+used, so views can be called in any order.
 
 Directory format: see :mod:`rewardherd.models.manifest` (``backbone/`` + one adapter
 directory per member, ``"format": "lora"``). :meth:`LoraRewardModel.export_merged`

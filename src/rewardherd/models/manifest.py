@@ -12,7 +12,7 @@ my_ensemble/
 
     {
       "format_version": 1,
-      "kind": "finetune_seeds" | "pretrain_seeds" | "explicit" | "multi_head",
+      "kind": "finetune",                  # one of rewardherd.schema.KINDS
       "complete": true,                    # false while training is in progress
       "created": "2026-11-26T20:00:00+00:00",
       "max_length": 512,                   # tokens; truncation keeps the response end
@@ -62,7 +62,9 @@ The ``"head"`` field is written only for multi-head members.
 
 Validation (:meth:`Manifest.from_dict`, at every load): every field is checked for
 type and range, and the message names the file and the field (``members[1].max_length``
-...): ``kind`` is one of :data:`KINDS`; ``complete`` a boolean; ``max_length`` an int
+...): ``kind`` is one of :data:`rewardherd.schema.KINDS` (manifests written before the
+kinds were renamed say ``finetune_seeds``/``pretrain_seeds``; they are read as
+``finetune``/``pretrain`` and written back with the new name); ``complete`` a boolean; ``max_length`` an int
 >= 1 or null; ``text_format`` one this build reads; member names are unique,
 non-empty strings; seeds are ints; ``heldout_accuracy`` lies in [0, 1];
 ``standardization`` holds a finite ``mean`` and a finite ``std`` > 0; ``head`` is an
@@ -104,11 +106,11 @@ from pathlib import Path
 from typing import Any
 
 from rewardherd.io import file_sha256, write_json_atomic
+from rewardherd.schema import KINDS, canonical_kind
 
 FORMAT_VERSION = 1
 MANIFEST = "ensemble.json"
 TEXT_FORMAT = "plain-v1"
-KINDS = ("finetune_seeds", "pretrain_seeds", "explicit", "multi_head")
 MEMBER_FORMATS = ("hf", "multi_head", "lora")
 
 
@@ -231,6 +233,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.kind = canonical_kind(self.kind)  # an old name (finetune_seeds, ...) is written back as the new one
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["members"] = [_member_dict(m) for m in self.members]
@@ -256,7 +261,7 @@ class Manifest:
         def bad(key: str, expected: str):
             return ManifestError(f"{where}: field '{key}': expected {expected}; got {d[key]!r}"[:400])
 
-        if d["kind"] not in KINDS:
+        if not isinstance(d["kind"], str) or canonical_kind(d["kind"]) not in KINDS:
             raise bad("kind", f"one of {list(KINDS)}")
         if "complete" in d and not isinstance(d["complete"], bool):
             raise bad("complete", "true or false")

@@ -3,8 +3,10 @@
 TRL calls ``f(prompts, completions, completion_ids, **kwargs) -> list[float | None]``
 and passes ``log_extra(column, values)`` and ``log_metric(name, value)`` in kwargs
 (TRL >= 1.x). We return the aggregate and log, per call, each member's mean reward
-(``ens/member_i``), the mean spread (``ens/std``) and the per-completion spread as an
-extra column. Conversational completions (lists of messages) are scored as messages.
+(``score/z/<member>``, or ``score/raw/<member>`` with ``standardize=False``), the mean
+spread (``ens/std``) and the per-completion spread as an extra column (``ens/std``);
+the names follow docs/schema.md. Conversational completions (lists of messages) are
+scored as messages.
 
 Drop it into your own trainer::
 
@@ -14,7 +16,7 @@ Drop it into your own trainer::
 
 from __future__ import annotations
 
-from rewardherd import core
+from rewardherd import core, schema
 
 
 class EnsembleRewardFunction:
@@ -38,9 +40,9 @@ class EnsembleRewardFunction:
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
             for name, row in zip(self.ensemble.names, out.scores, strict=True):
-                log_metric(f"ens/{name}", float(row.mean()))
-            log_metric("ens/std", float(out.spread.std.mean()))
+                log_metric(schema.score_col(name, out.standardized), float(row.mean()))
+            log_metric(schema.SPREAD, float(out.spread.std.mean()))
         log_extra = kwargs.get("log_extra")
         if log_extra is not None:
-            log_extra("ens_std", out.spread.std.tolist())
+            log_extra(schema.SPREAD, out.spread.std.tolist())
         return out.reward.tolist()

@@ -8,7 +8,7 @@ units on it: ``loop`` (one forward per member), ``vmap`` (same-architecture memb
 stacked, their parameters kept as views, under one :func:`torch.func.vmap`), or a
 shared-backbone parent (multi-head, LoRA; :class:`SharedView`) scoring its members in
 one pass where its ``one_pass_on_cpu`` or the device says that pays. ``auto`` is loop
-on CPU (vmap measured slower there; ``benchmarks/ensemble_scoring.py``), vmap on CUDA.
+on CPU (vmap measured slower there; docs/performance.md), vmap on CUDA.
 Departure: opt-in CUDA graphs pad buckets to static shapes (masked, so scores do not
 change) and replay one capture per shape; a failed capture runs eagerly.
 """

@@ -3,7 +3,8 @@
 Shape notation: ``p`` prompts, ``N`` pool size per prompt, ``m`` members, ``g`` n values.
 
 One table keyed by (prompt_id, sample_id) holds every sample's text, its raw member
-scores (columns ``rm/<member>``), its gold reward and its features, so gold always
+scores (columns ``score/raw/<member>``), its ``gold`` reward and its features
+(``feature/<name>``; see docs/schema.md), so gold always
 travels with its sample (the pitfall in SCIENCE.md section 5 cannot happen: curves are
 computed by :func:`rewardherd.core.bon_estimate`, which permutes proxy and values
 together).
@@ -23,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardherd import core
+from rewardherd import core, schema
 from rewardherd.core import Aggregation
 
 log = logging.getLogger(__name__)
 
-MEMBER_PREFIX = "rm/"
+MEMBER_PREFIX = schema.RAW  # raw member score columns: score/raw/<member>
 
 
 #: Deprecated alias of :class:`rewardherd.core.Aggregation` (the one aggregation spec);
@@ -99,7 +100,7 @@ def score_pool(
     batch_size: int = 64,
     prefix: str = "",
 ) -> pd.DataFrame:
-    """Add raw member scores (``rm/<prefix><member>``), ``gold`` and feature columns.
+    """Add raw member scores (``score/raw/<prefix><member>``), ``gold`` and ``feature/<name>`` columns.
 
     Each sample is scored once per member and once by gold. Returns a new table.
     """
@@ -114,8 +115,8 @@ def score_pool(
     if features is not None:
         feats = features(prompts, responses)
         for c in feats.columns:
-            if c not in out:
-                out[c] = feats[c].to_numpy()
+            if schema.feature_col(c) not in out:
+                out[schema.feature_col(c)] = feats[c].to_numpy()
     return out
 
 

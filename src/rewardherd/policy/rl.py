@@ -19,8 +19,10 @@ held-out prompt from the current policy, and record
 - the proxy aggregate under every requested method, and each member's raw and
   standardized reward;
 - gold and the hacking features when given.
-Rows go to ``<out>/rl_eval.parquet``; the policy checkpoint of each evaluation to
-``<out>/checkpoints/step_<k>``.
+Rows (means over the evaluated samples) go to ``<out>/rl_eval.parquet``, the samples to
+``<out>/rl_samples.parquet``, both with the columns of docs/schema.md (``ens/<method>``,
+``ens/std``, ``score/raw/<member>``, ``score/z/<member>``, ``gold``, ``feature/<name>``);
+the policy checkpoint of each evaluation to ``<out>/checkpoints/step_<k>``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rewardherd import core
+from rewardherd import core, schema
 from rewardherd.core import Aggregation
 from rewardherd.io import write_table_atomic
 from rewardherd.models.scoring import pad_right
@@ -164,15 +166,15 @@ class Evaluator:
         raw = self.ensemble.score(prompts, responses)
         std = self.ensemble.standardize(raw)
         row = {"step": step, "kl": float(kl.mean()), "kl_se": float(kl.std(ddof=1) / np.sqrt(len(kl))),
-               "ens_std": float(core.spread(std).std.mean())}
+               schema.SPREAD: float(core.spread(std).std.mean())}
         for spec in self.methods:
-            row[f"proxy/{spec.label}"] = float(spec.apply(std).mean())
+            row[schema.ens_col(spec.label)] = float(spec.apply(std).mean())
         for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
-            row[f"member/{name}"] = float(r_std.mean())
-            row[f"member_raw/{name}"] = float(r_raw.mean())
+            row[schema.z_col(name)] = float(r_std.mean())
+            row[schema.raw_col(name)] = float(r_raw.mean())
         df = df.drop(columns=["response_ids"]).assign(step=step, kl=kl)
         for name, r in zip(self.ensemble.names, raw, strict=True):
-            df[f"rm/{name}"] = r
+            df[schema.raw_col(name)] = r
         if self.gold is not None:
             g = np.asarray(self.gold(prompts, responses), dtype=np.float64)
             row["gold"] = float(g.mean())
@@ -181,12 +183,12 @@ class Evaluator:
         if self.features is not None:
             feats = self.features(prompts, responses)
             for c in feats.columns:
-                row[f"feature/{c}"] = float(feats[c].mean())
-                df[c] = feats[c].to_numpy()
+                row[schema.feature_col(c)] = float(feats[c].mean())
+                df[schema.feature_col(c)] = feats[c].to_numpy()
         self.rows.append(row)
         self.samples.append(df)
         log.info("rl eval step %d: kl=%.3f proxy=%.3f gold=%s", step, row["kl"],
-                 row[f"proxy/{self.methods[0].label}"], f"{row.get('gold', float('nan')):.3f}")
+                 row[schema.ens_col(self.methods[0].label)], f"{row.get('gold', float('nan')):.3f}")
         return row
 
 

@@ -18,11 +18,9 @@ batch compositions (padding changes the matmul shapes), which flips a token only
 the row's uniform falls within ~1e-6 of a CDF boundary.
 
 Implementation: a KV-cached loop over ``model(...)`` with left padding and explicit
-``position_ids`` (measured 2.7x faster than ``generate`` on CPU for a 2x96 world model,
-512 rows of up to 48 tokens: for tiny models ``generate``'s per-step overhead is
-comparable to the model itself). The world's 3x128 policy samples ~700-800 responses of
-up to 48 tokens per second on 2 cores. Rows that have finished are dropped from the batch
-(and from the cache) as they end.
+``position_ids`` rather than ``generate``, whose per-step overhead is comparable to a
+tiny model itself (measured in docs/performance.md). Rows that have finished are
+dropped from the batch (and from the cache) as they end.
 """
 
 from __future__ import annotations

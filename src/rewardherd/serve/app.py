@@ -9,10 +9,11 @@ Routes (all JSON):
   Response ``{"rewards": [b], "scores": [b], "extra_logs": {...}}``: ``rewards`` and
   ``scores`` are the aggregate under the server's method; every ``extra_logs``
   value is a list with one entry per query (OpenRLHF concatenates them per
-  sample): ``ens_std`` (the spread across members) and one list per member, keyed
-  by its manifest name (``member_0``, ...), holding the scores that were
-  aggregated (standardized unless the server runs with standardize off). A pair
-  that cannot be scored fails the whole request with 500 naming its index.
+  sample and logs each key as a metric): ``ens/std`` (the spread across members) and
+  one list per member holding the scores that were aggregated, keyed
+  ``score/z/<member>`` (``score/raw/<member>`` when the server runs with
+  standardize off); the names follow docs/schema.md. A pair that cannot be scored
+  fails the whole request with 500 naming its index.
 - ``POST /v1/score``: per item the aggregate, the spread (std, var, range), the
   aggregated and raw member scores; an item that is invalid or fails to score gets
   ``{"index", "error"}`` and the others are still scored.
@@ -44,7 +45,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from rewardherd import core
+from rewardherd import core, schema
 from rewardherd.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from rewardherd.serve.config import ServeConfig
 from rewardherd.serve.protocol import (
@@ -58,7 +59,7 @@ from rewardherd.serve.protocol import (
 
 log = logging.getLogger(__name__)
 
-SPREAD_KEY = "ens_std"  # the extra_logs key of the spread (same column name as the TRL adapter's)
+SPREAD_KEY = schema.SPREAD  # the extra_logs key of the spread (as the TRL adapter logs it)
 ERROR_CHARS = 300  # error messages returned to clients are cut to this length
 
 
@@ -142,8 +143,7 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
     """
     names = list(ensemble.names)
     m = len(names)
-    if SPREAD_KEY in names:
-        raise ValueError(f"a member is named {SPREAD_KEY!r}, which /get_reward uses for the spread; rename it")
+    log_keys = [schema.score_col(n, config.standardize) for n in names]  # extra_logs keys of the members
     try:
         check_method(config.method, dict(config.params), m)
     except RequestError as e:
@@ -266,7 +266,7 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
                                max_text_chars=config.max_text_chars, tokens=tokens)
         b = len(req.prompts)
         if b == 0:
-            return {"rewards": [], "scores": [], "extra_logs": {SPREAD_KEY: [], **{n: [] for n in names}}}
+            return {"rewards": [], "scores": [], "extra_logs": {SPREAD_KEY: [], **{k: [] for k in log_keys}}}
         raw, errors = await score(req.prompts, req.responses)
         bad = [i for i, e in enumerate(errors) if e is not None]
         if bad:
@@ -278,7 +278,7 @@ def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
             i = int(np.flatnonzero(~finite)[0])
             raise RequestError(500, f"query[{i}]: the aggregate is not finite", index=i)
         rewards = reward.tolist()
-        extra = {SPREAD_KEY: spread.std.tolist(), **{n: row.tolist() for n, row in zip(names, scores, strict=True)}}
+        extra = {SPREAD_KEY: spread.std.tolist(), **{k: row.tolist() for k, row in zip(log_keys, scores, strict=True)}}
         return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
 
     @app.post("/v1/score")

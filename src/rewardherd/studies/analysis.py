@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardherd import core
+from rewardherd import core, schema
 from rewardherd.io import write_json_atomic, write_table_atomic
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,8 @@ def curves_table(cells: pd.DataFrame, config) -> pd.DataFrame:
         row = {"noise": noise, "kind": kind, "method": method, "size": size, "n": n, "kl": float(g["kl"].iloc[0]),
                "gold": float(g["gold"].mean()), "gold_delta": iv.estimate, "gold_delta_low": iv.low,
                "gold_delta_high": iv.high, "proxy": float(g["proxy"].mean())}
-        for c in g.columns:
-            if c.startswith("f/"):
-                row[c] = float(g[c].mean())
+        for c in schema.columns(schema.FEATURE, g.columns):
+            row[c] = float(g[c].mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -148,10 +147,10 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
             curve = ens_curve("pretrain", m)
             r = cl.residual_overoptimization(curve, ns, select)
             extra = {}
-            lencol = next((f for f in ("f/n_tokens", "f/n_words") if f in ens.columns), None)
+            lencol = next((f for f in map(schema.feature_col, ("n_tokens", "n_words")) if f in ens.columns), None)
             if lencol:
                 e = ens[(ens["kind"] == "pretrain") & (ens["method"] == m)]
-                extra = {"length_feature": lencol[2:],
+                extra = {"length_feature": schema.strip(schema.FEATURE, lencol),
                          "length_drift": float(e[e["n"] == nmax][lencol].mean() - e[e["n"] == 1][lencol].mean())}
             d = r.as_dict()
             d.update(comparison=f"pretrain ensemble ({m}): gold at held-out peak n={d['peak_n']} - gold at "
@@ -399,9 +398,9 @@ def cross_matrix(cells: pd.DataFrame, config) -> pd.DataFrame:
     rows = []
     for (noise, seed, member), g in s.groupby(["noise", "seed", "member"]):
         row = {"noise": noise, "seed": seed, "optimized": member, "gold": float(g["gold"].mean())}
-        for c in g.columns:
-            if c.startswith("z/") and g[c].notna().any():
-                row[c[2:]] = float(g[c].mean())
+        for c in schema.columns(schema.Z, g.columns):
+            if g[c].notna().any():
+                row[schema.strip(schema.Z, c)] = float(g[c].mean())
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -29,9 +29,8 @@ from typing import Literal
 
 from rewardherd.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from rewardherd.core import Aggregation
+from rewardherd.schema import StudyKind as Kind
 from rewardherd.training.config import TrainConfig
-
-Kind = Literal["single", "finetune", "pretrain"]
 
 
 @dataclass(frozen=True)

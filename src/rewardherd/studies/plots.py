@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rewardherd import schema
+
 METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
                  "uncertainty_weighted": ":", "soft_min": (0, (3, 1, 1, 1, 1, 1))}
 COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728"}
@@ -104,7 +106,7 @@ def bon_proxy(curves: pd.DataFrame, path: Path) -> Path:
 def features(curves: pd.DataFrame, path: Path) -> Path | None:
     """Hacking features of best-of-n picks vs sqrt(KL): a grid of readable panels."""
     plt = _plt()
-    fcols = [c for c in curves.columns if c.startswith("f/")][:6]
+    fcols = schema.columns(schema.FEATURE, curves.columns)[:6]
     if not fcols:
         return None
     ncol = min(3, len(fcols))
@@ -117,7 +119,7 @@ def features(curves: pd.DataFrame, path: Path) -> Path | None:
         for (kind, method), g in sub.groupby(["kind", "method"]):
             g = g.sort_values("n")
             ax.plot(np.sqrt(g["kl"]), g[f], marker=".", alpha=0.8, label=f"{kind} {method}", **_style(kind, method))
-        ax.set_title(f[2:].replace("_", " "), fontsize=10)
+        ax.set_title(schema.strip(schema.FEATURE, f).replace("_", " "), fontsize=10)
         ax.set_xlabel("sqrt(KL of best-of-n)")
     for j in range(len(fcols), nrow * ncol):
         axes[j // ncol, j % ncol].axis("off")
@@ -134,7 +136,7 @@ def rl(rl_rows: pd.DataFrame, path: Path) -> Path | None:
     for cell, g in rl_rows.groupby("cell"):
         g = g.sort_values("step")
         d = np.sqrt(np.clip(g["kl"], 0, None))
-        proxy_col = next(c for c in g.columns if c.startswith("proxy/") and g[c].notna().all())
+        proxy_col = next(c for c in schema.aggregate_columns(g.columns) if g[c].notna().all())
         label = cell.replace("rl__", "")
         axes[0].plot(d, g["gold"] - g["gold"].iloc[0], marker="o", ms=3, label=label)
         axes[1].plot(d, g[proxy_col] - g[proxy_col].iloc[0], marker="o", ms=3, label=label)

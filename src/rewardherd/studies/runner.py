@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardherd import core
+from rewardherd import core, schema
 from rewardherd.config import config_hash, to_dict
 from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
@@ -252,8 +252,7 @@ def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, po
         fields["path"] = f"../../members/{unit.name}/model"
         infos.append(MemberInfo(**fields))
     d = out / "ensembles" / f"{kind}__noise{noise:g}__seed{seed}"
-    Manifest(kind={"finetune": "finetune_seeds", "pretrain": "pretrain_seeds"}.get(kind, "explicit"),
-             members=infos, max_length=None).write(d)
+    Manifest(kind=kind, members=infos, max_length=None).write(d)
     return d
 
 
@@ -294,6 +293,21 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
 
 
 # ---------------------------------------------------------------- executors
+def check_study_columns(out: Path) -> None:
+    """Refuse a study whose tables use the column names of an older rewardherd (``f/``,
+    ``z/``, ``rm/``; now ``feature/``, ``score/z/``, ``score/raw/``, docs/schema.md)."""
+    import pyarrow.parquet as pq
+
+    files = [out / "pool.parquet", *sorted((out / "cells").glob("bon__*.parquet"))[:1]]
+    for f in files:
+        if not f.exists():
+            continue
+        old = [c for c in pq.read_schema(f).names if c.startswith(schema.LEGACY_PREFIXES)]
+        if old:
+            raise ValueError(f"{f}: column {old[0]!r} is named as by an older rewardherd (see docs/schema.md); "
+                             "run the study again with `rewardherd study` into a new --out")
+
+
 def reanalyze(out_dir: str | Path) -> Path:
     """Recompute the analysis from stored cells (cheap) and rewrite the report."""
     from rewardherd.config import from_dict
@@ -304,6 +318,7 @@ def reanalyze(out_dir: str | Path) -> Path:
     if not (out / "results" / "members.parquet").exists():
         raise FileNotFoundError(f"{out}: no results/members.parquet: this study was made by an older rewardherd; "
                                 "run it again with `rewardherd study` into a new --out")
+    check_study_columns(out)
     stored = json.loads((out / "config.json").read_text())
     stored.pop("_hash", None)
     analyze(out, from_dict(StudyConfig, stored, str(out / "config.json")))
@@ -406,7 +421,7 @@ def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
         if values.isna().any():
             log.warning("feature %s is undefined for %d samples; not tracked", c, int(values.isna().sum()))
             continue
-        pool[f"f/{c}"] = values.to_numpy()
+        pool[schema.feature_col(c)] = values.to_numpy()
     log.info("pool: %d samples sampled in %.0fs, gold+features in %.0fs", len(pool), t1 - t0, time.time() - t1)
     write_table_atomic(pool, path)
     return path
@@ -422,7 +437,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     k = config.ensemble_size
     names: dict[tuple[int, int], str] = {}
     stats = {}
-    table = pool[["prompt_id", "sample_id", "gold"] + [c for c in pool.columns if c.startswith("f/")]].copy()
+    table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
     for kind in ("finetune", "pretrain"):
         for b, ft in ensemble_members(kind, seed, k, pool_size):
             unit = MemberUnit(b, ft, noise, seed)
@@ -433,11 +448,11 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
             info = json.loads((out / "members" / unit.name / "info.json").read_text())
             stats[col] = (info["standardization"]["mean"], info["standardization"]["std"])
-            table[f"z/{unit.name}"] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
+            table[schema.z_col(unit.name)] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
                                                        [stats[col][1]])[0]
             names[(b, ft)] = col
     ns = n_grid(config.pool.size, config.pool.max_n_fraction)
-    values = ["gold"] + [c for c in table.columns if c.startswith(("f/", "z/"))]
+    values = ["gold"] + [c for c in table.columns if c.startswith((schema.FEATURE, schema.Z))]
     methods = [core.Aggregation.parse(m) for m in config.methods]
     frames = []
     for kind in ("finetune", "pretrain"):
@@ -454,7 +469,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     for col in names.values():
         st = (np.array([stats[col][0]]), np.array([stats[col][1]]))
         c = bon_curves(table, [col], [core.Aggregation("mean")], ns, standardization=st, values=values)
-        frames.append(c.assign(kind="single", member=col[len(MEMBER_PREFIX):], size=1))
+        frames.append(c.assign(kind="single", member=schema.strip(MEMBER_PREFIX, col), size=1))
     curves = pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed)
     write_table_atomic(curves, path)
     return path
@@ -479,6 +494,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg_path, {**cfg_dict, "_hash": key})
     write_json_atomic(out / "versions.json", {"packages": package_versions(), "git_sha": git_sha()})
+    check_study_columns(out)  # a run started by an older rewardherd cannot be resumed
     if (out / "results" / "DONE").exists():
         log.info("study already complete; rebuilding the report only")
         return write_report(out)

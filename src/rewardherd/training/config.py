@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Literal
 
-EnsembleKind = Literal["finetune_seeds", "pretrain_seeds", "explicit"]
+from rewardherd.schema import KIND_ALIASES, TRAIN_KINDS, TrainKindOrAlias, canonical_kind
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,24 +78,30 @@ class MemberSpec:
 class EnsembleConfig:
     """Which members make up the ensemble."""
 
-    kind: EnsembleKind = "finetune_seeds"
-    """finetune_seeds: one backbone, K seeds; pretrain_seeds: K backbones, one seed each; explicit: members list."""
+    kind: TrainKindOrAlias = "finetune"
+    """finetune: one backbone, K seeds; pretrain: K backbones, one seed each; explicit: members list (the old names finetune_seeds and pretrain_seeds are accepted as aliases)."""
     backbones: tuple[str, ...] = ()
-    """Backbone paths: one for finetune_seeds, K for pretrain_seeds."""
+    """Backbone paths: one for finetune, K for pretrain."""
     n_members: int = 3
-    """K, the number of members (finetune_seeds)."""
+    """K, the number of members (finetune)."""
     seeds: tuple[int, ...] = ()
     """Fine-tune seeds; default 0..K-1."""
     pretrain_seeds: tuple[int, ...] = ()
-    """Pretraining seeds of the backbones, when known (pretrain_seeds kind)."""
+    """Pretraining seeds of the backbones, when known (pretrain kind)."""
     members: tuple[MemberSpec, ...] = field(default_factory=tuple)
     """Explicit (backbone, seed) members, for kind=explicit."""
 
     def __post_init__(self):
-        if self.kind == "finetune_seeds" and len(self.backbones) != 1:
-            raise ValueError(f"finetune_seeds needs exactly one backbone; got {len(self.backbones)}")
-        if self.kind == "pretrain_seeds" and len(self.backbones) < 1:
-            raise ValueError("pretrain_seeds needs one backbone per member")
+        if self.kind in KIND_ALIASES:
+            log.warning("ensemble kind %r is an old name, accepted as an alias of %r; write %r instead",
+                        self.kind, KIND_ALIASES[self.kind], KIND_ALIASES[self.kind])
+            object.__setattr__(self, "kind", canonical_kind(self.kind))
+        if self.kind not in TRAIN_KINDS:
+            raise ValueError(f"kind {self.kind!r} is not one of {list(TRAIN_KINDS)}")
+        if self.kind == "finetune" and len(self.backbones) != 1:
+            raise ValueError(f"finetune needs exactly one backbone; got {len(self.backbones)}")
+        if self.kind == "pretrain" and len(self.backbones) < 1:
+            raise ValueError("pretrain needs one backbone per member")
         if self.kind == "explicit" and not self.members:
             raise ValueError("explicit ensembles need a members list")
         if self.n_members < 1:
@@ -103,7 +111,7 @@ class EnsembleConfig:
         """The members this config describes, in order."""
         if self.kind == "explicit":
             return list(self.members)
-        if self.kind == "finetune_seeds":
+        if self.kind == "finetune":
             seeds = list(self.seeds) or list(range(self.n_members))
             if len(seeds) != self.n_members:
                 raise ValueError(f"{len(seeds)} seeds for {self.n_members} members")

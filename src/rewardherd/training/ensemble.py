@@ -38,6 +38,7 @@ from pathlib import Path
 
 from rewardherd.config import config_hash
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
+from rewardherd.schema import hashed_kind
 from rewardherd.training.config import EnsembleConfig, MemberSpec, TrainConfig
 from rewardherd.training.member import is_main_process, train_member
 
@@ -119,7 +120,9 @@ def data_fingerprint(pairs: Sequence) -> str:
 
 
 def plan_hash(specs: Sequence[MemberSpec], config: TrainConfig, data_fp: str, kind: str) -> str:
-    return config_hash({"kind": kind, "members": [asdict(s) for s in specs], "train": asdict(config), "data": data_fp})
+    # hashed_kind: the pre-rename name, so plans hashed before the kinds were renamed still match.
+    return config_hash({"kind": hashed_kind(kind), "members": [asdict(s) for s in specs], "train": asdict(config),
+                        "data": data_fp})
 
 
 def train_ensemble(

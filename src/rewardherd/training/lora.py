@@ -86,7 +86,7 @@ def train_lora_ensemble(
         seeds: one fine-tune seed per member.
 
     Returns:
-        The complete manifest (kind "finetune_seeds", members with format "lora").
+        The complete manifest (kind "finetune", members with format "lora").
     """
     if config.lora_r is None:
         raise ValueError("a LoRA ensemble needs config.lora_r")
@@ -96,8 +96,8 @@ def train_lora_ensemble(
         raise ValueError("need at least one seed")
     check_inputs(train_pairs, heldout_pairs, out_dir, [str(backbone)])
     fp = data_fingerprint(list(train_pairs) + list(heldout_pairs))
-    phash = plan_hash(specs, config, fp, "finetune_seeds") + "-lora"
-    manifest = _open_or_start(out_dir, phash, "finetune_seeds", config, overwrite)
+    phash = plan_hash(specs, config, fp, "finetune") + "-lora"
+    manifest = _open_or_start(out_dir, phash, "finetune", config, overwrite)
     remove_scratch(out_dir)
     if not (out_dir / BACKBONE_DIR).is_dir():
         save_scoring_backbone(backbone, out_dir / BACKBONE_DIR)

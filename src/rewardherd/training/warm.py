@@ -100,8 +100,8 @@ def check_warm_compatible(directory: str | Path, manifest: Manifest) -> list[Pat
     members = manifest.members
     if len(members) < 2:
         raise WarmError(f"{where}: {len(members)} member(s); WARM averages two or more")
-    if manifest.kind == "pretrain_seeds":
-        raise WarmError(f"{where}: kind 'pretrain_seeds': members start from different pretrained backbones, "
+    if manifest.kind == "pretrain":
+        raise WarmError(f"{where}: kind 'pretrain': members start from different pretrained backbones, "
                         "so their weights cannot be averaged; WARM needs a fine-tune-seed ensemble of one backbone")
     ref = members[0]
     for m in members[1:]:

@@ -14,7 +14,7 @@ For a prompt ``x`` and a response ``y`` (the continuation only)::
   wheel, mean-pooled over word pieces and L2-normalized (what the packaged
   sentence-transformers pipeline does), with inputs truncated to
   ``encoder_max_tokens`` word pieces (the model's own limit is 256), in
-  ``encoder_dtype`` (see :class:`~rewardherd.world.config.GoldConfig`).
+  ``encoder_dtype`` (see :class:`~rewardherd.world.config.GoldConfig`; docs/performance.md).
 - ``words(y)``: whitespace-separated tokens that contain a letter or a digit.
 - ``repeated_bigram_fraction``: 1 - distinct/total over lower-cased word bigrams
   (0 with fewer than two bigrams).
@@ -66,6 +66,8 @@ logger = logging.getLogger(__name__)
 COMPONENTS = ("sentiment", "relevance", "repetition", "n_words", "gold")
 GOLD_FORMAT_VERSION = 2  # 2: fixed-shape, fixed-thread encoder passes
 
+#: Keys per SQL ``IN (...)`` query: below SQLite's old default limit of 999 host parameters.
+_SQL_CHUNK = 900
 _HAS_ALNUM = re.compile(r"[A-Za-z0-9]")
 _STRIP = re.compile(r"^[^A-Za-z0-9']+|[^A-Za-z0-9']+$")
 
@@ -244,8 +246,8 @@ class GoldReward:
 
     def _load_from_disk(self, keys: list[str]) -> None:
         with self._connect() as con:
-            for start in range(0, len(keys), 900):
-                chunk = keys[start:start + 900]
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = keys[start:start + _SQL_CHUNK]
                 q = ",".join("?" * len(chunk))
                 for row in con.execute(f"SELECT * FROM terms WHERE k IN ({q})", chunk):
                     self._memory[row[0]] = tuple(float(v) for v in row[1:])
