@@ -11,7 +11,7 @@ from rewardherd.config import (
     field_docs,
     from_dict,
     load_yaml,
-    resolve,
+    resolve_profile,
     to_dict,
 )
 from rewardherd.training import EnsembleConfig, MemberSpec, TrainConfig
@@ -206,11 +206,10 @@ def test_apply_overrides_takes_a_mapping_too():
     assert apply_overrides({"a": {"b": 1}}, {"a.c": [1, 2]}) == {"a": {"b": 1, "c": [1, 2]}}
 
 
-def test_resolve_applies_profile_then_layers_then_overrides():
+def test_resolve_profile_applies_profile_then_layers_then_overrides():
     profiles = {"small": {"lr": 1e-3, "epochs": 2.0}}
-    cfg = resolve(TrainConfig, profiles, "small", {"epochs": 3.0}, overrides=["batch_size=4"])
-    assert (cfg.lr, cfg.epochs, cfg.batch_size) == (1e-3, 3.0, 4)
-    with pytest.raises(ConfigError, match=r"unknown profile 'big'; choose from \['small'\]"):
-        resolve(TrainConfig, profiles, "big")
-    with pytest.raises(ConfigError, match="unknown key 'batchsize'"):
-        resolve(TrainConfig, profiles, "small", overrides=["batchsize=4"])
+    data = resolve_profile(profiles, "small", {"epochs": 3.0}, overrides=["batch_size=4"])
+    assert data == {"lr": 1e-3, "epochs": 3.0, "batch_size": 4}
+    assert profiles == {"small": {"lr": 1e-3, "epochs": 2.0}}  # the profile itself is not mutated
+    with pytest.raises(ConfigError, match=r"^run\.yaml: unknown profile 'big'; choose from \['small'\]"):
+        resolve_profile(profiles, "big", where="run.yaml")

@@ -4,7 +4,7 @@ Each component has one frozen dataclass; the string literal under each field is 
 only help text (the CLI reads it from here). Unknown keys are errors; validation
 lives in each dataclass's ``__post_init__``. Overrides use dotted keys
 (``train.lr=1e-5``); values are parsed as YAML scalars/lists. A named profile is a
-plain nested dict of overrides, applied by :func:`resolve`.
+plain nested dict of overrides, applied by :func:`resolve_profile`.
 """
 
 from __future__ import annotations
@@ -195,19 +195,19 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], where: st
     return out
 
 
-def resolve(cls, profiles: dict[str, dict], profile: str, *layers: dict, overrides: list[str] | dict = (),
-            where: str = "config"):
-    """``cls`` built from a named profile, then each layer (e.g. a YAML file), then dotted overrides.
+def resolve_profile(profiles: dict[str, dict], profile: str, *layers: dict, overrides: list[str] | dict = (),
+                    where: str = "config") -> dict:
+    """A named profile, then each layer (e.g. a YAML file) merged over it, then dotted overrides.
 
-    A profile is a plain nested dict of overrides of ``cls``'s defaults; the one
-    mechanism behind every named profile (world and study).
+    A profile is a plain nested dict of overrides of a config's defaults: this is the one
+    mechanism behind every named profile (world and study); :func:`from_dict` builds the config.
     """
     if profile not in profiles:
         raise ConfigError(f"{where}: unknown profile {profile!r}; choose from {sorted(profiles)}")
     data = profiles[profile]
     for layer in layers:
         data = merge(data, layer)
-    return from_dict(cls, apply_overrides(data, overrides, where), where)
+    return apply_overrides(data, overrides, where)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -104,7 +104,7 @@ def test_study_with_ray_executor(components, tmp_path):
     os.environ["RAY_AUTH_MODE"] = "disabled"
     out = tmp_path / "study_ray"
     res = _run(["study", str(components), "--out", str(out), "--no-progress", "--executor", "ray",
-                "--set", "ray_num_cpus=2", "--set", "rl.enabled=false"])
+                "--set", "ray_num_cpus=2", "--set", "rl_sweep.enabled=false"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["executor"] == "ray"

@@ -25,7 +25,7 @@ def test_world_section_overrides_its_profile_field_by_field():
     smoke = resolve_config(None, "smoke")
     assert smoke.world == world_config("smoke")
     assert resolve_config(None, "quick", ["world.name=smoke"]).world == world_config("smoke")
-    with pytest.raises(ConfigError, match="unknown world profile 'huge'"):
+    with pytest.raises(ConfigError, match=r"world\.name: unknown profile 'huge'; choose from \['full', 'quick', 'smoke'\]"):
         resolve_config(None, "quick", ["world.name=huge"])
 
 

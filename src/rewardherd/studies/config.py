@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from rewardherd.config import ConfigError, apply_overrides, from_dict, load_yaml, merge, to_dict
+from rewardherd.config import ConfigError, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
 from rewardherd.policy.config import RLConfig
 from rewardherd.training.config import TrainConfig
@@ -215,9 +215,7 @@ def resolve_config(path=None, profile: str | None = None, overrides: list[str] |
     where = str(path) if path else "study config"
     file_data = load_yaml(path) if path else {}
     name = profile or file_data.get("profile") or "quick"
-    if name not in PROFILES:
-        raise ConfigError(f"{where}: unknown profile {name!r}; choose from {sorted(PROFILES)}")
-    data = apply_overrides({**merge(PROFILES[name], file_data), "profile": name}, overrides or [], where)
+    data = resolve_profile(PROFILES, name, file_data, {"profile": name}, overrides=overrides or [], where=where)
     for old, new in RENAMED.items():
         if _has(data, old):
             raise ConfigError(f"{where}: {old!r} is now {new}")
@@ -225,11 +223,8 @@ def resolve_config(path=None, profile: str | None = None, overrides: list[str] |
         if _has(data, f"rl.{key}"):
             raise ConfigError(f"{where}: 'rl.{key}' is set per RL cell; use {new!r}")
     if isinstance(data.get("world"), dict):
-        world = data["world"].get("name", "quick")
-        if world not in WORLD_PROFILES:
-            raise ConfigError(f"{where}: world.name: unknown world profile {world!r}; "
-                              f"choose from {sorted(WORLD_PROFILES)}")
-        data["world"] = merge(WORLD_PROFILES[world], data["world"])
+        data["world"] = resolve_profile(WORLD_PROFILES, data["world"].get("name", "quick"), data["world"],
+                                        where=f"{where}: world.name")
     return from_dict(StudyConfig, data, where)
 
 

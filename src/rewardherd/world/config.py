@@ -34,7 +34,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rewardherd.config import resolve
+from rewardherd.config import from_dict, resolve_profile
 
 DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
 
@@ -435,7 +435,7 @@ def world_config(profile: str = "quick", overrides: list[str] | dict = ()) -> Wo
     Raises:
         rewardherd.config.ConfigError: for an unknown profile or key, or an invalid value.
     """
-    return resolve(WorldConfig, PROFILES, profile, overrides=overrides, where="world")
+    return from_dict(WorldConfig, resolve_profile(PROFILES, profile, overrides=overrides, where="world"), "world")
 
 
 #: Replicate r's backbone seeds are shifted by r * REPLICATE_SEED_STRIDE, so replicates
