@@ -94,7 +94,6 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import torch
-    import yaml
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,10 +106,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    cfg = world_config(args.profile)
-    if args.sets:
-        cfg = cfg.with_overrides({k: yaml.safe_load(v) for k, v in
-                                  (s.split("=", 1) for s in args.sets)})
+    cfg = world_config(args.profile, args.sets)
     t0 = time.perf_counter()
     world = build_world(cfg, args.cache_dir, progress=True)
     print(f"world built/loaded in {time.perf_counter() - t0:.1f}s "

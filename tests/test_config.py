@@ -11,6 +11,7 @@ from rewardherd.config import (
     field_docs,
     from_dict,
     load_yaml,
+    resolve_profile,
     to_dict,
 )
 from rewardherd.training import EnsembleConfig, MemberSpec, TrainConfig
@@ -75,19 +76,18 @@ def test_from_dict_nested_dataclasses():
                                                                    {"backbone": "b", "finetune_seed": 2,
                                                                     "pretrain_seed": 7}]})
     assert e.members == (MemberSpec("a", 1), MemberSpec("b", 2, 7))
-    with pytest.raises(ConfigError, match=r"ensemble\.members\[1\]\.finetune_seed"):
+    with pytest.raises(ConfigError, match=r"^run\.yaml: ensemble\.members\[1\]\.finetune_seed: expected an integer"):
         from_dict(EnsembleConfig, {"kind": "explicit", "members": [{"backbone": "a", "finetune_seed": 1},
                                                                    {"backbone": "b", "finetune_seed": "two"}]},
-                  "ensemble")
+                  "run.yaml", "ensemble")
 
 
 def test_from_dict_unknown_keys_are_errors():
     with pytest.raises(ConfigError) as e:
-        from_dict(TrainConfig, {"lr": 1e-3, "learning_rate": 1e-3, "epoch": 1}, "train")
+        from_dict(TrainConfig, {"lr": 1e-3, "learning_rate": 1e-3, "epoch": 1}, "run.yaml", "train")
     msg = str(e.value)
-    assert msg.startswith("train:")
-    assert "'epoch'" in msg and "'learning_rate'" in msg
-    assert "known:" in msg and "'epochs'" in msg
+    assert msg.startswith("run.yaml: unknown key 'train.epoch', 'train.learning_rate'; allowed in train: ")
+    assert "epochs" in msg and "batch_size" in msg
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,8 @@ def test_from_dict_unknown_keys_are_errors():
 )
 def test_from_dict_type_errors_name_the_key(cls, data, key, what):
     with pytest.raises(ConfigError) as e:
-        from_dict(cls, data, "train")
+        from_dict(cls, data, "run.yaml", "train")
+    assert str(e.value).startswith("run.yaml: ")
     assert key in str(e.value)
     assert what in str(e.value)
 
@@ -191,3 +192,24 @@ def test_config_hash_is_stable_and_sensitive():
     assert config_hash(a) != config_hash(TrainConfig(lr=2e-3))
     assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})
     assert to_dict(EnsembleConfig(backbones=("a",)))["backbones"] == ["a"]
+
+
+def test_from_dict_partial_section_keeps_the_fields_own_default():
+    @dataclass(frozen=True)
+    class Outer:
+        inner: Base = field(default_factory=lambda: Base(alpha=5.0, beta=2))
+
+    assert from_dict(Outer, {"inner": {"beta": 3}}).inner == Base(alpha=5.0, beta=3)
+
+
+def test_apply_overrides_takes_a_mapping_too():
+    assert apply_overrides({"a": {"b": 1}}, {"a.c": [1, 2]}) == {"a": {"b": 1, "c": [1, 2]}}
+
+
+def test_resolve_profile_applies_profile_then_layers_then_overrides():
+    profiles = {"small": {"lr": 1e-3, "epochs": 2.0}}
+    data = resolve_profile(profiles, "small", {"epochs": 3.0}, overrides=["batch_size=4"])
+    assert data == {"lr": 1e-3, "epochs": 3.0, "batch_size": 4}
+    assert profiles == {"small": {"lr": 1e-3, "epochs": 2.0}}  # the profile itself is not mutated
+    with pytest.raises(ConfigError, match=r"^run\.yaml: unknown profile 'big'; choose from \['small'\]"):
+        resolve_profile(profiles, "big", where="run.yaml")

@@ -18,11 +18,12 @@ import typer
 
 from rewardherd import schema
 from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
-from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, parse_aggregation
+from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, config_options, parse_aggregation
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.core import METHODS
 from rewardherd.io import write_table_atomic
+from rewardherd.policy.config import BonConfig, RLConfig
 from rewardherd.serve.cli import serve_command
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 from rewardherd.world.cli import world_app
@@ -41,6 +42,8 @@ METHOD_HELP = (f"Aggregation, written name or 'name(k=v,...)', e.g. mean or 'unc
 
 T = field_docs(TrainConfig)
 E = field_docs(EnsembleConfig)
+B = field_docs(BonConfig)
+R = field_docs(RLConfig)
 
 log = logging.getLogger("rewardherd")
 
@@ -142,8 +145,9 @@ def train(
         en["seeds"] = list(seed)
     out_existed = out.exists()
     try:
-        train_cfg = from_dict(TrainConfig, tr, "train")
-        ens_cfg = from_dict(EnsembleConfig, en, "ensemble")
+        where = str(config) if config else "command line"
+        train_cfg = from_dict(TrainConfig, tr, where, "train")
+        ens_cfg = from_dict(EnsembleConfig, en, where, "ensemble")
         if out.exists() and not out.is_dir():
             raise FileExistsError(f"--out {out} is a file, not a directory; choose another --out")
         pairs, report = load_preferences(data, skip_invalid=skip_invalid)
@@ -374,21 +378,19 @@ def _gold(spec: str | None):
 
 
 @app.command()
+@config_options(BonConfig, ("pool_size", "max_new_tokens", "temperature", "top_p", "seed", "max_n_fraction"),
+                into="options")
 def bon(
     policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer).")],
     ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
     prompts: Annotated[Path, typer.Option(help="Prompts: text file (one per line) or JSONL with `prompt`.")],
     out: Annotated[Path, typer.Option(help="Output directory: pool.parquet, curves.parquet, summary.csv, bon.png.")],
-    pool_size: Annotated[int, typer.Option(help="Samples per prompt (N); n runs over powers of two up to N/4.")] = 64,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per sampled response.")] = 48,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    method: Annotated[list[str] | None, typer.Option(help=METHOD_HELP + " Repeatable; default: mean, min, 'uncertainty_weighted(lam=0.5)'.")] = None,
+    method: Annotated[list[str] | None, typer.Option(help=f"{B['methods']} Repeatable; default: "
+                                                     f"{', '.join(BonConfig.methods)}. {METHOD_HELP}")] = None,
     gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
-    max_n_fraction: Annotated[float, typer.Option(help="Largest n as a fraction of the pool size.")] = 0.25,
     raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
+    options: dict | None = None,
 ):
     """Best-of-n against the ensemble: sample a pool, score it, write unbiased curves and a plot."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -398,7 +400,8 @@ def bon(
     from rewardherd.policy.bon import bon_curves, member_columns, sample_pool, score_pool, summarize
     from rewardherd.studies.plots import bon_summary
 
-    specs = [parse_aggregation(m) for m in (method or ["mean", "min", "uncertainty_weighted(lam=0.5)"])]
+    cfg = BonConfig(**options, methods=tuple(method or BonConfig.methods))
+    specs = [parse_aggregation(m) for m in cfg.methods]
     try:
         ens = Ensemble.load(ensemble, verify=verify)
     except (ManifestError, ValueError) as e:
@@ -409,8 +412,9 @@ def bon(
     model = AutoModelForCausalLM.from_pretrained(policy).eval()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        pool = sample_pool(model, tok, plist, pool_size, max_new_tokens=max_new_tokens, temperature=temperature,
-                           top_p=top_p, seed=seed, path=out / "pool.parquet", progress=True)
+        pool = sample_pool(model, tok, plist, cfg.pool_size, max_new_tokens=cfg.max_new_tokens,
+                           temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, path=out / "pool.parquet",
+                           progress=True)
     except ValueError as e:
         _fail(str(e))
     scored = score_pool(pool.drop(columns=["response_ids"], errors="ignore"), ens, gold=gold_fn)
@@ -418,7 +422,8 @@ def bon(
     std = None if raw else ens.standardization()
     cols = member_columns(scored)
     values = ["gold"] + cols if gold_fn is not None else cols
-    curves = bon_curves(scored, cols, specs, n_grid(pool_size, max_n_fraction), standardization=std, values=values)
+    curves = bon_curves(scored, cols, specs, n_grid(cfg.pool_size, cfg.max_n_fraction), standardization=std,
+                        values=values)
     write_table_atomic(curves, out / "curves.parquet")
     summary = summarize(curves)
     summary.to_csv(out / "summary.csv", index=False)
@@ -429,27 +434,25 @@ def bon(
 
 
 @app.command()
+@config_options(RLConfig, ("steps", "lr", "num_generations", "prompts_per_step", "max_new_tokens", "temperature",
+                           "eval_every", "eval_samples", "seed", "save_checkpoints", "bf16"),
+                into="options")  # --eval-prompts is the held-out prompts file (its first RLConfig.eval_prompts are used)
 def rl(
     policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer); also the KL reference.")],
     ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
     prompts: Annotated[Path, typer.Option(help="Training prompts: text file or JSONL with `prompt`.")],
     eval_prompts: Annotated[Path, typer.Option(help="Held-out prompts for evaluation (KL, proxy, gold).")],
     out: Annotated[Path, typer.Option(help="Output directory (one sub-directory per kl_coef).")],
-    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "mean",
-    kl_coef: Annotated[list[float] | None, typer.Option(help="KL penalty (TRL beta); repeat for a sweep.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 50,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-5,
-    num_generations: Annotated[int, typer.Option(help="Samples per prompt (RLOO group).")] = 8,
-    prompts_per_step: Annotated[int, typer.Option(help="Prompts per step.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = 32,
-    eval_every: Annotated[int, typer.Option(help="Evaluate and checkpoint every this many steps.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    method: Annotated[str, typer.Option(help=f"{R['method']} {METHOD_HELP}")] = RLConfig.method,
+    kl_coef: Annotated[list[float] | None, typer.Option(
+        help=f"{R['kl_coef']} Repeat for a sweep; default {RLConfig.kl_coef}.")] = None,
     gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
+    options: dict | None = None,
 ):
     """RL against the ensemble with a KL penalty (TRL RLOO), evaluated on held-out prompts."""
     from rewardherd.models import Ensemble, ManifestError
-    from rewardherd.policy.rl import RLConfig, run_rl
+    from rewardherd.policy.rl import run_rl
 
     spec = parse_aggregation(method)
     try:
@@ -458,11 +461,9 @@ def rl(
         _fail(str(e))
     gold_fn = _gold(gold)
     train_p, eval_p = _read_prompt_file(prompts), _read_prompt_file(eval_prompts)
-    for coef in kl_coef or [0.05]:
+    for coef in kl_coef or [RLConfig.kl_coef]:
         try:
-            cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=coef, steps=steps, lr=lr,
-                           num_generations=num_generations, prompts_per_step=prompts_per_step,
-                           max_new_tokens=max_new_tokens, eval_every=eval_every, seed=seed)
+            cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=coef, **options)
         except ValueError as e:
             _fail(str(e))
         d = out / f"kl{coef:g}"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from rewardherd.config import field_docs
 
 VERIFY_HELP = ("Check every member file against the SHA-256 in the manifest before loading (default); "
                "--no-verify skips the hashing for very large models.")
@@ -49,3 +55,31 @@ def parse_aggregation(method: str, params: list[str] | None = None) -> Aggregati
         return Aggregation(spec.method, {**spec.params, **parse_params(params)}) if params else spec
     except ValueError as e:
         fail(str(e))
+
+
+def config_options(cls, names: tuple[str, ...], into: str):
+    """Decorator: give a command one ``--option`` per named field of config dataclass ``cls``.
+
+    Each option's help is the field's docstring and its default the field's default, so
+    neither is written twice; the command receives the values as one dict, its ``into``
+    parameter, ready for ``cls(**values)``.
+    """
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def decorate(fn):
+        sig = inspect.signature(fn, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.name != into]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=fields[n].default,
+                                     annotation=Annotated[hints[n], typer.Option(help=docs[n])]) for n in names]
+
+        @functools.wraps(fn)
+        def command(**kwargs):
+            values = {n: kwargs.pop(n) for n in names}
+            return fn(**kwargs, **{into: values})
+
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

@@ -3,7 +3,8 @@
 Each component has one frozen dataclass; the string literal under each field is its
 only help text (the CLI reads it from here). Unknown keys are errors; validation
 lives in each dataclass's ``__post_init__``. Overrides use dotted keys
-(``train.lr=1e-5``); values are parsed as YAML scalars/lists.
+(``train.lr=1e-5``); values are parsed as YAML scalars/lists. A named profile is a
+plain nested dict of overrides, applied by :func:`resolve_profile`.
 """
 
 from __future__ import annotations
@@ -49,13 +50,21 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _coerce(tp, value, where: str):
+def _key(path: str, k: str) -> str:
+    return f"{path}.{k}" if path else k
+
+
+def _coerce(tp, value, where: str, path: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{where}: {path}: {problem}")
+
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, where)
+            raise bad(f"expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where, path)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -64,22 +73,22 @@ def _coerce(tp, value, where: str):
             if a is type(None):
                 continue
             try:
-                return _coerce(a, value, where)
+                return _coerce(a, value, where, path)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: {path}: invalid value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+            raise bad(f"{value!r} is not one of {list(args)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             value = [value]
         item = args[0] if args else Any
-        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
+        return tuple(_coerce(item, v, where, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+            raise bad(f"expected a mapping, got {type(value).__name__}")
         return dict(value)
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
@@ -88,39 +97,53 @@ def _coerce(tp, value, where: str):
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise bad(f"expected a number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise bad(f"expected an integer, got {value!r}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise bad(f"expected true/false, got {value!r}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise bad(f"expected a string, got {value!r}")
         return value
     return value
 
 
-def from_dict(cls, data: dict, where: str = "config"):
-    """Build dataclass ``cls`` from a dict; unknown keys and bad types are errors."""
+def from_dict(cls, data: dict, where: str = "config", path: str = ""):
+    """Build dataclass ``cls`` from a nested dict; unknown keys and bad types are errors.
+
+    A partial nested section keeps the field's own default for the keys it leaves out.
+    ``where`` names the source (a file, "command line") and ``path`` the dotted section
+    ``data`` sits at; every error names both, the offending dotted key, and for an
+    unknown key the allowed ones.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where}: {path or 'top level'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        keys = ", ".join(repr(_key(path, k)) for k in unknown)
+        raise ConfigError(f"{where}: unknown key {keys}; allowed{' in ' + path if path else ''}: "
+                          f"{', '.join(sorted(fields))}")
+    kwargs = {}
+    for k, v in data.items():
+        f = fields[k]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(v, dict) and dataclasses.is_dataclass(default):  # a partial section keeps its defaults
+            v = merge(to_dict(default), v)
+        kwargs[k] = _coerce(hints[k], v, where, _key(path, k))
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}: {path + ': ' if path else ''}{e}") from e
 
 
 def to_dict(obj) -> dict:
@@ -134,18 +157,34 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def apply_overrides(data: dict, overrides: list[str], where: str = "command line") -> dict:
-    """Apply dotted ``key.sub=value`` overrides to a nested dict (returns a copy)."""
+def merge(base: dict, update: dict) -> dict:
+    """``base`` with ``update`` laid over it: mappings merge key by key, other values replace."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], where: str = "command line") -> dict:
+    """Apply dotted overrides to a nested dict (returns a copy).
+
+    ``overrides`` is a list of ``key.sub=value`` strings (values parsed as YAML) or a
+    mapping ``{"key.sub": value}``. Whether a key exists is checked by :func:`from_dict`.
+    """
     import yaml
 
+    if not isinstance(overrides, dict):
+        parsed = {}
+        for ov in overrides:
+            if "=" not in ov:
+                raise ConfigError(f"{where}: override {ov!r} must look like key.sub=value")
+            key, raw = ov.split("=", 1)
+            parsed[key.strip()] = yaml.safe_load(raw) if raw != "" else ""
+        overrides = parsed
     out = json.loads(json.dumps(data))
-    for ov in overrides:
-        if "=" not in ov:
-            raise ConfigError(f"{where}: override {ov!r} must look like key.sub=value")
-        key, raw = ov.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+    for key, value in overrides.items():
         node = out
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
                 node[p] = {} if node.get(p) is None else node[p]
@@ -154,6 +193,21 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "command line
             node = node[p]
         node[parts[-1]] = value
     return out
+
+
+def resolve_profile(profiles: dict[str, dict], profile: str, *layers: dict, overrides: list[str] | dict = (),
+                    where: str = "config") -> dict:
+    """A named profile, then each layer (e.g. a YAML file) merged over it, then dotted overrides.
+
+    A profile is a plain nested dict of overrides of a config's defaults: this is the one
+    mechanism behind every named profile (world and study); :func:`from_dict` builds the config.
+    """
+    if profile not in profiles:
+        raise ConfigError(f"{where}: unknown profile {profile!r}; choose from {sorted(profiles)}")
+    data = profiles[profile]
+    for layer in layers:
+        data = merge(data, layer)
+    return apply_overrides(data, overrides, where)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -16,6 +16,7 @@ from rewardherd.config import field_docs
 from rewardherd.data import write_preferences
 from rewardherd.models import Ensemble, Manifest
 from rewardherd.models.tiny import build_saved_backbones, rule_labelled_pairs
+from rewardherd.policy.config import BonConfig, RLConfig
 from rewardherd.training import EnsembleConfig, TrainConfig
 from rewardherd.training import ensemble as training_ensemble
 
@@ -283,6 +284,18 @@ def test_train_help_shows_the_config_field_docs():
         assert f"--{key.replace('_', '-')}" in text
     for key in ("backbones", "kind", "n_members", "seeds"):
         assert ens_docs[key] in text, key
+
+
+@pytest.mark.parametrize("command, cls", [("rl", RLConfig), ("bon", BonConfig)])
+def test_rl_and_bon_help_show_the_config_field_docs(command, cls):
+    """Every hyperparameter of `rl` and `bon` is an option whose help is the field docstring."""
+    text = _normalize(invoke([command, "--help"]).output)
+    docs = field_docs(cls)
+    for key in docs:
+        if key in ("params", "methods", "eval_prompts"):  # inside --method ('name(k=v)'); --eval-prompts is a file
+            continue
+        assert docs[key] in text, key
+        assert f"--{key.replace('_', '-')}" in text, key
 
 
 def test_score_and_eval_help_describe_their_options():

@@ -120,7 +120,7 @@ def test_study_with_ray_executor(components, tmp_path):
     os.environ["RAY_AUTH_MODE"] = "disabled"
     out = tmp_path / "study_ray"
     res = _run(["study", str(components), "--out", str(out), "--no-progress", "--executor", "ray",
-                "--set", "ray_num_cpus=2", "--set", "rl.enabled=false"])
+                "--set", "ray_num_cpus=2", "--set", "rl_sweep.enabled=false"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["executor"] == "ray"
@@ -139,7 +139,7 @@ def test_study_with_worker_processes_matches_one_process(components, tmp_path):
     for w in (1, 2):
         outs[w] = tmp_path / f"w{w}"
         res = _run(["study", str(components), "--out", str(outs[w]), "--no-progress", "--set", f"workers={w}",
-                    "--set", "rl.enabled=false"])
+                    "--set", "rl_sweep.enabled=false"])
         assert res.exit_code == 0, res.output
     one = sorted(p.parent.name for p in (outs[1] / "members").glob("*/scores.parquet"))
     two = sorted(p.parent.name for p in (outs[2] / "members").glob("*/scores.parquet"))

@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+from rewardherd.config import ConfigError, from_dict, to_dict
 from rewardherd.world.config import PROFILES, GoldConfig, LMConfig, WorldConfig, world_config
 
 
@@ -14,7 +15,7 @@ def test_profiles_are_valid_and_shift_is_on(profile):
 
 
 def test_unknown_profile():
-    with pytest.raises(ValueError, match="unknown world profile"):
+    with pytest.raises(ConfigError, match=r"world: unknown profile 'huge'; choose from \['full', 'quick', 'smoke'\]"):
         world_config("huge")
 
 
@@ -25,14 +26,26 @@ def test_validation_errors():
         GoldConfig(min_words=20, max_words=10)
 
 
+def test_profiles_are_overrides_of_the_defaults():
+    assert world_config("quick") == WorldConfig()
+    smoke = world_config("smoke")
+    assert smoke.policy.lm.n_embd == 32 and smoke.backbones.seeds == (0, 1)
+    # keys a profile leaves out keep the section's own default, not the class default
+    full = world_config("full")
+    assert full.policy.lm.lr == WorldConfig().policy.lm.lr == 2e-3 and full.policy.seed == 1000
+
+
 def test_roundtrip_and_overrides():
     cfg = world_config("quick")
-    assert WorldConfig.from_dict(cfg.to_dict()) == cfg
-    new = cfg.with_overrides({"policy.lm.steps": 70, "gold.max_words": 12})
+    assert from_dict(WorldConfig, to_dict(cfg)) == cfg
+    new = world_config("quick", {"policy.lm.steps": 70, "gold.max_words": 12})
     assert new.policy.lm.steps == 70 and new.gold.max_words == 12
+    assert new.policy.lm.n_embd == cfg.policy.lm.n_embd == 128  # the rest of the section is kept
     assert new.backbones == cfg.backbones
-    with pytest.raises(KeyError):
-        cfg.with_overrides({"policy.lm.stepz": 7})
+    assert world_config("smoke", ["policy.lm.steps=5"]).policy.lm.n_embd == 32
+    with pytest.raises(ConfigError) as e:
+        world_config("quick", ["policy.lm.stepz=7"])
+    assert "'policy.lm.stepz'" in str(e.value) and "steps" in str(e.value)  # the key, and the allowed ones
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.name = "x"  # type: ignore[misc]
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,61 +37,11 @@ import pandas as pd
 import torch
 
 from rewardherd import core, schema
-from rewardherd.core import Aggregation
 from rewardherd.io import write_table_atomic
 from rewardherd.models.scoring import pad_right
+from rewardherd.policy.config import RLConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RLConfig:
-    """RL with a KL penalty (TRL RLOOTrainer)."""
-
-    method: str = "mean"
-    """Ensemble aggregation the policy maximizes."""
-    params: dict = field(default_factory=dict)
-    """Parameters of the aggregation (e.g. {lam: 0.1})."""
-    kl_coef: float = 0.05
-    """KL penalty coefficient (TRL's beta), subtracted from the reward as kl_coef * sequence KL."""
-    steps: int = 50
-    """Optimizer steps."""
-    lr: float = 1e-5
-    """Learning rate."""
-    num_generations: int = 8
-    """Samples per prompt (the RLOO group)."""
-    prompts_per_step: int = 4
-    """Prompts per optimizer step (batch = prompts_per_step * num_generations completions)."""
-    max_new_tokens: int = 32
-    """Most tokens per completion."""
-    temperature: float = 1.0
-    """Sampling temperature during training and evaluation."""
-    eval_every: int = 10
-    """Evaluate (and checkpoint) every this many steps."""
-    eval_prompts: int = 64
-    """Held-out prompts per evaluation."""
-    eval_samples: int = 2
-    """Samples per held-out prompt per evaluation."""
-    seed: int = 0
-    """Seed of TRL's sampling and data order, and of evaluation sampling."""
-    save_checkpoints: bool = True
-    """Save the policy at every evaluation."""
-    bf16: bool = False
-    """bf16 on GPU; always off on CPU."""
-
-    def __post_init__(self):
-        Aggregation(self.method, dict(self.params))  # validates method and params
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
-        if self.steps < 1 or self.eval_every < 1:
-            raise ValueError("steps and eval_every must be >= 1")
-        if self.num_generations < 2:
-            raise ValueError("RLOO needs num_generations >= 2")
-
-    @property
-    def aggregation(self) -> Aggregation:
-        """``method`` and ``params`` as one :class:`~rewardherd.core.Aggregation`."""
-        return Aggregation(self.method, dict(self.params))
 
 
 @torch.inference_mode()

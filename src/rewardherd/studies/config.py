@@ -27,10 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from rewardherd.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from rewardherd.config import ConfigError, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
+from rewardherd.policy.config import RLConfig
 from rewardherd.schema import StudyKind as Kind
 from rewardherd.training.config import TrainConfig
+from rewardherd.world.config import PROFILES as WORLD_PROFILES
+from rewardherd.world.config import WorldConfig
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class PoolConfig:
 
 
 @dataclass(frozen=True)
-class StudyRLConfig:
-    """RL cells (TRL RLOO with a KL penalty)."""
+class RLSweep:
+    """Which RL cells run: the axes crossed (each cell's hyperparameters are the `rl` section)."""
 
     enabled: bool = True
     """Run RL cells at all."""
@@ -98,20 +101,6 @@ class StudyRLConfig:
     """Seeds with RL cells."""
     kl_coefs: tuple[float, ...] = (0.01,)
     """KL penalty coefficients (TRL's beta)."""
-    steps: int = 60
-    """Optimizer steps per run."""
-    lr: float = 3e-5
-    """Learning rate."""
-    num_generations: int = 8
-    """Samples per prompt (RLOO group)."""
-    prompts_per_step: int = 4
-    """Prompts per step."""
-    eval_every: int = 15
-    """Evaluate every this many steps."""
-    eval_prompts: int = 64
-    """Held-out prompts per evaluation."""
-    eval_samples: int = 2
-    """Samples per held-out prompt per evaluation."""
 
 
 @dataclass(frozen=True)
@@ -120,14 +109,13 @@ class StudyConfig:
 
     profile: str = "quick"
     """Profile name (smoke, quick, full); informational once resolved."""
-    world_profile: str = "quick"
-    """Built-in world profile (ignored when `user` is given)."""
     world_seed: int = 0
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
     cover one world build; compare replicates to see whether they hold across builds."""
-    world_overrides: dict = field(default_factory=dict)
-    """Dotted overrides of the world config, e.g. {policy.lm.steps: 100}."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """The built-in world (ignored when `user` is given): `world.name` picks its profile (smoke, quick,
+    full) and the other keys override it, e.g. world.policy.lm.steps=100."""
     user: UserSource | None = None
     """Your own policy, data, backbones and gold reward instead of the built-in world."""
     ensemble_size: int = 3
@@ -144,8 +132,12 @@ class StudyConfig:
     """How members are trained."""
     pool: PoolConfig = field(default_factory=PoolConfig)
     """Best-of-n pool."""
-    rl: StudyRLConfig = field(default_factory=StudyRLConfig)
-    """RL cells."""
+    # The study's RL runs longer and with a larger learning rate than the `rl` command's defaults.
+    rl: RLConfig = field(default_factory=lambda: RLConfig(steps=60, lr=3e-5, eval_every=15))
+    """Hyperparameters of every RL cell; each cell sets method, params, kl_coef and seed from `rl_sweep`,
+    and max_new_tokens is the world's (or user's) pool setting."""
+    rl_sweep: RLSweep = field(default_factory=RLSweep)
+    """Which RL cells run."""
     executor: Literal["local", "ray"] = "local"
     """local: sequential with progress bars; ray: cells and member trainings as Ray tasks."""
     ray_address: str | None = None
@@ -169,12 +161,12 @@ class StudyConfig:
             raise ValueError("ensemble_size must be >= 2")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1; got {self.workers}")
-        if self.user is not None and self.user.train_prompts is None and self.rl.enabled:
+        if self.user is not None and self.user.train_prompts is None and self.rl_sweep.enabled:
             raise ValueError("user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
-                             "give a train_prompts file or set rl.enabled=false")
-        for m in self.methods + self.rl.methods:
+                             "give a train_prompts file or set rl_sweep.enabled=false")
+        for m in self.methods + self.rl_sweep.methods:
             Aggregation.parse(m)
-        for p in self.noise + self.rl.noise:
+        for p in self.noise + self.rl_sweep.noise:
             if not 0 <= p < 0.5:
                 raise ValueError(f"noise levels must be in [0, 0.5); got {p}")
         if not self.seeds:
@@ -185,10 +177,11 @@ class StudyConfig:
             raise ValueError(f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
 
 
+#: Named studies, each a set of overrides of StudyConfig's defaults.
 PROFILES: dict[str, dict] = {
     # Tests: a miniature world, one seed, tiny pool; RL a few steps.
     "smoke": {
-        "profile": "smoke", "world_profile": "smoke", "ensemble_size": 2, "seeds": [0], "noise": [0.0, 0.25],
+        "profile": "smoke", "world": {"name": "smoke"}, "ensemble_size": 2, "seeds": [0], "noise": [0.0, 0.25],
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 96},
         "pool": {"prompts": 12, "size": 16},
         "rl": {"steps": 2, "eval_every": 1, "eval_prompts": 8, "eval_samples": 1, "num_generations": 2,
@@ -196,44 +189,63 @@ PROFILES: dict[str, dict] = {
         "bootstrap": 200, "calibration_replicates": 2,
     },
     "quick": {
-        "profile": "quick", "world_profile": "quick", "ensemble_size": 5, "seeds": [0, 1, 2],
+        "profile": "quick", "world": {"name": "quick"}, "ensemble_size": 5, "seeds": [0, 1, 2],
         # member training as measured on the quick world (held-out accuracy 0.73-0.75)
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 128, "lr_scheduler": "cosine"},
         "pool": {"prompts": 256, "size": 128, "score_dtype": "auto"},
     },
     "full": {
-        "profile": "full", "world_profile": "full", "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
+        "profile": "full", "world": {"name": "full"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
         "sizes": [1, 2, 3, 4, 5],
         "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
                     "soft_min(temperature=1.0)"],
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 160, "lr_scheduler": "cosine"},
         "pool": {"prompts": 256, "size": 512, "score_dtype": "auto"}, "calibration_replicates": 100,
-        "rl": {"kinds": ["single", "finetune", "pretrain"],
-               "methods": ["mean", "min", "uncertainty_weighted(lam=0.1)"],
-               "noise": [0.0, 0.25], "seeds": [0, 1, 2], "kl_coefs": [0.0, 0.01, 0.2], "steps": 200},
+        "rl": {"steps": 200},
+        "rl_sweep": {"kinds": ["single", "finetune", "pretrain"],
+                     "methods": ["mean", "min", "uncertainty_weighted(lam=0.1)"],
+                     "noise": [0.0, 0.25], "seeds": [0, 1, 2], "kl_coefs": [0.0, 0.01, 0.2]},
     },
 }
 
+#: Keys of older study configs and where they went; using one is an error that names the new key.
+RENAMED = {
+    "world_profile": "world.name",
+    "world_overrides": "world (e.g. world.policy.lm.steps=100)",
+    **{f"rl.{k}": f"rl_sweep.{k}" for k in ("enabled", "kinds", "methods", "noise", "seeds", "kl_coefs")},
+}
+#: RL settings each cell sets itself (see StudyConfig.rl).
+PER_CELL_RL = {"method": "rl_sweep.methods", "params": "rl_sweep.methods", "kl_coef": "rl_sweep.kl_coefs",
+               "seed": "rl_sweep.seeds", "max_new_tokens": "world.pool.max_new_tokens"}
+
 
 def resolve_config(path=None, profile: str | None = None, overrides: list[str] | None = None) -> StudyConfig:
-    """Profile defaults <- YAML file <- dotted overrides, validated."""
-    data: dict = {}
+    """Profile <- YAML file <- dotted overrides, validated; `world.name` picks the world's profile,
+    which the rest of the `world` section overrides."""
+    where = str(path) if path else "study config"
     file_data = load_yaml(path) if path else {}
     name = profile or file_data.get("profile") or "quick"
-    if name not in PROFILES:
-        raise ConfigError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
-    data = _deep_merge(PROFILES[name], file_data)
-    data["profile"] = name
-    data = apply_overrides(data, overrides or [])
-    return from_dict(StudyConfig, data, str(path) if path else "study config")
+    data = resolve_profile(PROFILES, name, file_data, {"profile": name}, overrides=overrides or [], where=where)
+    for old, new in RENAMED.items():
+        if _has(data, old):
+            raise ConfigError(f"{where}: {old!r} is now {new}")
+    for key, new in PER_CELL_RL.items():
+        if _has(data, f"rl.{key}"):
+            raise ConfigError(f"{where}: 'rl.{key}' is set per RL cell; use {new!r}")
+    if isinstance(data.get("world"), dict):
+        data["world"] = resolve_profile(WORLD_PROFILES, data["world"].get("name", "quick"), data["world"],
+                                        where=f"{where}: world.name")
+    return from_dict(StudyConfig, data, where)
 
 
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def _has(data: dict, dotted: str) -> bool:
+    node = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
-__all__ = ["StudyConfig", "StudyRLConfig", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
+__all__ = ["StudyConfig", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
            "replace"]

@@ -105,30 +105,10 @@ def resolve_inputs(config, progress: bool = True) -> StudyInputs:
     return world_inputs(config, progress=progress)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """{"policy": {"lm": {"steps": 9}}} -> {"policy.lm.steps": 9}: `--set world_overrides.a.b=v`
-    nests keys, and replacing a whole section would silently reset its other fields."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def world_inputs(config, progress: bool = True) -> StudyInputs:
-    from rewardherd.world import build_world, world_config, world_replicate
+    from rewardherd.world import build_world, world_replicate
 
-    wcfg = world_replicate(world_config(config.world_profile), config.world_seed)
-    if config.world_overrides:
-        try:
-            wcfg = wcfg.with_overrides(_flatten(dict(config.world_overrides)))
-        except KeyError as e:
-            from rewardherd.config import ConfigError
-
-            raise ConfigError(f"world_overrides: {e.args[0]}") from e
+    wcfg = world_replicate(config.world, config.world_seed)
     world = build_world(wcfg, cache_dir=config.cache_dir, progress=progress)
     keys = {
         "policy": world.summary["policy"]["key"], "backbones": [b["key"] for b in world.summary["backbones"]],
@@ -142,6 +122,6 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
         gold=world.gold, features=world.features, max_new_tokens=wcfg.pool.max_new_tokens,
         min_new_tokens=wcfg.pool.min_new_tokens, top_p=wcfg.pool.top_p,
         fingerprint={"world": keys},
-        description=f"built-in world ({config.world_profile} profile, replicate {config.world_seed})",
+        description=f"built-in world ({config.world.name} profile, replicate {config.world_seed})",
         world_summary=world.summary,
     )

@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +107,9 @@ def plan_members(config: StudyConfig, pool_size: int) -> list[MemberUnit]:
                 for b, ft in ensemble_members(kind, seed, config.ensemble_size, pool_size):
                     u = MemberUnit(b, ft, noise, seed)
                     units[u.name] = u
-    for noise in config.rl.noise if config.rl.enabled else ():
-        for seed in config.rl.seeds:
-            for kind in config.rl.kinds:
+    for noise in config.rl_sweep.noise if config.rl_sweep.enabled else ():
+        for seed in config.rl_sweep.seeds:
+            for kind in config.rl_sweep.kinds:
                 for b, ft in ensemble_members("finetune" if kind == "finetune" else "pretrain", seed,
                                               config.ensemble_size, pool_size):
                     u = MemberUnit(b, ft, noise, seed)
@@ -143,14 +143,15 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
 
 
 def plan_rl(config: StudyConfig) -> list[RLUnit]:
-    if not config.rl.enabled:
+    sweep = config.rl_sweep
+    if not sweep.enabled:
         return []
     out = []
-    for noise in config.rl.noise:
-        for seed in config.rl.seeds:
-            for kl in config.rl.kl_coefs:
-                for kind in config.rl.kinds:
-                    methods = ["mean"] if kind == "single" else list(config.rl.methods)
+    for noise in sweep.noise:
+        for seed in sweep.seeds:
+            for kl in sweep.kl_coefs:
+                for kind in sweep.kinds:
+                    methods = ["mean"] if kind == "single" else list(sweep.methods)
                     out += [RLUnit(kind, m, noise, seed, kl) for m in methods]
     return out
 
@@ -264,7 +265,7 @@ def rl_single_slot(seed: int, k: int) -> int:
 
 def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     from rewardherd.models import Ensemble
-    from rewardherd.policy.rl import RLConfig, run_rl
+    from rewardherd.policy.rl import run_rl
 
     out = Path(out_dir)
     d = out / "cells" / unit.name
@@ -281,11 +282,8 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     else:
         ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, k, pool_size))
     spec = core.Aggregation.parse(unit.method)
-    r = config.rl
-    rl_cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef, steps=r.steps, lr=r.lr,
-                      num_generations=r.num_generations, prompts_per_step=r.prompts_per_step,
-                      max_new_tokens=inputs.max_new_tokens, eval_every=r.eval_every, eval_prompts=r.eval_prompts,
-                      eval_samples=r.eval_samples, seed=unit.seed, save_checkpoints=True)
+    rl_cfg = replace(config.rl, method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef,
+                     max_new_tokens=inputs.max_new_tokens, seed=unit.seed)
     run_rl(inputs.policy_dir, ens, inputs.train_prompts, inputs.eval_prompts, d, rl_cfg, gold=inputs.gold,
            features=inputs.features, progress=False)
     (d / "DONE").write_text(json.dumps(unit.__dict__))
@@ -504,7 +502,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     if inputs.world_summary is not None:
         write_json_atomic(out / "world.json", inputs.world_summary)
     timings["world"] = time.time() - t0
-    if config.rl.enabled and not inputs.train_prompts:
+    if config.rl_sweep.enabled and not inputs.train_prompts:
         raise ValueError("RL needs training prompts distinct from the evaluation prompts; the inputs have none")
     t = time.time()
     pool_path = ensure_pool(inputs, config, out, progress)

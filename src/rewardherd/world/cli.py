@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from rewardherd.config import field_docs
-from rewardherd.world.config import CorpusConfig, WorldConfig
+from rewardherd.world.config import PROFILES, CorpusConfig, WorldConfig
 
 C = field_docs(CorpusConfig)
 W = field_docs(WorldConfig)
@@ -33,18 +33,6 @@ world_app = typer.Typer(
 @world_app.callback()
 def _world() -> None:
     """The built-in offline world: corpus, tokenizer, tiny LMs, gold reward, preference data."""
-
-
-def _parse_sets(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            raise typer.BadParameter(f"--set {it!r} must look like key=value (e.g. policy.lm.steps=100)")
-        k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 def _print_summary(summary: dict) -> None:
@@ -75,7 +63,7 @@ def _print_summary(summary: dict) -> None:
 
 @world_app.command("build")
 def build(
-    profile: Annotated[str, typer.Option(help="World profile: smoke, quick or full.")] = "quick",
+    profile: Annotated[str, typer.Option(help=f"World profile: {', '.join(PROFILES)}.")] = "quick",
     cache_dir: Annotated[Path | None, typer.Option(
         help="Cache root (default $REWARDHERD_CACHE or ~/.cache/rewardherd).")] = None,
     corpus: Annotated[Path | None, typer.Option(help=C["path"])] = None,
@@ -95,16 +83,14 @@ def build(
     from rewardherd.world.corpus import CorpusNotFoundError
     from rewardherd.world.world import build_world
 
+    overrides = list(set_ or [])
+    if corpus is not None:
+        overrides.append(f"corpus.path={json.dumps(str(corpus))}")
+    if threads is not None:
+        overrides.append(f"num_threads={threads}")
     try:
-        cfg: WorldConfig = world_config(profile)
-        overrides = _parse_sets(set_)
-        if corpus is not None:
-            overrides["corpus.path"] = str(corpus)
-        if threads is not None:
-            overrides["num_threads"] = threads
-        if overrides:
-            cfg = cfg.with_overrides(overrides)
-    except (ValueError, KeyError) as e:
+        cfg: WorldConfig = world_config(profile, overrides)
+    except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from e
     try:

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-PROFILES = ("smoke", "quick", "full")
-Profile = Literal["smoke", "quick", "full"]
+from rewardherd.config import from_dict, resolve_profile
 
 DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
 
@@ -396,84 +395,47 @@ class WorldConfig:
         _check(self.pool.max_new_tokens + self.prompts.max_words * 4 <= self.policy.lm.block_size,
                "pool.max_new_tokens plus a prompt must fit the policy's block_size")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples become lists)."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorldConfig:
-        """Inverse of :meth:`to_dict`; unknown keys and wrong types are errors
-        (:func:`rewardherd.config.from_dict`, shared by every config)."""
-        from rewardherd.config import from_dict
+_TINY_LM = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 96, "steps": 20, "batch_size": 8,
+            "warmup_steps": 2, "eval_batches": 2}
 
-        return from_dict(cls, data, "world")
+#: Named worlds, each a set of overrides of the defaults (which are ``quick``):
+#: - ``smoke``: a few hundred corpus items, 2 backbones of 1x32, a 1x32 policy, tens of
+#:   steps; builds in seconds (tests).
+#: - ``quick``: all of the corpus, 8 backbones of 2x64, a 3x128 policy; a few minutes on
+#:   2 cores. The default study world.
+#: - ``full``: 10 backbones of 2x128 and a 4x192 policy trained several times longer.
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "name": "smoke",
+        "corpus": {"max_items": 600, "val_fraction": 0.05, "pref_train_fraction": 0.1,
+                   "pref_heldout_fraction": 0.05, "eval_fraction": 0.05},
+        "tokenizer": {"vocab_size": 512},
+        "backbones": {"lm": _TINY_LM, "seeds": [0, 1]},
+        "policy": {"lm": {**_TINY_LM, "lr": 3e-3}},
+        "preferences": {"sampling": {"max_new_tokens": 8}},
+        "pool": {"max_new_tokens": 16},
+        "summary_prompts": 8, "summary_samples_per_prompt": 2, "sample_batch_size": 64,
+    },
+    "quick": {"name": "quick"},
+    "full": {
+        "name": "full",
+        "tokenizer": {"vocab_size": 8192},
+        "backbones": {"lm": {"n_embd": 128, "n_head": 4, "steps": 1500, "warmup_steps": 100},
+                      "seeds": list(range(10))},
+        "policy": {"lm": {"n_layer": 4, "n_embd": 192, "steps": 4000, "warmup_steps": 200}},
+        "summary_prompts": 512,
+    },
+}
 
-    def with_overrides(self, overrides: dict[str, Any]) -> WorldConfig:
-        """A copy with dotted-key overrides applied, e.g. ``{"policy.lm.steps": 100}``.
 
-        Raises:
-            KeyError: for an unknown key.
-        """
-        data = self.to_dict()
-        for dotted, value in overrides.items():
-            node = data
-            parts = dotted.split(".")
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    raise KeyError(f"unknown config key {dotted!r}")
-                node = node[part]
-            if parts[-1] not in node:
-                raise KeyError(f"unknown config key {dotted!r}")
-            node[parts[-1]] = value
-        return WorldConfig.from_dict(data)
-
-
-def world_config(profile: Profile | str = "quick") -> WorldConfig:
-    """The named profile.
-
-    - ``smoke``: a few hundred corpus items, 2 backbones of 1x32, a 1x32 policy, tens of
-      steps; builds in seconds (tests).
-    - ``quick``: all of the corpus, 5 backbones of 2x64, a 3x128 policy; a few minutes on
-      2 cores. The default study world.
-    - ``full``: 5 backbones of 2x128 and a 4x192 policy trained several times longer.
-
-    Args:
-        profile: One of :data:`PROFILES`.
+def world_config(profile: str = "quick", overrides: list[str] | dict = ()) -> WorldConfig:
+    """The named profile (:data:`PROFILES`) with dotted ``overrides`` applied.
 
     Raises:
-        ValueError: for an unknown profile.
+        rewardherd.config.ConfigError: for an unknown profile or key, or an invalid value.
     """
-    if profile == "quick":
-        return WorldConfig(name="quick")
-    if profile == "smoke":
-        tiny = LMConfig(n_layer=1, n_embd=32, n_head=2, block_size=96, steps=20, batch_size=8,
-                        warmup_steps=2, eval_batches=2)
-        return WorldConfig(
-            name="smoke",
-            corpus=CorpusConfig(max_items=600, val_fraction=0.05, pref_train_fraction=0.1,
-                                pref_heldout_fraction=0.05, eval_fraction=0.05),
-            tokenizer=TokenizerConfig(vocab_size=512),
-            backbones=BackbonesConfig(lm=tiny, seeds=(0, 1)),
-            policy=PolicyConfig(lm=tiny),
-            preferences=PreferenceConfig(sampling=SamplingConfig(max_new_tokens=8)),
-            pool=SamplingConfig(max_new_tokens=16),
-            summary_prompts=8,
-            summary_samples_per_prompt=2,
-            sample_batch_size=64,
-        )
-    if profile == "full":
-        return WorldConfig(
-            name="full",
-            tokenizer=TokenizerConfig(vocab_size=8192),
-            backbones=BackbonesConfig(
-                lm=LMConfig(n_layer=2, n_embd=128, n_head=4, steps=1500, batch_size=32,
-                            warmup_steps=100), seeds=tuple(range(10))),
-            policy=PolicyConfig(
-                lm=LMConfig(n_layer=4, n_embd=192, n_head=4, steps=4000, batch_size=32,
-                            lr=2e-3, warmup_steps=200)),
-            summary_prompts=512,
-        )
-    raise ValueError(f"unknown world profile {profile!r}; expected one of {PROFILES}")
+    return from_dict(WorldConfig, resolve_profile(PROFILES, profile, overrides=overrides, where="world"), "world")
 
 
 #: Replicate r's backbone seeds are shifted by r * REPLICATE_SEED_STRIDE, so replicates
