@@ -85,7 +85,7 @@ def test_old_kind_names_are_aliases_that_say_so(old, new, caplog):
 
 
 def test_unknown_kind_names_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"ensemble.kind: .single_seed. is not one of \[.finetune., .pretrain., .explicit."):
+    with pytest.raises(ConfigError, match=r"ensemble: kind: .single_seed. is not one of \[.finetune., .pretrain., .explicit."):
         from_dict(EnsembleConfig, {"kind": "single_seed", "backbones": ["b"]}, "ensemble")
     assert TRAIN_KINDS == ("finetune", "pretrain", "explicit")
 
