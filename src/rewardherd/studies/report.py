@@ -145,10 +145,11 @@ def _calibration_table(calibration: dict) -> pd.DataFrame:
 
 CAN_DECIDE = {
     "smoke": "Nothing: the smoke profile checks that the pipeline runs end to end; its numbers carry no evidence.",
-    "quick": ("The quick profile (5 members, 3 seeds, 256 prompts x 128 samples, n <= 32, tiny models on the "
+    "quick": ("The quick profile (5 members, 6 seeds, 256 prompts x 128 samples, n <= 32, tiny models on the "
               "built-in world) decides the claims whose calibrated power at its size is high (see the power column); "
-              "with 3 seeds the t intervals have few degrees of freedom, so differences of a few hundredths of gold "
-              "are often inconclusive. It cannot decide ensemble-size trends (one size), behaviour beyond n = 32, "
+              "the weakest rules (underspecification, residual over-optimization, Gao's form) detect the "
+              "calibration's strong effects but not its moderate ones, so an 'inconclusive' there is not evidence "
+              "of absence. It cannot decide ensemble-size trends (one size), behaviour beyond n = 32, "
               "or RL claims: RL is one seed and one short run per arm, an illustration, not evidence. Intervals "
               "cover seeds (backbone draws, fine-tune seeds, label flips) and prompts; they do not cover the world "
               "build (policy, preference data, pool): compare world replicates (world_seed) for that."),
