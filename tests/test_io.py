@@ -120,3 +120,13 @@ def test_atomic_dir_failed_swap_restores_old(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real)
     assert (final / "w.bin").read_text() == "old"
     assert _names(tmp_path) == ["ens"]
+
+
+def test_atomic_dir_honours_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "ens") as stage:
+            (stage / "w.bin").write_text("w")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ens").stat().st_mode) == 0o755  # like mkdir, not mkdtemp's 0o700

@@ -11,7 +11,6 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,12 +69,18 @@ def atomic_dir(final: str | Path, *, replace: bool = False) -> Iterator[Path]:
     An existing ``final`` is a FileExistsError unless ``replace=True``; then it is
     renamed aside first and deleted only once the new directory is in place, so a
     crash never loses it (it stays as ``final`` or as a ``.<name>.old-*`` sibling).
-    The staging directory is a ``.<name>.tmp-*`` sibling, which a killed run leaves
-    behind.
+    The staging directory is a ``.<name>.tmp-*`` sibling (mode 0o777 less the umask),
+    which a killed run leaves behind.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    while True:  # os.mkdir honours the umask, unlike tempfile.mkdtemp's 0o700
+        stage = final.with_name(f".{final.name}.tmp-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(stage)
+            break
+        except FileExistsError:
+            continue
     try:
         yield stage
         if not (final.exists() or final.is_symlink()):
