@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from rewardherd.data.validation import (
     count_too_long,
     parse_row,
 )
+from rewardherd.io import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def write_preferences(
 
     Args:
         pairs: Pairs to write; all plain text or all conversational.
-        path: Destination file; its directory must exist.
+        path: Destination file; its directory is created if needed.
         overwrite: Replace an existing file. Without it an existing file is an error.
 
     Returns:
@@ -202,41 +202,17 @@ def write_preferences(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     records = [_pair_record(p) for p in pairs]
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 honours the umask, unlike tempfile's 0o600.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             if suffix == ".jsonl":
                 _write_jsonl(records, f)
             else:
                 _write_parquet(records, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_no_overwrite(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write, overwrite=overwrite, fsync=True)
     logger.info("wrote %d pairs to %s", len(pairs), path)
     return path
-
-
-def _move_no_overwrite(tmp: Path, path: Path) -> None:
-    # link() fails if path appeared meanwhile, so a race cannot overwrite silently.
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-    except OSError:
-        # Filesystems without hard links: check, then rename (a small race window).
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
 
 
 def _write_jsonl(records: Sequence[dict[str, Any]], f: Any) -> None:

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -53,6 +51,7 @@ import numpy as np
 import torch
 
 from rewardherd import core
+from rewardherd.io import atomic_dir
 from rewardherd.models import lora, multihead
 from rewardherd.models.common import default_device, load_member_model  # noqa: F401 (re-exported)
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
@@ -213,9 +212,7 @@ class Ensemble:
         directory = Path(directory)
         if directory.exists() and not overwrite:
             raise FileExistsError(f"{directory} exists; pass overwrite=True to replace it")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
+        with atomic_dir(directory, replace=overwrite) as tmp:
             infos = []
             for m in self.members:
                 if m.info.format == "hf":
@@ -224,16 +221,6 @@ class Ensemble:
                 infos.append(replace(m.info, files=None))  # checksums of the files written here
             infos = lora.save_members(self.members, multihead.save_members(self.members, infos, tmp), tmp)
             Manifest(**{**self.manifest.__dict__, "members": infos}).write(tmp)
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{tmp.name[-8:]}")
-                directory.rename(old)
-                tmp.rename(directory)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.directory = directory
         return directory
 

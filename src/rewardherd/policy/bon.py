@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from rewardherd import core, schema
 from rewardherd.core import Aggregation
+from rewardherd.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,8 @@ def sample_pool(
         temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, prompt_ids=prompt_ids, progress=progress,
     )
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        pool.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-        side.write_text(json.dumps(settings))
+        write_atomic(path, lambda t: pool.to_parquet(t, index=False))
+        write_atomic(side, lambda t: t.write_text(json.dumps(settings)))
     return pool
 
 

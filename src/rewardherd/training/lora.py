@@ -17,14 +17,13 @@ less diverse than full fine-tunes. Resuming works as in
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from rewardherd.io import atomic_dir
 from rewardherd.models.common import quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.lora import BACKBONE_DIR
@@ -55,13 +54,9 @@ def save_scoring_backbone(backbone: str | Path, out_dir: Path) -> Path:
         model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1, dtype=torch.float32,
                                                                    use_safetensors=True)
     model.config.pad_token_id = pad_token_id(tokenizer)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        model.save_pretrained(tmp / "b", safe_serialization=True)
-        tokenizer.save_pretrained(tmp / "b")
-        os.replace(tmp / "b", out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(out_dir) as staged:
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
     return out_dir
 
 

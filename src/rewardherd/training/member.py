@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rewardherd import core
+from rewardherd.io import atomic_dir
 from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.manifest import MemberInfo
@@ -230,10 +231,9 @@ def train_member(
         ev = evaluate_pairs(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
         # Under `accelerate launch` every process trains (DDP); only the main one writes.
         if trainer.accelerator.is_main_process:
-            staged = work / "member"
-            model.save_pretrained(staged, safe_serialization=True)
-            tokenizer.save_pretrained(staged)
-            os.replace(staged, out_dir)
+            with atomic_dir(out_dir) as staged:
+                model.save_pretrained(staged, safe_serialization=True)
+                tokenizer.save_pretrained(staged)
         trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -41,6 +39,7 @@ import torch
 
 from rewardherd import core
 from rewardherd.config import config_hash
+from rewardherd.io import atomic_dir
 from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
@@ -271,14 +270,6 @@ def _existing(out_dir: Path, plan: str, overwrite: bool) -> Manifest | None:
 
 
 def _write_atomically(out_dir: Path, model: MultiHeadRewardModel, tokenizer, manifest: Manifest) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        model.save(tmp / BACKBONE_DIR, tokenizer)
-        manifest.write(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(out_dir, replace=True) as staged:
+        model.save(staged / BACKBONE_DIR, tokenizer)
+        manifest.write(staged)

@@ -38,15 +38,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from rewardherd import core
+from rewardherd.io import atomic_dir
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 
 log = logging.getLogger(__name__)
@@ -190,17 +188,8 @@ def warm_average(
                       standardization=stats, train_config=dict(ref.train_config))
     out = Manifest(kind=manifest.kind, members=[info], max_length=manifest.max_length,
                    text_format=manifest.text_format, extra={**manifest.extra, "warm": sources})
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        staged = tmp / "warm"
+    with atomic_dir(out_dir, replace=True) as staged:  # an existing out_dir means overwrite=True
         model.save_pretrained(staged, safe_serialization=True)
         tokenizer.save_pretrained(staged)
         out.write(staged)
-        if out_dir.exists():  # overwrite=True: move the old one aside, then swap
-            old = tmp / "old"
-            os.replace(out_dir, old)
-        os.replace(staged, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

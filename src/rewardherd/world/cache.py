@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rewardherd.io import file_sha256
+from rewardherd.io import atomic_dir, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +158,8 @@ def cached_artifact(
         if final.exists():
             logger.warning("cache entry %s is partial or corrupt; rebuilding", final)
             _discard(final)
-        tmp = kind_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
         t0 = time.perf_counter()
-        try:
+        with atomic_dir(final) as tmp:
             meta = build_fn(tmp)
             marker = {
                 "kind": kind,
@@ -173,9 +171,5 @@ def cached_artifact(
                 "files": _manifest(tmp),
             }
             (tmp / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True))
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     logger.info("built %s/%s in %.1fs", kind, key, time.perf_counter() - t0)
     return final
