@@ -25,6 +25,7 @@ from rewardherd.core import METHODS
 from rewardherd.io import write_table_atomic
 from rewardherd.policy.config import BonConfig, RLConfig
 from rewardherd.serve.cli import serve_command
+from rewardherd.studies.config import StudyConfig
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 from rewardherd.world.cli import world_app
 
@@ -40,10 +41,10 @@ app = typer.Typer(
 METHOD_HELP = (f"Aggregation, written name or 'name(k=v,...)', e.g. mean or 'uncertainty_weighted(lam=0.5)'; "
                f"methods: {', '.join(METHODS)}.")
 
-T = field_docs(TrainConfig)
 E = field_docs(EnsembleConfig)
 B = field_docs(BonConfig)
 R = field_docs(RLConfig)
+S = field_docs(StudyConfig)
 
 log = logging.getLogger("rewardherd")
 
@@ -65,10 +66,6 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("rewardherd").setLevel(logging.INFO)
-
-
-
-
 
 
 @app.callback()
@@ -96,22 +93,18 @@ def _drop_empty_out(out: Path, existed: bool) -> None:
 
 # --------------------------------------------------------------------- train
 @app.command()
+@config_options(TrainConfig, ("lr", "epochs", "batch_size", "max_length", "center_coef", "heldout_fraction", "lora_r",
+                              "shared_head_init"), into="hyper", given_only=True,
+                shared_head_init=typer.Option("--shared-head-init"))
 def train(
     data: Annotated[Path | None, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")] = None,
     out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=E["backbones"])] = None,
-    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune",
-    members: Annotated[int, typer.Option(help=E["n_members"])] = 3,
+    kind: Annotated[str, typer.Option(help=E["kind"])] = EnsembleConfig.kind,
+    members: Annotated[int, typer.Option(help=E["n_members"])] = EnsembleConfig.n_members,
     seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
     heldout_data: Annotated[Path | None, typer.Option(help="Separate held-out pairs (else split by prompt hash).")] = None,
-    lr: Annotated[float | None, typer.Option(help=T["lr"])] = None,
-    epochs: Annotated[float | None, typer.Option(help=T["epochs"])] = None,
-    batch_size: Annotated[int | None, typer.Option(help=T["batch_size"])] = None,
-    max_length: Annotated[int | None, typer.Option(help=T["max_length"])] = None,
-    center_coef: Annotated[float | None, typer.Option(help=T["center_coef"])] = None,
-    heldout_fraction: Annotated[float | None, typer.Option(help=T["heldout_fraction"])] = None,
-    lora_r: Annotated[int | None, typer.Option(help=T["lora_r"])] = None,
-    shared_head_init: Annotated[bool | None, typer.Option("--shared-head-init", help=T["shared_head_init"])] = None,
+    hyper: dict | None = None,
     config: Annotated[Path | None, typer.Option(help="YAML with `data`, `out`, `ensemble:` and `train:` sections; flags override it.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing ensemble trained with a different configuration.")] = False,
@@ -131,11 +124,7 @@ def train(
     heldout_data = heldout_data or (Path(cfg["heldout_data"]) if cfg.get("heldout_data") else None)
     if data is None or out is None:
         _fail("--data and --out are required (or give them in --config)")
-    tr = dict(cfg.get("train") or {})
-    for k, v in dict(lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length, center_coef=center_coef,
-                     heldout_fraction=heldout_fraction, lora_r=lora_r, shared_head_init=shared_head_init).items():
-        if v is not None:
-            tr[k] = v
+    tr = {**(cfg.get("train") or {}), **hyper}
     en = dict(cfg.get("ensemble") or {})
     if backbone:
         en["backbones"] = list(backbone)
@@ -479,9 +468,9 @@ def study(
     config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
     profile: Annotated[str | None, typer.Option(help="smoke, quick or full (default: the YAML's, else quick).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
-    executor: Annotated[str | None, typer.Option(help="local (sequential) or ray.")] = None,
-    ray_address: Annotated[str | None, typer.Option(help="Attach to this Ray cluster instead of a local ray.init.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="World cache directory (default ~/.cache/rewardherd).")] = None,
+    executor: Annotated[str | None, typer.Option(help=S["executor"])] = None,
+    ray_address: Annotated[str | None, typer.Option(help=S["ray_address"])] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help=S["cache_dir"])] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override, e.g. --set pool.size=64 (repeatable).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results of a study with another configuration in --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
@@ -531,7 +520,6 @@ app.add_typer(world_app, name="world")
 
 def main() -> None:
     app()
-
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
+from rewardherd.cli_common import config_options
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 
-T = field_docs(TrainConfig)
 E = field_docs(EnsembleConfig)
 
 TABLE_SUFFIXES = (".parquet", ".jsonl")
@@ -50,22 +50,19 @@ def _warn(msg: str) -> None:
 
 
 # ------------------------------------------------------------------ strength
+@config_options(TrainConfig, ("lr", "epochs", "batch_size", "max_length", "center_coef"), into="hyper", given_only=True)
 def strength_command(
     data: Annotated[Path, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Strength table to write (.parquet or .jsonl); a histogram PNG is written beside it.")],
     ensemble: Annotated[Path | None, typer.Argument(help="An existing ensemble to measure with. Its strengths are labelled in-sample (its members may have been trained on these pairs). Omit it to cross-fit with --backbone.")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=f"Cross-fitting: {E['backbones']}")] = None,
     folds: Annotated[int, typer.Option(help="Cross-fitting: K; the members of fold k are trained on the other K-1 folds and score fold k only.")] = 5,
-    kind: Annotated[str, typer.Option(help=E["kind"])] = "finetune",
-    members: Annotated[int, typer.Option(help=f"Members per fold. {E['n_members']}")] = 3,
+    kind: Annotated[str, typer.Option(help=E["kind"])] = EnsembleConfig.kind,
+    members: Annotated[int, typer.Option(help=f"Members per fold. {E['n_members']}")] = EnsembleConfig.n_members,
     seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
     fold_seed: Annotated[int, typer.Option(help="Salt of the assignment of prompts to folds.")] = 0,
     work_dir: Annotated[Path | None, typer.Option(help="Where the fold ensembles are kept (reruns resume them); default: <out stem>.folds beside --out.")] = None,
-    lr: Annotated[float | None, typer.Option(help=T["lr"])] = None,
-    epochs: Annotated[float | None, typer.Option(help=T["epochs"])] = None,
-    batch_size: Annotated[int | None, typer.Option(help=T["batch_size"])] = None,
-    max_length: Annotated[int | None, typer.Option(help=T["max_length"])] = None,
-    center_coef: Annotated[float | None, typer.Option(help=T["center_coef"])] = None,
+    hyper: dict | None = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output table and figure (and fold ensembles trained with another plan).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
@@ -100,12 +97,10 @@ def strength_command(
             _warn(IN_SAMPLE_WARNING)
             table = ensemble_strength(Ensemble.load(ensemble), pairs)
         else:
-            tr = {k: v for k, v in dict(lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length,
-                                         center_coef=center_coef).items() if v is not None}
             en = {"kind": kind, "backbones": list(backbone), "n_members": members}
             if seed:
                 en["seeds"] = list(seed)
-            train_cfg = from_dict(TrainConfig, tr, "train")
+            train_cfg = from_dict(TrainConfig, hyper, "train")
             ens_cfg = from_dict(EnsembleConfig, en, "ensemble")
             work = work_dir or out.with_name(f"{out.stem}.folds")
             typer.echo(f"cross-fitting: {folds} folds x {len(ens_cfg.member_specs())} member(s), fold ensembles in {work}",

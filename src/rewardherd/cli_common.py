@@ -57,25 +57,37 @@ def parse_aggregation(method: str, params: list[str] | None = None) -> Aggregati
         fail(str(e))
 
 
-def config_options(cls, names: tuple[str, ...], into: str):
+def config_options(cls, names: tuple[str, ...], into: str, *, given_only: bool = False, **custom):
     """Decorator: give a command one ``--option`` per named field of config dataclass ``cls``.
 
     Each option's help is the field's docstring and its default the field's default, so
-    neither is written twice; the command receives the values as one dict, its ``into``
-    parameter, ready for ``cls(**values)``.
+    neither is written twice. The options take the place of the command's ``into``
+    parameter, which receives their values as one dict, ready for ``cls(**values)``.
+    ``custom`` maps a field to a ``typer.Option(...)`` of its own flag names or env var;
+    its help, if any, is appended to the docstring. With ``given_only`` every option
+    defaults to None, "not given" (a YAML file or the field's default decides), and the
+    dict holds only the options given.
     """
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
 
+    def option(n):
+        info = custom.get(n) or typer.Option()
+        info.help = f"{docs[n]} {info.help}" if info.help else docs[n]
+        tp, default = (hints[n] | None, None) if given_only else (hints[n], fields[n].default)
+        return inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[tp, info])
+
     def decorate(fn):
         sig = inspect.signature(fn, eval_str=True)
-        params = [p for p in sig.parameters.values() if p.name != into]
-        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=fields[n].default,
-                                     annotation=Annotated[hints[n], typer.Option(help=docs[n])]) for n in names]
+        params = []
+        for p in sig.parameters.values():
+            params += [option(n) for n in names] if p.name == into else [p.replace(kind=p.KEYWORD_ONLY)]
 
         @functools.wraps(fn)
         def command(**kwargs):
             values = {n: kwargs.pop(n) for n in names}
+            if given_only:
+                values = {n: v for n, v in values.items() if v is not None}
             return fn(**kwargs, **{into: values})
 
         command.__signature__ = sig.replace(parameters=params)

@@ -9,21 +9,27 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class BonConfig:
+class PoolSampling:
+    """How a best-of-n pool is sampled and how far n goes; shared by `bon` and the study's pool."""
+
+    max_n_fraction: float = 0.25
+    """Largest n as a fraction of the pool size N (the estimator's variance grows near N)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    seed: int = 0
+    """Sampling seed of the pool."""
+
+
+@dataclass(frozen=True)
+class BonConfig(PoolSampling):
     """Best-of-n: one pool of samples per prompt, scored once, unbiased curves over n."""
 
     pool_size: int = 64
     """Samples per prompt (N); n runs over powers of two up to max_n_fraction * N."""
-    max_n_fraction: float = 0.25
-    """Largest n as a fraction of the pool size (the estimator's variance grows near N)."""
     max_new_tokens: int = 48
     """Most tokens per sampled response."""
-    temperature: float = 1.0
-    """Sampling temperature."""
     top_p: float = 1.0
     """Nucleus sampling mass; 1 disables it."""
-    seed: int = 0
-    """Sampling seed."""
     methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
     """Aggregations the curves are drawn for, each written name or 'name(k=v,...)'."""
 

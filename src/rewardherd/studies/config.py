@@ -29,7 +29,7 @@ from typing import Literal
 
 from rewardherd.config import ConfigError, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
-from rewardherd.policy.config import RLConfig
+from rewardherd.policy.config import PoolSampling, RLConfig
 from rewardherd.schema import StudyKind as Kind
 from rewardherd.training.config import TrainConfig
 from rewardherd.world.config import PROFILES as WORLD_PROFILES
@@ -59,19 +59,13 @@ class UserSource:
 
 
 @dataclass(frozen=True)
-class PoolConfig:
+class PoolConfig(PoolSampling):
     """The best-of-n pool, sampled once per world and shared by every cell."""
 
     prompts: int = 128
     """Evaluation prompts in the pool."""
     size: int = 128
     """Samples per prompt (N)."""
-    max_n_fraction: float = 0.25
-    """Report n only up to this fraction of N (variance grows near N)."""
-    temperature: float = 1.0
-    """Sampling temperature."""
-    seed: int = 0
-    """Sampling seed of the pool."""
     score_dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     """Precision of the members' pool scores. bfloat16 is about 2.5x faster on CPUs with
     AVX512-BF16 or AMX and is kept only if it ranks a probe of the pool like float32
