@@ -79,9 +79,10 @@ def _precision_text(res: Path) -> str:
         return f"float32 for all {len(m)} members"
     from rewardherd.models.scoring import BF16_PROBE, BF16_RANK_TOLERANCE
 
+    rest = len(m) - len(bf)
     return (f"bfloat16 for {len(bf)} of {len(m)} members, each accepted because a {BF16_PROBE:,}-sample probe "
-            f"ranked like float32 (Spearman >= {BF16_RANK_TOLERANCE}; lowest seen {bf['score_spearman_vs_float32'].min():.5f}); "
-            f"float32 for the other {len(m) - len(bf)}")
+            f"ranked like float32 (Spearman >= {BF16_RANK_TOLERANCE}; lowest seen {bf['score_spearman_vs_float32'].min():.5f})"
+            + (f"; float32 for the other {rest} (probe disagreed or bfloat16 is not native here)" if rest else ""))
 
 
 def plain_summary(curves: pd.DataFrame, rl: pd.DataFrame | None) -> list[str]:
