@@ -18,7 +18,21 @@ import typer
 
 from rewardherd import schema
 from rewardherd.cli_cleaning import clean_command, strength_command, warm_command
-from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, config_options, parse_aggregation
+from rewardherd.cli_common import (
+    GOLD_HELP,
+    PAIRS_HELP,
+    PARAM_HELP,
+    POLICY_HELP,
+    VERIFY_HELP,
+    BatchSizeOpt,
+    EnsembleArg,
+    EnsembleOpt,
+    ProgressOpt,
+    RawOpt,
+    SkipInvalidOpt,
+    config_options,
+    parse_aggregation,
+)
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.core import METHODS
@@ -97,7 +111,7 @@ def _drop_empty_out(out: Path, existed: bool) -> None:
                               "shared_head_init"), into="hyper", given_only=True,
                 shared_head_init=typer.Option("--shared-head-init"))
 def train(
-    data: Annotated[Path | None, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")] = None,
+    data: Annotated[Path | None, typer.Option(help=PAIRS_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=E["backbones"])] = None,
     kind: Annotated[str, typer.Option(help=E["kind"])] = EnsembleConfig.kind,
@@ -106,9 +120,9 @@ def train(
     heldout_data: Annotated[Path | None, typer.Option(help="Separate held-out pairs (else split by prompt hash).")] = None,
     hyper: dict | None = None,
     config: Annotated[Path | None, typer.Option(help="YAML with `data`, `out`, `ensemble:` and `train:` sections; flags override it.")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing ensemble trained with a different configuration.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ):
     """Train a reward-model ensemble (resumable: rerun the same command to continue)."""
     from rewardherd.config import ConfigError, from_dict, load_yaml
@@ -228,15 +242,15 @@ def _read_items(path: Path) -> tuple[list, list, list]:
 
 @app.command()
 def score(
-    ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
+    ensemble: EnsembleArg,
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or Parquet with `prompt` and `response` (optional `id`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl or .parquet: score/raw/<member>, ens/<method>, ens/std, ens/var, ens/range (docs/schema.md).")],
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "mean",
     param: Annotated[list[str] | None, typer.Option(help=PARAM_HELP)] = None,
-    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    raw: RawOpt = False,
+    batch_size: BatchSizeOpt = 64,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
-    gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): add a `gold` column and write the members' error sharing to <out>.sharing.json.")] = None,
+    gold: Annotated[str | None, typer.Option(help=GOLD_HELP[:-1] + ": add a `gold` column and write the members' error sharing to <out>.sharing.json.")] = None,
     within_prompt: Annotated[bool, typer.Option(help="With --gold: z-score members and gold within each prompt (prompts with one response or constant scores are dropped and counted).")] = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
@@ -304,13 +318,13 @@ def _score_sharing(gold_fn, prompts, responses, raw, names, within_prompt: bool)
 # ---------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_(
-    ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
+    ensemble: EnsembleArg,
     data: Annotated[Path, typer.Option(help="Preference pairs to evaluate on (JSONL, Parquet, CSV, datasets dir).")],
     method: Annotated[list[str] | None, typer.Option(help=METHOD_HELP + " Repeatable; default: every method with its default parameters.")] = None,
-    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    raw: RawOpt = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
-    gold: Annotated[str | None, typer.Option(help="Gold reward (package.module:function or an HF reward-model directory): also report how much of the members' error is shared, on both responses of every pair and on pair margins.")] = None,
+    batch_size: BatchSizeOpt = 64,
+    gold: Annotated[str | None, typer.Option(help=GOLD_HELP[:-1] + ": also report how much of the members' error is shared, on both responses of every pair and on pair margins.")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
 ):
     """Preference accuracy per member and per aggregation method, and member agreement."""
@@ -370,14 +384,14 @@ def _gold(spec: str | None):
 @config_options(BonConfig, ("pool_size", "max_new_tokens", "temperature", "top_p", "seed", "max_n_fraction"),
                 into="options")
 def bon(
-    policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer).")],
-    ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
+    policy: Annotated[Path, typer.Option(help=POLICY_HELP + ".")],
+    ensemble: EnsembleOpt,
     prompts: Annotated[Path, typer.Option(help="Prompts: text file (one per line) or JSONL with `prompt`.")],
     out: Annotated[Path, typer.Option(help="Output directory: pool.parquet, curves.parquet, summary.csv, bon.png.")],
     method: Annotated[list[str] | None, typer.Option(help=f"{B['methods']} Repeatable; default: "
                                                      f"{', '.join(BonConfig.methods)}. {METHOD_HELP}")] = None,
-    gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
-    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    gold: Annotated[str | None, typer.Option(help=GOLD_HELP)] = None,
+    raw: RawOpt = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
     options: dict | None = None,
 ):
@@ -427,15 +441,15 @@ def bon(
                            "eval_every", "eval_samples", "seed", "save_checkpoints", "bf16"),
                 into="options")  # --eval-prompts is the held-out prompts file (its first RLConfig.eval_prompts are used)
 def rl(
-    policy: Annotated[Path, typer.Option(help="Policy directory (HF causal LM + tokenizer); also the KL reference.")],
-    ensemble: Annotated[Path, typer.Option(help="Ensemble directory.")],
+    policy: Annotated[Path, typer.Option(help=POLICY_HELP + "; also the KL reference.")],
+    ensemble: EnsembleOpt,
     prompts: Annotated[Path, typer.Option(help="Training prompts: text file or JSONL with `prompt`.")],
     eval_prompts: Annotated[Path, typer.Option(help="Held-out prompts for evaluation (KL, proxy, gold).")],
     out: Annotated[Path, typer.Option(help="Output directory (one sub-directory per kl_coef).")],
     method: Annotated[str, typer.Option(help=f"{R['method']} {METHOD_HELP}")] = RLConfig.method,
     kl_coef: Annotated[list[float] | None, typer.Option(
         help=f"{R['kl_coef']} Repeat for a sweep; default {RLConfig.kl_coef}.")] = None,
-    gold: Annotated[str | None, typer.Option(help="Gold reward: package.module:function or an HF reward-model directory.")] = None,
+    gold: Annotated[str | None, typer.Option(help=GOLD_HELP)] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help=VERIFY_HELP)] = True,
     options: dict | None = None,
 ):
@@ -473,7 +487,7 @@ def study(
     cache_dir: Annotated[Path | None, typer.Option(help=S["cache_dir"])] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override, e.g. --set pool.size=64 (repeatable).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results of a study with another configuration in --out.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ):
     """Run the over-optimization study end to end and write report.html / report.md."""
     from rewardherd.config import ConfigError

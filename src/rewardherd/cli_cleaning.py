@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import config_options
+from rewardherd.cli_common import PAIRS_HELP, ProgressOpt, SkipInvalidOpt, config_options
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.training.config import EnsembleConfig, TrainConfig
@@ -52,7 +52,7 @@ def _warn(msg: str) -> None:
 # ------------------------------------------------------------------ strength
 @config_options(TrainConfig, ("lr", "epochs", "batch_size", "max_length", "center_coef"), into="hyper", given_only=True)
 def strength_command(
-    data: Annotated[Path, typer.Option(help="Preference pairs: JSONL, Parquet, CSV or a datasets directory.")],
+    data: Annotated[Path, typer.Option(help=PAIRS_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Strength table to write (.parquet or .jsonl); a histogram PNG is written beside it.")],
     ensemble: Annotated[Path | None, typer.Argument(help="An existing ensemble to measure with. Its strengths are labelled in-sample (its members may have been trained on these pairs). Omit it to cross-fit with --backbone.")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=f"Cross-fitting: {E['backbones']}")] = None,
@@ -63,9 +63,9 @@ def strength_command(
     fold_seed: Annotated[int, typer.Option(help="Salt of the assignment of prompts to folds.")] = 0,
     work_dir: Annotated[Path | None, typer.Option(help="Where the fold ensembles are kept (reruns resume them); default: <out stem>.folds beside --out.")] = None,
     hyper: dict | None = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output table and figure (and fold ensembles trained with another plan).")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
 ):
     """Preference strength of every pair from ensemble votes (Secrets of RLHF II): mean and std of the
     members' margins. Cross-fitted by default (--backbone, --folds); from ENSEMBLE in-sample."""
@@ -128,7 +128,7 @@ def clean_command(
     margin_from_strength: Annotated[bool, typer.Option(help="Write each kept pair's margin as --margin-scale x its strength (after flipping), for an adaptive-margin Bradley-Terry loss in `rewardherd train`.")] = False,
     margin_scale: Annotated[float, typer.Option(help="Scale from standardized strength to the reward's logit units (with --margin-from-strength).")] = 1.0,
     summary: Annotated[Path | None, typer.Option(help="Summary JSON of what changed; default <out stem>.summary.json beside --out.")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")] = False,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output and summary.")] = False,
 ):
     """Flip the weakest pairs and drop the ambiguous band by preference strength (Secrets of RLHF II);

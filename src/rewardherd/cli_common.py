@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,6 +19,17 @@ if TYPE_CHECKING:
     from rewardherd.core import Aggregation
 
 # rewardherd.core is imported inside the functions: `import rewardherd.serve.cli` must not load torch.
+
+# Options several commands share, written once (typer copies the option objects).
+EnsembleArg = Annotated[Path, typer.Argument(help="Ensemble directory.")]
+EnsembleOpt = Annotated[Path, typer.Option(help="Ensemble directory.")]
+RawOpt = Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Sequences per forward pass.")]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+SkipInvalidOpt = Annotated[bool, typer.Option(help="Skip (and count) duplicate/empty/identical pairs instead of failing.")]
+PAIRS_HELP = "Preference pairs: JSONL, Parquet, CSV or a datasets directory."
+GOLD_HELP = "Gold reward: package.module:function or an HF reward-model directory."
+POLICY_HELP = "Policy directory (HF causal LM + tokenizer)"
 
 #: Help of `--param`, kept as an alias of the parameters written in `--method`.
 PARAM_HELP = ("Alias of writing a parameter inside --method: name=value, e.g. lam=0.5 (repeatable); "

@@ -8,12 +8,18 @@ fastapi, uvicorn and torch are imported only when the command runs.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import PARAM_HELP, VERIFY_HELP, config_options, parse_aggregation
+from rewardherd.cli_common import (
+    PARAM_HELP,
+    VERIFY_HELP,
+    EnsembleArg,
+    RawOpt,
+    config_options,
+    parse_aggregation,
+)
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.serve.config import ServeConfig
@@ -32,12 +38,12 @@ log = logging.getLogger(__name__)
     strip_special_tokens=typer.Option("--strip-special-tokens/--keep-special-tokens"),
 )
 def serve_command(
-    ensemble: Annotated[Path, typer.Argument(help="Ensemble directory.")],
+    ensemble: EnsembleArg,
     host: Annotated[str, typer.Option(help="Interface to bind; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     options: dict | None = None,
     param: Annotated[list[str] | None, typer.Option(help=field_docs(ServeConfig)["params"] + " " + PARAM_HELP)] = None,
-    raw: Annotated[bool, typer.Option(help="Aggregate raw member scores instead of standardized ones.")] = False,
+    raw: RawOpt = False,
     graceful_timeout: Annotated[float, typer.Option(
         help="Seconds to let in-flight requests finish on shutdown (Ctrl-C / SIGTERM).")] = 30.0,
     device: Annotated[str | None, typer.Option(help="Device for the members (default: cuda if available).")] = None,

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from rewardherd.cli_common import ProgressOpt
 from rewardherd.config import field_docs
 from rewardherd.world.config import PROFILES, CorpusConfig, WorldConfig
 
@@ -71,7 +72,7 @@ def build(
         "--set", help="Dotted config override, e.g. policy.lm.steps=600 (repeatable).")] = None,
     threads: Annotated[int | None, typer.Option(help=W["num_threads"])] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOpt = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
 ) -> None:
     """Build the world (or load it from the cache) and print its summary."""
