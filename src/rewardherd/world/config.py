@@ -13,19 +13,8 @@ Label noise is deliberately *not* part of the world: the preference files hold
 noise-free gold labels and the study applies noise per seed
 (``rewardherd.data.inject_label_noise``).
 
-Why the defaults look the way they do (measured on ``quick``; see
-``benchmarks/world_check.py``):
-
-- Distribution shift: preference data from the short-output setting (<= 16 new
-  tokens, ~8 words on average) and best-of-n pools / RL from the long one (<= 48).
-- Gold is an inverted U in length: a penalty below ``min_words`` = 10 and above
-  ``max_words`` = 15 words. Inside the preference data's range longer is better
-  (chosen is the longer response in ~79% of pairs of unequal length), so every proxy
-  learns "longer is better"; in the pool's range beyond 15 words gold disagrees. That
-  is the shared, learnable error (length), and it is why single proxies over-optimize.
-- With ``min_words`` = 6 and 2 samples per prompt (the first design), proxies reached
-  only 0.60-0.68 held-out accuracy and three of five of them made gold fall from n = 1
-  (no rise) while two kept rising on sentiment: no classic curve.
+Why the defaults look the way they do (distribution shift in length, gold's inverted U,
+what the first design measured): docs/world.md.
 """
 
 from __future__ import annotations
