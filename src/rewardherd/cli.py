@@ -114,8 +114,8 @@ def train(
     data: Annotated[Path | None, typer.Option(help=PAIRS_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,
     backbone: Annotated[list[str] | None, typer.Option(help=E["backbones"])] = None,
-    kind: Annotated[str, typer.Option(help=E["kind"])] = EnsembleConfig.kind,
-    members: Annotated[int, typer.Option(help=E["n_members"])] = EnsembleConfig.n_members,
+    kind: Annotated[str | None, typer.Option(help=f"{E['kind']} [default: {EnsembleConfig.kind}]")] = None,
+    members: Annotated[int | None, typer.Option(help=f"{E['n_members']} [default: {EnsembleConfig.n_members}]")] = None,
     seed: Annotated[list[int] | None, typer.Option(help=E["seeds"])] = None,
     heldout_data: Annotated[Path | None, typer.Option(help="Separate held-out pairs (else split by prompt hash).")] = None,
     hyper: dict | None = None,
@@ -138,12 +138,17 @@ def train(
     heldout_data = heldout_data or (Path(cfg["heldout_data"]) if cfg.get("heldout_data") else None)
     if data is None or out is None:
         _fail("--data and --out are required (or give them in --config)")
+    for section in ("train", "ensemble"):
+        if not isinstance(cfg.get(section) or {}, dict):
+            _fail(f"{config}: {section}: expected a mapping of settings, got {type(cfg[section]).__name__}")
     tr = {**(cfg.get("train") or {}), **hyper}
     en = dict(cfg.get("ensemble") or {})
     if backbone:
         en["backbones"] = list(backbone)
-    en.setdefault("kind", kind)
-    en.setdefault("n_members", members)
+    if kind is not None:  # a flag overrides the file; neither: EnsembleConfig's default
+        en["kind"] = kind
+    if members is not None:
+        en["n_members"] = members
     if seed:
         en["seeds"] = list(seed)
     out_existed = out.exists()

@@ -358,6 +358,19 @@ def test_bad_config_file_names_the_key_and_writes_nothing(tmp_path, work):
     assert not out.exists()
 
 
+def test_flags_override_the_config_file_and_sections_must_be_mappings(tmp_path, work):
+    cfg = tmp_path / "run.yaml"
+    out = tmp_path / "ens"
+    cfg.write_text(f"data: {work['data']}\nout: {out}\nensemble:\n  kind: finetune\n"
+                   f"  backbones: [{work['backbone']}]\n")
+    result = invoke(["train", "--config", cfg, "--kind", "bogus", "--no-progress"])  # the flag wins over the file
+    assert result.exit_code != 0 and "bogus" in result.output and "Traceback" not in result.output
+    cfg.write_text(f"data: {work['data']}\nout: {out}\ntrain: [1, 2]\n")
+    result = invoke(["train", "--config", cfg, "--no-progress"])
+    assert result.exit_code != 0 and "train: expected a mapping" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 # ---------------------------------------------------------- kill and resume
 def _recorder(monkeypatch, kill_on=None):
     real = training_ensemble.train_member
