@@ -16,6 +16,7 @@ when a Parquet file or dataset directory is read or written.
 """
 
 from rewardherd.data.loading import load_preferences, write_preferences
+from rewardherd.data.markers import plant_markers
 from rewardherd.data.noise import inject_label_noise
 from rewardherd.data.records import to_trl_records
 from rewardherd.data.schema import (
@@ -35,6 +36,7 @@ __all__ = [
     "inject_label_noise",
     "load_preferences",
     "make_pair_id",
+    "plant_markers",
     "split_by_prompt",
     "to_trl_records",
     "write_preferences",
