@@ -35,6 +35,8 @@ def test_bfloat16_ranks_like_float32_and_leaves_the_model_in_float32(member_and_
     assert not np.array_equal(scores, ref)  # really reduced precision
     assert np.abs(scores - ref).max() < 0.05 * max(ref.std(), 1e-3) + 0.05
     assert next(model.parameters()).dtype == torch.float32
+    after, _ = scoring.score_ids_checked(model, ids, pad, "float32")
+    np.testing.assert_array_equal(after, ref)  # the weights were not rounded through bfloat16
 
 
 def test_disagreeing_bfloat16_falls_back_to_float32(member_and_ids, monkeypatch):

@@ -9,6 +9,7 @@ BERT-style models the first token. Results are returned in the input order.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 
@@ -101,7 +102,7 @@ def score_ids_checked(model, ids: Sequence[Sequence[int]], pad_id: int, dtype: s
     In bfloat16 the first ``probe`` sequences are also scored in float32; if the Spearman
     correlation of the two is below :data:`BF16_RANK_TOLERANCE` the whole set is scored
     in float32 instead. Returns ``(scores, record)``; the record says which dtype the
-    scores are in and the check's outcome. ``model`` is left in float32.
+    scores are in and the check's outcome. ``model`` itself is not changed.
     """
     device = next(model.parameters()).device
     dtype = resolve_score_dtype(dtype, device)
@@ -109,11 +110,9 @@ def score_ids_checked(model, ids: Sequence[Sequence[int]], pad_id: int, dtype: s
         return score_ids(model, ids, pad_id, batch_size), {"dtype": "float32"}
     head = list(ids[:probe])
     ref = score_ids(model, head, pad_id, batch_size)
-    model.to(torch.bfloat16)
-    try:
-        scores = score_ids(model, ids, pad_id, batch_size)
-    finally:
-        model.to(torch.float32)
+    # A bfloat16 copy: casting the model itself back to float32 would leave its weights
+    # rounded, and a fallback would then score with them.
+    scores = score_ids(copy.deepcopy(model).to(torch.bfloat16), ids, pad_id, batch_size)
     rho = float(spearman(ref, scores[: len(head)]))
     record = {"dtype": "bfloat16", "probe": len(head), "spearman_vs_float32": round(rho, 6),
               "tolerance": BF16_RANK_TOLERANCE}
