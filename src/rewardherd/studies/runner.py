@@ -349,8 +349,9 @@ def _pin_threads(threads: int) -> None:
 def _run_processes(fn, units, args, workers: int, desc: str, progress: bool) -> list:
     """Units in ``workers`` spawned processes, each pinned to cores // workers torch threads.
 
-    Results come back in the order of ``units``; a failed unit raises here after the
-    others in flight finish (finished units are kept on disk, so a rerun resumes)."""
+    Results come back in the order of ``units``. A failed unit raises here: units not yet
+    started are cancelled, those in flight finish (finished units are kept on disk, so a
+    rerun resumes)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -363,10 +364,15 @@ def _run_processes(fn, units, args, workers: int, desc: str, progress: bool) -> 
         bar = tqdm(total=len(futures), desc=f"{desc} ({workers} processes x {threads} threads)", unit="unit",
                    disable=not progress)
         results = []
-        for f in futures:
-            results.append(f.result())
-            bar.update(1)
-        bar.close()
+        try:
+            for f in futures:
+                results.append(f.result())
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
     return results
 
 
