@@ -1,5 +1,5 @@
 """Helpers every member format shares: the default device, quiet transformers loads,
-and loading one standalone HF member.
+the fused GELU, and loading one standalone HF member.
 
 Standalone (``hf``), multi-head and LoRA members all use these, so the format modules
 (:mod:`~rewardherd.models.multihead`, :mod:`~rewardherd.models.lora`) and
@@ -39,6 +39,23 @@ def quiet_transformers():
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def fused_gelu(model: torch.nn.Module) -> torch.nn.Module:
+    """Swap transformers' ``gelu_new`` modules (GPT-2's tanh GELU, written as seven
+    element-wise ops) for its ``GELUTanh`` (the same formula as one fused kernel) in place.
+
+    The two agree to float rounding (transformers documents them as equivalent); on the
+    built-in world's tiny GPT-2 members the fused one makes training about 1.5x faster
+    (docs/performance.md). The saved config keeps ``gelu_new``. Returns ``model``.
+    """
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is NewGELUActivation:
+                setattr(module, name, GELUTanh())
+    return model
 
 
 def check_config_file(path: Path) -> None:
@@ -83,5 +100,5 @@ def load_member_model(path: str | Path, *, device=None, dtype=torch.float32, tru
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id(tokenizer)
-    model.eval().to(device or default_device())
+    fused_gelu(model).eval().to(device or default_device())
     return model, tokenizer

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from rewardherd.models.common import default_device, quiet_transformers
+from rewardherd.models.common import default_device, fused_gelu, quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.manifest import ManifestError, MemberInfo
 from rewardherd.models.vectorized import SharedView
@@ -101,7 +101,7 @@ class LoraRewardModel(torch.nn.Module):
         if base.config.pad_token_id is None:
             base.config.pad_token_id = pad_token_id(tokenizer)
         items = list(adapter_dirs.items())
-        peft_model = PeftModel.from_pretrained(base, str(items[0][1]), adapter_name=items[0][0], is_trainable=False)
+        peft_model = PeftModel.from_pretrained(fused_gelu(base), str(items[0][1]), adapter_name=items[0][0], is_trainable=False)
         for key, d in items[1:]:
             peft_model.load_adapter(str(d), adapter_name=key, is_trainable=False)
         out = cls(peft_model, backbone_dir)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from rewardherd.models.common import default_device, quiet_transformers
+from rewardherd.models.common import default_device, fused_gelu, quiet_transformers
 from rewardherd.models.formatting import pad_token_id
 from rewardherd.models.manifest import ManifestError, MemberInfo
 from rewardherd.models.vectorized import SharedView
@@ -134,7 +134,7 @@ class MultiHeadRewardModel(torch.nn.Module):
             )
         if pad_id is not None:
             model.config.pad_token_id = pad_id
-        out = cls(model)
+        out = cls(fused_gelu(model))
         std = float(getattr(model.config, "initializer_range", 0.02) or 0.02)
         with torch.no_grad():
             for k, seed in enumerate(seeds):
@@ -201,7 +201,7 @@ class MultiHeadRewardModel(torch.nn.Module):
         if type(model).__name__ != meta.get("architecture"):
             raise ManifestError(f"{heads_path}: heads are for {meta.get('architecture')}, backbone loads as "
                                 f"{type(model).__name__}")
-        out = cls(model)
+        out = cls(fused_gelu(model))
         if set(tensors) != set(out.head_names):
             raise ManifestError(f"{heads_path}: tensors {sorted(tensors)}; expected {out.head_names}")
         missing = set(info.get("missing_keys", ())) - set(out.head_names)

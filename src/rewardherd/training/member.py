@@ -27,8 +27,9 @@ import torch
 
 from rewardherd import core
 from rewardherd.io import atomic_dir
-from rewardherd.models.common import default_device
-from rewardherd.models.formatting import encode_batch, pad_token_id
+from rewardherd.models.common import default_device, fused_gelu
+from rewardherd.models.ensemble import tokenizer_fingerprint
+from rewardherd.models.formatting import encode, pad_token_id
 from rewardherd.models.manifest import MemberInfo
 from rewardherd.models.scoring import score_ids
 from rewardherd.training.config import MemberSpec, TrainConfig
@@ -53,12 +54,34 @@ def _pairs_columns(pairs) -> tuple[list, list, list, list]:
     )
 
 
+#: Token ids this process has computed, per (tokenizer fingerprint, max_length): a study or a
+#: `train` run fits many members on the same pairs, and tokenizing them again is ~10% of a
+#: tiny member's training time. Chat-format pairs (lists of messages) are not cached.
+_ENCODED: dict[tuple[str, int], dict[tuple[str, str], tuple[list[int], bool]]] = {}
+
+
+def _encode_batch(tokenizer, prompts, responses, max_length: int) -> tuple[list[list[int]], int]:
+    """:func:`~rewardherd.models.formatting.encode` of each pair, memoized in :data:`_ENCODED`."""
+    if not all(isinstance(x, str) for x in (*prompts, *responses)):
+        encoded = [encode(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
+    else:
+        key = (tokenizer_fingerprint(tokenizer), max_length)
+        if key not in _ENCODED and len(_ENCODED) >= 2:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        memo = _ENCODED.setdefault(key, {})
+        for pr in zip(prompts, responses, strict=True):
+            if pr not in memo:
+                memo[pr] = encode(tokenizer, *pr, max_length)
+        encoded = [memo[pr] for pr in zip(prompts, responses, strict=True)]
+    return [list(ids) for ids, _ in encoded], sum(t for _, t in encoded)
+
+
 def tokenize_pairs(tokenizer, pairs, max_length: int) -> tuple[list[dict], int]:
     """Pre-tokenized rows for TRL (chosen_ids, rejected_ids[, margin]) and the number
     of sequences that were truncated."""
     prompts, chosen, rejected, margins = _pairs_columns(pairs)
-    c_ids, tc = encode_batch(tokenizer, prompts, chosen, max_length)
-    r_ids, tr = encode_batch(tokenizer, prompts, rejected, max_length)
+    c_ids, tc = _encode_batch(tokenizer, prompts, chosen, max_length)
+    r_ids, tr = _encode_batch(tokenizer, prompts, rejected, max_length)
     has_margin = any(m is not None for m in margins)
     rows = []
     for c, r, m in zip(c_ids, r_ids, margins, strict=True):
@@ -73,8 +96,8 @@ def evaluate_pairs(model, tokenizer, pairs, max_length: int, batch_size: int = 6
     """Held-out accuracy and the member's score statistics on held-out responses."""
     prompts, chosen, rejected, _ = _pairs_columns(pairs)
     pad = pad_token_id(tokenizer)
-    c_ids, _ = encode_batch(tokenizer, prompts, chosen, max_length)
-    r_ids, _ = encode_batch(tokenizer, prompts, rejected, max_length)
+    c_ids, _ = _encode_batch(tokenizer, prompts, chosen, max_length)
+    r_ids, _ = _encode_batch(tokenizer, prompts, rejected, max_length)
     sc = score_ids(model, c_ids, pad, batch_size)
     sr = score_ids(model, r_ids, pad, batch_size)
     mean, std = core.member_statistics(np.concatenate([sc, sr]))
@@ -129,7 +152,7 @@ def _load_for_training(spec: MemberSpec, cfg: TrainConfig, seed: int):
         spec.backbone, num_labels=1, dtype=torch.float32, use_safetensors=True
     )
     model.config.pad_token_id = pad_token_id(tokenizer)
-    return model, tokenizer
+    return fused_gelu(model), tokenizer
 
 
 def train_member(
