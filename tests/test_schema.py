@@ -22,7 +22,10 @@ def test_one_vocabulary_of_kinds():
     assert schema.KINDS == ("single", "finetune", "pretrain", "explicit", "multi_head")
     assert set(schema.TRAIN_KINDS) <= set(schema.KINDS)
     assert set(typing.get_args(schema.TrainKindOrAlias)) == set(schema.TRAIN_KINDS) | set(schema.KIND_ALIASES)
-    assert set(typing.get_args(schema.StudyKind)) <= set(schema.KINDS)
+    assert set(typing.get_args(schema.RLKind)) <= set(schema.KINDS)
+    # a study's kinds: manifest kinds, plus lora (finetune members as adapters), warm (one member) and
+    # cleaned (finetune members on cleaned data)
+    assert set(schema.STUDY_KINDS) - set(schema.KINDS) == {"lora", "warm", "cleaned"}
     assert multihead.KIND in schema.KINDS
     assert manifest.KINDS is schema.KINDS
     assert {schema.canonical_kind(k) for k in schema.KIND_ALIASES} <= set(schema.KINDS)

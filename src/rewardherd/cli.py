@@ -485,7 +485,7 @@ def rl(
 @app.command()
 def study(
     config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
-    profile: Annotated[str | None, typer.Option(help="smoke, quick or full (default: the YAML's, else quick).")] = None,
+    profile: Annotated[str | None, typer.Option(help="smoke, quick, kinds or full (default: the YAML's, else quick).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
     executor: Annotated[str | None, typer.Option(help=S["executor"])] = None,
     ray_address: Annotated[str | None, typer.Option(help=S["ray_address"])] = None,

@@ -28,8 +28,18 @@ TrainKind = Literal["finetune", "pretrain", "explicit"]
 """The kinds ``rewardherd train`` builds from an ensemble plan."""
 TRAIN_KINDS: tuple[str, ...] = get_args(TrainKind)
 
-StudyKind = Literal["single", "finetune", "pretrain"]
-"""The kinds a study compares."""
+RLKind = Literal["single", "finetune", "pretrain"]
+"""The kinds a study's RL cells optimize."""
+StudyKind = Literal["finetune", "pretrain", "multi_head", "lora", "warm", "cleaned"]
+"""The ensemble kinds a study compares on its best-of-n curves (finetune and pretrain always):
+
+- ``multi_head``: K heads trained jointly on the seed's first backbone (one forward pass);
+- ``lora``: K LoRA adapters on that backbone, fine-tune seeds as the finetune kind's;
+- ``warm``: the weight average of the finetune kind's K members (WARM; one forward pass);
+- ``cleaned``: K members like the finetune kind's, trained on data cleaned by cross-fitted
+  ensemble-vote strength (flip the weakest pairs, drop an ambiguous band).
+"""
+STUDY_KINDS: tuple[str, ...] = get_args(StudyKind)
 
 #: Names used before the vocabulary was unified, still read from manifests and configs.
 KIND_ALIASES = {"finetune_seeds": "finetune", "pretrain_seeds": "pretrain"}

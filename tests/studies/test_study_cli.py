@@ -114,6 +114,49 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     assert "another configuration" in res.output
 
 
+def test_study_with_every_kind_reports_gain_and_cost(components, tmp_path):
+    """multi_head, lora, warm and cleaned join finetune and pretrain on the same curves and
+    intervals, each with its cost."""
+    out = tmp_path / "kinds"
+    res = _run(["study", str(components), "--out", str(out), "--no-progress", "--set", "rl_sweep.enabled=false",
+                "--set", "kinds=[finetune,pretrain,multi_head,lora,warm,cleaned]", "--set", "lora_r=4",
+                "--set", "clean.folds=2", "--set", "clean.members=1"])
+    assert res.exit_code == 0, res.output
+    members = (out / "members")
+    # per noise level (K=2): 3 full members, 2 LoRA members, 1 multi-head model with 2 head units, 1 WARM
+    for noise in ("0", "0.25"):
+        assert len(list(members.glob(f"bb*__noise{noise}__seed0/info.json"))) == 3
+        assert len(list(members.glob(f"lora__*__noise{noise}__seed0/info.json"))) == 2
+        assert len(list(members.glob(f"mh__*__noise{noise}__seed0__h*/scores.parquet"))) == 2
+        assert len(list(members.glob(f"warm__*__noise{noise}__seed0/scores.parquet"))) == 1
+        assert len(list(members.glob(f"cleaned__*__noise{noise}__seed0__m*/scores.parquet"))) == 2
+    lora = json.loads(next(members.glob("lora__*/info.json")).read_text())
+    assert lora["train_config"]["lora_r"] == 4
+    rows = json.loads((out / "results" / "kinds.json").read_text())
+    got = {(r["noise"], r["kind"]): r for r in rows}
+    assert {k for _, k in got} == {"finetune", "pretrain", "multi_head", "lora", "warm", "cleaned"}
+    cleaning = json.loads(next(members.glob("cleaned__*__noise0.25__seed0__m0/info.json")).read_text())["cleaning"]
+    # the rule flips the weakest 10% and drops the next 20% of the pairs
+    assert cleaning["n_flipped"] == round(0.1 * cleaning["n_pairs"]) and cleaning["n_dropped"] > 0
+    assert 0 <= cleaning["flip_precision"] <= 1 and 0 <= cleaning["auroc_low_strength_for_noise"] <= 1
+    assert len([r for r in rows if r["kind"] == "warm"]) == 2  # one model: no methods, one row per noise
+    for noise in (0.0, 0.25):
+        assert got[noise, "multi_head"]["forward_passes"] == got[noise, "warm"]["forward_passes"] == 1
+        assert got[noise, "lora"]["forward_passes"] == got[noise, "cleaned"]["forward_passes"] == 2
+        assert "gain_vs_finetune" in got[noise, "warm"] and "gain_vs_finetune" not in got[noise, "finetune"]
+        # WARM's training is its finetune members' plus the averaging
+        assert got[noise, "warm"]["train_seconds"] >= got[noise, "finetune"]["train_seconds"] > 0
+    for r in rows:
+        assert r["gain_vs_single_low"] <= r["gain_vs_single"] <= r["gain_vs_single_high"]
+        assert r["gain_vs_own_low"] <= r["gain_vs_own"] <= r["gain_vs_own_high"]
+        assert r["verdict_vs_single"] in ("reproduced", "not reproduced", "inconclusive")
+    claims = json.loads((out / "results" / "claims.json").read_text())["claims"]
+    extra = [c for c in claims if c["comparison"].startswith(("multi_head", "lora", "cleaned", "WARM"))]
+    assert {c["claim"] for c in extra} == {"ensemble_vs_own_members"} and len(extra) == 2 * (3 * 3 + 1)
+    report = (out / "report.md").read_text()
+    assert "## Every ensemble kind and its cost" in report and "figures/kinds.png" in report
+
+
 def test_study_with_ray_executor(components, tmp_path):
     ray_tmp = Path("/tmp") / f"rh_ray_{os.getpid()}"
     os.environ["REWARDHERD_RAY_TMP"] = str(ray_tmp)

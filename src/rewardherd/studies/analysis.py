@@ -179,6 +179,101 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
     return results
 
 
+#: Kinds whose whole ensemble scores a response in one forward pass (the rest: one per member).
+ONE_PASS_KINDS = ("multi_head", "warm")
+
+
+def load_kind_cells(out: Path) -> pd.DataFrame:
+    """The extra kinds' best-of-n cells (empty when the study has none)."""
+    files = sorted((out / "cells").glob("kinds__*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+
+def kind_costs(members: pd.DataFrame, kind: str, noise: float, seeds) -> dict:
+    """Mean over seeds of one ensemble's training and pool-scoring seconds, each trained
+    model counted once (warm adds the training of the finetune members it averages)."""
+    train, score = [], []
+    for s in seeds:
+        m = members[(members["kind"] == kind) & (members["noise"] == noise) & (members["seed"] == s)]
+        m = m.drop_duplicates("trained")
+        t = float(m["train_seconds"].sum())
+        if kind == "warm":
+            f = members[(members["kind"] == "finetune") & (members["noise"] == noise) & (members["seed"] == s)]
+            t += float(f.drop_duplicates("trained")["train_seconds"].sum())
+        train.append(t)
+        score.append(float(m["score_seconds"].sum()))
+    return {"train_seconds": float(np.mean(train)), "score_seconds": float(np.mean(score))}
+
+
+def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.DataFrame) -> tuple[list, list]:
+    """Every ensemble kind at n_max, with its cost: its gold minus the average full fine-tuned
+    single member's (one baseline for every kind), minus its own members' (C3), and minus the
+    finetune ensemble's with the same method (same backbone, seeds and noisy data).
+
+    The first two use the C3 rule :func:`~rewardherd.studies.claims.ensemble_vs_own_members`,
+    the third the C3 paired difference :func:`~rewardherd.studies.claims.pretrain_vs_finetune`,
+    each calibrated in its C3 rows; only what is compared differs. Returns ``(rows, claims)``:
+    one row per (noise, kind, method), and the own-member C3 claims of the extra kinds (the
+    finetune and pretrain ones are among the main claims already).
+    """
+    from rewardherd.studies import claims as cl
+
+    if "train_seconds" not in members.columns:  # members table of an older run
+        members = members.assign(trained=members["unit"], train_seconds=np.nan, score_seconds=np.nan)
+    ns = sorted(int(n) for n in cells["n"].unique())
+    nmax, k, seeds = ns[-1], config.ensemble_size, list(config.seeds)
+    prompts = sorted(cells["prompt_id"].unique())
+    methods = [core.Aggregation.parse(m).label for m in config.methods]
+    rows, claims = [], []
+    for noise in config.noise:
+        tag = f"gold at n={nmax}, noise {noise:g}"
+        c = cells[cells["noise"] == noise]
+        single = c[c["kind"] == "single"]
+        x = kcells[kcells["noise"] == noise] if not kcells.empty else kcells
+        full = [sorted(set(member_units(members, "finetune", noise, s)) | set(member_units(members, "pretrain", noise,
+                                                                                             s))) for s in seeds]
+        base = np.stack([np.stack([_curve(single, prompts, [nmax], seed=s, member=u)[:, 0] for u in us])
+                         for s, us in zip(seeds, full, strict=True)])  # (S, 2K-1, P)
+        for kind in config.kinds:
+            if kind in ("finetune", "pretrain"):
+                ens_rows, mem_rows, own_kind = c[(c["kind"] == kind) & (c["size"] == k)], single, kind
+            else:
+                ens_rows, mem_rows = x[(x["kind"] == kind) & (x["member"] == "")], x[x["member"] != ""]
+                own_kind = "finetune" if kind == "warm" else kind
+                if kind == "warm":
+                    mem_rows = single
+            own = np.stack([np.stack([_curve(mem_rows, prompts, [nmax], seed=s, member=u)[:, 0]
+                                      for u in member_units(members, own_kind, noise, s)]) for s in seeds])
+            cost = kind_costs(members, kind, noise, seeds)
+            passes = 1 if kind in ONE_PASS_KINDS else k
+            for m in (["mean"] if kind == "warm" else methods):
+                ens = np.stack([_curve(ens_rows, prompts, [nmax], seed=s, method=m)[:, 0] for s in seeds])  # (S, P)
+                ft = np.stack([_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s,
+                                      method=m)[:, 0] for s in seeds])
+                label = "WARM (weights averaged)" if kind == "warm" else f"{kind} ensemble ({m})"
+                vs_single = cl.ensemble_vs_own_members(
+                    ens, base, comparison=f"{label} - the average full fine-tuned single member, {tag}")
+                vs_own = cl.ensemble_vs_own_members(
+                    ens, own, comparison=f"{label} - its own {own.shape[1]} members"
+                                         f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
+                vs_ft = (cl.pretrain_vs_finetune(ens, ft, comparison=f"{label} - finetune ensemble ({m}), {tag}")
+                         if m in methods else None)  # warm vs a finetune mean the study did not compute
+                if kind not in ("finetune", "pretrain"):
+                    claims.append(vs_own.as_dict())
+                rows.append({"noise": noise, "kind": kind, "method": "weights averaged" if kind == "warm" else m,
+                             "members": int(own.shape[1]), "forward_passes": passes, **cost,
+                             "gold": float(ens.mean()),
+                             "gain_vs_single": vs_single.estimate, "gain_vs_single_low": vs_single.low,
+                             "gain_vs_single_high": vs_single.high, "verdict_vs_single": vs_single.verdict,
+                             "gain_vs_own": vs_own.estimate, "gain_vs_own_low": vs_own.low,
+                             "gain_vs_own_high": vs_own.high, "verdict_vs_own": vs_own.verdict,
+                             **({} if kind == "finetune" or vs_ft is None else {
+                                 "gain_vs_finetune": vs_ft.estimate, "gain_vs_finetune_low": vs_ft.low,
+                                 "gain_vs_finetune_high": vs_ft.high, "verdict_vs_finetune": vs_ft.verdict}),
+                             "covers": vs_single.covers})
+    return rows, claims
+
+
 def study_calibration(config, cells: pd.DataFrame) -> dict:
     """The claim rules' calibration at this study's size (simulated; cached by size)."""
     from rewardherd.studies import calibration as cal
@@ -379,7 +474,9 @@ def analyze(out: Path, config) -> None:
     members = pd.read_parquet(res / "members.parquet")
     zt = member_z_table(out, pool, members)
     cl = claim_results(cells, config, zt, members)
-    write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl})
+    kinds, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
+    write_json_atomic(res / "kinds.json", kinds)
+    write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl + kind_claims})
     write_json_atomic(res / "calibration.json", study_calibration(config, cells))
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),

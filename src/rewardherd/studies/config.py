@@ -30,7 +30,7 @@ from typing import Literal
 from rewardherd.config import ConfigError, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
 from rewardherd.policy.config import PoolSampling, RLConfig
-from rewardherd.schema import StudyKind as Kind
+from rewardherd.schema import RLKind, StudyKind
 from rewardherd.training.config import TrainConfig
 from rewardherd.world.config import PROFILES as WORLD_PROFILES
 from rewardherd.world.config import WorldConfig
@@ -80,12 +80,35 @@ class PoolConfig(PoolSampling):
 
 
 @dataclass(frozen=True)
+class CleanConfig:
+    """How the cleaned kind's training data is cleaned (Secrets of RLHF II): cross-fitted
+    ensemble-vote strength of every noisy training pair, then a rule fixed in advance."""
+
+    folds: int = 3
+    """Cross-fitting folds: each fold's members score only pairs they were not trained on."""
+    members: int = 2
+    """Members per fold (fine-tune seeds on the seed's first backbone); their margins are the votes."""
+    flip_below: float = 0.1
+    """Share of pairs, weakest mean strength first, whose labels are flipped."""
+    drop_between: tuple[float, float] = (0.1, 0.3)
+    """Band of strength ranks (shares of the pairs) dropped as ambiguous."""
+
+    def __post_init__(self):
+        lo, hi = self.drop_between
+        if self.folds < 2 or self.members < 1:
+            raise ValueError(f"clean.folds must be >= 2 and clean.members >= 1; got {self.folds}, {self.members}")
+        if not 0 <= self.flip_below <= lo <= hi < 1:
+            raise ValueError(f"need 0 <= clean.flip_below <= clean.drop_between[0] <= clean.drop_between[1] < 1; "
+                             f"got {self.flip_below}, {list(self.drop_between)}")
+
+
+@dataclass(frozen=True)
 class RLSweep:
     """Which RL cells run: the axes crossed (each cell's hyperparameters are the `rl` section)."""
 
     enabled: bool = True
     """Run RL cells at all."""
-    kinds: tuple[Kind, ...] = ("single", "pretrain")
+    kinds: tuple[RLKind, ...] = ("single", "pretrain")
     """Ensemble kinds optimized with RL (single = member 0)."""
     methods: tuple[str, ...] = ("uncertainty_weighted(lam=0.1)",)
     """Aggregations the ensembles are optimized with (single members always use their own score)."""
@@ -102,7 +125,7 @@ class StudyConfig:
     """The over-optimization study."""
 
     profile: str = "quick"
-    """Profile name (smoke, quick, full); informational once resolved."""
+    """Profile name (smoke, quick, kinds, full); informational once resolved."""
     world_seed: int = 0
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
@@ -114,6 +137,13 @@ class StudyConfig:
     """Your own policy, data, backbones and gold reward instead of the built-in world."""
     ensemble_size: int = 3
     """K, members per ensemble."""
+    kinds: tuple[StudyKind, ...] = ("finetune", "pretrain")
+    """Ensemble kinds on the best-of-n curves, each with its cost (finetune and pretrain are
+    required: the papers' claims compare them); add multi_head, lora, warm (rewardherd.schema)."""
+    lora_r: int = 8
+    """LoRA rank of the lora kind's adapters (alpha: train.lora_alpha)."""
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    """How the cleaned kind's data is cleaned."""
     methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
     """Aggregations, as name or name(k=v,...) (see rewardherd.core.aggregate)."""
     noise: tuple[float, ...] = (0.0, 0.25)
@@ -153,6 +183,11 @@ class StudyConfig:
     def __post_init__(self):
         if self.ensemble_size < 2:
             raise ValueError("ensemble_size must be >= 2")
+        if not {"finetune", "pretrain"} <= set(self.kinds) or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"kinds must hold finetune and pretrain once each (the claims compare them); "
+                             f"got {list(self.kinds)}")
+        if self.lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1; got {self.lora_r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1; got {self.workers}")
         if self.user is not None and self.user.train_prompts is None and self.rl_sweep.enabled:
@@ -171,6 +206,18 @@ class StudyConfig:
             raise ValueError(f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
 
 
+#: The quick study (the default profile of `make demo`).
+_QUICK: dict = {
+    # 6 seeds: the calibration's power against its strong simulated effects rises from
+    # 0.78-0.80 at 3 seeds to 0.95-0.98 at 6 for the weakest rules (underspecification,
+    # residual over-optimization, Gao's form); 9 seeds adds little and moderate effects
+    # stay undecidable at either size (README, "What the quick profile can decide").
+    "profile": "quick", "world": {"name": "quick"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4, 5],
+    # member training as measured on the quick world (held-out accuracy 0.73-0.75)
+    "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 128, "lr_scheduler": "cosine"},
+    "pool": {"prompts": 256, "size": 128, "score_dtype": "auto"},
+}
+
 #: Named studies, each a set of overrides of StudyConfig's defaults.
 PROFILES: dict[str, dict] = {
     # Tests: a miniature world, one seed, tiny pool; RL a few steps.
@@ -182,16 +229,11 @@ PROFILES: dict[str, dict] = {
                "prompts_per_step": 2},
         "bootstrap": 200, "calibration_replicates": 2,
     },
-    "quick": {
-        # 6 seeds: the calibration's power against its strong simulated effects rises from
-        # 0.78-0.80 at 3 seeds to 0.95-0.98 at 6 for the weakest rules (underspecification,
-        # residual over-optimization, Gao's form); 9 seeds adds little and moderate effects
-        # stay undecidable at either size (README, "What the quick profile can decide").
-        "profile": "quick", "world": {"name": "quick"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4, 5],
-        # member training as measured on the quick world (held-out accuracy 0.73-0.75)
-        "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 128, "lr_scheduler": "cosine"},
-        "pool": {"prompts": 256, "size": 128, "score_dtype": "auto"},
-    },
+    "quick": _QUICK,
+    # The quick study with every ensemble kind: multi-head, LoRA and WARM on the same curves and
+    # intervals as fine-tune- and pretrain-seed ensembles, each with its cost.
+    "kinds": {**_QUICK, "profile": "kinds",
+              "kinds": ["finetune", "pretrain", "multi_head", "lora", "warm", "cleaned"]},
     "full": {
         "profile": "full", "world": {"name": "full"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
         "sizes": [1, 2, 3, 4, 5],
@@ -245,5 +287,5 @@ def _has(data: dict, dotted: str) -> bool:
     return True
 
 
-__all__ = ["StudyConfig", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
+__all__ = ["StudyConfig", "CleanConfig", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
            "replace"]

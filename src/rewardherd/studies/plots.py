@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from rewardherd import schema
 
 METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
                  "uncertainty_weighted": ":", "soft_min": (0, (3, 1, 1, 1, 1, 1))}
-COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728"}
+COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728", "multi_head": "#9467bd",
+          "lora": "#2ca02c", "warm": "#ff7f0e"}
 
 
 def _plt():
@@ -267,6 +269,34 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def kinds(rows: pd.DataFrame, path: Path) -> Path | None:
+    """Each ensemble kind's gold gain over the average single member at n_max (95% interval)
+    against its inference cost, one panel per label noise; the first method of each
+    multi-member kind (the kinds table has every method)."""
+    if rows.empty:
+        return None
+    plt = _plt()
+    noises = sorted(rows["noise"].unique())
+    first = rows.groupby(["noise", "kind"], sort=False).head(1)
+    fig, axes = plt.subplots(1, len(noises), figsize=(4.6 * len(noises), 3.8), squeeze=False, sharey=True)
+    for j, noise in enumerate(noises):
+        ax = axes[0, j]
+        g = first[first["noise"] == noise].reset_index(drop=True)
+        ax.axhline(0, color=COLORS["single"], ls="--", lw=1)
+        for i, r in g.iterrows():
+            x = r["forward_passes"] * (1 + 0.06 * (i - len(g) / 2))  # spread kinds that share a cost
+            err = [[r["gain_vs_single"] - r["gain_vs_single_low"]], [r["gain_vs_single_high"] - r["gain_vs_single"]]]
+            ax.errorbar([x], [r["gain_vs_single"]], yerr=err, fmt="o", capsize=3, color=COLORS.get(r["kind"], "k"),
+                        label=f"{r['kind']} ({r['method']}), train {r['train_seconds']:.0f} s")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(g["forward_passes"].unique()), [str(v) for v in sorted(g["forward_passes"].unique())])
+        ax.set_xlabel("forward passes per scored response")
+        ax.set_title(f"gold gain over the average single member, noise {noise:g}", fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+    axes[0, 0].set_ylabel("gold at n_max, minus single")
+    return _save(fig, path)
+
+
 #: What each report figure shows and what to look for (the report prints these as captions).
 CAPTIONS = {
     "bon_gold": ("Gold reward of the best-of-n pick minus gold at n=1, against sqrt(KL) of best-of-n, one panel per "
@@ -294,6 +324,11 @@ CAPTIONS = {
                 "ensemble kind and label noise, averaged over seeds; the black tick is the error variance of the "
                 "ensemble's mean. Averaging removes only the hatched part: where rho (the mean pairwise correlation "
                 "of errors) is near 1, ensembles cannot help (herding). See docs/error_sharing.md."),
+    "kinds": ("Every ensemble kind's best-of-n gold at the largest n minus that of the average full fine-tuned "
+              "single member (dashed line at 0), with 95% intervals over seeds x prompts, against what the kind costs "
+              "at inference (forward passes per scored response; log scale). The legend gives each kind's training "
+              "time per ensemble (WARM's includes its members'). The kinds table below has every method and the "
+              "comparison with each kind's own members."),
     "rl": ("RL with a KL penalty (TRL RLOO): gold and the optimized proxy relative to step 0, against sqrt(KL) "
            "measured on held-out prompts. In the quick profile these runs are short illustrations, not evidence."),
 }
@@ -313,6 +348,8 @@ def all_figures(out: Path) -> dict[str, Path]:
         "cross": cross(pd.read_parquet(res / "cross.parquet"), figs / "cross.png"),
         "sizes": sizes(curves, figs / "sizes.png"),
     }
+    if (res / "kinds.json").exists():
+        made["kinds"] = kinds(pd.DataFrame(json.loads((res / "kinds.json").read_text())), figs / "kinds.png")
     if (res / "rl.parquet").exists():
         made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")
     sharing_rows = pd.read_parquet(res / "sharing.parquet") if (res / "sharing.parquet").exists() else None

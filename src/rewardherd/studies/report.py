@@ -192,6 +192,9 @@ def write_report(out: Path) -> Path:
     md += ["## Figures", ""]
     for k, p in figs.items():
         md += [f"![{k}](figures/{p.name})", "", f"*{CAPTIONS.get(k, k)}*", ""]
+    kind_lines, kinds_df = _kinds(res)
+    if not kinds_df.empty:
+        md += ["## Every ensemble kind and its cost", "", KINDS_TEXT, "", *kind_lines, "", md_table(kinds_df), ""]
     md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
     md += ["## Shared and idiosyncratic error (off distribution: the best-of-n pool)", "", SHARING_TEXT, "",
            md_table(sharing_df) if not sharing_df.empty else "(not computed)", ""]
@@ -207,7 +210,8 @@ def write_report(out: Path) -> Path:
            "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
-                                           versions, cal_df, _calibration_text(calibration), sharing_df))
+                                           versions, cal_df, _calibration_text(calibration), sharing_df,
+                                           (kind_lines, kinds_df)))
     return out / "report.html"
 
 
@@ -243,6 +247,54 @@ SHARING_TEXT = ("Each member's error is its standardized score minus standardize
                 "place your own ensemble on this axis with `rewardherd eval --gold`.")
 
 
+KINDS_TEXT = ("Gold of the best-of-n pick at the largest n for each ensemble kind and method, minus the average full "
+              "fine-tuned single member (one baseline for every kind), minus the kind's own members each optimized "
+              "alone (WARM: the finetune members it averages), and minus the finetune ensemble with the same method "
+              "(same backbone, fine-tune seeds and noisy data: cleaned differs only by its data, WARM only by "
+              "averaging weights instead of predictions). These are the C3 rules with their calibration; only "
+              "what is compared differs. Cost: forward passes per scored response at inference, and "
+              "seconds to train one ensemble and to score the pool with it, on the machine that ran the study (mean "
+              "over seeds; WARM's training includes its members').")
+
+
+def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
+    """The kinds section: a sentence per cheap kind against the pretrain ensemble, and the table."""
+    p = res / "kinds.json"
+    rows = pd.DataFrame(json.loads(p.read_text())) if p.exists() else pd.DataFrame()
+    if rows.empty:
+        return [], rows
+    lines = []
+    for noise, g in rows.groupby("noise"):
+        first = g.groupby("kind", sort=False).head(1).set_index("kind")
+        pre = first.loc["pretrain"]
+        for kind, r in first.iterrows():
+            if kind == "pretrain" or r["forward_passes"] >= pre["forward_passes"]:
+                continue
+            head = (f"noise {noise:g}: {kind} ({r['method']}) at {r['forward_passes']} forward pass(es) gains "
+                    f"{r['gain_vs_single']:+.3f} [{r['gain_vs_single_low']:+.3f}, {r['gain_vs_single_high']:+.3f}] "
+                    f"gold over the average single member; the pretrain ensemble ({pre['method']}) at "
+                    f"{pre['forward_passes']} gains {pre['gain_vs_single']:+.3f} [{pre['gain_vs_single_low']:+.3f}, "
+                    f"{pre['gain_vs_single_high']:+.3f}]")
+            if pre["verdict_vs_single"] == "reproduced":
+                lines.append(f"- {head}: {r['gain_vs_single'] / pre['gain_vs_single']:.0%} of its benefit.")
+            else:
+                lines.append(f"- {head}, which is not a significant benefit, so no share of it is stated.")
+    table = pd.DataFrame({
+        "noise": rows["noise"], "kind": rows["kind"], "method": rows["method"], "passes": rows["forward_passes"],
+        "train s": rows["train_seconds"].round(1), "score s": rows["score_seconds"].round(1),
+        "vs single [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
+                               zip(rows["gain_vs_single"], rows["gain_vs_single_low"], rows["gain_vs_single_high"],
+                                   rows["verdict_vs_single"], strict=True)],
+        "vs own members [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
+                                    zip(rows["gain_vs_own"], rows["gain_vs_own_low"], rows["gain_vs_own_high"],
+                                        rows["verdict_vs_own"], strict=True)],
+        "vs finetune ensemble [95% CI]": [
+            "" if pd.isna(e) else f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
+            zip(rows["gain_vs_finetune"], rows["gain_vs_finetune_low"], rows["gain_vs_finetune_high"],
+                rows["verdict_vs_finetune"], strict=True)]})
+    return lines, table
+
+
 def _sharing_table(res: Path) -> pd.DataFrame:
     p = res / "sharing.parquet"
     if not p.exists():
@@ -260,7 +312,7 @@ def _sharing_table(res: Path) -> pd.DataFrame:
 
 
 def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text,
-          sharing_df) -> str:
+          sharing_df, kinds) -> str:
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{html.escape(CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figs.items())
@@ -282,6 +334,9 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
         f"<p>{html.escape(VERDICT_TEXT)}</p>", "<h3>Calibration of the rules at this study's size</h3>",
         f"<p>{html.escape(cal_text)}</p>", cal_df.to_html(index=False) if not cal_df.empty else "",
         "<h2>Figures</h2>", imgs,
+        *(["<h2>Every ensemble kind and its cost</h2>", f"<p>{html.escape(KINDS_TEXT)}</p><ul>",
+           "".join(f"<li>{html.escape(s[2:])}</li>" for s in kinds[0]), "</ul>", kinds[1].to_html(index=False)]
+          if not kinds[1].empty else []),
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
         "<h2>Shared and idiosyncratic error (off distribution: the best-of-n pool)</h2>",
         f"<p>{_md_inline(SHARING_TEXT)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",

@@ -6,8 +6,10 @@ Output directory (stable, chosen by the user; a rerun resumes)::
       config.json  versions.json       resolved config, package versions, git SHA
       pool.parquet                     the shared best-of-n pool with gold and features
       members/<unit>/                  one trained member: model/ (HF dir), info.json, scores.parquet
+                                       (multi_head: mh__<...>/model holds K heads, mh__<...>__h<k>/ their scores)
       ensembles/<kind>__noise<p>__seed<s>/ensemble.json   manifests over members/ (for RL)
       cells/bon__noise<p>__seed<s>.parquet                per-prompt best-of-n curves of every kind/method
+      cells/kinds__noise<p>__seed<s>.parquet              the same for the extra kinds (multi_head, lora, warm)
       cells/rl__<kind>__<method>__noise<p>__seed<s>__kl<c>/  RL rows and samples
       samples.parquet curves.parquet fits.json claims.json  figures/*.png  report.md  report.html
 
@@ -59,6 +61,39 @@ class MemberUnit:
 
 
 @dataclass(frozen=True)
+class LoraUnit(MemberUnit):
+    """A member of the lora kind: a LoRA adapter (rank ``StudyConfig.lora_r``) on the
+    backbone, merged into a standalone member."""
+
+    @property
+    def name(self) -> str:
+        return f"lora__{super().name}"
+
+
+@dataclass(frozen=True)
+class GroupUnit:
+    """A unit that makes a whole ensemble of its kind at once: ``multi_head`` (K heads
+    trained jointly on the seed's first backbone), ``warm`` (the weight average of the
+    seed's finetune members) or ``cleaned`` (cross-fitted strength, cleaning, then K
+    members on the cleaned data). It writes one score unit per member (``units``)."""
+
+    kind: str
+    backbone: int
+    noise: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        tag = "mh" if self.kind == "multi_head" else self.kind
+        return f"{tag}__bb{self.backbone}__noise{self.noise:g}__seed{self.seed}"
+
+    def units(self, k: int) -> list[str]:
+        if self.kind == "warm":
+            return [self.name]
+        return [f"{self.name}__{'h' if self.kind == 'multi_head' else 'm'}{i}" for i in range(k)]
+
+
+@dataclass(frozen=True)
 class RLUnit:
     kind: str
     method: str
@@ -100,13 +135,38 @@ def ensemble_members(kind: str, seed: int, k: int, pool_size: int) -> list[tuple
     raise ValueError(f"unknown ensemble kind {kind!r}")
 
 
+def kind_units(kind: str, noise: float, seed: int, k: int, pool_size: int) -> list[str]:
+    """Names of the score units of one ensemble of a study kind, in slot order (each unit
+    directory under ``members/`` holds ``scores.parquet`` and ``info.json``)."""
+    if kind in ("finetune", "pretrain"):
+        return [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, k, pool_size)]
+    if kind == "lora":
+        return [LoraUnit(b, ft, noise, seed).name for b, ft in ensemble_members("finetune", seed, k, pool_size)]
+    return GroupUnit(kind, draw_backbones(seed, k, pool_size)[0], noise, seed).units(k)
+
+
+def plan_groups(config: StudyConfig, pool_size: int, kind: str) -> list[GroupUnit]:
+    """The multi_head or warm units of the study (none unless ``kind`` is in config.kinds)."""
+    if kind not in config.kinds:
+        return []
+    k = config.ensemble_size
+    return [GroupUnit(kind, draw_backbones(seed, k, pool_size)[0], noise, seed)
+            for noise in config.noise for seed in config.seeds]
+
+
 def plan_members(config: StudyConfig, pool_size: int) -> list[MemberUnit]:
+    """Every member unit to train: the finetune and pretrain kinds' (member 0 is shared),
+    the lora kind's adapters, and those the RL cells need."""
     units: dict[str, MemberUnit] = {}
     for noise in config.noise:
         for seed in config.seeds:
             for kind in ("finetune", "pretrain"):
                 for b, ft in ensemble_members(kind, seed, config.ensemble_size, pool_size):
                     u = MemberUnit(b, ft, noise, seed)
+                    units[u.name] = u
+            if "lora" in config.kinds:
+                for b, ft in ensemble_members("finetune", seed, config.ensemble_size, pool_size):
+                    u = LoraUnit(b, ft, noise, seed)
                     units[u.name] = u
     for noise in config.rl_sweep.noise if config.rl_sweep.enabled else ():
         for seed in config.rl_sweep.seeds:
@@ -129,17 +189,20 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
     rows = []
     for noise in config.noise:
         for seed in config.seeds:
-            for kind in ("finetune", "pretrain"):
-                for slot, (b, ft) in enumerate(ensemble_members(kind, seed, config.ensemble_size, pool_size)):
-                    unit = MemberUnit(b, ft, noise, seed)
-                    info = json.loads((out / "members" / unit.name / "info.json").read_text())
-                    rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit.name,
-                                 "backbone": b, "finetune_seed": ft,
+            for kind in config.kinds:
+                for slot, unit in enumerate(kind_units(kind, noise, seed, config.ensemble_size, pool_size)):
+                    info = json.loads((out / "members" / unit / "info.json").read_text())
+                    rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit,
+                                 "backbone": info["unit"]["backbone"],
+                                 "finetune_seed": info["unit"].get("finetune_seed", -1),
                                  "heldout_accuracy": info.get("heldout_accuracy"),
                                  "mean": info["standardization"]["mean"], "std": info["standardization"]["std"],
                                  "score_dtype": info.get("pool_scores", {}).get("dtype", "float32"),
                                  "score_spearman_vs_float32":
-                                     info.get("pool_scores", {}).get("spearman_vs_float32", np.nan)})
+                                     info.get("pool_scores", {}).get("spearman_vs_float32", np.nan),
+                                 "trained": info.get("trained", unit),
+                                 "train_seconds": info.get("train_seconds", np.nan),
+                                 "score_seconds": info.get("score_seconds", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -232,8 +295,9 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
         shutil.rmtree(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
+    train_config = replace(config.train, lora_r=config.lora_r) if isinstance(unit, LoraUnit) else config.train
     info = train_member(MemberSpec(backbone, unit.finetune_seed, unit.backbone), train, heldout_pairs, model_dir,
-                        name=unit.name, config=config.train, progress=False)
+                        name=unit.name, config=train_config, progress=False)
     t_train = time.time() - t0
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     model, tok = load_member_model(model_dir)
@@ -246,6 +310,93 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
            "pool_scores": precision}
     write_json_atomic(info_path, rec)
     return rec
+
+
+def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_size: int, train_pairs, heldout_pairs,
+                   pool_path: str, out_dir: str) -> dict:
+    """Make one ensemble of a group kind (see :class:`GroupUnit`) and score the pool with
+    it (multi_head and warm: one forward pass per sample for all members). Idempotent."""
+    from rewardherd.models import Ensemble
+    from rewardherd.models.formatting import pad_token_id
+    from rewardherd.models.vectorized import GroupScorer
+    from rewardherd.training import EnsembleConfig, train_ensemble
+    from rewardherd.training.multihead import train_multihead_ensemble
+    from rewardherd.training.warm import warm_average
+
+    out, k = Path(out_dir), config.ensemble_size
+    names = unit.units(k)
+    if all((out / "members" / u / "info.json").exists() for u in names):
+        return json.loads((out / "members" / names[0] / "info.json").read_text())
+    t0 = time.time()
+    gc.collect()
+    gc.freeze()
+    d = out / "members" / unit.name
+    model_dir = d / "model"
+    if model_dir.exists():  # trained but not recorded: redo, never trust a half-finished unit
+        shutil.rmtree(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
+    seeds = [1000 * unit.seed + i for i in range(k)]  # the finetune kind's fine-tune seeds
+    extra = {"n_flipped": len(flipped)}
+    if unit.kind == "multi_head":
+        train_multihead_ensemble(train, heldout_pairs, model_dir, backbone, k, config.train, seeds=seeds,
+                                 progress=False)
+    elif unit.kind == "cleaned":
+        extra["cleaning"] = clean_for_study(train, flipped, heldout_pairs, backbone, unit, config, d / "strength")
+        shutil.rmtree(d / "strength")  # the fold ensembles; the strength table is kept
+        train_ensemble(extra["cleaning"].pop("pairs"), heldout_pairs, model_dir,
+                       EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=k, seeds=tuple(seeds)),
+                       config.train, progress=False)
+    else:
+        ens_dir = build_ensemble_dir(out, "finetune", unit.noise, unit.seed, k, pool_size)
+        warm_average(ens_dir, model_dir, heldout_pairs=heldout_pairs)
+    t_train = time.time() - t0
+    ens = Ensemble.load(model_dir)
+    tok = ens.members[0].tokenizer
+    tok_dir = next(p.parent for p in sorted(model_dir.rglob("tokenizer_config.json")))
+    ids = pool_token_ids(out, Path(pool_path), tok_dir, tok, config.train.max_length)
+    scores = GroupScorer("auto").score([m.model for m in ens.members], ids, pad_token_id(tok), 128)  # (K, N)
+    pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
+    seconds = {"train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2),
+               "seconds": round(time.time() - t0, 2)}
+    for i, (name, member) in enumerate(zip(names, ens.members, strict=True)):
+        ud = out / "members" / name
+        ud.mkdir(parents=True, exist_ok=True)
+        write_table_atomic(pool.assign(score=scores[i]), ud / "scores.parquet")
+        rec = {"name": name, "heldout_accuracy": member.info.heldout_accuracy,
+               "standardization": member.info.standardization, **extra,
+               "unit": {**unit.__dict__, "slot": i}, "trained": unit.name, **seconds,
+               "pool_scores": {"dtype": "float32"}}
+        write_json_atomic(ud / "info.json", rec)
+    return rec
+
+
+def clean_for_study(train, flipped, heldout_pairs, backbone: str, unit: GroupUnit, config: StudyConfig,
+                    work: Path) -> dict:
+    """Cross-fitted strength of the noisy training pairs, then ``config.clean``'s rule.
+
+    Returns the cleaning summary with how well it found the label flips the study
+    injected (``pairs``: the cleaned pairs, for the caller to train on). The strength
+    table is kept beside the unit (``strength.parquet``).
+    """
+    from rewardherd.cleaning import clean_pairs, cross_fit_strength
+    from rewardherd.training import EnsembleConfig
+
+    c = config.clean
+    votes = EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=c.members,
+                           seeds=tuple(1000 * unit.seed + 500 + i for i in range(c.members)))  # not the members' seeds
+    table = cross_fit_strength(train, votes, c.folds, config.train, work, seed=unit.seed)
+    write_table_atomic(table, work.parent / "strength.parquet")
+    cleaned, summary = clean_pairs(train, table, flip_below=c.flip_below, drop_between=tuple(c.drop_between))
+    noisy = set(flipped)
+    found, dropped = set(summary["ids_flipped"]), set(summary["ids_dropped"])
+    return {"pairs": cleaned, "n_pairs": summary["n_pairs"], "n_written": summary["n_written"],
+            "n_flipped": summary["n_flipped"], "n_dropped": summary["n_dropped"],
+            "flip_precision": len(found & noisy) / len(found) if found else None,
+            "noise_flipped_back": len(found & noisy) / len(noisy) if noisy else None,
+            "noise_dropped": len(dropped & noisy) / len(noisy) if noisy else None,
+            "auroc_low_strength_for_noise": core.auroc(-table["mean"].to_numpy(),
+                                                       table["id"].isin(noisy).to_numpy()) if noisy else None}
 
 
 def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, pool_size: int) -> Path:
@@ -436,6 +587,53 @@ def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
     return path
 
 
+def _with_unit_scores(table: pd.DataFrame, out: Path, unit: str) -> tuple[pd.DataFrame, str, tuple[float, float]]:
+    """``table`` joined with one unit's pool scores (column MEMBER_PREFIX + unit), and the
+    unit's standardization (mean, std)."""
+    col = f"{MEMBER_PREFIX}{unit}"
+    sc = pd.read_parquet(out / "members" / unit / "scores.parquet")
+    table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
+    info = json.loads((out / "members" / unit / "info.json").read_text())
+    return table, col, (info["standardization"]["mean"], info["standardization"]["std"])
+
+
+def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame,
+               pool_size: int) -> Path | None:
+    """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
+    (noise, seed): each kind's ensemble with every method (warm: its one model), and each
+    of its members alone (``member`` set). None when the study has no extra kind."""
+    from rewardherd.core import n_grid
+
+    extra = [kind for kind in config.kinds if kind not in ("finetune", "pretrain")]
+    path = out / "cells" / f"kinds__noise{noise:g}__seed{seed}.parquet"
+    if not extra or path.exists():
+        return path if extra else None
+    table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
+    values = ["gold"] + schema.columns(schema.FEATURE, table.columns)
+    ns = n_grid(config.pool.size, config.pool.max_n_fraction)
+    methods = [core.Aggregation.parse(m) for m in config.methods]
+    frames = []
+    for kind in extra:
+        units = kind_units(kind, noise, seed, config.ensemble_size, pool_size)
+        cols, stats = [], []
+        for unit in units:
+            table, col, st = _with_unit_scores(table, out, unit)
+            cols.append(col)
+            stats.append(st)
+        st = (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]))
+        c = bon_curves(table, cols, methods if len(cols) > 1 else [core.Aggregation("mean")], ns, standardization=st,
+                       values=values)
+        frames.append(c.assign(kind=kind, member="", size=len(cols)))
+        if len(cols) == 1:  # warm: its members are the finetune kind's
+            continue
+        for i, (unit, col) in enumerate(zip(units, cols, strict=True)):
+            c = bon_curves(table, [col], [core.Aggregation("mean")], ns,
+                           standardization=(st[0][i:i + 1], st[1][i:i + 1]), values=values)
+            frames.append(c.assign(kind=kind, member=unit, size=1))
+    write_table_atomic(pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed), path)
+    return path
+
+
 def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, pool_size: int) -> Path:
     """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
     from rewardherd.core import n_grid
@@ -452,11 +650,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             unit = MemberUnit(b, ft, noise, seed)
             if (b, ft) in names:
                 continue
-            col = f"{MEMBER_PREFIX}{unit.name}"
-            sc = pd.read_parquet(out / "members" / unit.name / "scores.parquet")
-            table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
-            info = json.loads((out / "members" / unit.name / "info.json").read_text())
-            stats[col] = (info["standardization"]["mean"], info["standardization"]["std"])
+            table, col, stats[col] = _with_unit_scores(table, out, unit.name)
             table[schema.z_col(unit.name)] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
                                                        [stats[col][1]])[0]
             names[(b, ft)] = col
@@ -524,12 +718,17 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     _run_units(run_member_unit, units,
                lambda u: (config, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
                           str(pool_path), str(out)), config, "members", progress)
+    groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, pool_size, kind)]
+    _run_units(run_group_unit, groups,  # warm last: it averages finished finetune members
+               lambda u: (config, str(inputs.backbones[u.backbone]), pool_size, inputs.train_pairs,
+                          inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
     timings["members"] = time.time() - t
     t = time.time()
     pool = pd.read_parquet(pool_path)
     for noise in config.noise:
         for seed in config.seeds:
             bon_cell(out, config, noise, seed, pool, pool_size)
+            kinds_cell(out, config, noise, seed, pool, pool_size)
     write_table_atomic(members_table(config, pool_size, out), out / "results" / "members.parquet")
     timings["bon"] = time.time() - t
     t = time.time()
