@@ -23,6 +23,8 @@ def profile(out: Path) -> dict:
     tpath = out / "results" / "timings.json"
     stages = json.loads(tpath.read_text()) if tpath.exists() else {}
     units = [json.loads(p.read_text()) for p in sorted((out / "members").glob("*/info.json"))]
+    # a multi-head or cleaned ensemble writes one info per member, each with the whole unit's times
+    units = list({u.get("trained", u.get("name", i)): u for i, u in enumerate(units)}.values())
     mem = pd.DataFrame([{"train": u.get("train_seconds"), "score": u.get("score_seconds"), "unit": u.get("seconds"),
                          "dtype": (u.get("pool_scores") or {}).get("dtype", "float32")} for u in units])
     steps = [pd.read_parquet(p, columns=["step_time"])["step_time"] for p in sorted(out.glob("cells/rl__*/rl_train_log.parquet"))]

@@ -154,6 +154,10 @@ CAN_DECIDE = {
               "or RL claims: RL is one seed and one short run per arm, an illustration, not evidence. Intervals "
               "cover seeds (backbone draws, fine-tune seeds, label flips) and prompts; they do not cover the world "
               "build (policy, preference data, pool): compare world replicates (world_seed) for that."),
+    "kinds": ("The quick study's size with every ensemble kind: what the quick profile decides, plus each extra "
+              "kind against the average single member, its own members and the finetune ensemble under the same "
+              "calibrated C3 rules (an 'inconclusive' is not evidence of no difference). Costs are this machine's "
+              "seconds, for one world build."),
     "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid over 3 seeds) is sized for the papers' "
              "comparisons; its intervals are the ones to quote, for one world build."),
 }
@@ -252,8 +256,10 @@ KINDS_TEXT = ("Gold of the best-of-n pick at the largest n for each ensemble kin
               "alone (WARM: the finetune members it averages), and minus the finetune ensemble with the same method "
               "(same backbone, fine-tune seeds and noisy data: cleaned differs only by its data, WARM only by "
               "averaging weights instead of predictions). These are the C3 rules with their calibration; only "
-              "what is compared differs. Cost: forward passes per scored response at inference, and "
-              "seconds to train one ensemble and to score the pool with it, on the machine that ran the study (mean "
+              "what is compared differs. WARM averages the finetune members as they were trained, each with its own "
+              "head initialization unless train.shared_head_init is set (WARM's recipe shares it). Cost: forward "
+              "passes per scored response at inference, and seconds to train one ensemble and to score the pool "
+              "with it, on the machine that ran the study (mean "
               "over seeds; WARM's training includes its members').")
 
 
