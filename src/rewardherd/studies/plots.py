@@ -13,7 +13,7 @@ from rewardherd import schema
 METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
                  "uncertainty_weighted": ":", "soft_min": (0, (3, 1, 1, 1, 1, 1))}
 COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728", "multi_head": "#9467bd",
-          "lora": "#2ca02c", "warm": "#ff7f0e"}
+          "lora": "#2ca02c", "warm": "#ff7f0e", "cleaned": "#8c564b"}
 
 
 def _plt():
@@ -348,8 +348,11 @@ def all_figures(out: Path) -> dict[str, Path]:
         "cross": cross(pd.read_parquet(res / "cross.parquet"), figs / "cross.png"),
         "sizes": sizes(curves, figs / "sizes.png"),
     }
-    if (res / "kinds.json").exists():
-        made["kinds"] = kinds(pd.DataFrame(json.loads((res / "kinds.json").read_text())), figs / "kinds.png")
+    rows = pd.DataFrame(json.loads((res / "kinds.json").read_text())) if (res / "kinds.json").exists() else None
+    if rows is not None and not rows.empty:
+        made["kinds"] = kinds(rows, figs / "kinds.png")
+        if set(rows["kind"]) - {"finetune", "pretrain"}:  # a study of kinds: its cost figure is the headline
+            made = {"kinds": made.pop("kinds"), **made}
     if (res / "rl.parquet").exists():
         made["rl"] = rl(pd.read_parquet(res / "rl.parquet"), figs / "rl.png")
     sharing_rows = pd.read_parquet(res / "sharing.parquet") if (res / "sharing.parquet").exists() else None
