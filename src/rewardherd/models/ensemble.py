@@ -53,7 +53,7 @@ import torch
 from rewardherd import core
 from rewardherd.io import atomic_dir
 from rewardherd.models import lora, multihead
-from rewardherd.models.common import default_device, load_member_model  # noqa: F401 (re-exported)
+from rewardherd.models.common import default_device, fused_gelu, load_member_model  # noqa: F401 (re-exported)
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
 from rewardherd.models.manifest import (
     MANIFEST,
@@ -129,6 +129,9 @@ class Ensemble:
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
+        for m in self.members:  # one activation kernel however the ensemble was built (loaded or in memory)
+            if isinstance(m.model, torch.nn.Module):
+                fused_gelu(m.model)
         self.manifest = manifest
         self.directory = directory
         self._groups = self._group_by_tokenizer()
