@@ -3,39 +3,14 @@
 Shape notation: ``m`` members, ``b`` (prompt, response) pairs, ``p`` prompts,
 ``n`` candidates per prompt. Member scores are (m, b), ensemble axis first.
 
-Scoring path (CPU and GPU alike):
-1. identical (prompt, response) pairs are scored once;
-2. members that share a tokenizer share one tokenization;
-3. sequences are bucketed by length so batches pad little, and each bucket is
-   padded once for all members of the group;
-4. the members run on each bucket by the fastest correct path for their device
-   (``scoring``, see :mod:`rewardherd.models.vectorized`): ``"auto"`` loops over
-   members on CPU (where vmap is slower) and vmaps members that share an
-   architecture on CUDA; heterogeneous members fall back to the loop; the heads of
-   a multi-head model run in one backbone pass, LoRA adapters over one backbone in
-   one mixed-adapter pass (on CUDA; they loop on CPU, docs/performance.md).
-
-Members may be standalone HF models (format ``hf``), heads of a multi-head model
-(``multi_head``) or LoRA adapters over one backbone (``lora``); see
-:mod:`rewardherd.models.manifest` for the directory formats and
-:meth:`Ensemble.export_member` for standalone exports.
-
-Aggregation (:meth:`Ensemble.reward`) standardizes each member with the statistics
-stored in its manifest entry before aggregating (``standardize=True``, the default),
-because min, mean_minus_std, uncertainty_weighted and soft_min depend on scale.
-Pass ``standardize=False`` for raw scores.
-
-Loading refuses what it cannot trust (:meth:`Ensemble.load`): an invalid manifest
-field, a member path that is not a member directory, a file whose checksum does not
-match the manifest (``verify=False`` skips the hashing), a member whose weights lack
-a tensor its model needs (e.g. a score head that would be newly initialized, i.e.
-random), or files that cannot be parsed. Each is a :class:`ManifestError` naming the
-member and the file or field.
-
-Inputs: ``prompts`` and ``responses`` are sequences of texts (a bare string is
-refused: it would be scored character by character); every text is a string or a
-list of ``{"role", "content"}`` string messages, and strings must be valid Unicode
-(no lone surrogates, which no tokenizer can encode).
+Scoring scores each distinct pair once, tokenizes once per tokenizer group, buckets
+sequences by length and runs the members by the fastest correct path for their device
+(:mod:`rewardherd.models.vectorized`). :meth:`Ensemble.reward` standardizes each member
+with its manifest statistics before aggregating (``standardize=True``), because min,
+mean_minus_std, uncertainty_weighted and soft_min depend on scale. Loading refuses what
+it cannot trust (invalid manifest, wrong checksums, weights lacking a tensor the model
+needs) with a :class:`ManifestError` naming the member and the file or field. Texts are
+strings or lists of ``{"role", "content"}`` messages; a bare string is refused.
 """
 
 from __future__ import annotations
@@ -53,7 +28,7 @@ import torch
 from rewardherd import core
 from rewardherd.io import atomic_dir
 from rewardherd.models import lora, multihead
-from rewardherd.models.common import default_device, load_member_model  # noqa: F401 (re-exported)
+from rewardherd.models.common import load_member_model
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
 from rewardherd.models.manifest import (
     MANIFEST,
@@ -64,7 +39,6 @@ from rewardherd.models.manifest import (
     check_member_path,
     verify_member_files,
 )
-from rewardherd.models.scoring import score_ids  # noqa: F401 (re-exported; used by callers and tests)
 from rewardherd.models.vectorized import GroupScorer, Scoring
 
 log = logging.getLogger(__name__)
