@@ -1,20 +1,9 @@
 """Configuration of the built-in world: one frozen dataclass per component.
 
-The docstring under each field is its help text (the CLI reuses it). Three named
-profiles exist: ``smoke`` (tests, seconds), ``quick`` (the default study world,
-minutes on 2 cores) and ``full`` (larger models, more steps).
-
-Every artifact of the world is cached under a key computed from the config section
-that produced it plus the keys of its upstream artifacts (see :mod:`.cache`), so
-changing e.g. ``policy.lm.steps`` rebuilds the policy, the preference data and the
-base-sample statistics, but not the corpus, the tokenizer or the backbones.
-
-Label noise is deliberately *not* part of the world: the preference files hold
-noise-free gold labels and the study applies noise per seed
-(``rewardherd.data.inject_label_noise``).
-
-Why the defaults look the way they do (distribution shift in length, gold's inverted U,
-what the first design measured): docs/world.md.
+The docstring under each field is its help text (the CLI reuses it). Profiles
+(:data:`PROFILES`) are override sets. Each artifact's cache key holds the section that
+produced it (:mod:`.world`). Label noise is not part of the world: the study applies it
+per seed. Why the defaults look the way they do: docs/world.md.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -219,24 +218,11 @@ def _key(path: Path) -> str:
 class World:
     """The world's artifacts as lazy handles, and helpers to use them.
 
-    Each artifact handle builds its artifact (and first whatever it needs) on first use,
-    or finds it in the cache; :func:`build_world` builds them all.
-
-    Attributes:
-        config: The world's config.
-        cache_dir: The cache root.
-        corpus_path: ``items.jsonl`` of the corpus (``corpus.read_corpus``).
-        tokenizer_dir: Saved tokenizer (``AutoTokenizer.from_pretrained``).
-        policy_dir: Base policy (``AutoModelForCausalLM``; tokenizer saved alongside).
-        backbone_dirs: One pretrained backbone per seed, in ``config.backbones.seeds``
-            order (``AutoModelForSequenceClassification.from_pretrained(d, num_labels=1)``).
-        train_preferences: JSONL pairs for RM training (noise-free gold labels).
-        heldout_preferences: JSONL pairs from held-out prompts (accuracy, statistics).
-        train_prompts / heldout_prompts / eval_prompts: JSONL ``{id, prompt, reference}``.
-        preference_samples: Parquet of every preference-setting sample with gold terms.
-        base_samples: Parquet of pool-setting samples on eval prompts, with gold and
-            features (the summary's statistics).
-        summary: Sizes, build times, perplexities and gold statistics.
+    Each handle (``corpus_path``, ``tokenizer_dir``, ``backbone_dirs`` in
+    ``config.backbones.seeds`` order, ``policy_dir``, ``prompts_dir``,
+    ``preferences_dir``, ``base_samples_dir``) builds its artifact, and first whatever it
+    needs, on first use, or finds it in the cache. Preference files hold noise-free gold
+    labels; prompt files hold ``{id, prompt, reference}``.
     """
 
     # Loaded models, dropped when pickled (for Ray workers) and re-created lazily.
@@ -473,7 +459,3 @@ def build_world(config: WorldConfig | str | None = None, cache_dir: str | Path |
     world.summary["wall_seconds_this_call"] = round(time.perf_counter() - t0, 2)
     return world
 
-
-def summary_json(world: World) -> str:
-    """The world's summary as indented JSON."""
-    return json.dumps(world.summary, indent=1, sort_keys=False)
