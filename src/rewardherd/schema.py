@@ -13,15 +13,7 @@ from typing import Literal, get_args
 
 # ------------------------------------------------------------------ ensemble kinds
 EnsembleKind = Literal["single", "finetune", "pretrain", "explicit", "multi_head"]
-"""Where an ensemble's members differ (the manifest's ``kind``):
-
-- ``single``: one reward model (the baseline a study compares ensembles with);
-- ``finetune``: one pretrained backbone, members differ by fine-tune seed (full or LoRA
-  members; the member ``format`` says how each is stored);
-- ``pretrain``: one backbone per member, pretrained with different seeds;
-- ``explicit``: a user-given list of (backbone, fine-tune seed) members;
-- ``multi_head``: K reward heads over one shared, jointly trained body.
-"""
+"""Where an ensemble's members differ (the manifest's ``kind``; table in docs/schema.md)."""
 KINDS: tuple[str, ...] = get_args(EnsembleKind)
 
 TrainKind = Literal["finetune", "pretrain", "explicit"]
