@@ -92,21 +92,14 @@ def _check_inputs(scores, gold, name: str) -> tuple[np.ndarray, np.ndarray]:
 def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
     """Per-member errors e_i = z_i - z_gold on one reference set.
 
-    Args:
-        scores: (K, b) member scores (raw or standardized: z-scoring makes them equal).
-        gold: (b,) gold scores of the same samples.
-        groups: optional (b,) group ids (e.g. prompt ids); then every member and gold
-            are z-scored within each group.
-        degenerate: what to do with a group that cannot be z-scored (fewer than 2
-            samples, or a member or gold constant within it): ``"error"`` raises,
-            ``"drop"`` leaves the whole group out and counts its samples. Without
-            ``groups``, a constant member or gold is always an error.
+    ``scores`` (K, b) may be raw or standardized (z-scoring makes them equal); ``gold`` is
+    (b,). With ``groups`` (b,) every member and gold are z-scored within each group, and a
+    group that cannot be (one sample, or a constant member or gold) raises
+    (``degenerate="error"``) or is left out and counted (``"drop"``). Without groups a
+    constant member or gold is always an error.
 
-    Returns:
-        ``(errors, n_groups, n_dropped)``: errors (K, b') over the b' kept samples in
-        group order (input order without groups), the number of groups kept (None
-        without groups), and the number of dropped samples.
-    """
+    Returns ``(errors, n_groups, n_dropped)``: errors (K, b') over the kept samples in group
+    order (input order without groups), groups kept (None without groups), samples dropped."""
     s, g = _check_inputs(scores, gold, "")
     if degenerate not in ("error", "drop"):
         raise ValueError(f"degenerate must be 'error' or 'drop'; got {degenerate!r}")
@@ -155,13 +148,9 @@ def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None
                      n_dropped: int = 0) -> ErrorSharing:
     """Shared / idiosyncratic decomposition of a (K, b) error matrix (no z-scoring).
 
-    Args:
-        errors: (K, b) member errors, K >= 2, b >= 2, finite, each member's errors
-            non-constant (a constant error has no correlation).
-        scale: magnitude a member's error spread is compared with to call it constant
-            (spread <= 1e-12 * scale); default the largest |error|. z-scored errors use 1.
-        n_groups, n_dropped: bookkeeping copied into the result.
-    """
+    ``errors``: K >= 2, b >= 2, finite, no member's errors constant (spread <= 1e-12 *
+    ``scale``; default scale the largest |error|, z-scored errors use 1).
+    ``n_groups``, ``n_dropped``: bookkeeping copied into the result."""
     e = as_scores(errors)
     k, b = e.shape
     if k < 2:
@@ -191,18 +180,10 @@ def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None
 
 
 def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error") -> ErrorSharing:
-    """How much of the members' error (vs gold) is shared by all of them.
+    """How much of the members' error vs gold is shared by all of them.
 
-    Args:
-        scores: (K, b) member scores, K >= 2 (raw or standardized alike).
-        gold: (b,) gold scores of the same samples.
-        groups: optional (b,) group ids (e.g. prompt ids): z-score within each group.
-        degenerate: ``"error"`` (default) or ``"drop"`` for groups with one sample or
-            a constant member/gold; see :func:`member_errors`.
-
-    Returns:
-        :class:`ErrorSharing`.
-    """
+    ``scores`` (K, b), K >= 2, raw or standardized alike; ``gold`` (b,); ``groups`` and
+    ``degenerate`` as in :func:`member_errors`."""
     e, n_groups, n_dropped = member_errors(scores, gold, groups=groups, degenerate=degenerate)
     return decompose_errors(e, scale=1.0, n_groups=n_groups, n_dropped=n_dropped)  # z units
 
@@ -210,14 +191,9 @@ def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error"
 def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorSharing:
     """Error sharing on preference pairs when gold scores exist for both sides.
 
-    Each pair is one sample; member i's score is its margin
-    d_i = r_i(chosen) - r_i(rejected), gold's is d_gold likewise; the margins are
-    z-scored across pairs and decomposed as in :func:`error_sharing`.
-
-    Args:
-        chosen, rejected: (K, b) member scores of each pair's two responses.
-        gold_chosen, gold_rejected: (b,) gold scores of the same responses.
-    """
+    Each pair is one sample scored by its margin, d_i = r_i(chosen) - r_i(rejected) and
+    d_gold likewise, z-scored across pairs as in :func:`error_sharing`. ``chosen`` and
+    ``rejected`` are (K, b) member scores, ``gold_chosen`` and ``gold_rejected`` (b,)."""
     c, gc = _check_inputs(chosen, gold_chosen, "chosen")
     r, gr = _check_inputs(rejected, gold_rejected, "rejected")
     if c.shape != r.shape:
@@ -228,15 +204,9 @@ def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorS
 def label_error_sharing(chosen, rejected) -> ErrorSharing:
     """Error sharing on preference pairs with labels only (no gold scores).
 
-    Member i's error on a pair is 1 if it scores the labelled-rejected response
-    higher, 1/2 on a tie, else 0 -- a 0/1 error, not a z-scored one, so
-    ``mean_member_variance`` is the mean of p_i (1 - p_i) with p_i member i's error
-    rate. Wrong labels are errors every member shares.
-
-    Args:
-        chosen, rejected: (K, b) member scores of each pair's labelled-chosen and
-            labelled-rejected response.
-    """
+    Member i's error on a pair is 1 if it scores the labelled-rejected response higher,
+    1/2 on a tie, else 0: a 0/1 error, so ``mean_member_variance`` is the mean of
+    p_i (1 - p_i) with p_i member i's error rate. ``chosen``, ``rejected``: (K, b)."""
     c = as_scores(chosen)
     r = as_scores(rejected)
     if c.shape != r.shape:
