@@ -424,14 +424,9 @@ REPLICATE_SEED_STRIDE = 100
 def world_replicate(config: WorldConfig, replicate: int) -> WorldConfig:
     """The same world design built again from other random draws.
 
-    Replicate 0 is ``config`` itself. Replicate r redraws the policy (initialization and
-    data order: ``policy.seed + r``), the backbones (seeds shifted by
-    ``r * REPLICATE_SEED_STRIDE``) and the preference data (``preferences.seed + r``).
-    The corpus, its partition into prompts and the gold reward are the design and stay.
-
-    Raises:
-        ValueError: for a negative replicate.
-    """
+    Replicate 0 is ``config``; replicate r redraws the policy (``policy.seed + r``), the
+    backbones (seeds shifted by ``r * REPLICATE_SEED_STRIDE``) and the preference data
+    (``preferences.seed + r``). The corpus, its prompts and gold are the design and stay."""
     _check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
     if replicate == 0:
         return config

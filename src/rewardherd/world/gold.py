@@ -135,16 +135,8 @@ class MiniLMEncoder:
 class GoldReward:
     """Deterministic, batched, content-cached gold reward (formula in the module docstring).
 
-    Args:
-        config: Weights and limits.
-        cache_dir: If given, scores persist in ``<cache_dir>/gold/<config hash>.sqlite``.
-        encoder_path: A local all-MiniLM-L6-v2 directory (default: the packaged one).
-
-    Example:
-        >>> gold = GoldReward(GoldConfig())
-        >>> gold(["Life is"], [" wonderful and full of joy."])  # doctest: +SKIP
-        array([1.21...])
-    """
+    With ``cache_dir`` the judges' outputs persist in SQLite under ``<cache_dir>/gold/``;
+    ``encoder_path`` is a local all-MiniLM-L6-v2 directory (default: the packaged one)."""
 
     def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
                  encoder_path: str | None = None):
