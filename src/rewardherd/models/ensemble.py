@@ -126,20 +126,12 @@ class Ensemble:
         cuda_graphs: bool = False,
         verify: bool = True,
     ) -> Ensemble:
-        """Load an ensemble directory (see :mod:`rewardherd.models.manifest`).
+        """Load an ensemble directory; shared-backbone members load their backbone once.
 
-        Multi-head and LoRA members load their shared backbone once.
-
-        Args:
-            verify: check every member file against the SHA-256 recorded in the
-                manifest before reading it (default). ``False`` skips the hashing
-                (for very large models); a corrupt file may then load with changed
-                scores. Manifests without checksums load with a warning.
-
-        Raises:
-            ManifestError: the manifest, a member path, a checksum or a member's
-                files are invalid; the message names the member and the file or field.
-        """
+        ``verify`` checks every member file against the SHA-256 in the manifest before
+        reading it; ``False`` skips the hashing (very large models), and a corrupt file may
+        then load with changed scores. An invalid manifest, member path, checksum or member
+        file is a :class:`ManifestError` naming the member and the file or field."""
         directory = Path(directory)
         manifest = Manifest.read(directory)
         where = directory / MANIFEST
@@ -224,16 +216,8 @@ class Ensemble:
         batch_size: int = 64,
         standardize: bool = False,
     ) -> np.ndarray:
-        """Every member's score of every pair.
-
-        Args:
-            prompts, responses: b texts each (strings or message lists).
-            batch_size: sequences per forward pass.
-            standardize: return standardized scores (manifest statistics) instead of raw.
-
-        Returns:
-            (m, b) float64.
-        """
+        """Every member's (m, b) float64 score of every pair (raw, or standardized with the
+        manifest statistics), ``batch_size`` sequences per forward pass."""
         check_texts(prompts, "prompts")
         check_texts(responses, "responses")
         if len(prompts) != len(responses):
@@ -317,15 +301,11 @@ class Ensemble:
         degenerate: core.sharing.Degenerate = "error",
         batch_size: int = 64,
     ) -> core.ErrorSharing:
-        """How much of the members' error vs gold is shared (see :mod:`rewardherd.core.sharing`).
+        """How much of the members' error vs gold is shared (:mod:`rewardherd.core.sharing`).
 
-        Args:
-            prompts, responses: the b samples (the reference set members and gold are
-                z-scored on).
-            gold: (b,) gold scores, or a ``(prompts, responses) -> scores`` function.
-            groups: optional (b,) group ids (e.g. prompt ids) to z-score within.
-            degenerate: ``"error"`` or ``"drop"`` for groups that cannot be z-scored.
-        """
+        ``gold`` is (b,) gold scores or a ``(prompts, responses) -> scores`` function;
+        ``groups`` optional (b,) ids (e.g. prompts) to z-score within; ``degenerate``
+        ``"error"`` or ``"drop"`` for groups that cannot be z-scored."""
         raw = self.score(prompts, responses, batch_size=batch_size)  # (m, b)
         g = gold(list(prompts), list(responses)) if callable(gold) else gold
         return core.error_sharing(raw, g, groups=groups, degenerate=degenerate)

@@ -106,14 +106,9 @@ def _member_summary(info) -> dict:
 def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
     """Build the app around a loaded :class:`~rewardherd.models.Ensemble`.
 
-    The micro-batcher starts with the app's lifespan and, on shutdown, finishes
-    every queued and running request before it stops (uvicorn runs the lifespan
-    shutdown after in-flight connections are done).
-
-    Raises:
-        ValueError: the server's method/params do not fit this ensemble, or
-            standardization is on and a member has no statistics.
-    """
+    The micro-batcher starts with the app's lifespan and, on shutdown, finishes every
+    queued and running request. A server method that does not fit the ensemble, or
+    standardization without member statistics, is a ValueError."""
     names = list(ensemble.names)
     m = len(names)
     log_keys = [schema.score_col(n, config.standardize) for n in names]  # extra_logs keys of the members
