@@ -9,7 +9,7 @@ with its adapter (peft's mixed-adapter inference, ``adapter_names=``) and runs o
 (k*b, t) forward. The Ensemble uses that pass on CUDA; on CPU ``auto`` loops over
 adapters, where the one pass measured slower (docs/performance.md). No adapter is ever
 merged in place and no global ``set_adapter`` state is used, so views can be called in
-any order. Directory format: docs/ensemble_format.md.
+any order. Directory format: docs/ensemble_format.md; training: :mod:`rewardherd.training.lora`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ optionally a bootstrap of the pairs, so their errors are strongly correlated. It
 neither a pretrain-seed nor a fine-tune-seed ensemble; report it as ``kind:
 "multi_head"``. The model is an HF sequence classifier with ``num_labels = K``, so head
 k scores exactly as a ``num_labels=1`` model with row k of the score layer
-(:meth:`MultiHeadRewardModel.export_head`). Directory format: docs/ensemble_format.md.
+(:meth:`MultiHeadRewardModel.export_head`). Directory format: docs/ensemble_format.md;
+training: :mod:`rewardherd.training.multihead`.
 """
 
 from __future__ import annotations
