@@ -1,33 +1,17 @@
 """Preference strength from ensemble votes, and cleaning preference data with it.
 
-Following Wang et al., "Secrets of RLHF in Large Language Models Part II: Reward
-Modeling" (arXiv 2401.06080): every member scores both responses of a pair; the
-member margins ``d_i = z_i(x, y_c) - z_i(x, y_r)`` (standardized scores) give the
-pair's strength, their mean, and the members' disagreement, their std (formulas in
-:mod:`rewardherd.core.strength`). The weakest pairs (negative mean) are likely
-mislabeled and get flipped; the next band is ambiguous and gets dropped; the mean can
-also become a per-pair Bradley-Terry ``margin`` (adaptive margin), which the member
-training (TRL's RewardTrainer) already reads.
+Following Wang et al., "Secrets of RLHF in Large Language Models Part II" (arXiv
+2401.06080): the members' margins ``d_i = z_i(x, y_c) - z_i(x, y_r)`` give a pair's
+strength (their mean) and the members' disagreement (their std); formulas in
+:mod:`rewardherd.core.strength`. The weakest pairs are flipped, the next band dropped,
+and the mean can become a per-pair Bradley-Terry ``margin``. The strength table's
+columns: docs/schema.md.
 
-Strength table (one row per pair; Parquet or JSONL)::
-
-    id                  the pair's id (joins the table to the data)
-    mean, std           mean and std of the member margins (std with ddof=0)
-    strength/<member>   each member's margin d_i
-    in_sample           True when the scoring members may have been trained on the pair
-    fold                the cross-fitting fold that scored the pair (-1: not cross-fitted)
-
-In-sample versus cross-fitted: a member scores the pairs it was trained on as if it
-agreed with their labels (it has fitted them, noise included), so in-sample strengths
-hide exactly the mislabeled pairs cleaning looks for. :func:`cross_fit_strength` is
-therefore the default for cleaning: K-fold members, trained on K-1 folds of the data,
-score their held-out fold. Strengths from an existing ensemble
-(:func:`ensemble_strength`) are allowed, but flagged ``in_sample`` and warned about,
-because rewardherd cannot know which pairs that ensemble saw.
-
-Departures from the paper: it trains ten models on the whole data set (in-sample)
-and flips / smooths by quantiles of the mean; we cross-fit by default, standardize
-member scores before taking margins, and choose bands by rank (exact counts).
+Departures from the paper: it scores in-sample with ten models trained on all the data,
+which hides exactly the mislabeled pairs (a member has fitted their labels); we
+cross-fit by default (:func:`cross_fit_strength`) and flag in-sample strengths from an
+existing ensemble. We also standardize member scores before taking margins, and choose
+bands by rank (exact counts) rather than by quantiles of the mean.
 """
 
 from __future__ import annotations
@@ -43,6 +27,7 @@ import pandas as pd
 from rewardherd import core
 from rewardherd.data.schema import PreferencePair, canonical_json
 from rewardherd.data.splits import prompt_unit_hash
+from rewardherd.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +41,9 @@ IN_SAMPLE_WARNING = (
 # ------------------------------------------------------------------ strength
 def strength_table(ids: Sequence[str], chosen, rejected, names: Sequence[str], *, in_sample: bool,
                    fold=-1) -> pd.DataFrame:
-    """The strength table of b pairs from standardized member scores.
-
-    Args:
-        ids: b pair ids.
-        chosen, rejected: (m, b) standardized member scores of the chosen / rejected responses.
-        names: m member names (column suffixes).
-        in_sample: whether the members may have been trained on these pairs.
-        fold: the fold that scored each pair, an int or (b,) ints; -1 for none.
-    """
+    """The strength table of b pairs from (m, b) standardized member scores of the chosen
+    and rejected responses; ``names`` are the m members, ``fold`` an int or (b,) ints
+    (-1: not cross-fitted)."""
     st = core.preference_strength(chosen, rejected)
     if len(names) != st.margins.shape[0] or len(ids) != st.margins.shape[1]:
         raise ValueError(f"{len(names)} names and {len(ids)} ids for margins of shape {st.margins.shape}")
@@ -99,13 +78,10 @@ def ensemble_strength(ens, pairs: Sequence[PreferencePair], *, batch_size: int =
 
 
 def assign_folds(pairs: Sequence[PreferencePair], folds: int, seed: int = 0) -> np.ndarray:
-    """Fold index of every pair, (b,) ints in [0, folds).
+    """Fold index in [0, folds) of every pair; pairs that share a prompt share a fold.
 
-    Pairs that share a prompt share a fold (a member never sees the prompt of a pair it
-    scores). Distinct prompts are ordered by a salted hash (``seed``) and dealt round
-    robin, so folds hold equal numbers of prompts, and the assignment does not depend
-    on row order.
-    """
+    Distinct prompts are ordered by a hash salted with ``seed`` and dealt round robin, so
+    folds hold equal numbers of prompts whatever the row order."""
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
     keys = {canonical_json(p.prompt): p.prompt for p in pairs}
@@ -129,24 +105,14 @@ def cross_fit_strength(
 ) -> pd.DataFrame:
     """Out-of-fold strengths: K-fold members score only pairs they were not trained on.
 
-    For each fold k, the ensemble ``ensemble`` (an :class:`rewardherd.training.EnsembleConfig`:
-    backbone(s), members per fold, seeds) is trained with ``config`` on the other K-1
-    folds into ``work_dir/fold_k`` (resumable, like ``rewardherd train``), then scores
-    fold k. Fold k is also each member's held-out set: it gives the standardization
-    statistics, which pool chosen and rejected responses and so never see the labels.
+    For each fold k the members of ``ensemble`` (an EnsembleConfig, the same for every
+    fold) are trained with ``config`` (a TrainConfig) on the other K-1 folds into
+    ``work_dir/fold_k`` (resumable, like ``rewardherd train``; ``overwrite`` replaces a
+    fold trained with another plan), then score fold k. Fold k is also each member's
+    held-out set, so the standardization statistics pool chosen and rejected responses and
+    never see the labels. ``seed`` salts :func:`assign_folds`; pair ids must be unique.
 
-    Args:
-        pairs: the preference pairs to measure (ids must be unique).
-        ensemble: an EnsembleConfig; the same members are trained for every fold.
-        folds: K >= 2.
-        config: a :class:`rewardherd.training.TrainConfig`.
-        work_dir: where the K fold ensembles are kept (reruns resume them).
-        seed: salt of the fold assignment (see :func:`assign_folds`).
-        overwrite: replace fold ensembles trained with another plan.
-
-    Returns:
-        The strength table in input order, ``in_sample`` False, ``fold`` set.
-    """
+    Returns the strength table in input order, ``in_sample`` False, ``fold`` set."""
     from rewardherd.models import Ensemble
     from rewardherd.training import train_ensemble
 
@@ -206,23 +172,15 @@ def clean_pairs(
 ) -> tuple[list[PreferencePair], dict]:
     """Flip the weakest pairs, drop the ambiguous band, optionally set adaptive margins.
 
-    Bands are by rank of the mean strength (:func:`rewardherd.core.clean_selection`).
-    A flipped pair swaps chosen and rejected and keeps its id; its strength becomes
-    ``-mean``. With ``margin_scale`` every kept pair's ``margin`` becomes
-    ``margin_scale * strength`` (:func:`rewardherd.core.strength_margin`), replacing any
-    margin it had. ``pairs`` are not modified.
+    Bands (fractions of the pairs) are by rank of the mean strength
+    (:func:`rewardherd.core.clean_selection`). A flipped pair swaps chosen and rejected,
+    keeps its id, and its strength becomes ``-mean``. With ``margin_scale`` every kept
+    pair's ``margin`` becomes ``margin_scale * strength``, replacing any it had. Every pair
+    id needs a row in ``strength``; ``where`` names the table in errors; ``pairs`` are not
+    modified.
 
-    Args:
-        pairs: the data; every id must have a row in ``strength``.
-        strength: a strength table (:func:`read_strength`).
-        flip_below, drop_between: the bands, as fractions of the pairs.
-        margin_scale: None (keep margins) or the scale of the adaptive margin.
-        where: how errors name the strength table.
-
-    Returns:
-        ``(cleaned, summary)``: cleaned pairs in input order, and a JSON-able summary
-        (counts, the strength cut-offs, ids flipped and dropped).
-    """
+    Returns ``(cleaned, summary)``: cleaned pairs in input order and a JSON-able summary
+    (counts, strength cut-offs, ids flipped and dropped)."""
     pairs = list(pairs)
     by_id = strength.set_index("id")
     ids = [p.id for p in pairs]
@@ -299,11 +257,7 @@ def strength_histogram(table: pd.DataFrame, path: str | Path) -> Path:
     b.set_ylabel("std across members")
     b.set_title("in-sample (members may have seen these pairs)" if in_sample else "cross-fitted (out of fold)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        return write_atomic(path, lambda t: fig.savefig(t, dpi=110, format="png"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path

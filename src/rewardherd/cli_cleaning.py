@@ -8,7 +8,6 @@ an existing output is refused unless ``--overwrite``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -17,19 +16,12 @@ import typer
 from rewardherd.cli_common import PAIRS_HELP, ProgressOpt, SkipInvalidOpt, config_options
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
+from rewardherd.io import file_sha256
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 
 E = field_docs(EnsembleConfig)
 
 TABLE_SUFFIXES = (".parquet", ".jsonl")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -146,7 +138,7 @@ def clean_command(
     _refuse_existing([out, summary], overwrite)
     if not data.exists():
         _fail(f"{data}: not found")
-    before = _sha256(data) if data.is_file() else None
+    before = file_sha256(data) if data.is_file() else None
     try:
         pairs, report = load_preferences(data, skip_invalid=skip_invalid)
         typer.echo(report.summary(), err=True)
@@ -164,7 +156,7 @@ def clean_command(
     except (FileExistsError, ValueError) as e:
         _fail(str(e))
     write_json_atomic(summary, {"data": str(data), "data_sha256": before, "strength": str(strength),
-                                "strength_sha256": _sha256(strength), "out": str(out), **info})
+                                "strength_sha256": file_sha256(strength), "out": str(out), **info})
     typer.echo(f"{info['n_pairs']} pairs: flipped {info['n_flipped']}, dropped {info['n_dropped']}, "
                f"wrote {info['n_written']} to {out}" + (" (margins from strength)" if margin_from_strength else ""))
     typer.echo(f"summary: {summary}")

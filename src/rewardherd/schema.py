@@ -13,15 +13,7 @@ from typing import Literal, get_args
 
 # ------------------------------------------------------------------ ensemble kinds
 EnsembleKind = Literal["single", "finetune", "pretrain", "explicit", "multi_head"]
-"""Where an ensemble's members differ (the manifest's ``kind``):
-
-- ``single``: one reward model (the baseline a study compares ensembles with);
-- ``finetune``: one pretrained backbone, members differ by fine-tune seed (full or LoRA
-  members; the member ``format`` says how each is stored);
-- ``pretrain``: one backbone per member, pretrained with different seeds;
-- ``explicit``: a user-given list of (backbone, fine-tune seed) members;
-- ``multi_head``: K reward heads over one shared, jointly trained body.
-"""
+"""Where an ensemble's members differ (the manifest's ``kind``; table in docs/schema.md)."""
 KINDS: tuple[str, ...] = get_args(EnsembleKind)
 
 TrainKind = Literal["finetune", "pretrain", "explicit"]
@@ -31,14 +23,8 @@ TRAIN_KINDS: tuple[str, ...] = get_args(TrainKind)
 RLKind = Literal["single", "finetune", "pretrain"]
 """The kinds a study's RL cells optimize."""
 StudyKind = Literal["finetune", "pretrain", "multi_head", "lora", "warm", "cleaned"]
-"""The ensemble kinds a study compares on its best-of-n curves (finetune and pretrain always):
-
-- ``multi_head``: K heads trained jointly on the seed's first backbone (one forward pass);
-- ``lora``: K LoRA adapters on that backbone, fine-tune seeds as the finetune kind's;
-- ``warm``: the weight average of the finetune kind's K members (WARM; one forward pass);
-- ``cleaned``: K members like the finetune kind's, trained on data cleaned by cross-fitted
-  ensemble-vote strength (flip the weakest pairs, drop an ambiguous band).
-"""
+"""The ensemble kinds a study compares on its best-of-n curves (finetune and pretrain always;
+the others are described in docs/schema.md)."""
 STUDY_KINDS: tuple[str, ...] = get_args(StudyKind)
 
 #: Names used before the vocabulary was unified, still read from manifests and configs.

@@ -19,23 +19,16 @@ robust                 lam * mean + (1 - lam) * min            lam in [0, 1] (Ya
 
 Departures and choices:
 - ``uncertainty_weighted`` uses the VARIANCE (Coste eq. 5), not the std.
-- ``ddof`` is an explicit argument. Coste et al.'s released code used population
-  variance (ddof=0) for best-of-n and sample variance (ddof=1) for PPO; we default to
-  ddof=0 everywhere and let callers choose.
-- Scale matters: min, mean_minus_std, uncertainty_weighted and soft_min are not
-  invariant to per-member affine rescaling. rewardherd therefore aggregates
-  *standardized* member scores by default (see :mod:`rewardherd.core.transforms`);
-  the paper defaults lam=0.5 (best-of-n) / 0.1 (RL) were set on Coste et al.'s raw
-  scale.
-- A coefficient of 0 means 0: ``lam=0`` gives exactly the mean.
-- ``robust`` is the reward-robust objective of Yan et al. (2024) with the ensemble
-  mean as the nominal reward; ``lam=1`` is exactly the mean, ``lam=0`` exactly the min.
-- Non-finite input is an error, never a silent NaN: :func:`aggregate` and
-  :func:`spread` raise ``ValueError`` naming the first non-finite score as
-  ``(member i, sample j)``, and every method parameter must be a finite number
-  (``k=inf`` would give -inf for every sample). Drop or repair such scores first.
+- ``ddof`` is an explicit argument, default 0 everywhere (Coste et al.'s code used 0 for
+  best-of-n and 1 for PPO).
+- Scale matters for min, mean_minus_std, uncertainty_weighted and soft_min, so
+  rewardherd aggregates *standardized* member scores by default; the paper defaults
+  lam=0.5 (best-of-n) / 0.1 (RL) were set on Coste et al.'s raw scale.
+- ``robust`` is Yan et al.'s objective with the ensemble mean as the nominal reward.
+- Non-finite scores or parameters are errors (naming ``(member i, sample j)``), never a
+  silent NaN.
 
-An aggregation is one value, :class:`Aggregation` (method + parameters), written
+An aggregation is one value, :class:`Aggregation`, written
 ``"uncertainty_weighted(lam=0.5)"`` wherever a user types one (CLI, YAML, server).
 
 References: Coste et al. 2023 (arXiv 2310.02743); Eisenstein et al. 2023
@@ -134,11 +127,7 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
     Args:
         scores: shape (m, b) (numpy, torch or list); 1-D means one member.
         method: one of :data:`METHODS`.
-        **params: the method's parameters (see :data:`METHOD_PARAMS`): ``k`` and
-            ``ddof`` for mean_minus_std; ``lam`` and ``ddof`` for
-            uncertainty_weighted; ``temperature`` for soft_min; ``lam`` in
-            [0, 1] for robust. Unknown
-            parameters are errors.
+        **params: the method's parameters (:data:`METHOD_PARAMS`); unknown ones are errors.
 
     Returns:
         float64 array of shape (b,).
@@ -152,7 +141,6 @@ def aggregate(scores, method: Method = "mean", **params) -> np.ndarray:
         return np.median(s, axis=0)
     if method == "min":
         return s.min(axis=0)
-    # Parameters were checked (finite, in range) by check_params above.
     if method == "mean_minus_std":
         return s.mean(axis=0) - float(p["k"]) * ensemble_std(s, ddof=p["ddof"])
     if method == "uncertainty_weighted":

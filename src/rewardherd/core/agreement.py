@@ -28,17 +28,11 @@ def pairwise_kendall(scores) -> float:
 
 
 def mean_pairwise_kendall(scores) -> np.ndarray:
-    """Vectorized :func:`pairwise_kendall` over leading axes.
+    """Vectorized :func:`pairwise_kendall` of (..., m >= 2, N >= 2) scores: (...) mean tau-b,
+    NaN where a member is constant.
 
     tau-b between members i and j is sum_{k<l} s_i s_j / sqrt(sum s_i^2 sum s_j^2) with
-    s_i = sign(x_i[k] - x_i[l]); the mean is over member pairs i < j.
-
-    Args:
-        scores: (..., m, N) with m >= 2 members and N >= 2 samples.
-
-    Returns:
-        (...) mean tau-b; NaN where a member is constant.
-    """
+    s_i = sign(x_i[k] - x_i[l]); the mean is over member pairs i < j."""
     x = to_numpy(scores)
     if x.ndim < 2 or x.shape[-2] < 2 or x.shape[-1] < 2:
         raise ValueError(f"scores must have shape (..., m >= 2, N >= 2); got {x.shape}")
@@ -54,17 +48,10 @@ def mean_pairwise_kendall(scores) -> np.ndarray:
 
 
 def gaussian_copula_correlation(scores) -> np.ndarray:
-    """Correlation matrix of the Gaussian copula that matches the members' Spearman rho.
+    """(..., m, m) correlation of the Gaussian copula that matches the members' Spearman rho.
 
     R_ij = 2 sin(pi rho_s,ij / 6), exact for a Gaussian copula (Kruskal 1958); ranks make
-    it invariant to each member's monotone rescaling. A constant member gives rho_s = 0.
-
-    Args:
-        scores: (..., m, N).
-
-    Returns:
-        (..., m, m).
-    """
+    it invariant to each member's monotone rescaling. A constant member gives rho_s = 0."""
     x = to_numpy(scores)
     r = rankdata(x, axis=-1)
     r = r - r.mean(axis=-1, keepdims=True)
@@ -76,11 +63,8 @@ def gaussian_copula_correlation(scores) -> np.ndarray:
 
 
 def top1_agreement(scores) -> float:
-    """Share of (member pair, prompt) where both members pick the same candidate.
-
-    Args:
-        scores: (m, p, n) member scores of n candidates for each of p prompts.
-    """
+    """Share of (member pair, prompt) where both members pick the same candidate, from
+    (m, p, n) member scores of n candidates for each of p prompts."""
     s = to_numpy(scores)
     if s.ndim != 3:
         raise ValueError(f"scores must have shape (members, prompts, candidates); got {s.shape}")

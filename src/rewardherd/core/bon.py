@@ -55,16 +55,10 @@ def n_grid(pool_size: int, max_fraction: float = 1.0) -> list[int]:
 
 
 def bon_weights(pool_size: int, ns) -> np.ndarray:
-    """Weights of the unbiased best-of-n estimator.
+    """(g, N) weights of the unbiased best-of-n estimator for pool size N and each n in ``ns``.
 
-    Args:
-        pool_size: N.
-        ns: the n values, each in [1, N].
-
-    Returns:
-        (g, N) float64 array; row j gives the weight of the i-th smallest sample
-        (0-based column i-1): C(i-1, n-1) / C(N, n) for i >= n, else 0. Rows sum to 1.
-    """
+    Row j weighs the i-th smallest sample (0-based column i-1) by C(i-1, n-1) / C(N, n)
+    for i >= n, else 0. Rows sum to 1."""
     N = int(pool_size)
     raw = np.atleast_1d(np.asarray(ns))
     if raw.dtype.kind not in "iu" and not np.all(np.mod(raw, 1) == 0):
@@ -100,16 +94,9 @@ def _tie_averaged(sorted_proxy: np.ndarray, sorted_values: np.ndarray) -> np.nda
 def bon_estimate(proxy, values, ns) -> np.ndarray:
     """Unbiased estimate of E[value of the best-of-n sample] for each prompt and n.
 
-    Args:
-        proxy: (p, N) scores that best-of-n maximizes (e.g. an ensemble aggregate).
-        values: (p, N) or (p, N, f): the quantities to report for the same samples in
-            the same order (gold reward, the proxy itself, features...).
-        ns: n values, each in [1, N].
-
-    Returns:
-        (p, g) or (p, g, f): per-prompt estimates. Average over prompts for the curve;
-        the spread over prompts gives its standard error.
-    """
+    ``proxy`` (p, N) is what best-of-n maximizes; ``values`` (p, N) or (p, N, f) are the
+    quantities to report for the same samples in the same order (gold, the proxy,
+    features); ``ns`` each in [1, N]. Returns (p, g) or (p, g, f) per-prompt estimates."""
     px = to_numpy(proxy)
     vals = to_numpy(values)
     if px.ndim != 2:
@@ -131,14 +118,8 @@ def bon_estimate(proxy, values, ns) -> np.ndarray:
 
 
 def select_best_of_n(scores) -> np.ndarray:
-    """Index of the highest-scoring candidate in each row.
-
-    Args:
-        scores: (p, n) aggregated scores of each prompt's candidates.
-
-    Returns:
-        (p,) int indices; ties go to the lowest index (deterministic).
-    """
+    """(p,) index of the highest of each prompt's (p, n) aggregated scores; ties go to the
+    lowest index."""
     s = to_numpy(scores)
     if s.ndim != 2 or s.shape[1] == 0:
         raise ValueError(f"scores must have shape (prompts, candidates>=1); got {s.shape}")

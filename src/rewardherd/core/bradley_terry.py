@@ -31,18 +31,11 @@ def bradley_terry_loss(
     center_coef: float = 0.01,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Mean Bradley-Terry loss over pairs (and heads).
+    """Mean Bradley-Terry loss over pairs (and heads), a scalar tensor.
 
-    Args:
-        chosen: rewards of chosen responses, (b,) or (k, b).
-        rejected: rewards of rejected responses, same shape.
-        margin: optional per-pair margin, broadcastable to ``chosen``.
-        center_coef: eta of the centring term; 0 disables it.
-        label_smoothing: alpha in [0, 0.5).
-
-    Returns:
-        A scalar tensor.
-    """
+    ``chosen``/``rejected`` are (b,) or (k, b); ``margin`` broadcasts to them;
+    ``center_coef`` is eta (0 disables the centring term); ``label_smoothing`` is alpha
+    in [0, 0.5)."""
     if chosen.shape != rejected.shape:
         raise ValueError(f"chosen {tuple(chosen.shape)} and rejected {tuple(rejected.shape)} differ in shape")
     if not 0.0 <= label_smoothing < 0.5:

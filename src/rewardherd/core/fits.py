@@ -56,13 +56,8 @@ def gao_curve(d, alpha: float, beta: float, form: Form) -> np.ndarray:
 
 
 def fit_gao(d, reward, form: Form) -> GaoFit:
-    """Least-squares fit of a Gao et al. curve.
-
-    Args:
-        d: (k,) sqrt(KL) values, >= 0.
-        reward: (k,) gold rewards, already re-centred so R(0) = 0.
-        form: "bon" or "rl".
-    """
+    """Least-squares fit of a Gao et al. curve to ``d`` (k,) sqrt(KL) >= 0 and ``reward`` (k,),
+    re-centred so R(0) = 0; ``form`` is "bon" or "rl"."""
     d = to_numpy(d).reshape(-1)
     y = to_numpy(reward).reshape(-1)
     if d.shape != y.shape:
@@ -88,20 +83,11 @@ def fit_gao(d, reward, form: Form) -> GaoFit:
 
 
 def fit_gao_batch(d, rewards, form: Form) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form least squares of many Gao curves at once (bootstraps).
+    """Closed-form least squares of many Gao curves at once (bootstraps): alpha, beta (B,).
 
     Both forms are linear in (alpha, beta): R = alpha * x1 - beta * x2 with x1 = d and
-    x2 = d^2 (bon) or d log d (rl), so the normal equations give the same optimum as
-    :func:`fit_gao` (a test checks it).
-
-    Args:
-        d: (k,) sqrt(KL) values, >= 0.
-        rewards: (B, k) re-centred gold curves.
-        form: "bon" or "rl".
-
-    Returns:
-        alpha (B,), beta (B,).
-    """
+    x2 = d^2 (bon) or d log d (rl), so the normal equations give :func:`fit_gao`'s optimum
+    (a test checks it). ``d`` (k,) >= 0; ``rewards`` (B, k) re-centred curves."""
     d = to_numpy(d).reshape(-1)
     y = to_numpy(rewards)
     if y.ndim == 1:

@@ -1,61 +1,10 @@
 """Shared and idiosyncratic error of ensemble members (SCIENCE.md section 10).
 
-Shape notation: ``K`` members, ``b`` samples (or pairs). Member scores are (K, b),
-gold is (b,), group ids are (b,).
-
-Errors. Each member's scores and the gold scores are z-scored on one reference set
-(the b samples given; optionally within each group, e.g. each prompt) with
-:func:`rewardherd.core.transforms.standardize` and population statistics; member i's
-error on sample x is
-
-    e_i(x) = z_i(x) - z_gold(x).
-
-Because every series is z-scored on the samples themselves, raw and
-manifest-standardized member scores give the same errors (z-scoring is invariant to a
-member's positive affine rescaling). With ``groups`` a per-group offset (Bradley-Terry
-rewards are only defined up to a per-prompt constant) is removed before anything is
-measured; the pooled variances below are then within-group variances.
-
-Decomposition. With Sigma the K x K population covariance of the errors over samples:
-
-- ``member_variance[i] = Sigma_ii``; ``mean_member_variance = V = mean_i Sigma_ii``;
-- ``shared_variance = C = mean_{i != j} Sigma_ij`` (mean pairwise covariance): the
-  variance of what all members get wrong together, which averaging cannot remove;
-- ``idiosyncratic_variance = V - C``: each member's own error variance, which an
-  average of K' members divides by K';
-- ``shared_covariance_fraction = C / V`` and ``rho_bar = mean_{i<j} corr(e_i, e_j)``;
-- ``mean_error_variance = var(e_bar)`` with ``e_bar = mean_i e_i`` (SCIENCE.md's
-  "shared part"), and ``shared_fraction = var(e_bar) / V`` (the quantity WORLD_NOTES.md
-  reports).
-
-Identities (exact, not approximations): ``var(e_bar) = C + (V - C) / K``, hence
-``shared_fraction = C/V + (1 - C/V) / K`` -- for K equicorrelated members of equal
-error variance, ``C/V = rho`` and ``shared_fraction = rho + (1 - rho) / K``. Also
-``mean_i var(e_i - e_bar) = (K - 1)/K * (V - C)`` (the variance of SCIENCE.md's
-"idiosyncratic part", which is smaller than V - C because e_bar contains 1/K of each
-member's own error).
-
-Choice: ``shared_fraction`` keeps WORLD_NOTES' definition so the prototype's numbers
-compare directly, but it depends on K (it contains (V - C)/K of idiosyncratic error).
-``shared_covariance_fraction`` is the K-free fraction and, in the model
-e_i = s + u_i (independent u_i of equal variance), estimates var(s) / var(e_i)
-without the 1/K bias. The prediction for an average of K' members uses C and V - C:
-:meth:`ErrorSharing.predicted_variance` ``(K') = C + (V - C) / K'``, which equals V at
-K' = 1 and the measured var(e_bar) at K' = K. It assumes the K' members are drawn like
-the measured ones (their mean variance and mean covariance).
-
-Preference pairs (:func:`margin_error_sharing`): with gold scores for both sides, the
-sample is a pair and the scores are margins d_i = r_i(chosen) - r_i(rejected) and
-d_gold likewise; margins are z-scored across pairs and decomposed as above. A margin
-is what a Bradley-Terry member identifies (its per-prompt offset cancels), so margins
-need no grouping. With labels only (:func:`label_error_sharing`), there is no gold
-scale to subtract: the error is the indicator that member i orders the pair against
-its label, and the same decomposition measures how much members are wrong on the
-same pairs. Flipped labels count as errors every member shares, so label noise
-raises sharing there (the opposite of what noise in the training labels does).
-
-Departures: population (ddof=0) statistics throughout; every fraction is a ratio of
-variances, so ddof would cancel anyway.
+Member and gold scores (K, b) and (b,) are z-scored on one reference set (optionally
+within groups, e.g. prompts); member i's error is e_i = z_i - z_gold, and the K x K
+error covariance splits into a shared part C (mean pairwise covariance) and an
+idiosyncratic part V - C. Definitions, identities and the preference-pair variants:
+docs/error_sharing.md. Departure: population (ddof=0) statistics throughout.
 """
 
 from __future__ import annotations
@@ -78,10 +27,8 @@ CONSTANT_RTOL = 1e-12
 
 @dataclass(frozen=True)
 class ErrorSharing:
-    """Decomposition of K members' errors into shared and idiosyncratic variance.
-
-    See the module docstring for the definitions and identities.
-    """
+    """Decomposition of K members' errors into shared and idiosyncratic variance
+    (definitions and identities: docs/error_sharing.md)."""
 
     k: int  # members
     n_samples: int  # samples (or pairs) measured, after any dropped groups
@@ -145,21 +92,14 @@ def _check_inputs(scores, gold, name: str) -> tuple[np.ndarray, np.ndarray]:
 def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
     """Per-member errors e_i = z_i - z_gold on one reference set.
 
-    Args:
-        scores: (K, b) member scores (raw or standardized: z-scoring makes them equal).
-        gold: (b,) gold scores of the same samples.
-        groups: optional (b,) group ids (e.g. prompt ids); then every member and gold
-            are z-scored within each group.
-        degenerate: what to do with a group that cannot be z-scored (fewer than 2
-            samples, or a member or gold constant within it): ``"error"`` raises,
-            ``"drop"`` leaves the whole group out and counts its samples. Without
-            ``groups``, a constant member or gold is always an error.
+    ``scores`` (K, b) may be raw or standardized (z-scoring makes them equal); ``gold`` is
+    (b,). With ``groups`` (b,) every member and gold are z-scored within each group, and a
+    group that cannot be (one sample, or a constant member or gold) raises
+    (``degenerate="error"``) or is left out and counted (``"drop"``). Without groups a
+    constant member or gold is always an error.
 
-    Returns:
-        ``(errors, n_groups, n_dropped)``: errors (K, b') over the b' kept samples in
-        group order (input order without groups), the number of groups kept (None
-        without groups), and the number of dropped samples.
-    """
+    Returns ``(errors, n_groups, n_dropped)``: errors (K, b') over the kept samples in group
+    order (input order without groups), groups kept (None without groups), samples dropped."""
     s, g = _check_inputs(scores, gold, "")
     if degenerate not in ("error", "drop"):
         raise ValueError(f"degenerate must be 'error' or 'drop'; got {degenerate!r}")
@@ -208,13 +148,9 @@ def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None
                      n_dropped: int = 0) -> ErrorSharing:
     """Shared / idiosyncratic decomposition of a (K, b) error matrix (no z-scoring).
 
-    Args:
-        errors: (K, b) member errors, K >= 2, b >= 2, finite, each member's errors
-            non-constant (a constant error has no correlation).
-        scale: magnitude a member's error spread is compared with to call it constant
-            (spread <= 1e-12 * scale); default the largest |error|. z-scored errors use 1.
-        n_groups, n_dropped: bookkeeping copied into the result.
-    """
+    ``errors``: K >= 2, b >= 2, finite, no member's errors constant (spread <= 1e-12 *
+    ``scale``; default scale the largest |error|, z-scored errors use 1).
+    ``n_groups``, ``n_dropped``: bookkeeping copied into the result."""
     e = as_scores(errors)
     k, b = e.shape
     if k < 2:
@@ -244,18 +180,10 @@ def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None
 
 
 def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error") -> ErrorSharing:
-    """How much of the members' error (vs gold) is shared by all of them.
+    """How much of the members' error vs gold is shared by all of them.
 
-    Args:
-        scores: (K, b) member scores, K >= 2 (raw or standardized; see module doc).
-        gold: (b,) gold scores of the same samples.
-        groups: optional (b,) group ids (e.g. prompt ids): z-score within each group.
-        degenerate: ``"error"`` (default) or ``"drop"`` for groups with one sample or
-            a constant member/gold; see :func:`member_errors`.
-
-    Returns:
-        :class:`ErrorSharing`.
-    """
+    ``scores`` (K, b), K >= 2, raw or standardized alike; ``gold`` (b,); ``groups`` and
+    ``degenerate`` as in :func:`member_errors`."""
     e, n_groups, n_dropped = member_errors(scores, gold, groups=groups, degenerate=degenerate)
     return decompose_errors(e, scale=1.0, n_groups=n_groups, n_dropped=n_dropped)  # z units
 
@@ -263,14 +191,9 @@ def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error"
 def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorSharing:
     """Error sharing on preference pairs when gold scores exist for both sides.
 
-    Each pair is one sample; member i's score is its margin
-    d_i = r_i(chosen) - r_i(rejected), gold's is d_gold likewise; the margins are
-    z-scored across pairs and decomposed as in :func:`error_sharing`.
-
-    Args:
-        chosen, rejected: (K, b) member scores of each pair's two responses.
-        gold_chosen, gold_rejected: (b,) gold scores of the same responses.
-    """
+    Each pair is one sample scored by its margin, d_i = r_i(chosen) - r_i(rejected) and
+    d_gold likewise, z-scored across pairs as in :func:`error_sharing`. ``chosen`` and
+    ``rejected`` are (K, b) member scores, ``gold_chosen`` and ``gold_rejected`` (b,)."""
     c, gc = _check_inputs(chosen, gold_chosen, "chosen")
     r, gr = _check_inputs(rejected, gold_rejected, "rejected")
     if c.shape != r.shape:
@@ -281,15 +204,9 @@ def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorS
 def label_error_sharing(chosen, rejected) -> ErrorSharing:
     """Error sharing on preference pairs with labels only (no gold scores).
 
-    Member i's error on a pair is 1 if it scores the labelled-rejected response
-    higher, 1/2 on a tie, else 0 -- a 0/1 error, not a z-scored one, so
-    ``mean_member_variance`` is the mean of p_i (1 - p_i) with p_i member i's error
-    rate. Wrong labels are errors every member shares (see module doc).
-
-    Args:
-        chosen, rejected: (K, b) member scores of each pair's labelled-chosen and
-            labelled-rejected response.
-    """
+    Member i's error on a pair is 1 if it scores the labelled-rejected response higher,
+    1/2 on a tie, else 0: a 0/1 error, so ``mean_member_variance`` is the mean of
+    p_i (1 - p_i) with p_i member i's error rate. ``chosen``, ``rejected``: (K, b)."""
     c = as_scores(chosen)
     r = as_scores(rejected)
     if c.shape != r.shape:

@@ -42,14 +42,7 @@ class Interval:
 
 
 def paired_bootstrap(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
-    """Percentile bootstrap CI of the mean of a per-prompt quantity.
-
-    Args:
-        values: (p,) or (s, p); NaNs are not allowed.
-        n_boot: bootstrap resamples.
-        level: two-sided coverage.
-        seed: resampling seed.
-    """
+    """Percentile bootstrap CI of the mean of a per-prompt quantity, (p,) or (s, p), finite."""
     v = to_numpy(values)
     if v.ndim == 1:
         v = v[None, :]
@@ -114,21 +107,12 @@ def crossed_interval(values, level: float = 0.95) -> Interval:
 
 
 def pigeonhole_bootstrap(values, statistic, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """Bootstrap replicates of ``statistic`` resampling seeds and prompts independently.
+    """(n_boot, ...) replicates of ``statistic`` resampling seeds and prompts independently.
 
-    Owen (2007), "The pigeonhole bootstrap": rows (seeds) and columns (prompts) are
-    drawn with replacement, independently, and the statistic is recomputed on the
-    resampled table. Its variance is slightly conservative for crossed designs.
-
-    Args:
-        values: (S, P, ...) table; extra trailing axes (e.g. the n grid) travel along.
-        statistic: maps a resampled (S, P, ...) array to a float or an array.
-        n_boot: resamples.
-        seed: resampling seed.
-
-    Returns:
-        (n_boot, ...) stacked statistics.
-    """
+    Owen (2007), "The pigeonhole bootstrap": rows (seeds) and columns (prompts) of the
+    (S, P, ...) ``values`` are drawn with replacement, independently (trailing axes, e.g.
+    the n grid, travel along), and ``statistic`` is recomputed on each resampled table.
+    Its variance is slightly conservative for crossed designs."""
     v = to_numpy(values)
     if v.ndim < 2:
         raise ValueError(f"values must have shape (seeds, prompts, ...); got {v.shape}")

@@ -48,14 +48,8 @@ class Strength:
 def preference_strength(chosen, rejected, ddof: int = 0) -> Strength:
     """Each member's margin on each pair, and their mean and std across members.
 
-    Args:
-        chosen: (m, b) member scores of the chosen responses (standardized by the caller).
-        rejected: (m, b) member scores of the rejected responses.
-        ddof: 0 (population) or 1 (sample) for the std; with one member the std is 0.
-
-    Returns:
-        :class:`Strength` with ``margins`` (m, b) = chosen - rejected, ``mean`` and ``std`` (b,).
-    """
+    ``chosen``, ``rejected``: (m, b) member scores (standardized by the caller); ``ddof``
+    0 or 1 for the std (0 with one member). Margins are chosen - rejected, (m, b)."""
     c, r = as_scores(chosen), as_scores(rejected)
     if c.shape != r.shape:
         raise ValueError(f"chosen scores {c.shape} and rejected scores {r.shape} differ in shape")
@@ -76,20 +70,12 @@ def _check_fraction(name: str, q) -> float:
 
 def clean_selection(mean, flip_below: float | None = None,
                     drop_between: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Which pairs to flip and which to drop, by rank of their mean strength.
+    """``(flip, drop)``: disjoint (b,) masks of pairs to flip and to drop, by rank of ``mean``.
 
-    Pairs are ranked by ``mean`` (ascending; ties keep input order). With ``n`` pairs,
-    the ranks ``[0, round(flip_below * n))`` are flipped and the ranks
-    ``[round(q1 * n), round(q2 * n))`` dropped, ``(q1, q2) = drop_between``.
-
-    Args:
-        mean: (b,) mean preference strength.
-        flip_below: fraction of pairs to flip (the weakest), or None.
-        drop_between: ``(q1, q2)`` with ``flip_below <= q1 <= q2 <= 1``, or None.
-
-    Returns:
-        ``(flip, drop)``: disjoint boolean masks, each (b,).
-    """
+    Pairs are ranked by ``mean`` (ascending; ties keep input order). With ``n`` pairs the
+    ranks ``[0, round(flip_below * n))`` are flipped and ``[round(q1 * n), round(q2 * n))``
+    dropped, ``(q1, q2) = drop_between`` with ``flip_below <= q1 <= q2 <= 1``; either may
+    be None."""
     mu = to_numpy(mean).reshape(-1)
     if not np.all(np.isfinite(mu)):
         raise ValueError("mean strengths must be finite")

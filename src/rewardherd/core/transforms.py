@@ -25,16 +25,8 @@ from rewardherd.core.aggregate import as_scores, to_numpy
 
 
 def standardize(scores, mean, std) -> np.ndarray:
-    """Standardize each member with its stored statistics.
-
-    Args:
-        scores: (m, b) raw member scores.
-        mean: (m,) per-member means.
-        std: (m,) per-member standard deviations; must be > 0.
-
-    Returns:
-        (m, b) float64 array ``(scores - mean[:, None]) / std[:, None]``.
-    """
+    """``(scores - mean[:, None]) / std[:, None]``: (m, b) scores standardized with each
+    member's stored (m,) statistics; every std must be > 0."""
     s = as_scores(scores)
     mu = np.asarray(mean, dtype=np.float64).reshape(-1)
     sd = np.asarray(std, dtype=np.float64).reshape(-1)
@@ -49,14 +41,8 @@ def standardize(scores, mean, std) -> np.ndarray:
 
 
 def member_statistics(scores, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member mean and std over samples (the statistics :func:`standardize` uses).
-
-    Args:
-        scores: (m, b) scores of each member on a reference set of responses.
-
-    Returns:
-        ``(mean, std)``, each (m,).
-    """
+    """Per-member ``(mean, std)``, each (m,), over the samples of (m, b) scores on a
+    reference set (the statistics :func:`standardize` uses)."""
     s = as_scores(scores)
     if s.shape[1] < 2:
         raise ValueError("need at least 2 samples to measure a member's spread")
@@ -76,15 +62,8 @@ def zscore(scores) -> np.ndarray:
 
 
 def log_sigmoid_centre(scores, reference) -> np.ndarray:
-    """u = log sigmoid(r - r_ref), computed stably (never log(1 + exp(.))).
-
-    Args:
-        scores: (m, b) or (b,) rewards.
-        reference: broadcastable to ``scores``: (b,) per-prompt references or (m, b).
-
-    Returns:
-        float64 array like ``scores`` (always <= 0).
-    """
+    """u = log sigmoid(r - r_ref) (always <= 0), computed stably; ``reference`` broadcasts
+    to ``scores``: (b,) per-prompt references or (m, b)."""
     r = to_numpy(scores)
     ref = to_numpy(reference)
     return log_expit(r - ref)

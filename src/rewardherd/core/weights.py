@@ -26,20 +26,10 @@ import torch
 def average_weights(state_dicts: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Uniform average of state dicts with the same tensor names, shapes and dtypes.
 
-    Floating-point tensors are summed in float64 and cast back to their dtype, so the
-    average of identical models is bit-for-bit the model. Other tensors (integer
-    buffers such as position ids) must be equal across models and are copied.
-
-    Args:
-        state_dicts: m >= 1 mappings from parameter name to tensor (any device).
-
-    Returns:
-        A new dict ``{name: tensor}`` on the first model's devices; inputs are unchanged.
-
-    Raises:
-        ValueError: no models, or names, shapes, dtypes or non-float buffers differ;
-            the message names the model index and the tensor.
-    """
+    Floating-point tensors are summed in float64 and cast back, so the average of
+    identical models is bit-for-bit the model; other tensors (integer buffers such as
+    position ids) must be equal across models and are copied. Returns a new dict on the
+    first model's devices. A mismatch is a ValueError naming the model and the tensor."""
     if len(state_dicts) == 0:
         raise ValueError("need at least one state dict to average")
     ref = state_dicts[0]

@@ -173,25 +173,11 @@ def write_preferences(
     *,
     overwrite: bool = False,
 ) -> Path:
-    """Write pairs in the explicit ``id``/``prompt``/``chosen``/``rejected`` form.
-
-    JSONL (``.jsonl``) or Parquet (``.parquet``/``.pq``) by suffix. ``margin`` is
-    written only where set (JSONL) or as a nullable column when any pair has one
-    (Parquet). The file is written to a temporary file in the same directory and then
-    moved into place, so readers never see a partial file.
-
-    Args:
-        pairs: Pairs to write; all plain text or all conversational.
-        path: Destination file; its directory is created if needed.
-        overwrite: Replace an existing file. Without it an existing file is an error.
-
-    Returns:
-        The path written.
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        ValueError: Unsupported suffix, or mixed plain/conversational pairs.
-    """
+    """Write pairs (all plain text or all conversational) atomically in the explicit
+    ``id``/``prompt``/``chosen``/``rejected`` form: JSONL (``.jsonl``) or Parquet
+    (``.parquet``/``.pq``) by suffix. ``margin`` is written only where set (JSONL) or as
+    a nullable column when any pair has one (Parquet). An existing ``path`` is a
+    FileExistsError unless ``overwrite``."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".parquet", ".pq"):

@@ -1,30 +1,20 @@
 """Planted redundant features: marker strings that agree with the preference label.
 
-A candidate dial for error sharing (issue 13, part 2; docs/sharing_dial.md). On
-exactly ``round(fraction * n)`` pairs, ``chosen_marker`` is appended to the chosen
-response and ``rejected_marker`` to the rejected one. The markers have the same
-length, so they add no length signal; on the marked pairs they predict the label
-perfectly, so a member can fit those pairs through the marker instead of the
-response's content (the classic underspecification set-up). The best-of-n pool is
-never transformed: there the markers are absent, so whatever a member learned
-instead of content does not carry over, and what it does on the pool is left to its
-seed and backbone.
-
-The transform is a pure function of the pairs, the fraction and the seed: gold, the
-pool and the labels are untouched, and a marked pair keeps its ``id`` and ``margin``
-(the same conventions as :func:`rewardherd.data.inject_label_noise`). Apply it to the
-training pairs and, for an in-distribution held-out set, to the held-out pairs with
-another seed.
+A candidate dial for error sharing (docs/sharing_dial.md). On exactly
+``round(fraction * n)`` pairs, ``chosen_marker`` is appended to the chosen response and
+``rejected_marker`` to the rejected one. The markers have equal length (no length
+signal) and predict the label perfectly on the marked pairs, so a member can fit them
+instead of the content (underspecification). The best-of-n pool is never marked, so
+what a member learned instead of content does not carry over there. Like
+:func:`rewardherd.data.inject_label_noise`, a marked pair keeps its ``id`` and ``margin``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
-import numpy as np
-
+from rewardherd.data.noise import pick_rows
 from rewardherd.data.schema import PreferencePair
 
 #: Default markers: two-character strings of one length that the built-in world's
@@ -41,11 +31,8 @@ def plant_markers(
     chosen_marker: str = CHOSEN_MARKER,
     rejected_marker: str = REJECTED_MARKER,
 ) -> tuple[list[PreferencePair], list[str]]:
-    """Append ``chosen_marker`` / ``rejected_marker`` on exactly ``round(fraction * n)`` pairs.
-
-    The rows are drawn without replacement with ``numpy.random.default_rng(seed)``
-    (Python's ``round``: halves go to the even number), so the same pairs, fraction
-    and seed always mark the same rows.
+    """Append ``chosen_marker`` / ``rejected_marker`` on exactly ``round(fraction * n)``
+    string pairs, drawn as :func:`rewardherd.data.noise.pick_rows` draws them.
 
     Args:
         pairs: String pairs; not modified.
@@ -56,14 +43,7 @@ def plant_markers(
     Returns:
         ``(marked_pairs, marked_ids)``: a new list in input order (unmarked pairs are
         the same objects) and the ids of the marked pairs, in input order.
-
-    Raises:
-        ValueError: ``fraction`` outside ``[0, 1]``, bad markers, or a conversational pair.
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not math.isfinite(fraction):
-        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if not (isinstance(chosen_marker, str) and isinstance(rejected_marker, str)) or not chosen_marker \
             or not rejected_marker:
         raise ValueError("markers must be non-empty strings")
@@ -74,10 +54,9 @@ def plant_markers(
     for p in pairs:
         if p.is_conversational:
             raise ValueError(f"pair {p.id}: plant_markers takes string pairs, not conversations")
-    k = round(fraction * len(pairs))
-    if k == 0:
+    mark = pick_rows(len(pairs), fraction, seed)
+    if not mark:
         return pairs, []
-    mark = set(np.random.default_rng(seed).choice(len(pairs), size=k, replace=False).tolist())
     out = [
         dataclasses.replace(p, chosen=p.chosen + chosen_marker, rejected=p.rejected + rejected_marker)
         if i in mark else p

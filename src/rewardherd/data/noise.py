@@ -21,18 +21,28 @@ from rewardherd.data.schema import PreferencePair
 logger = logging.getLogger(__name__)
 
 
+def pick_rows(n: int, fraction: float, seed: int, name: str = "fraction") -> set[int]:
+    """Exactly ``round(fraction * n)`` distinct rows of ``n`` (Python's ``round``: halves
+    go to the even number), drawn with ``numpy.random.default_rng(seed)``, so the same
+    ``n``, fraction and seed always give the same rows."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not math.isfinite(fraction):
+        raise ValueError(f"{name} must be a number in [0, 1], got {fraction!r}")
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {fraction}")
+    k = round(fraction * n)
+    return set(np.random.default_rng(seed).choice(n, size=k, replace=False).tolist()) if k else set()
+
+
 def inject_label_noise(
     pairs: Sequence[PreferencePair],
     rate: float,
     seed: int,
 ) -> tuple[list[PreferencePair], list[str]]:
-    """Swap ``chosen`` and ``rejected`` on exactly ``round(rate * len(pairs))`` pairs.
-
-    The rows are drawn without replacement with ``numpy.random.default_rng(seed)``,
-    so the same pairs (in the same order), rate and seed always flip the same rows.
+    """Swap ``chosen`` and ``rejected`` on exactly ``round(rate * len(pairs))`` pairs
+    (:func:`pick_rows`).
 
     Args:
-        pairs: Input pairs; not modified.
+        pairs: Input pairs (same pairs in the same order flip the same rows); not modified.
         rate: Fraction to flip, in ``[0, 1]``. Above 0.5 the labels are mostly
             inverted; allowed, with a logged warning.
         seed: Seed for ``numpy.random.default_rng``.
@@ -40,26 +50,17 @@ def inject_label_noise(
     Returns:
         ``(noisy_pairs, flipped_ids)``: a new list in input order (unflipped pairs are
         the same immutable objects) and the ids of the flipped pairs, in input order.
-
-    Raises:
-        ValueError: ``rate`` is not a number in ``[0, 1]``.
     """
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
-        raise ValueError(f"rate must be a number in [0, 1], got {rate!r}")
-    if not 0 <= rate <= 1:
-        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    pairs = list(pairs)
+    flip = pick_rows(len(pairs), rate, seed, "rate")
     if rate > 0.5:
         logger.warning("label noise rate %s > 0.5: most labels will be inverted", rate)
-    pairs = list(pairs)
     if rate == 0:
         return pairs, []
-    k = round(rate * len(pairs))
-    rng = np.random.default_rng(seed)
-    flip = set(rng.choice(len(pairs), size=k, replace=False).tolist())
     noisy = [
         dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen) if i in flip else p
         for i, p in enumerate(pairs)
     ]
     flipped_ids = [p.id for i, p in enumerate(pairs) if i in flip]
-    logger.info("flipped %d of %d pairs (rate=%s, seed=%s)", k, len(pairs), rate, seed)
+    logger.info("flipped %d of %d pairs (rate=%s, seed=%s)", len(flip), len(pairs), rate, seed)
     return noisy, flipped_ids

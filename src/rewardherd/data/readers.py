@@ -33,13 +33,8 @@ _SUFFIXES: dict[str, Format] = {
 
 
 def detect_format(path: Path) -> Format:
-    """Pick the reader for ``path`` from its suffix, or ``"dataset"`` for a directory.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: Unsupported suffix, or a directory that is not a ``datasets``
-            ``save_to_disk`` output.
-    """
+    """The reader for ``path`` by suffix, or ``"dataset"`` for a ``datasets``
+    ``save_to_disk`` directory; FileNotFoundError or ValueError otherwise."""
     if not path.exists():
         raise FileNotFoundError(f"preference data not found: {path}")
     if path.is_dir():

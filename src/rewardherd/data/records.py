@@ -18,22 +18,10 @@ def _copy(text: Text) -> Text:
 
 
 def to_trl_records(pairs: Iterable[PreferencePair]) -> list[dict[str, Any]]:
-    """Return one TRL explicit-prompt record per pair.
-
-    Message lists are copied, so the records can be changed without touching the
-    pairs. ``id`` is not included (TRL does not use it).
-
-    Args:
-        pairs: Pairs to convert.
-
-    Returns:
-        Dicts with ``prompt``, ``chosen``, ``rejected`` and, when every pair has one,
-        ``margin``.
-
-    Raises:
-        ValueError: Some pairs have a margin and others do not (a column with nulls
-            would break TRL's margin loss).
-    """
+    """One TRL explicit-prompt record per pair: ``prompt``, ``chosen``, ``rejected`` (message
+    lists copied) and ``margin`` when every pair has one; no ``id`` (TRL does not use it).
+    Some pairs with a margin and others without is a ValueError (a column with nulls
+    would break TRL's margin loss)."""
     pairs = list(pairs)
     n_margin = sum(p.margin is not None for p in pairs)
     if 0 < n_margin < len(pairs):

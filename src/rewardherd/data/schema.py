@@ -38,19 +38,8 @@ def canonical_json(value: Any) -> str:
 
 
 def make_pair_id(prompt: Text, chosen: Text, rejected: Text) -> str:
-    """Return the stable content id of a pair: 16 hex chars of SHA-256.
-
-    The hash covers the canonical JSON of ``[prompt, chosen, rejected]`` (not the
-    margin), so the same pair gets the same id on every machine and Python version.
-
-    Args:
-        prompt: Prompt text or messages.
-        chosen: Chosen completion.
-        rejected: Rejected completion.
-
-    Returns:
-        A 16-character lowercase hex string.
-    """
+    """The stable content id of a pair: 16 hex chars of the SHA-256 of the canonical JSON
+    of ``[prompt, chosen, rejected]`` (not the margin), the same on every machine."""
     payload = canonical_json([prompt, chosen, rejected]).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()[:16]
 
@@ -67,20 +56,11 @@ def format_location(path: str, line: int | None, unit: LocationUnit = "line") ->
 class PreferenceDataError(ValueError):
     """A preference file holds a row that cannot be loaded.
 
-    The message reads like ``data.jsonl:17: field 'chosen': expected a string or a
-    list of messages, got int``.
-
-    Attributes:
-        path: The file or directory, as given to the loader.
-        line: 1-based line (JSONL/CSV) or 0-based row index (Parquet/dataset), or
-            ``None`` for a file-level problem. ``unit`` says which.
-        field: The offending field, or ``None`` for a row-level problem (bad JSON,
-            duplicate pair).
-        unit: ``"line"`` or ``"row"``.
-        reason: One of :data:`SKIP_REASONS` for a soft problem, ``None`` for a
-            structural one.
-        detail: The message without the location prefix.
-    """
+    The message reads like ``data.jsonl:17: field 'chosen': expected a string or a list of
+    messages, got int``; ``detail`` is the message without the location. ``line`` is a
+    1-based line (``unit="line"``: JSONL/CSV) or a 0-based row index (``"row"``:
+    Parquet/dataset), None for a file-level problem; ``field`` is None for a row-level
+    problem; ``reason`` is one of :data:`SKIP_REASONS` for a soft problem, else None."""
 
     def __init__(
         self,
@@ -126,17 +106,10 @@ def _check_text_type(name: str, value: Any) -> None:
 class PreferencePair:
     """One preference pair: ``chosen`` is preferred over ``rejected`` given ``prompt``.
 
-    Instances are treated as immutable values: functions in ``rewardherd.data``
-    return new pairs and never modify the message lists of their inputs.
-
-    Attributes:
-        id: Stable identifier (a file's id, or :func:`make_pair_id` of the content).
-        prompt: Prompt string, or list of messages for conversational pairs; may be
-            empty ("" or []) when an implicit-prompt row has no common prefix.
-        chosen: Preferred completion (string, or list of messages).
-        rejected: Dispreferred completion (same kind as ``chosen``).
-        margin: Optional preference strength, passed to TRL as ``margin``.
-    """
+    ``id`` is a file's id or :func:`make_pair_id` of the content; ``prompt`` may be empty
+    ("" or []) when an implicit-prompt row has no common prefix; ``margin`` is an optional
+    preference strength passed to TRL. Functions in ``rewardherd.data`` return new pairs
+    and never modify the message lists of their inputs."""
 
     id: str
     prompt: Text
@@ -172,19 +145,9 @@ class PreferencePair:
 
 @dataclass
 class LoadReport:
-    """What :func:`load_preferences` read, skipped and noticed.
-
-    Attributes:
-        path: The file or directory loaded.
-        n_read: Rows read (JSONL blank lines are not rows).
-        n_loaded: Pairs returned (``n_read`` minus all skipped rows).
-        skipped: Skipped-row count per reason (keys from :data:`SKIP_REASONS`); only
-            non-zero reasons appear.
-        warnings: Human-readable warnings (over-long sequences, ignored columns, ...).
-        examples: The first few skipped rows, as ``"path:line: reason: detail"``.
-        too_long: Over-long counts, keys ``"chosen"`` / ``"rejected"``, only when a
-            ``max_chars`` or ``max_length`` limit was given.
-    """
+    """What :func:`load_preferences` read, skipped and noticed: rows read (JSONL blank
+    lines are not rows) and loaded, skipped rows per reason (non-zero only) with the first
+    few as examples, warnings, and over-long counts (only when a length limit was given)."""
 
     path: str
     n_read: int = 0

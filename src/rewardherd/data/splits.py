@@ -20,16 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def prompt_unit_hash(prompt: Text, salt: str = "rewardherd") -> float:
-    """Map a prompt to a stable number in ``[0, 1)``.
-
-    Args:
-        prompt: Prompt string or messages (hashed as canonical JSON, so ``"x"`` and
-            a conversation never collide by construction).
-        salt: Changes the assignment; use another salt for an independent split.
-
-    Returns:
-        The first 64 bits of ``sha256(salt + "\\0" + canonical_json(prompt))`` / 2**64.
-    """
+    """A prompt's stable number in ``[0, 1)``: the first 64 bits of
+    ``sha256(salt + "\\0" + canonical_json(prompt))`` / 2**64 (canonical JSON, so ``"x"`` and
+    a conversation never collide). Another ``salt`` gives an independent assignment."""
     payload = f"{salt}\0{canonical_json(prompt)}".encode()
     return int.from_bytes(hashlib.sha256(payload).digest()[:8], "big") / 2.0**64
 
@@ -39,19 +32,8 @@ def split_by_prompt(
     heldout_fraction: float = 0.1,
     salt: str = "rewardherd",
 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """Split pairs into ``(train, heldout)`` so that no prompt straddles the two.
-
-    Args:
-        pairs: Pairs to split; their order is kept within each side.
-        heldout_fraction: Expected share of prompts held out, in ``[0, 1]``.
-        salt: Seed-like string for the hash.
-
-    Returns:
-        ``(train, heldout)``.
-
-    Raises:
-        ValueError: ``heldout_fraction`` outside ``[0, 1]``.
-    """
+    """``(train, heldout)`` with no prompt on both sides, order kept within each side;
+    ``heldout_fraction`` in ``[0, 1]`` is the expected share of prompts held out."""
     if (
         isinstance(heldout_fraction, bool)
         or not isinstance(heldout_fraction, int | float)

@@ -160,13 +160,9 @@ class ParsedRow:
 def parse_row(row: dict[str, Any], ctx: RowContext) -> ParsedRow:
     """Check a raw row's fields and types; extract the prompt when it is implicit.
 
-    A ``None`` value means the same as an absent key (Parquet and ``datasets``
-    cannot tell them apart).
-
-    Raises:
-        PreferenceDataError: Missing ``chosen``/``rejected``, a wrong type, or
-            prompt/chosen/rejected of different kinds (text vs messages).
-    """
+    A ``None`` value means the same as an absent key (Parquet and ``datasets`` cannot tell
+    them apart). A missing ``chosen``/``rejected``, a wrong type, or texts of different
+    kinds (text vs messages) raise :class:`PreferenceDataError`."""
     for field in ("chosen", "rejected"):
         if row.get(field) is None:
             raise ctx.error("missing field", field)
@@ -300,21 +296,11 @@ def count_too_long(
     tokenizer: Any = None,
     max_length: int | None = None,
 ) -> tuple[dict[str, int], list[str]]:
-    """Count pairs whose ``prompt + chosen`` / ``prompt + rejected`` exceed a limit.
-
-    Lengths are of the full sequence the reward model sees, as TRL's RewardTrainer
-    measures it; characters of a conversation are the sum of its message contents.
-
-    Args:
-        pairs: Loaded pairs.
-        max_chars: Character limit, or ``None``.
-        tokenizer: transformers tokenizer or ``tokenizers.Tokenizer``, with ``max_length``.
-        max_length: Token limit, or ``None``.
-
-    Returns:
-        ``(counts, warnings)``: counts keyed ``"{chosen,rejected}_{chars,tokens}"`` for
-        each limit given; one warning per non-zero count.
-    """
+    """``(counts, warnings)``: pairs whose ``prompt + chosen`` / ``prompt + rejected`` exceed
+    ``max_chars`` characters or ``max_length`` tokens (with ``tokenizer``), keyed
+    ``"{chosen,rejected}_{chars,tokens}"`` per limit given, and one warning per non-zero
+    count. Lengths are of the full sequence as TRL's RewardTrainer measures it; a
+    conversation's characters are the sum of its message contents."""
     counts: dict[str, int] = {}
     warnings: list[str] = []
     m = len(pairs)

@@ -3,39 +3,14 @@
 Shape notation: ``m`` members, ``b`` (prompt, response) pairs, ``p`` prompts,
 ``n`` candidates per prompt. Member scores are (m, b), ensemble axis first.
 
-Scoring path (CPU and GPU alike):
-1. identical (prompt, response) pairs are scored once;
-2. members that share a tokenizer share one tokenization;
-3. sequences are bucketed by length so batches pad little, and each bucket is
-   padded once for all members of the group;
-4. the members run on each bucket by the fastest correct path for their device
-   (``scoring``, see :mod:`rewardherd.models.vectorized`): ``"auto"`` loops over
-   members on CPU (where vmap is slower) and vmaps members that share an
-   architecture on CUDA; heterogeneous members fall back to the loop; the heads of
-   a multi-head model run in one backbone pass, LoRA adapters over one backbone in
-   one mixed-adapter pass (on CUDA; they loop on CPU, docs/performance.md).
-
-Members may be standalone HF models (format ``hf``), heads of a multi-head model
-(``multi_head``) or LoRA adapters over one backbone (``lora``); see
-:mod:`rewardherd.models.manifest` for the directory formats and
-:meth:`Ensemble.export_member` for standalone exports.
-
-Aggregation (:meth:`Ensemble.reward`) standardizes each member with the statistics
-stored in its manifest entry before aggregating (``standardize=True``, the default),
-because min, mean_minus_std, uncertainty_weighted and soft_min depend on scale.
-Pass ``standardize=False`` for raw scores.
-
-Loading refuses what it cannot trust (:meth:`Ensemble.load`): an invalid manifest
-field, a member path that is not a member directory, a file whose checksum does not
-match the manifest (``verify=False`` skips the hashing), a member whose weights lack
-a tensor its model needs (e.g. a score head that would be newly initialized, i.e.
-random), or files that cannot be parsed. Each is a :class:`ManifestError` naming the
-member and the file or field.
-
-Inputs: ``prompts`` and ``responses`` are sequences of texts (a bare string is
-refused: it would be scored character by character); every text is a string or a
-list of ``{"role", "content"}`` string messages, and strings must be valid Unicode
-(no lone surrogates, which no tokenizer can encode).
+Scoring scores each distinct pair once, tokenizes once per tokenizer group, buckets
+sequences by length and runs the members by the fastest correct path for their device
+(:mod:`rewardherd.models.vectorized`). :meth:`Ensemble.reward` standardizes each member
+with its manifest statistics before aggregating (``standardize=True``), because min,
+mean_minus_std, uncertainty_weighted and soft_min depend on scale. Loading refuses what
+it cannot trust (invalid manifest, wrong checksums, weights lacking a tensor the model
+needs) with a :class:`ManifestError` naming the member and the file or field. Texts are
+strings or lists of ``{"role", "content"}`` messages; a bare string is refused.
 """
 
 from __future__ import annotations
@@ -53,7 +28,7 @@ import torch
 from rewardherd import core
 from rewardherd.io import atomic_dir
 from rewardherd.models import lora, multihead
-from rewardherd.models.common import default_device, fused_gelu, load_member_model  # noqa: F401 (re-exported)
+from rewardherd.models.common import fused_gelu, load_member_model
 from rewardherd.models.formatting import Text, encode_batch, pad_token_id
 from rewardherd.models.manifest import (
     MANIFEST,
@@ -64,7 +39,6 @@ from rewardherd.models.manifest import (
     check_member_path,
     verify_member_files,
 )
-from rewardherd.models.scoring import score_ids  # noqa: F401 (re-exported; used by callers and tests)
 from rewardherd.models.vectorized import GroupScorer, Scoring
 
 log = logging.getLogger(__name__)
@@ -155,20 +129,12 @@ class Ensemble:
         cuda_graphs: bool = False,
         verify: bool = True,
     ) -> Ensemble:
-        """Load an ensemble directory (see :mod:`rewardherd.models.manifest`).
+        """Load an ensemble directory; shared-backbone members load their backbone once.
 
-        Multi-head and LoRA members load their shared backbone once.
-
-        Args:
-            verify: check every member file against the SHA-256 recorded in the
-                manifest before reading it (default). ``False`` skips the hashing
-                (for very large models); a corrupt file may then load with changed
-                scores. Manifests without checksums load with a warning.
-
-        Raises:
-            ManifestError: the manifest, a member path, a checksum or a member's
-                files are invalid; the message names the member and the file or field.
-        """
+        ``verify`` checks every member file against the SHA-256 in the manifest before
+        reading it; ``False`` skips the hashing (very large models), and a corrupt file may
+        then load with changed scores. An invalid manifest, member path, checksum or member
+        file is a :class:`ManifestError` naming the member and the file or field."""
         directory = Path(directory)
         manifest = Manifest.read(directory)
         where = directory / MANIFEST
@@ -253,16 +219,8 @@ class Ensemble:
         batch_size: int = 64,
         standardize: bool = False,
     ) -> np.ndarray:
-        """Every member's score of every pair.
-
-        Args:
-            prompts, responses: b texts each (strings or message lists).
-            batch_size: sequences per forward pass.
-            standardize: return standardized scores (manifest statistics) instead of raw.
-
-        Returns:
-            (m, b) float64.
-        """
+        """Every member's (m, b) float64 score of every pair (raw, or standardized with the
+        manifest statistics), ``batch_size`` sequences per forward pass."""
         check_texts(prompts, "prompts")
         check_texts(responses, "responses")
         if len(prompts) != len(responses):
@@ -346,15 +304,11 @@ class Ensemble:
         degenerate: core.sharing.Degenerate = "error",
         batch_size: int = 64,
     ) -> core.ErrorSharing:
-        """How much of the members' error vs gold is shared (see :mod:`rewardherd.core.sharing`).
+        """How much of the members' error vs gold is shared (:mod:`rewardherd.core.sharing`).
 
-        Args:
-            prompts, responses: the b samples (the reference set members and gold are
-                z-scored on).
-            gold: (b,) gold scores, or a ``(prompts, responses) -> scores`` function.
-            groups: optional (b,) group ids (e.g. prompt ids) to z-score within.
-            degenerate: ``"error"`` or ``"drop"`` for groups that cannot be z-scored.
-        """
+        ``gold`` is (b,) gold scores or a ``(prompts, responses) -> scores`` function;
+        ``groups`` optional (b,) ids (e.g. prompts) to z-score within; ``degenerate``
+        ``"error"`` or ``"drop"`` for groups that cannot be z-scored."""
         raw = self.score(prompts, responses, batch_size=batch_size)  # (m, b)
         g = gold(list(prompts), list(responses)) if callable(gold) else gold
         return core.error_sharing(raw, g, groups=groups, degenerate=degenerate)

@@ -2,27 +2,14 @@
 
 Shape notation: ``k`` adapters, ``b`` sequences, ``t`` tokens; scores are (k, b).
 
-Each member is a peft LoRA adapter (task ``SEQ_CLS``) whose score head is trained
-through ``modules_to_save``, over one frozen ``AutoModelForSequenceClassification``
-backbone. Loading keeps the adapters unmerged: the backbone is in memory once.
-
-Scoring in one pass: peft's mixed-adapter batch inference (``adapter_names=`` on
-the forward; peft >= 0.12) routes each row of a batch through its own adapter, and
-peft 0.21 supports it for ``modules_to_save`` heads too (``ModulesToSaveWrapper``
-dispatches sub-batches). :meth:`LoraRewardModel.score_views` therefore repeats the
-(b, t) batch k times, tags rows with adapter names and runs one (k*b, t) forward:
-the backbone's dense matmuls are batched across members, and only the low-rank
-deltas and heads are computed per adapter. The Ensemble uses this one pass on CUDA
-(``scoring="auto"`` or ``"vmap"``); on CPU ``auto`` loops over adapters (still
-without ``set_adapter``: each call tags its rows), where the one pass measured
-slower (docs/performance.md). No adapter is ever merged in place (a merged adapter
-would silently break mixed-batch inference), and no global ``set_adapter`` state is
-used, so views can be called in any order.
-
-Directory format: see :mod:`rewardherd.models.manifest` (``backbone/`` + one adapter
-directory per member, ``"format": "lora"``). :meth:`LoraRewardModel.export_merged`
-writes a merged standalone HF member. Training: ``train_member(...,
-merge_lora=False)`` and :func:`rewardherd.training.lora.train_lora_ensemble`.
+Each member is a peft LoRA adapter (task ``SEQ_CLS``, score head through
+``modules_to_save``) over one frozen backbone, kept in memory once.
+:meth:`LoraRewardModel.score_views` repeats the (b, t) batch k times, tags each row
+with its adapter (peft's mixed-adapter inference, ``adapter_names=``) and runs one
+(k*b, t) forward. The Ensemble uses that pass on CUDA; on CPU ``auto`` loops over
+adapters, where the one pass measured slower (docs/performance.md). No adapter is ever
+merged in place and no global ``set_adapter`` state is used, so views can be called in
+any order. Directory format: docs/ensemble_format.md; training: :mod:`rewardherd.training.lora`.
 """
 
 from __future__ import annotations
@@ -50,7 +37,7 @@ BACKBONE_DIR = "backbone"
 class LoraRewardModel(torch.nn.Module):
     """A peft model holding K unmerged reward adapters over one backbone."""
 
-    one_pass_on_cpu = False  # measured slower on CPU; see the module docstring
+    one_pass_on_cpu = False  # measured slower on CPU (docs/performance.md)
 
     def __init__(self, peft_model: torch.nn.Module, backbone_dir: str | Path):
         super().__init__()
@@ -77,12 +64,8 @@ class LoraRewardModel(torch.nn.Module):
         from peft import PeftModel
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        backbone_dir = Path(backbone_dir)
-        if not any(backbone_dir.glob("*.safetensors")):
-            raise ManifestError(f"{backbone_dir}: no .safetensors weights (rewardherd never loads pickled weights)")
-        for key, d in adapter_dirs.items():
-            if not (d / "adapter_model.safetensors").is_file():
-                raise ManifestError(f"{d}: no adapter_model.safetensors (adapter {key!r})")
+        backbone_dir = Path(backbone_dir)  # its files were checked by manifest.check_member_path
+        for d in adapter_dirs.values():
             _check_saved_head(d / "adapter_model.safetensors")
         tokenizer = AutoTokenizer.from_pretrained(backbone_dir, trust_remote_code=trust_remote_code)
         with quiet_transformers():
@@ -167,19 +150,13 @@ def _check_saved_head(path: Path) -> None:
 # ------------------------------------------------------- Ensemble integration
 def load_members(directory: Path, infos: Sequence[MemberInfo], *, device=None, dtype=torch.float32,
                  trust_remote_code: bool = False) -> dict[str, tuple[SharedView, object]]:
-    """Views for the manifest's LoRA members over ``directory/backbone``."""
+    """Views for the manifest's LoRA members over ``directory/backbone`` (paths checked
+    by :func:`rewardherd.models.manifest.check_member_path`)."""
     lora = [i for i in infos if i.format == FORMAT]
     if not lora:
         return {}
-    if not (directory / BACKBONE_DIR).is_dir():
-        raise ManifestError(f"{directory}: member(s) {[i.name for i in lora]} have format 'lora' and need the "
-                            f"shared backbone {directory / BACKBONE_DIR}, which does not exist")
-    adapter_dirs = {}
-    for j, info in enumerate(lora):
-        path = directory / info.path
-        if not path.is_dir():
-            raise ManifestError(f"{directory / 'ensemble.json'}: member {info.name!r} path {path} does not exist")
-        adapter_dirs[f"m{j}"] = path  # peft adapter names must be identifiers; member names need not be
+    # peft adapter names must be identifiers; member names need not be
+    adapter_dirs = {f"m{j}": directory / info.path for j, info in enumerate(lora)}
     parent, tok = LoraRewardModel.load(directory / BACKBONE_DIR, adapter_dirs, device=device, dtype=dtype,
                                        trust_remote_code=trust_remote_code)
     return {info.name: (SharedView(parent, f"m{j}"), tok) for j, info in enumerate(lora)}

@@ -1,97 +1,9 @@
-"""The ensemble directory format: ``ensemble.json`` plus one HF directory per member.
+"""The ensemble directory format: ``ensemble.json`` plus one directory per member.
 
-```
-my_ensemble/
-  ensemble.json          # this manifest
-  member_0/              # AutoModelForSequenceClassification(num_labels=1), safetensors + tokenizer
-  member_1/
-  ...
-```
-
-``ensemble.json`` (format_version 1)::
-
-    {
-      "format_version": 1,
-      "kind": "finetune",                  # one of rewardherd.schema.KINDS
-      "complete": true,                    # false while training is in progress
-      "created": "2026-11-26T20:00:00+00:00",
-      "max_length": 512,                   # tokens; truncation keeps the response end
-      "text_format": "plain-v1",           # see rewardherd.models.formatting
-      "members": [
-        {"name": "member_0", "path": "member_0", "format": "hf",
-         "backbone": "/path/or/hub-id", "pretrain_seed": 0, "finetune_seed": 0,
-         "heldout_accuracy": 0.71, "n_heldout_pairs": 200,
-         "standardization": {"mean": 0.03, "std": 1.2, "n": 400},
-         "train_config": {...},
-         "files": {"member_0/model.safetensors": "<sha256>", ...}}
-      ],
-      "package_versions": {"torch": "2.13.0", ...},
-      "config_hash": "..."                 # of the training plan, for resume
-    }
-
-Standardization statistics are each member's mean and std over the held-out
-responses (chosen and rejected) of its training data.
-
-Member formats (``"format"``; an ensemble may mix ``hf`` with one of the others):
-
-- ``"hf"`` (default): ``path`` is a standalone HF directory, as above.
-- ``"multi_head"`` (kind ``"multi_head"``): K heads over one shared backbone; see
-  :mod:`rewardherd.models.multihead`. ``path`` is the shared body directory and
-  ``"head"`` the member's row in ``heads.safetensors``, which lies next to it::
-
-      my_multihead/
-        ensemble.json      # members: {"name": "head_0", "path": "backbone", "format": "multi_head", "head": 0, ...}
-        backbone/          # AutoModel body (safetensors) + tokenizer
-        heads.safetensors  # score-layer tensors stacked over heads (label axis first)
-
-- ``"lora"``: unmerged LoRA adapters over one shared backbone; see
-  :mod:`rewardherd.models.lora`. ``path`` is the member's peft adapter directory
-  (its score head saved through ``modules_to_save``); the backbone is ``backbone/``
-  at the top of the ensemble directory::
-
-      my_lora/
-        ensemble.json      # members: {"name": "member_0", "path": "member_0", "format": "lora", ...}
-        backbone/          # AutoModelForSequenceClassification(num_labels=1) + tokenizer
-        member_0/          # adapter_config.json + adapter_model.safetensors
-        member_1/
-
-  Every shared-backbone member can be exported as a standalone ``"hf"`` member
-  (:meth:`rewardherd.models.Ensemble.export_member`).
-
-The ``"head"`` field is written only for multi-head members.
-
-Validation (:meth:`Manifest.from_dict`, at every load): every field is checked for
-type and range, and the message names the file and the field (``members[1].max_length``
-...): ``kind`` is one of :data:`rewardherd.schema.KINDS` (manifests written before the
-kinds were renamed say ``finetune_seeds``/``pretrain_seeds``; they are read as
-``finetune``/``pretrain`` and written back with the new name); ``complete`` a boolean; ``max_length`` an int
->= 1 or null; ``text_format`` one this build reads; member names are unique,
-non-empty strings; seeds are ints; ``heldout_accuracy`` lies in [0, 1];
-``standardization`` holds a finite ``mean`` and a finite ``std`` > 0; ``head`` is an
-int >= 0 (multi-head members only).
-
-Member paths: ``path`` is resolved against the ensemble directory and may point
-outside it (a study's ensembles share members under ``../../members/``), but it must
-resolve to a member directory: for ``hf`` and ``multi_head`` members a directory
-holding ``config.json``, ``tokenizer_config.json`` and ``*.safetensors`` weights, for
-``lora`` members one holding ``adapter_config.json`` and ``adapter_model.safetensors``
-(and the shared ``backbone/`` holding the former three). Anything else is refused
-before a file in it is read (:func:`check_member_path`).
-
-Checksums (``"files"``): :meth:`Manifest.write` records the SHA-256 of every file of
-every member that has none yet (the member directory, and for shared-backbone
-members the shared ``backbone/`` and ``heads.safetensors``), keyed by the path
-relative to the ensemble directory. :meth:`rewardherd.models.Ensemble.load`
-verifies them by default (:func:`verify_member_files`): a missing, changed or
-unrecorded file is a :class:`ManifestError` naming the member and the file.
-``verify=False`` (``--no-verify`` on the CLI) skips the hashing for very large
-models. Manifests written before checksums existed (no ``"files"``) still load,
-with a warning that the member's files were not verified.
-
-A WARM member (:mod:`rewardherd.training.warm`, the weight average of a fine-tune-seed
-ensemble) is a one-member ensemble whose ``path`` is ``"."``: the ensemble directory
-is itself the HF model directory. Its ``finetune_seed`` is -1 (no single seed) and
-``extra["warm"]`` lists the averaged members.
+Members are standalone HF models (``hf``), heads over one backbone (``multi_head``) or
+LoRA adapters over one backbone (``lora``). Every load validates each field and member
+path and verifies the recorded SHA-256 checksums; every error names the file and the
+field or member. The format, field by field: docs/ensemble_format.md.
 """
 
 from __future__ import annotations
@@ -308,7 +220,7 @@ class Manifest:
         """Write ``ensemble.json`` atomically (temp file, then rename).
 
         Members without checksums (``files`` None) whose files exist under
-        ``directory`` get them now (see the module docstring); existing checksums are
+        ``directory`` get them now (docs/ensemble_format.md); existing checksums are
         kept, so a resumed run never re-blesses a changed file.
         """
         directory = Path(directory)
@@ -377,7 +289,7 @@ def member_checksums(directory: str | Path, info: MemberInfo) -> dict[str, str] 
 
 
 def check_member_path(directory: str | Path, info: MemberInfo) -> Path:
-    """The member's directory, refused unless it is one (see the module docstring)."""
+    """The member's directory, refused unless it is one (docs/ensemble_format.md)."""
     directory = Path(directory)
     path = directory / info.path
     where = f"{directory / MANIFEST}: member {info.name!r}: field 'path'"

@@ -1,37 +1,16 @@
 """Multi-head ensembles: one backbone with K scalar reward heads.
 
-Shape notation: ``K`` heads, ``k`` selected heads, ``b`` sequences, ``t`` tokens;
-``(b, K)`` logits, ``(k, b)`` scores (ensemble axis first).
+Shape notation: ``K`` heads, ``k`` selected heads, ``b`` sequences; ``(b, K)`` logits,
+``(k, b)`` scores (ensemble axis first).
 
-The cheapest ensemble: K members cost one backbone forward plus K dot products, so
-scoring K heads takes about the time of one model. The price is diversity. The
-heads share every backbone parameter and differ only in their initialization seed
-and (optionally) a bootstrap resample of the training pairs, so their errors are
-strongly correlated. **A multi-head ensemble is not a pretrain-seed ensemble**, nor
-even a fine-tune-seed ensemble (whose members fine-tune the whole backbone
-separately); Coste et al. and Eisenstein et al. find that shared-pretraining
-ensembles already under-estimate uncertainty, and sharing the fine-tuned backbone
-too removes more of it. Use it where cost rules out K models, and report it as
-``kind: "multi_head"``.
-
-Model: an HF ``AutoModelForSequenceClassification`` with ``num_labels = K`` (its
-body, pooling and score layer are HF's own), so head k's score is exactly what an
-``num_labels=1`` model with the same body and row k of the score layer computes:
-:meth:`MultiHeadRewardModel.export_head` writes that standalone member.
-
-Directory format (read by :meth:`rewardherd.models.Ensemble.load`; see
-:mod:`rewardherd.models.manifest`)::
-
-    my_multihead/
-      ensemble.json        # kind "multi_head"; one member per head:
-                           #   {"name": "head_0", "path": "backbone", "format": "multi_head", "head": 0, ...}
-      backbone/            # the shared body: AutoModel.save_pretrained (safetensors) + tokenizer
-      heads.safetensors    # next to backbone/: the score-layer tensors, stacked over heads,
-                           # under their names in the sequence-classification model
-                           # (GPT-2: "score.weight" (K, d); BERT: "classifier.weight" (K, d),
-                           # "classifier.bias" (K,)); metadata: format, n_heads, architecture
-
-Training: :func:`rewardherd.training.multihead.train_multihead_ensemble`.
+The cheapest ensemble (one backbone forward for K heads), and the least diverse: the
+heads share every backbone parameter and differ only in their initialization seed and
+optionally a bootstrap of the pairs, so their errors are strongly correlated. It is
+neither a pretrain-seed nor a fine-tune-seed ensemble; report it as ``kind:
+"multi_head"``. The model is an HF sequence classifier with ``num_labels = K``, so head
+k scores exactly as a ``num_labels=1`` model with row k of the score layer
+(:meth:`MultiHeadRewardModel.export_head`). Directory format: docs/ensemble_format.md;
+training: :mod:`rewardherd.training.multihead`.
 """
 
 from __future__ import annotations
@@ -180,8 +159,6 @@ class MultiHeadRewardModel(torch.nn.Module):
         heads_path = backbone_dir.parent / HEADS_FILE
         if not heads_path.is_file():
             raise ManifestError(f"{heads_path}: not found (a multi-head ensemble keeps its heads next to {backbone_dir.name}/)")
-        if not any(backbone_dir.glob("*.safetensors")):
-            raise ManifestError(f"{backbone_dir}: no .safetensors weights (rewardherd never loads pickled weights)")
         with safe_open(str(heads_path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
@@ -251,11 +228,8 @@ def load_members(directory: Path, infos: Sequence[MemberInfo], *, device=None, d
             continue
         if info.head is None:
             raise ManifestError(f"{directory}: multi-head member {info.name!r} has no 'head' index")
-        if info.path not in loaded:
-            path = directory / info.path
-            if not path.is_dir():
-                raise ManifestError(f"{directory / 'ensemble.json'}: member {info.name!r} path {path} does not exist")
-            loaded[info.path] = MultiHeadRewardModel.load(path, device=device, dtype=dtype,
+        if info.path not in loaded:  # the path was checked by manifest.check_member_path
+            loaded[info.path] = MultiHeadRewardModel.load(directory / info.path, device=device, dtype=dtype,
                                                           trust_remote_code=trust_remote_code)
         parent, tok = loaded[info.path]
         if not 0 <= info.head < parent.n_heads:

@@ -248,18 +248,12 @@ def round_up(x: int, multiple: int) -> int:
 class GroupScorer:
     """Scores the members of one tokenizer group on shared, length-bucketed batches.
 
-    Args:
-        scoring: "auto" (loop on CPU, vmap on CUDA), "loop" or "vmap".
-        cuda_graphs: capture CUDA graphs over static length buckets (CUDA only).
-        static_shapes: pad every bucket to (batch_size, multiple of
-            ``graph_length_multiple``) even without graphs (implied by CUDA graphs;
-            exposed so the padding can be checked on CPU).
-        graph_length_multiple: static lengths are multiples of this.
-
-    Plans (units, stacked parameters, graphs) are cached per tuple of member modules
-    and rebuilt when a member is moved or replaced; call :meth:`clear` after changing
-    members in other ways.
-    """
+    ``scoring``: "auto" (loop on CPU, vmap on CUDA), "loop" or "vmap". ``cuda_graphs``
+    captures CUDA graphs over static length buckets (CUDA only); ``static_shapes`` pads
+    every bucket to (batch_size, a multiple of ``graph_length_multiple``) even without
+    graphs, so the padding can be checked on CPU. Plans (units, stacked parameters,
+    graphs) are cached per tuple of member modules and rebuilt when a member is moved or
+    replaced; call :meth:`clear` after changing members in other ways."""
 
     def __init__(self, scoring: Scoring = "auto", *, cuda_graphs: bool = False, static_shapes: bool = False,
                  graph_length_multiple: int = 32):

@@ -146,20 +146,12 @@ def bon_curves(
     standardization: tuple[np.ndarray, np.ndarray] | None = None,
     values: Sequence[str] = ("gold",),
 ) -> pd.DataFrame:
-    """Per-prompt best-of-n curves for each method.
+    """Per-prompt best-of-n curves of the ensemble of ``members`` columns under each method.
 
-    Args:
-        pool: scored pool (one row per sample).
-        members: the member columns that form this ensemble (one column: a single RM).
-        methods: aggregation methods.
-        ns: n values (each <= pool size).
-        standardization: per-member (mean, std) to standardize before aggregating.
-        values: columns whose best-of-n expectation to report beside the proxy
-            (gold, features, other members' scores...).
-
-    Returns:
-        Long table: method, n, kl, prompt_id, proxy, and one column per value.
-    """
+    ``standardization`` is per-member (mean, std) applied before aggregating; ``values``
+    are the columns whose best-of-n expectation is reported beside the proxy (gold,
+    features, other members' scores). Returns a long table: method, n, kl, prompt_id,
+    proxy, and one column per value."""
     pool = pool.sort_values(["prompt_id", "sample_id"], kind="stable").reset_index(drop=True)
     prompt_ids = np.sort(pool["prompt_id"].unique())
     value_cols = [v for v in values if v in pool.columns]

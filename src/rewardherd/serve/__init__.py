@@ -1,12 +1,7 @@
 """HTTP reward server around an Ensemble: `rewardherd serve ENSEMBLE_DIR`.
 
-Speaks OpenRLHF's remote reward-model protocol (``POST /get_reward``) and a richer
-``POST /v1/score`` that returns the aggregate, the spread and every member's score.
-See :mod:`rewardherd.serve.app` for the routes, :mod:`rewardherd.serve.protocol` for
-request shapes and :mod:`rewardherd.serve.batcher` for micro-batching.
-
-Importing this package is cheap: fastapi is imported only by
-:func:`create_app` (``rewardherd.serve.app``).
+OpenRLHF's ``POST /get_reward`` plus a richer ``POST /v1/score`` (docs/serving.md).
+Importing this package is cheap: fastapi is imported only by :func:`create_app`.
 """
 
 from rewardherd.serve.config import ServeConfig

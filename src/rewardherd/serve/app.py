@@ -1,35 +1,8 @@
 """The FastAPI app: an Ensemble behind HTTP, with its uncertainty.
 
-Shape notation: ``m`` members, ``b`` pairs in one request.
-
-Routes (all JSON):
-
-- ``POST /get_reward``: OpenRLHF's remote reward-model protocol (see
-  :mod:`rewardherd.serve.protocol` for the request and how a query is split).
-  Response ``{"rewards": [b], "scores": [b], "extra_logs": {...}}``: ``rewards`` and
-  ``scores`` are the aggregate under the server's method; every ``extra_logs``
-  value is a list with one entry per query (OpenRLHF concatenates them per
-  sample and logs each key as a metric): ``ens/std`` (the spread across members) and
-  one list per member holding the scores that were aggregated, keyed
-  ``score/z/<member>`` (``score/raw/<member>`` when the server runs with
-  standardize off); the names follow docs/schema.md. A pair that cannot be scored
-  fails the whole request with 500 naming its index.
-- ``POST /v1/score``: per item the aggregate, the spread (std, var, range), the
-  aggregated and raw member scores; an item that is invalid or fails to score gets
-  ``{"index", "error"}`` and the others are still scored.
-- ``GET /health``: liveness, never behind the token (no ensemble details); 503
-  while shutting down.
-- ``GET /v1/info``: members, methods and their parameters, a manifest summary,
-  limits and batching settings.
-
-Errors are ``{"detail": message}`` (plus ``"index"`` when one item is at fault):
-400 malformed JSON, 401 missing or wrong bearer token, 413 body or item count over
-the limit, 422 invalid fields, 503 queue full or shutting down. No NaN or infinity
-is ever returned: a non-finite result becomes an error.
-
-Aggregation is :meth:`rewardherd.models.Ensemble.aggregate_scores` (``core.aggregate``
-and ``core.spread`` on the ensemble's standardized scores); ``ddof`` from
-the params is passed to both.
+Shape notation: ``m`` members, ``b`` pairs in one request. Routes, responses and error
+codes: docs/serving.md. Aggregation is :meth:`rewardherd.models.Ensemble.aggregate_scores`
+on the ensemble's standardized scores; no NaN or infinity is ever returned.
 """
 
 from __future__ import annotations
@@ -133,14 +106,9 @@ def _member_summary(info) -> dict:
 def create_app(ensemble, config: ServeConfig = ServeConfig()) -> FastAPI:
     """Build the app around a loaded :class:`~rewardherd.models.Ensemble`.
 
-    The micro-batcher starts with the app's lifespan and, on shutdown, finishes
-    every queued and running request before it stops (uvicorn runs the lifespan
-    shutdown after in-flight connections are done).
-
-    Raises:
-        ValueError: the server's method/params do not fit this ensemble, or
-            standardization is on and a member has no statistics.
-    """
+    The micro-batcher starts with the app's lifespan and, on shutdown, finishes every
+    queued and running request. A server method that does not fit the ensemble, or
+    standardization without member statistics, is a ValueError."""
     names = list(ensemble.names)
     m = len(names)
     log_keys = [schema.score_col(n, config.standardize) for n in names]  # extra_logs keys of the members

@@ -1,21 +1,10 @@
 """Micro-batching: concurrent requests share one scoring call.
 
-Shape notation: ``m`` members, ``b`` pairs in a scoring call, ``k`` pairs in one
-request. A scoring function maps ``(prompts, responses)`` of length b to
-``(raw, errors)``: raw member scores (m, b) and, per pair, an error message or None.
-
-One worker task owns the model. It takes the first waiting request, then keeps
-collecting requests until ``max_batch`` pairs are gathered or ``max_wait_ms`` has
-passed, runs ONE scoring call in a thread (``asyncio.to_thread``, so the event loop
-keeps accepting and parsing requests meanwhile), and hands each request its columns.
-A request is never split across calls: one that would overflow the batch waits for
-the next, and one larger than ``max_batch`` is scored alone. With batching off,
-each request is scored alone; the single worker still serializes model access.
-
-The queue is bounded (``max_queue`` requests): a full queue is refused at once
-(:class:`QueueFullError`, HTTP 503) rather than buffered without limit.
-:meth:`MicroBatcher.stop` refuses new requests, lets the worker finish every
-queued and running request, then stops it.
+Shape notation: ``m`` members, ``b`` pairs in a scoring call. A scoring function maps
+``(prompts, responses)`` of length b to ``(raw, errors)``: raw member scores (m, b) and,
+per pair, an error message or None. One worker owns the model and gathers requests
+(never split) up to ``max_batch`` pairs or ``max_wait_ms``; the queue is bounded
+(:class:`QueueFullError`, HTTP 503). Details: docs/serving.md.
 """
 
 from __future__ import annotations

@@ -1,47 +1,8 @@
 """Request parsing and validation for the HTTP routes (no web framework here).
 
-Two request shapes:
-
-``POST /get_reward`` (OpenRLHF's remote reward-model protocol)::
-
-    {"query": ["<prompt><response>", ...], "prompts": ["<prompt>", ...], "labels": [...]}
-
-``prompts`` and ``labels`` are optional; ``labels`` and any other keys (OpenRLHF
-forks add e.g. ``templates``) are accepted and ignored. Validation is all or
-nothing: the first invalid item is answered with 422 naming its index, because
-the protocol has no per-item error.
-
-How a query becomes a (prompt, response) pair (:func:`split_query`):
-
-1. With ``strip_special_tokens`` on (the default), whole occurrences of the
-   members' pad and EOS token strings are removed from both ends of the query and
-   of the prompt (OpenRLHF decodes sequences with their special tokens, left
-   padding included). Scoring appends EOS again, as OpenRLHF's own server does.
-2. If ``prompts[i]`` is given, non-empty, and the query starts with it, the
-   response is ``query[len(prompt):]``.
-3. Otherwise the prompt is empty and the whole query is the response.
-
-For plain-text ensembles (``text_format`` plain-v1) the scored text is
-``prompt + response``, so both branches score the same token ids; the split only
-changes what a chat-templated or message-based member would see.
-
-``POST /v1/score``::
-
-    {"items": [{"prompt": ..., "response": ..., "id": ...}], "method": ..., "params": {...}}
-
-A prompt or response is a string or a list of ``{"role", "content"}`` messages;
-``id`` is optional and echoed back. A message's role must be one of
-:data:`DEFAULT_ROLES` or a role the members' chat template names
-(:func:`template_roles`); anything else is a 422.
-
-Limits: ``max_text_chars`` bounds each text. A message list counts one per message
-plus every character of every role and content, so neither long roles nor many
-empty messages get past it. Strings must be valid Unicode: a lone surrogate (which
-JSON's ``\\ud800`` escape produces) is a 422 naming the field, never a 500. Each item is validated on its own: an invalid
-item gets an error entry and the others are still scored. ``method``/``params``
-are checked as a whole (422). If ``method`` is given, ``params`` are that method's
-parameters alone; if not, the server's method is used and ``params`` override the
-server's parameters.
+``/get_reward`` (OpenRLHF's protocol) is validated all or nothing, because that
+protocol has no per-item error; ``/v1/score`` validates each item on its own. Request
+shapes, the query-splitting rule and the limits: docs/serving.md.
 """
 
 from __future__ import annotations
@@ -181,7 +142,7 @@ def strip_tokens(text: str, tokens: Sequence[str]) -> str:
 
 
 def split_query(query: str, prompt: str | None, tokens: Sequence[str] = ()) -> tuple[str, str]:
-    """(prompt, response) of one OpenRLHF query; see the module docstring for the rule."""
+    """(prompt, response) of one OpenRLHF query; the rule is in docs/serving.md."""
     query = strip_tokens(query, tokens)
     if prompt is not None:
         prompt = strip_tokens(prompt, tokens)
@@ -190,11 +151,16 @@ def split_query(query: str, prompt: str | None, tokens: Sequence[str] = ()) -> t
     return "", query
 
 
-def _indexed(check, i: int, *args) -> None:
+def _check_string(x, where: str, expected: str, max_chars: int, index: int) -> None:
+    """422 naming item ``index`` unless ``x`` is a valid string of at most ``max_chars``."""
+    if not isinstance(x, str):
+        raise RequestError(422, f"{where} must be {expected}; got {_type_name(x)}", index=index)
+    if len(x) > max_chars:
+        raise RequestError(422, f"{where} has {len(x)} characters; the limit is {max_chars}", index=index)
     try:
-        check(*args)
+        check_unicode(x, where)
     except RequestError as e:
-        raise RequestError(e.status, e.detail, index=i) from None
+        raise RequestError(e.status, e.detail, index=index) from None
 
 
 @dataclass(frozen=True)
@@ -220,20 +186,9 @@ def parse_get_reward(data: Any, *, max_items: int, max_text_chars: int, tokens: 
         if len(prompts) != len(queries):
             raise RequestError(422, f"field 'prompts' has {len(prompts)} entries for {len(queries)} queries")
     for i, q in enumerate(queries):
-        if not isinstance(q, str):
-            raise RequestError(422, f"query[{i}] must be a string; got {_type_name(q)}", index=i)
-        if len(q) > max_text_chars:
-            raise RequestError(422, f"query[{i}] has {len(q)} characters; the limit is {max_text_chars}", index=i)
-        _indexed(check_unicode, i, q, f"query[{i}]")
-        if prompts is not None:
-            p = prompts[i]
-            if p is not None and not isinstance(p, str):
-                raise RequestError(422, f"prompts[{i}] must be a string or null; got {_type_name(p)}", index=i)
-            if p is not None and len(p) > max_text_chars:
-                raise RequestError(422, f"prompts[{i}] has {len(p)} characters; the limit is {max_text_chars}",
-                                   index=i)
-            if p is not None:
-                _indexed(check_unicode, i, p, f"prompts[{i}]")
+        _check_string(q, f"query[{i}]", "a string", max_text_chars, i)
+        if prompts is not None and prompts[i] is not None:
+            _check_string(prompts[i], f"prompts[{i}]", "a string or null", max_text_chars, i)
     pairs = [split_query(q, prompts[i] if prompts is not None else None, tokens) for i, q in enumerate(queries)]
     return GetRewardRequest([p for p, _ in pairs], [r for _, r in pairs])
 

@@ -213,27 +213,22 @@ def target_met(row: dict, tolerance_se: float = 2.0) -> bool:
 def scenarios() -> list[Scenario]:
     """Every (claim, truth) cell of the calibration table."""
     gauss = World(gold="rising", sigma=1.0, jitter=0.0)  # equicorrelated members, rho = 0.5
-    out = [
-        # C1: agreement on optimized outputs
+    # C1 (agreement on optimized outputs) and C2 (transfer between members) share their worlds.
+    spikes = ("effect", "rare private errors (3% of samples, +4 sd, per member)",
+              World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0))
+    weak_spikes = ("effect", "moderate: rare private errors (1% of samples, +3 sd)",
+                   World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0))
+    heavy_tail = ("opposite", "heavy-tailed shared quality (t, 3 df)",
+                  World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0))
+    return [
         Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.5", gauss),
         Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.9",
                  World(gold="rising", sigma=1 / 3, jitter=0.0)),
-        Scenario("underspecification", "effect", "rare private errors (3% of samples, +4 sd, per member)",
-                 World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
-        Scenario("underspecification", "effect", "moderate: rare private errors (1% of samples, +3 sd)",
-                 World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0)),
-        Scenario("underspecification", "opposite", "heavy-tailed shared quality (t, 3 df)",
-                 World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
-        # C2: transfer between members
+        *(Scenario("underspecification", *sc) for sc in (spikes, weak_spikes, heavy_tail)),
         Scenario("cross_rm_transfer", "null", "Gaussian members, rho=0.99 (gain in proportion to rho)",
                  World(gold="rising", sigma=0.1, jitter=0.0)),
         Scenario("cross_rm_transfer", "null", "Gaussian members, rho=0.5", gauss),
-        Scenario("cross_rm_transfer", "effect", "rare private errors (3% of samples, +4 sd, per member)",
-                 World(gold="rising", sigma=1.0, spike_rate=0.03, jitter=0.0)),
-        Scenario("cross_rm_transfer", "effect", "moderate: rare private errors (1% of samples, +3 sd)",
-                 World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0)),
-        Scenario("cross_rm_transfer", "opposite", "heavy-tailed shared quality (t, 3 df)",
-                 World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0)),
+        *(Scenario("cross_rm_transfer", *sc) for sc in (spikes, weak_spikes, heavy_tail)),
         # C3: ensemble vs its own members (mean)
         Scenario("ensemble_vs_own_members", "null", "flat gold", World(gold="flat", sigma=1.0)),
         Scenario("ensemble_vs_own_members", "null", "identical members (no idiosyncratic part)",
@@ -278,7 +273,6 @@ def scenarios() -> list[Scenario]:
                  World(gold="shared_hack", gamma=1.2, b_shared=1.0, sigma=0.5)),
         Scenario("gao_bon_form", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
     ]
-    return out
 
 
 def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False) -> list[dict]:

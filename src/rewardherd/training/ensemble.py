@@ -1,29 +1,13 @@
 """Train an ensemble of reward members, resumably.
 
-Layout of an output directory while training (the finished one is a normal ensemble
-directory, see :mod:`rewardherd.models.manifest`)::
-
-    out/
-      ensemble.json        # "complete": false until the last member is written
-      member_0/            # each member is renamed into place when finished
-      ...
-
-The manifest's ``config_hash`` pins the plan (members, training config, data
-fingerprint). Rerunning the same command with the same directory resumes: finished
-members are kept, not retrained. The same directory with a different plan is an
-error unless ``overwrite=True``. A member directory that exists but is not in the
-manifest (killed between the rename and the manifest write) is retrained after
-moving it aside, never silently trusted.
-
-Inputs are checked before ``out_dir`` is created (:func:`check_inputs`): empty
-training or held-out data, a backbone that does not load, an output path that is a
-file or cannot be written. A directory left by a run that trained no member (only
-``ensemble.json`` and temporary directories) holds nothing to keep, so a rerun with
-another plan replaces it without ``overwrite``. Temporary ``.member_N.tmp-*``
-directories left by a killed run are removed when it resumes.
-
-Fewer than :data:`MIN_HELDOUT_PAIRS` held-out pairs give a warning: the held-out
-accuracy and the standardization statistics of each member are then unreliable.
+The output directory is an ensemble directory (docs/ensemble_format.md) whose manifest
+says ``"complete": false`` until the last member is written; each member is renamed
+into place when finished. The manifest's ``config_hash`` pins the plan (members,
+training config, data fingerprint): rerunning the same command resumes, keeping
+finished members; another plan is an error unless ``overwrite=True`` (or the directory
+holds no trained member yet). A member directory missing from the manifest (killed
+between the rename and the manifest write) is retrained, never trusted. Inputs are
+checked before anything is written (:func:`check_inputs`).
 """
 
 from __future__ import annotations
@@ -136,20 +120,12 @@ def train_ensemble(
     progress: bool = True,
     on_member_done: Callable[[MemberInfo], None] | None = None,
 ) -> Manifest:
-    """Train every member of ``ensemble`` into ``out_dir`` (resumable).
+    """Train every member of ``ensemble`` with ``config`` into ``out_dir`` (resumable).
 
-    Args:
-        train_pairs, heldout_pairs: :class:`rewardherd.data.PreferencePair` lists; the
-            held-out pairs give each member's accuracy and standardization statistics.
-        out_dir: the ensemble directory to create or resume.
-        ensemble: which members to train.
-        config: how to train each member.
-        overwrite: replace an ensemble trained with a different plan.
-        on_member_done: called with each finished member's manifest entry.
-
-    Returns:
-        The complete manifest (also written to ``out_dir/ensemble.json``).
-    """
+    The held-out pairs give each member's accuracy and standardization statistics;
+    ``overwrite`` replaces an ensemble trained with another plan; ``on_member_done`` is
+    called with each finished member's manifest entry. Returns the complete manifest
+    (also written to ``out_dir/ensemble.json``)."""
     out_dir = Path(out_dir)
     specs = ensemble.member_specs()
     check_inputs(train_pairs, heldout_pairs, out_dir, [s.backbone for s in specs])

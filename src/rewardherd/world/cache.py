@@ -72,13 +72,8 @@ def _manifest(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def verify_entry(path: Path, key: str | None = None, *, check_hashes: bool = True) -> bool:
-    """Whether ``path`` is a complete, uncorrupted cache entry.
-
-    Args:
-        path: The entry directory.
-        key: If given, the marker's key must equal it.
-        check_hashes: Compare SHA-256 of every file (else sizes only).
-    """
+    """Whether ``path`` is a complete, uncorrupted cache entry (with marker key ``key`` if
+    given; ``check_hashes=False`` compares sizes only)."""
     marker = path / MARKER
     if not marker.is_file():
         return False
@@ -129,22 +124,13 @@ def cached_artifact(
     force: bool = False,
     check_hashes: bool = True,
 ) -> Path:
-    """Return the directory of an artifact, building it first if it is absent or broken.
+    """The directory ``<cache_dir>/<kind>/<key>`` of an artifact, built first if absent or broken.
 
-    Args:
-        cache_dir: Root of the cache.
-        kind: Artifact kind (a sub-directory name, e.g. ``"policy"``).
-        key_dict: Everything the artifact depends on (config section, upstream keys,
-            a format version). Must be JSON-serializable.
-        build_fn: Called as ``build_fn(tmp_dir)``; writes the artifact's files into the
-            empty ``tmp_dir``. May return a JSON-serializable dict of metadata, stored in
-            the marker under ``"meta"``.
-        force: Rebuild even if a valid entry exists.
-        check_hashes: Verify file hashes (not just sizes) of an existing entry.
-
-    Returns:
-        The entry directory ``<cache_dir>/<kind>/<key>``.
-    """
+    ``key_dict`` is everything the artifact depends on (config section, upstream keys, a
+    format version), JSON-serializable. ``build_fn(tmp_dir)`` writes the artifact's files
+    into the empty ``tmp_dir`` and may return metadata, stored in the marker under
+    ``"meta"``. ``force`` rebuilds a valid entry; ``check_hashes=False`` verifies an
+    existing entry by sizes only."""
     key = hash_key({"kind": kind, "cache_format": CACHE_FORMAT_VERSION, **key_dict})
     kind_dir = Path(cache_dir).expanduser() / kind
     final = kind_dir / key

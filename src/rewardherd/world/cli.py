@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import ProgressOpt
+from rewardherd.cli_common import ProgressOpt, fail
 from rewardherd.config import field_docs
 from rewardherd.world.config import PROFILES, CorpusConfig, WorldConfig
 
@@ -92,13 +92,11 @@ def build(
     try:
         cfg: WorldConfig = world_config(profile, overrides)
     except ValueError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from e
+        fail(str(e))
     try:
         world = build_world(cfg, cache_dir, progress=progress)
     except CorpusNotFoundError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from e
+        fail(str(e))
     if as_json:
         typer.echo(json.dumps(world.summary, indent=1))
     else:

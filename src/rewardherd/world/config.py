@@ -1,20 +1,9 @@
 """Configuration of the built-in world: one frozen dataclass per component.
 
-The docstring under each field is its help text (the CLI reuses it). Three named
-profiles exist: ``smoke`` (tests, seconds), ``quick`` (the default study world,
-minutes on 2 cores) and ``full`` (larger models, more steps).
-
-Every artifact of the world is cached under a key computed from the config section
-that produced it plus the keys of its upstream artifacts (see :mod:`.cache`), so
-changing e.g. ``policy.lm.steps`` rebuilds the policy, the preference data and the
-base-sample statistics, but not the corpus, the tokenizer or the backbones.
-
-Label noise is deliberately *not* part of the world: the preference files hold
-noise-free gold labels and the study applies noise per seed
-(``rewardherd.data.inject_label_noise``).
-
-Why the defaults look the way they do (distribution shift in length, gold's inverted U,
-what the first design measured): docs/world.md.
+The docstring under each field is its help text (the CLI reuses it). Profiles
+(:data:`PROFILES`) are override sets. Each artifact's cache key holds the section that
+produced it (:mod:`.world`). Label noise is not part of the world: the study applies it
+per seed. Why the defaults look the way they do: docs/world.md.
 """
 
 from __future__ import annotations
@@ -435,14 +424,9 @@ REPLICATE_SEED_STRIDE = 100
 def world_replicate(config: WorldConfig, replicate: int) -> WorldConfig:
     """The same world design built again from other random draws.
 
-    Replicate 0 is ``config`` itself. Replicate r redraws the policy (initialization and
-    data order: ``policy.seed + r``), the backbones (seeds shifted by
-    ``r * REPLICATE_SEED_STRIDE``) and the preference data (``preferences.seed + r``).
-    The corpus, its partition into prompts and the gold reward are the design and stay.
-
-    Raises:
-        ValueError: for a negative replicate.
-    """
+    Replicate 0 is ``config``; replicate r redraws the policy (``policy.seed + r``), the
+    backbones (seeds shifted by ``r * REPLICATE_SEED_STRIDE``) and the preference data
+    (``preferences.seed + r``). The corpus, its prompts and gold are the design and stay."""
     _check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
     if replicate == 0:
         return config

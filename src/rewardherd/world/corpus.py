@@ -95,20 +95,17 @@ def fingerprint(config: CorpusConfig) -> list[list[str | int]]:
     """(relative name, size, sha256) of every source file: part of the corpus cache key."""
     files = source_files(config)
     base = files[0].parent if len(files) == 1 else Path(config.path or config.fortunes_dir)
-    out: list[list[str | int]] = []
-    for p in files:
-        out.append([p.relative_to(base).as_posix(), p.stat().st_size,
-                    hashlib.sha256(p.read_bytes()).hexdigest()[:16]])
-    return out
+    return [[p.relative_to(base).as_posix(), p.stat().st_size,
+             hashlib.sha256(p.read_bytes()).hexdigest()[:16]] for p in files]
 
 
 def split_items(raw: str) -> list[str]:
     """Split a text into raw items: on ``%`` lines if any, else on blank lines."""
-    lines = raw.replace("\r\n", "\n").split("\n")
-    if any(line.strip() == "%" for line in lines):
-        chunks = re.split(r"\n%[ \t]*\n", "\n" + raw.replace("\r\n", "\n") + "\n")
+    raw = raw.replace("\r\n", "\n")
+    if any(line.strip() == "%" for line in raw.split("\n")):
+        chunks = re.split(r"\n%[ \t]*\n", "\n" + raw + "\n")
     else:
-        chunks = re.split(r"\n[ \t]*\n", raw.replace("\r\n", "\n"))
+        chunks = re.split(r"\n[ \t]*\n", raw)
     return [c for c in (c.strip("\n") for c in chunks) if c.strip() and c.strip() != "%"]
 
 

@@ -6,23 +6,7 @@ formatting). Features of this world's designed shared error come first (length),
 then degeneration (repetition, distinct-n, non-alphabetic tokens), copying from the
 prompt, and sentiment-lexicon stuffing (what a sentiment-driven proxy would exploit).
 
-Definitions (``words`` as in :mod:`.gold`: whitespace tokens with a letter or digit;
-``tokens``: all whitespace tokens; n-grams over lower-cased words with leading and
-trailing punctuation stripped):
-
-- ``n_tokens``: model tokens (with ``tokenizer``), else NaN.
-- ``n_words``, ``n_chars``.
-- ``distinct_1`` / ``distinct_2``: distinct / total word unigrams / bigrams (1.0 when
-  there are none, so an empty response is not "repetitive").
-- ``repeated_bigram_frac``: 1 - distinct_2 (0 with < 2 bigrams), as in gold.
-- ``max_word_repeat``: largest count of one word.
-- ``prompt_overlap``: share of response words that occur in the prompt.
-- ``prompt_bigram_copy``: share of response bigrams that occur in the prompt.
-- ``nonalpha_token_frac``: share of whitespace tokens without a letter.
-- ``sentiment_words`` / ``positive_words`` / ``negative_words``: words in VADER's
-  lexicon (any / positive / negative valence).
-- ``exclamations``: count of "!".
-- ``ends_sentence``: the response ends with ., ! or ?.
+Definitions: docs/schema.md (Hacking features).
 """
 
 from __future__ import annotations
@@ -89,16 +73,9 @@ def _row(prompt: str, response: str, lexicon: dict[str, float]) -> dict[str, flo
 
 def hacking_features(prompts: Sequence[str], responses: Sequence[str],
                      tokenizer: Any | None = None) -> pd.DataFrame:
-    """Hacking features of each sample (definitions in the module docstring).
-
-    Args:
-        prompts: Prompt texts, shape (b,).
-        responses: Response texts (continuations only), shape (b,).
-        tokenizer: If given, ``n_tokens`` counts its tokens (no special tokens).
-
-    Returns:
-        DataFrame with columns :data:`FEATURE_COLUMNS`, b rows in input order.
-    """
+    """Hacking features of each (prompt, response) sample: columns :data:`FEATURE_COLUMNS`, b
+    rows in input order (definitions: docs/schema.md). With ``tokenizer``,
+    ``n_tokens`` counts its tokens (no special tokens); else it is NaN."""
     if len(prompts) != len(responses):
         raise ValueError("prompts and responses must have the same length")
     lexicon = vader_lexicon()

@@ -20,26 +20,19 @@ For a prompt ``x`` and a response ``y`` (the continuation only)::
   (0 with fewer than two bigrams).
 - An empty response has sentiment 0 and relevance 0.
 
-The upper length limit ``max_words`` lies inside the range of the best-of-n pool's
-responses but beyond the preference data's (see ``PreferenceConfig``): gold has a tail
-the proxies never see, which is how the world produces over-optimization
-(:mod:`rewardherd.world.config` says why the defaults are what they are).
+The upper length limit ``max_words`` lies inside the pool's response lengths but beyond
+the preference data's: gold has a tail the proxies never see, which is how the world
+produces over-optimization (docs/world.md).
 
-Departures from the papers: Gao et al. and Coste et al. use a 6B/7B reward model as
-"gold"; Eisenstein et al. a larger T5 RM. Ours is a transparent formula over two
+Departure from the papers: Gao et al. and Coste et al. use a 6B/7B reward model as
+"gold", Eisenstein et al. a larger T5 RM; ours is a transparent formula over two
 pretrained judges, much stronger than the ~1M-parameter proxies.
 
-Determinism: VADER and the arithmetic are exact. MiniLM runs every forward pass at one
-fixed shape, ``(encoder_rows, width)``: texts are grouped by a width set by their own
-length (a multiple of 16), short groups are padded with empty rows, and the pass runs
-with ``encoder_threads`` torch threads whatever the caller's setting; pooling is in
-float32. Promise: a sample's gold is bit-identical whatever its batch mates, the batch
-size and the caller's thread count, on one machine (``tests/world/test_gold.py``
-checks exactly this). Across CPU types bfloat16 results may differ in the last bits
-(use ``encoder_dtype="float32"`` where that matters).
-The judges' outputs (sentiment, relevance, repetition, words) are cached by content: in
-memory and, given ``cache_dir``, in a SQLite file keyed by the encoder settings only, so
-a cached sample is returned bit-for-bit later and a reweighted gold reuses the cache.
+Determinism: a sample's gold is bit-identical whatever its batch mates, the batch size
+and the caller's thread count, on one machine (MiniLM runs at one fixed shape and
+thread count; see ``GoldConfig``). The judges' outputs are cached by content, in memory
+and optionally in SQLite, keyed by the encoder settings only, so a reweighted gold
+reuses them.
 """
 
 from __future__ import annotations
@@ -142,16 +135,8 @@ class MiniLMEncoder:
 class GoldReward:
     """Deterministic, batched, content-cached gold reward (formula in the module docstring).
 
-    Args:
-        config: Weights and limits.
-        cache_dir: If given, scores persist in ``<cache_dir>/gold/<config hash>.sqlite``.
-        encoder_path: A local all-MiniLM-L6-v2 directory (default: the packaged one).
-
-    Example:
-        >>> gold = GoldReward(GoldConfig())
-        >>> gold(["Life is"], [" wonderful and full of joy."])  # doctest: +SKIP
-        array([1.21...])
-    """
+    With ``cache_dir`` the judges' outputs persist in SQLite under ``<cache_dir>/gold/``;
+    ``encoder_path`` is a local all-MiniLM-L6-v2 directory (default: the packaged one)."""
 
     def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
                  encoder_path: str | None = None):
@@ -221,11 +206,9 @@ class GoldReward:
         self.stats["hits"] += len(keys) - len(missing)
         self.stats["misses"] += len(missing)
         if missing:
-            todo = set(missing)
             first: dict[str, int] = {}
             for i, k in enumerate(keys):
-                if k in todo and k not in first:
-                    first[k] = i
+                first.setdefault(k, i)
             idx = [first[k] for k in missing]
             values = self._terms([prompts[i] for i in idx], [responses[i] for i in idx])
             new = {k: tuple(float(v) for v in row) for k, row in zip(missing, values, strict=True)}

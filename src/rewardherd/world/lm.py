@@ -1,20 +1,16 @@
 """The world's tokenizer and tiny causal LMs (backbones and the base policy).
 
-- Tokenizer: byte-level BPE (``tokenizers``) trained on the pretraining partition,
-  wrapped in ``PreTrainedTokenizerFast`` with ``<|endoftext|>`` as BOS/EOS and a
-  separate ``<|pad|>`` (so sequence-classification heads, which pool the last non-pad
-  token, never mistake the EOS that TRL appends for padding). Its post-processor
-  prepends ``<|endoftext|>``, matching how items are packed during pretraining.
-- LMs: GPT-2 (``GPT2LMHeadModel``), no dropout, tied embeddings, trained with a plain
-  loop: random ``block_size`` windows over the packed stream ``<eos> item <eos> item
-  ...`` (items shuffled per seed), AdamW, linear warmup then cosine decay, fp32. The
-  seed sets both the initialization and the data order (the pretrain-seed axis of
-  Eisenstein et al.; their backbones are T5 checkpoints pretrained with different
-  seeds, ours are ~0.3-2M-parameter models pretrained for minutes).
+- Tokenizer: byte-level BPE trained on the pretraining partition, with
+  ``<|endoftext|>`` as BOS/EOS (prepended, as items are packed in pretraining) and a
+  separate ``<|pad|>``, so sequence-classification heads, which pool the last non-pad
+  token, never mistake the EOS that TRL appends for padding.
+- LMs: GPT-2, no dropout, tied embeddings, a plain fp32 loop over random windows of the
+  packed stream ``<eos> item <eos> item ...`` (items shuffled per seed), AdamW, warmup
+  then cosine decay. The seed sets initialization and data order: the pretrain-seed
+  axis of Eisenstein et al. (their backbones are T5 checkpoints; ours ~0.3-2M
+  parameters pretrained for minutes).
 
-Each saved directory holds the model (safetensors) and the tokenizer, so
-``AutoModelForSequenceClassification.from_pretrained(dir, num_labels=1)`` and
-``AutoTokenizer.from_pretrained(dir)`` work on it offline.
+Each saved directory holds the model (safetensors) and the tokenizer, loadable offline.
 """
 
 from __future__ import annotations
@@ -170,21 +166,11 @@ def pretrain_lm(
     progress: bool = False,
     desc: str = "pretrain",
 ) -> dict[str, Any]:
-    """Pretrain a tiny GPT-2 and save it (with the tokenizer) to ``out_dir``.
+    """Pretrain a tiny GPT-2 on ``train_texts`` and save it with the tokenizer to ``out_dir``.
 
-    Args:
-        config: Architecture and schedule.
-        tokenizer: The world tokenizer.
-        train_texts: Pretraining items (shuffled by ``seed``).
-        val_texts: Held-out items for the perplexity estimate.
-        seed: Initialization, data-order and window-sampling seed.
-        out_dir: Where ``save_pretrained`` writes.
-        progress: Show a tqdm bar.
-        desc: Progress-bar label.
-
-    Returns:
-        Stats: parameters, tokens seen, tokens/s, final train loss, val loss and perplexity.
-    """
+    ``seed`` sets the initialization, the data order and the windows; ``val_texts`` give
+    the perplexity. Returns stats: parameters, tokens seen, tokens/s, final train loss,
+    val loss and perplexity."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()

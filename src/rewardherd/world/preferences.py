@@ -1,21 +1,12 @@
 """Preference data of the world: gold-labelled pairs of base-policy responses.
 
-For each prompt, ``samples_per_prompt`` responses are drawn from the policy in the
-*preference* sampling setting (short outputs: the "older policy" of the distribution
-shift) and paired disjointly in sample order: (0, 1), (2, 3), ... Each pair is labelled
-by the gold reward:
-
-- ``argmax`` (default): chosen = the response with the higher gold reward. This is
-  how Gao et al. and Coste et al. label their synthetic data from the gold RM.
-- ``bradley_terry``: chosen = response a with probability
-  sigmoid((gold_a - gold_b) / label_temperature), drawn with a seeded generator.
-
-Pairs with an empty (whitespace-only) response, identical responses, repeated pairs, or
-pairs whose gold rewards differ by no more than ``min_gold_gap`` (exact ties with the default 0) are dropped. Labels are noise-free:
-the study injects label noise per seed (``rewardherd.data.inject_label_noise``).
-Files use the user-facing format (``rewardherd.data.write_preferences``: JSONL rows
-``id``, ``prompt``, ``chosen``, ``rejected``), so the rest of the pipeline treats them
-like any user data.
+Each prompt's ``samples_per_prompt`` responses, drawn in the short-output *preference*
+setting (the "older policy" of the distribution shift), are paired in sample order,
+(0, 1), (2, 3), ..., and labelled by gold: ``argmax`` (as Gao et al. and Coste et al.
+label from their gold RM) or ``bradley_terry`` (chosen drawn with probability
+sigmoid(gap / label_temperature)). Pairs with an empty or identical response, repeats,
+and gold gaps <= ``min_gold_gap`` are dropped. Labels are noise-free (the study adds
+noise per seed) and files use the user-facing format (:func:`write_pairs`).
 """
 
 from __future__ import annotations
@@ -33,20 +24,13 @@ logger = logging.getLogger(__name__)
 
 def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: int | None = None,
                seed: int = 0) -> pd.DataFrame:
-    """Pair and label samples.
+    """Pair and label samples (``prompt_id``, ``prompt``, ``sample_id``, ``response``,
+    ``gold``, optionally ``n_words``); ``max_pairs`` keeps the first pairs by prompt order,
+    ``seed`` draws Bradley-Terry labels.
 
-    Args:
-        samples: Rows with ``prompt_id``, ``prompt``, ``sample_id``, ``response``, ``gold``
-            (and optionally ``n_words``).
-        config: Labelling rule.
-        max_pairs: Keep the first this many pairs (by prompt order), None keeps all.
-        seed: Seed of Bradley-Terry labels.
-
-    Returns:
-        One row per pair: ``id``, ``prompt_id``, ``prompt``, ``chosen``, ``rejected``,
-        ``gold_chosen``, ``gold_rejected`` (and ``words_chosen``/``words_rejected``
-        when ``n_words`` is given).
-    """
+    Returns one row per pair: ``id``, ``prompt_id``, ``prompt``, ``chosen``, ``rejected``,
+    ``gold_chosen``, ``gold_rejected`` (and ``words_chosen``/``words_rejected`` with
+    ``n_words``)."""
     rng = np.random.default_rng(seed)
     rows = []
     seen: set[tuple[str, str, str]] = set()

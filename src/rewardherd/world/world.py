@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -71,16 +70,12 @@ def _texts(items: Sequence[corpus.CorpusItem], split: str) -> list[str]:
 
 
 def extract_prompts(items: Sequence[Any], config: PromptConfig) -> pd.DataFrame:
-    """Openings of corpus items as prompts.
+    """Openings of corpus items as prompts: columns ``id``, ``prompt``, ``reference`` (the
+    item's true continuation).
 
-    The number of words in an item's opening is drawn in [min_words, max_words] from a
-    stable hash of the item; items whose remainder would be shorter than
-    ``min_continuation_words`` are skipped, and so are repeated openings (sampling is
-    seeded by the prompt text, so a repeated prompt would repeat its samples).
-
-    Returns:
-        Columns ``id``, ``prompt``, ``reference`` (the item's true continuation).
-    """
+    The opening's word count is drawn in [min_words, max_words] from a stable hash of the
+    item; items whose remainder is shorter than ``min_continuation_words`` are skipped, and
+    so are repeated openings (sampling is seeded by the prompt text)."""
     rows = []
     seen: set[str] = set()
     span = config.max_words - config.min_words + 1
@@ -134,18 +129,23 @@ def build_prompts(items: Sequence[corpus.CorpusItem], config: PromptConfig, out:
     return counts
 
 
+def sample_in(setting: SamplingConfig, policy: Any, tokenizer: Any, prompts: Sequence[str], n: int,
+              **kw: Any) -> pd.DataFrame:
+    """:func:`rewardherd.policy.sampling.sample_continuations` in one sampling setting."""
+    from rewardherd.policy.sampling import sample_continuations
+
+    return sample_continuations(policy, tokenizer, prompts, n, max_new_tokens=setting.max_new_tokens,
+                                min_new_tokens=setting.min_new_tokens, temperature=setting.temperature,
+                                top_p=setting.top_p, **kw)
+
+
 def sample_with_gold(policy: Any, tokenizer: Any, gold: Any, prompts: pd.DataFrame, n: int,
                      setting: SamplingConfig, *, seed: int, batch_size: int,
                      progress: bool = False) -> pd.DataFrame:
     """``n`` samples of each prompt (``id``, ``prompt`` columns), with gold's components."""
-    from rewardherd.policy.sampling import sample_continuations
-
-    df = sample_continuations(
-        policy, tokenizer, prompts["prompt"].tolist(), n, max_new_tokens=setting.max_new_tokens,
-        min_new_tokens=setting.min_new_tokens, temperature=setting.temperature,
-        top_p=setting.top_p, batch_size=batch_size, seed=seed, prompt_ids=prompts["id"].tolist(),
-        progress=progress,
-    ).drop(columns=["response_ids"])
+    df = sample_in(setting, policy, tokenizer, prompts["prompt"].tolist(), n, batch_size=batch_size,
+                   seed=seed, prompt_ids=prompts["id"].tolist(), progress=progress,
+                   ).drop(columns=["response_ids"])
     comps = gold.components(df["prompt"].tolist(), df["response"].tolist())
     return pd.concat([df, comps], axis=1)
 
@@ -219,24 +219,11 @@ def _key(path: Path) -> str:
 class World:
     """The world's artifacts as lazy handles, and helpers to use them.
 
-    Each artifact handle builds its artifact (and first whatever it needs) on first use,
-    or finds it in the cache; :func:`build_world` builds them all.
-
-    Attributes:
-        config: The world's config.
-        cache_dir: The cache root.
-        corpus_path: ``items.jsonl`` of the corpus (``corpus.read_corpus``).
-        tokenizer_dir: Saved tokenizer (``AutoTokenizer.from_pretrained``).
-        policy_dir: Base policy (``AutoModelForCausalLM``; tokenizer saved alongside).
-        backbone_dirs: One pretrained backbone per seed, in ``config.backbones.seeds``
-            order (``AutoModelForSequenceClassification.from_pretrained(d, num_labels=1)``).
-        train_preferences: JSONL pairs for RM training (noise-free gold labels).
-        heldout_preferences: JSONL pairs from held-out prompts (accuracy, statistics).
-        train_prompts / heldout_prompts / eval_prompts: JSONL ``{id, prompt, reference}``.
-        preference_samples: Parquet of every preference-setting sample with gold terms.
-        base_samples: Parquet of pool-setting samples on eval prompts, with gold and
-            features (the summary's statistics).
-        summary: Sizes, build times, perplexities and gold statistics.
+    Each handle (``corpus_path``, ``tokenizer_dir``, ``backbone_dirs`` in
+    ``config.backbones.seeds`` order, ``policy_dir``, ``prompts_dir``,
+    ``preferences_dir``, ``base_samples_dir``) builds its artifact, and first whatever it
+    needs, on first use, or finds it in the cache. Preference files hold noise-free gold
+    labels; prompt files hold ``{id, prompt, reference}``.
     """
 
     # Loaded models, dropped when pickled (for Ray workers) and re-created lazily.
@@ -400,20 +387,12 @@ class World:
     def sample(self, prompts: Sequence[str], n: int, *, setting: str = "pool", seed: int = 0,
                batch_size: int | None = None, policy: Any = None,
                progress: bool = False) -> pd.DataFrame:
-        """Sample from the base policy (or ``policy``) in the ``pool`` or ``preference`` setting.
-
-        Returns:
-            :func:`rewardherd.policy.sampling.sample_continuations`'s table.
-        """
-        from rewardherd.policy.sampling import sample_continuations
-
+        """Sample from the base policy (or ``policy``) in the ``pool`` or ``preference`` setting:
+        :func:`rewardherd.policy.sampling.sample_continuations`'s table."""
         s = {"pool": self.config.pool, "preference": self.config.preferences.sampling}[setting]
-        return sample_continuations(
-            policy if policy is not None else self.load_policy(), self.tokenizer, list(prompts), n,
-            max_new_tokens=s.max_new_tokens, min_new_tokens=s.min_new_tokens,
-            temperature=s.temperature, top_p=s.top_p,
-            batch_size=batch_size or self.config.sample_batch_size, seed=seed, progress=progress,
-        )
+        return sample_in(s, policy if policy is not None else self.load_policy(), self.tokenizer,
+                         list(prompts), n, batch_size=batch_size or self.config.sample_batch_size,
+                         seed=seed, progress=progress)
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -451,19 +430,10 @@ class World:
 
 def build_world(config: WorldConfig | str | None = None, cache_dir: str | Path | None = None, *,
                 progress: bool = True) -> World:
-    """Build every artifact of the world that is not already cached, and return it.
-
-    Args:
-        config: A :class:`WorldConfig`, a profile name, or None for ``quick``.
-        cache_dir: Cache root (default :func:`~rewardherd.world.cache.default_cache_dir`).
-        progress: Show progress bars.
-
-    Returns:
-        The :class:`World`.
-
-    Raises:
-        rewardherd.world.corpus.CorpusNotFoundError: if the corpus is not installed.
-    """
+    """Build every artifact of ``config`` (a WorldConfig, a profile name, or None for
+    ``quick``) not already cached under ``cache_dir`` (default
+    :func:`~rewardherd.world.cache.default_cache_dir`), and return the :class:`World`.
+    A missing corpus is a :class:`~rewardherd.world.corpus.CorpusNotFoundError`."""
     if config is None or isinstance(config, str):
         config = world_config(config or "quick")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -473,7 +443,3 @@ def build_world(config: WorldConfig | str | None = None, cache_dir: str | Path |
     world.summary["wall_seconds_this_call"] = round(time.perf_counter() - t0, 2)
     return world
 
-
-def summary_json(world: World) -> str:
-    """The world's summary as indented JSON."""
-    return json.dumps(world.summary, indent=1, sort_keys=False)
