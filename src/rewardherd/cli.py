@@ -31,6 +31,7 @@ from rewardherd.cli_common import (
     RawOpt,
     SkipInvalidOpt,
     config_options,
+    or_fail,
     parse_aggregation,
 )
 from rewardherd.cli_common import fail as _fail
@@ -74,11 +75,8 @@ def _setup_logging(verbose: bool) -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("rewardherd").setLevel(logging.INFO)
 
 
@@ -143,14 +141,9 @@ def train(
             _fail(f"{config}: {section}: expected a mapping of settings, got {type(cfg[section]).__name__}")
     tr = {**(cfg.get("train") or {}), **hyper}
     en = dict(cfg.get("ensemble") or {})
-    if backbone:
-        en["backbones"] = list(backbone)
-    if kind is not None:  # a flag overrides the file; neither: EnsembleConfig's default
-        en["kind"] = kind
-    if members is not None:
-        en["n_members"] = members
-    if seed:
-        en["seeds"] = list(seed)
+    # a flag overrides the file; neither: EnsembleConfig's default
+    flags = {"backbones": backbone or None, "kind": kind, "n_members": members, "seeds": seed or None}
+    en.update((k, v) for k, v in flags.items() if v is not None)
     out_existed = out.exists()
     try:
         where = str(config) if config else "command line"
@@ -229,9 +222,7 @@ def _read_items(path: Path) -> tuple[list, list, list]:
                 check_text(r[f], f"field '{f}'")
             except (TypeError, ValueError) as e:
                 _fail(f"{where}: {e}")
-        i = r.get("id", n)
-        if i is None:
-            i = n
+        i = n if r.get("id") is None else r["id"]
         if isinstance(i, bool) or not isinstance(i, str | int):
             _fail(f"{where}: field 'id': expected a string or an int; got {type(i).__name__}")
         if isinstance(i, str):
@@ -267,10 +258,7 @@ def score(
     from rewardherd.io import table_format
     from rewardherd.models import Ensemble, ManifestError
 
-    try:
-        table_format(out)
-    except ValueError as e:
-        _fail(str(e))
+    or_fail(table_format, out)
     if out.exists() and not overwrite:
         _fail(f"{out} exists; pass --overwrite to replace it")
     if within_prompt and gold is None:
@@ -349,12 +337,10 @@ def eval_(
     except OSError as e:
         _fail(_os_message(e))
     typer.echo(f"{len(pairs)} pairs from {data}")
-    typer.echo("member accuracy:")
-    for name, acc in res["member_accuracy"].items():
-        typer.echo(f"  {name}: {acc:.3f}")
-    typer.echo("aggregate accuracy:")
-    for name, acc in res["method_accuracy"].items():
-        typer.echo(f"  {name}: {acc:.3f}")
+    for title, key in (("member", "member_accuracy"), ("aggregate", "method_accuracy")):
+        typer.echo(f"{title} accuracy:")
+        for name, acc in res[key].items():
+            typer.echo(f"  {name}: {acc:.3f}")
     typer.echo(f"mean pairwise agreement on preference direction: {res['direction_agreement']:.3f}")
     typer.echo(f"mean pairwise Kendall tau of scores: {res['kendall_tau']:.3f}")
     for rec in res.get("error_sharing", {}).values():
@@ -368,21 +354,13 @@ def eval_(
 def _read_prompt_file(path: Path) -> list[str]:
     from rewardherd.studies.inputs import read_prompts
 
-    try:
-        return read_prompts(str(path))
-    except (FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    return or_fail(read_prompts, str(path), errors=(FileNotFoundError, ValueError))
 
 
 def _gold(spec: str | None):
-    if spec is None:
-        return None
     from rewardherd.studies.inputs import load_gold
 
-    try:
-        return load_gold(spec)
-    except ValueError as e:
-        _fail(str(e))
+    return None if spec is None else or_fail(load_gold, spec)
 
 
 @app.command()
@@ -410,21 +388,15 @@ def bon(
 
     cfg = BonConfig(**options, methods=tuple(method or BonConfig.methods))
     specs = [parse_aggregation(m) for m in cfg.methods]
-    try:
-        ens = Ensemble.load(ensemble, verify=verify)
-    except (ManifestError, ValueError) as e:
-        _fail(str(e))
+    ens = or_fail(Ensemble.load, ensemble, verify=verify, errors=(ManifestError, ValueError))
     gold_fn = _gold(gold)
     plist = _read_prompt_file(prompts)
     tok = AutoTokenizer.from_pretrained(policy)
     model = AutoModelForCausalLM.from_pretrained(policy).eval()
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        pool = sample_pool(model, tok, plist, cfg.pool_size, max_new_tokens=cfg.max_new_tokens,
-                           temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, path=out / "pool.parquet",
-                           progress=True)
-    except ValueError as e:
-        _fail(str(e))
+    pool = or_fail(sample_pool, model, tok, plist, cfg.pool_size, max_new_tokens=cfg.max_new_tokens,
+                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, path=out / "pool.parquet",
+                   progress=True)
     scored = score_pool(pool.drop(columns=["response_ids"], errors="ignore"), ens, gold=gold_fn)
     write_table_atomic(scored, out / "pool_scored.parquet")
     std = None if raw else ens.standardization()
@@ -463,17 +435,11 @@ def rl(
     from rewardherd.policy.rl import run_rl
 
     spec = parse_aggregation(method)
-    try:
-        ens = Ensemble.load(ensemble, verify=verify)
-    except (ManifestError, ValueError) as e:
-        _fail(str(e))
+    ens = or_fail(Ensemble.load, ensemble, verify=verify, errors=(ManifestError, ValueError))
     gold_fn = _gold(gold)
     train_p, eval_p = _read_prompt_file(prompts), _read_prompt_file(eval_prompts)
     for coef in kl_coef or [RLConfig.kl_coef]:
-        try:
-            cfg = RLConfig(method=spec.method, params=dict(spec.params), kl_coef=coef, **options)
-        except ValueError as e:
-            _fail(str(e))
+        cfg = or_fail(RLConfig, method=spec.method, params=dict(spec.params), kl_coef=coef, **options)
         d = out / f"kl{coef:g}"
         table = run_rl(policy, ens, train_p, eval_p, d, cfg, gold=gold_fn)
         cols = ["step", "kl", schema.ens_col(spec.label)] + (["gold"] if gold_fn is not None else [])
@@ -500,12 +466,9 @@ def study(
     from rewardherd.studies.runner import StudyConfigMismatch, run_study
 
     overrides = list(set_ or [])
-    if executor:
-        overrides.append(f"executor={executor}")
-    if ray_address:
-        overrides.append(f"ray_address={ray_address}")
-    if cache_dir:
-        overrides.append(f"cache_dir={cache_dir}")
+    for key, value in (("executor", executor), ("ray_address", ray_address), ("cache_dir", cache_dir)):
+        if value:
+            overrides.append(f"{key}={value}")
     try:
         cfg = resolve_config(config, profile, overrides)
         report = run_study(cfg, out, progress=progress, overwrite=overwrite)
@@ -523,10 +486,7 @@ def report(out: Annotated[Path, typer.Argument(help="A finished study directory.
 
     if not (out / "results" / "DONE").exists():
         _fail(f"{out}: not a finished study (results/DONE missing); run `rewardherd study --out {out}` first")
-    try:
-        path = reanalyze(out)
-    except (FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    path = or_fail(reanalyze, out, errors=(FileNotFoundError, ValueError))
     typer.echo(f"report: {path}")
 
 

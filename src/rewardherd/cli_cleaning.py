@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import PAIRS_HELP, ProgressOpt, SkipInvalidOpt, config_options
+from rewardherd.cli_common import PAIRS_HELP, ProgressOpt, SkipInvalidOpt, config_options, or_fail
 from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.io import file_sha256
@@ -151,10 +151,7 @@ def clean_command(
         _fail(str(e))
     if info["in_sample"]:
         _warn(f"{strength}: {IN_SAMPLE_WARNING}")
-    try:
-        write_preferences(cleaned, out, overwrite=overwrite)
-    except (FileExistsError, ValueError) as e:
-        _fail(str(e))
+    or_fail(write_preferences, cleaned, out, overwrite=overwrite, errors=(FileExistsError, ValueError))
     write_json_atomic(summary, {"data": str(data), "data_sha256": before, "strength": str(strength),
                                 "strength_sha256": file_sha256(strength), "out": str(out), **info})
     typer.echo(f"{info['n_pairs']} pairs: flipped {info['n_flipped']}, dropped {info['n_dropped']}, "
@@ -175,8 +172,7 @@ def warm_command(
     from rewardherd.models import ManifestError
     from rewardherd.training.warm import warm_average
 
-    if out.exists() and not overwrite:
-        _fail(f"{out} exists; pass --overwrite to replace it")
+    _refuse_existing([out], overwrite)
     try:
         heldout = None
         if data is not None:

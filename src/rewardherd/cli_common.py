@@ -42,6 +42,14 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def or_fail(fn, *args, errors: type[Exception] | tuple = ValueError, **kwargs):
+    """``fn(*args, **kwargs)``; on one of ``errors``, :func:`fail` with its message."""
+    try:
+        return fn(*args, **kwargs)
+    except errors as e:
+        fail(str(e))
+
+
 def parse_params(items: list[str] | None) -> dict:
     """``["lam=0.5", "ddof=1"]`` -> ``{"lam": 0.5, "ddof": 1}`` (values are numbers)."""
     from rewardherd.core import parse_number

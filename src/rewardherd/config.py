@@ -26,6 +26,12 @@ class ConfigError(ValueError):
     """A configuration is invalid: the message names the file and the key."""
 
 
+def check(cond: bool, msg: str) -> None:
+    """A ``__post_init__`` validation: raise ``ValueError(msg)`` unless ``cond``."""
+    if not cond:
+        raise ValueError(msg)
+
+
 @cache
 def field_docs(cls) -> dict[str, str]:
     """The docstring under each dataclass field, by field name (inherited too)."""
@@ -39,13 +45,8 @@ def field_docs(cls) -> dict[str, str]:
             continue
         body = tree.body[0].body
         for a, b in zip(body, body[1:], strict=False):
-            if (
-                isinstance(a, ast.AnnAssign)
-                and isinstance(a.target, ast.Name)
-                and isinstance(b, ast.Expr)
-                and isinstance(b.value, ast.Constant)
-                and isinstance(b.value.value, str)
-            ):
+            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                    and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
                 docs[a.target.id] = " ".join(b.value.value.split())
     return docs
 
@@ -99,18 +100,9 @@ def _coerce(tp, value, where: str, path: str):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad(f"expected a number, got {value!r}")
         return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad(f"expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad(f"expected true/false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad(f"expected a string, got {value!r}")
-        return value
+    expected = {int: "an integer", bool: "true/false", str: "a string"}.get(tp)
+    if expected and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
+        raise bad(f"expected {expected}, got {value!r}")
     return value
 
 
@@ -197,11 +189,8 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], where: st
 
 def resolve_profile(profiles: dict[str, dict], profile: str, *layers: dict, overrides: list[str] | dict = (),
                     where: str = "config") -> dict:
-    """A named profile, then each layer (e.g. a YAML file) merged over it, then dotted overrides.
-
-    A profile is a plain nested dict of overrides of a config's defaults: this is the one
-    mechanism behind every named profile (world and study); :func:`from_dict` builds the config.
-    """
+    """A named profile (world or study), then each layer (e.g. a YAML file) merged over it,
+    then dotted overrides; :func:`from_dict` builds the config from the result."""
     if profile not in profiles:
         raise ConfigError(f"{where}: unknown profile {profile!r}; choose from {sorted(profiles)}")
     data = profiles[profile]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rewardherd.config import check
+
 
 @dataclass(frozen=True)
 class PoolSampling:
@@ -73,12 +75,9 @@ class RLConfig:
         from rewardherd.core import Aggregation  # core loads numpy/torch; keep this module light
 
         Aggregation(self.method, dict(self.params))  # validates method and params
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0; got {self.kl_coef}")
-        if self.steps < 1 or self.eval_every < 1:
-            raise ValueError("steps and eval_every must be >= 1")
-        if self.num_generations < 2:
-            raise ValueError("RLOO needs num_generations >= 2")
+        check(not self.kl_coef < 0, f"kl_coef must be >= 0; got {self.kl_coef}")
+        check(self.steps >= 1 and self.eval_every >= 1, "steps and eval_every must be >= 1")
+        check(self.num_generations >= 2, "RLOO needs num_generations >= 2")
 
     @property
     def aggregation(self):

@@ -10,19 +10,11 @@ Departures from the papers: RLOO (leave-one-out baseline over ``num_generations`
 samples per prompt) replaces PPO with a value head; the policy is a tiny LM on the
 built-in world.
 
-Evaluation (every ``eval_every`` steps, and at step 0): sample one response per
-held-out prompt from the current policy, and record
-- KL(pi || pi_ref): the mean over samples of the sequence-level sum of per-token
-  log-ratios (k1; :func:`rewardherd.core.sequence_kl`) over the exact sampled ids
-  (EOS included when emitted), sampled at the training temperature (KL is the
-  policy's own only at temperature 1);
-- the proxy aggregate under every requested method, and each member's raw and
-  standardized reward;
-- gold and the hacking features when given.
-Rows (means over the evaluated samples) go to ``<out>/rl_eval.parquet``, the samples to
-``<out>/rl_samples.parquet``, both with the columns of docs/schema.md (``ens/<method>``,
-``ens/std``, ``score/raw/<member>``, ``score/z/<member>``, ``gold``, ``feature/<name>``);
-the policy checkpoint of each evaluation to ``<out>/checkpoints/step_<k>``.
+Evaluation (every ``eval_every`` steps, and at step 0) samples held-out prompts at the
+training temperature (KL is the policy's own only at temperature 1) and records the
+k1 KL (:func:`measure_kl`, EOS included when emitted), the proxy under every requested
+method, each member's raw and standardized reward, and gold and features when given;
+columns as in docs/schema.md. Checkpoints go to ``<out>/checkpoints/step_<k>``.
 """
 
 from __future__ import annotations
@@ -67,9 +59,7 @@ def measure_kl(policy, ref, tokenizer, prompts, response_ids, batch_size: int = 
     lp = response_logprobs(policy, tokenizer, prompts, response_ids, batch_size)
     lr = response_logprobs(ref, tokenizer, prompts, response_ids, batch_size)
     t = max((len(x) for x in lp), default=0)
-    a = np.zeros((len(lp), max(t, 1)))
-    b = np.zeros_like(a)
-    mask = np.zeros_like(a)
+    a, b, mask = np.zeros((3, len(lp), max(t, 1)))
     for i, (x, y) in enumerate(zip(lp, lr, strict=True)):
         a[i, : len(x)], b[i, : len(y)], mask[i, : len(x)] = x, y, 1.0
     return core.sequence_kl(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(mask)).numpy()
@@ -119,12 +109,11 @@ class Evaluator:
                schema.SPREAD: float(core.spread(std).std.mean())}
         for spec in self.methods:
             row[schema.ens_col(spec.label)] = float(spec.apply(std).mean())
+        df = df.drop(columns=["response_ids"]).assign(step=step, kl=kl)
         for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
             row[schema.z_col(name)] = float(r_std.mean())
             row[schema.raw_col(name)] = float(r_raw.mean())
-        df = df.drop(columns=["response_ids"]).assign(step=step, kl=kl)
-        for name, r in zip(self.ensemble.names, raw, strict=True):
-            df[schema.raw_col(name)] = r
+            df[schema.raw_col(name)] = r_raw
         if self.gold is not None:
             g = np.asarray(self.gold(prompts, responses), dtype=np.float64)
             row["gold"] = float(g.mean())
@@ -142,19 +131,9 @@ class Evaluator:
         return row
 
 
-def run_rl(
-    policy_dir: str | Path,
-    ensemble,
-    train_prompts: Sequence[str],
-    eval_prompts: Sequence[str],
-    out_dir: str | Path,
-    config: RLConfig = RLConfig(),
-    *,
-    gold: Callable | None = None,
-    features: Callable | None = None,
-    methods: Sequence = (),
-    progress: bool = True,
-) -> pd.DataFrame:
+def run_rl(policy_dir: str | Path, ensemble, train_prompts: Sequence[str], eval_prompts: Sequence[str],
+           out_dir: str | Path, config: RLConfig = RLConfig(), *, gold: Callable | None = None,
+           features: Callable | None = None, methods: Sequence = (), progress: bool = True) -> pd.DataFrame:
     """Train ``policy_dir`` against the ensemble with RLOO; return the evaluation rows.
 
     Writes ``rl_eval.parquet`` (one row per evaluation), ``rl_samples.parquet`` (every

@@ -18,9 +18,9 @@ from rewardherd.cli_common import (
     EnsembleArg,
     RawOpt,
     config_options,
+    or_fail,
     parse_aggregation,
 )
-from rewardherd.cli_common import fail as _fail
 from rewardherd.config import field_docs
 from rewardherd.serve.config import ServeConfig
 
@@ -53,22 +53,14 @@ def serve_command(
     from rewardherd.models import Ensemble, ManifestError
 
     spec = parse_aggregation(options.pop("method"), param)
-    try:
-        config = ServeConfig(**options, method=spec.method, params=dict(spec.params), standardize=not raw)
-    except ValueError as e:
-        _fail(str(e))
-    try:
-        ens = Ensemble.load(ensemble, device=device, verify=verify)
-    except (ManifestError, OSError, ValueError) as e:  # an invalid ensemble never starts a server
-        _fail(str(e))
+    config = or_fail(ServeConfig, **options, method=spec.method, params=dict(spec.params), standardize=not raw)
+    # an invalid ensemble never starts a server
+    ens = or_fail(Ensemble.load, ensemble, device=device, verify=verify, errors=(ManifestError, OSError, ValueError))
     import uvicorn
 
     from rewardherd.serve.app import create_app
 
-    try:
-        app = create_app(ens, config)
-    except ValueError as e:
-        _fail(str(e))
+    app = or_fail(create_app, ens, config)
     if host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         log.warning("serving on %s without a token: anyone who can reach this address can use it", host)
     typer.echo(f"serving {len(ens)} member(s) from {ensemble} on http://{host}:{port} "

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from rewardherd.config import ConfigError, from_dict, load_yaml, resolve_profile, to_dict
+from rewardherd.config import ConfigError, check, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
 from rewardherd.policy.config import PoolSampling, RLConfig
 from rewardherd.schema import RLKind, StudyKind
@@ -73,10 +73,8 @@ class PoolConfig(PoolSampling):
     where it runs natively. Each member's info.json records what was used."""
 
     def __post_init__(self):
-        if self.prompts < 2 or self.size < 2:
-            raise ValueError("pool.prompts and pool.size must be >= 2")
-        if not 0 < self.max_n_fraction <= 1:
-            raise ValueError("pool.max_n_fraction must be in (0, 1]")
+        check(self.prompts >= 2 and self.size >= 2, "pool.prompts and pool.size must be >= 2")
+        check(0 < self.max_n_fraction <= 1, "pool.max_n_fraction must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -95,11 +93,11 @@ class CleanConfig:
 
     def __post_init__(self):
         lo, hi = self.drop_between
-        if self.folds < 2 or self.members < 1:
-            raise ValueError(f"clean.folds must be >= 2 and clean.members >= 1; got {self.folds}, {self.members}")
-        if not 0 <= self.flip_below <= lo <= hi < 1:
-            raise ValueError(f"need 0 <= clean.flip_below <= clean.drop_between[0] <= clean.drop_between[1] < 1; "
-                             f"got {self.flip_below}, {list(self.drop_between)}")
+        check(self.folds >= 2 and self.members >= 1,
+              f"clean.folds must be >= 2 and clean.members >= 1; got {self.folds}, {self.members}")
+        check(0 <= self.flip_below <= lo <= hi < 1,
+              f"need 0 <= clean.flip_below <= clean.drop_between[0] <= clean.drop_between[1] < 1; "
+              f"got {self.flip_below}, {list(self.drop_between)}")
 
 
 @dataclass(frozen=True)
@@ -181,29 +179,23 @@ class StudyConfig:
     """World cache directory (default ~/.cache/rewardherd)."""
 
     def __post_init__(self):
-        if self.ensemble_size < 2:
-            raise ValueError("ensemble_size must be >= 2")
-        if not {"finetune", "pretrain"} <= set(self.kinds) or len(set(self.kinds)) != len(self.kinds):
-            raise ValueError(f"kinds must hold finetune and pretrain once each (the claims compare them); "
-                             f"got {list(self.kinds)}")
-        if self.lora_r < 1:
-            raise ValueError(f"lora_r must be >= 1; got {self.lora_r}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1; got {self.workers}")
-        if self.user is not None and self.user.train_prompts is None and self.rl_sweep.enabled:
-            raise ValueError("user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
-                             "give a train_prompts file or set rl_sweep.enabled=false")
+        check(self.ensemble_size >= 2, "ensemble_size must be >= 2")
+        check({"finetune", "pretrain"} <= set(self.kinds) and len(set(self.kinds)) == len(self.kinds),
+              f"kinds must hold finetune and pretrain once each (the claims compare them); got {list(self.kinds)}")
+        check(self.lora_r >= 1, f"lora_r must be >= 1; got {self.lora_r}")
+        check(self.workers >= 1, f"workers must be >= 1; got {self.workers}")
+        check(self.user is None or self.user.train_prompts is not None or not self.rl_sweep.enabled,
+              "user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
+              "give a train_prompts file or set rl_sweep.enabled=false")
         for m in self.methods + self.rl_sweep.methods:
             Aggregation.parse(m)
         for p in self.noise + self.rl_sweep.noise:
-            if not 0 <= p < 0.5:
-                raise ValueError(f"noise levels must be in [0, 0.5); got {p}")
-        if not self.seeds:
-            raise ValueError("at least one seed")
-        if self.calibration_replicates < 0 or self.world_seed < 0:
-            raise ValueError("calibration_replicates and world_seed must be >= 0")
-        if any(s > self.ensemble_size or s < 1 for s in self.sizes):
-            raise ValueError(f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
+            check(0 <= p < 0.5, f"noise levels must be in [0, 0.5); got {p}")
+        check(len(self.seeds) >= 1, "at least one seed")
+        check(self.calibration_replicates >= 0 and self.world_seed >= 0,
+              "calibration_replicates and world_seed must be >= 0")
+        check(all(1 <= s <= self.ensemble_size for s in self.sizes),
+              f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
 
 
 #: The quick study (the default profile of `make demo`).

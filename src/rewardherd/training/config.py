@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from rewardherd.config import check
 from rewardherd.schema import KIND_ALIASES, TRAIN_KINDS, TrainKindOrAlias, canonical_kind
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,13 @@ class TrainConfig:
     """Initialize every member's reward head from one fixed seed (WARM's shared initialization), so members differ only by data order and dropout; off: the fine-tune seed also seeds the head."""
 
     def __post_init__(self):
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-        if not self.epochs > 0:
-            raise ValueError(f"epochs must be > 0; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
-        if self.max_length < 2:
-            raise ValueError(f"max_length must be >= 2; got {self.max_length}")
-        if self.center_coef < 0:
-            raise ValueError(f"center_coef must be >= 0; got {self.center_coef}")
-        if not 0.0 < self.heldout_fraction < 1.0:
-            raise ValueError(f"heldout_fraction must be in (0, 1); got {self.heldout_fraction}")
-        if self.lora_r is not None and self.lora_r < 1:
-            raise ValueError(f"lora_r must be >= 1 or None; got {self.lora_r}")
+        check(self.lr > 0, f"lr must be > 0; got {self.lr}")
+        check(self.epochs > 0, f"epochs must be > 0; got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+        check(self.max_length >= 2, f"max_length must be >= 2; got {self.max_length}")
+        check(not self.center_coef < 0, f"center_coef must be >= 0; got {self.center_coef}")
+        check(0.0 < self.heldout_fraction < 1.0, f"heldout_fraction must be in (0, 1); got {self.heldout_fraction}")
+        check(self.lora_r is None or self.lora_r >= 1, f"lora_r must be >= 1 or None; got {self.lora_r}")
 
 
 @dataclass(frozen=True)
@@ -96,16 +90,12 @@ class EnsembleConfig:
             log.warning("ensemble kind %r is an old name, accepted as an alias of %r; write %r instead",
                         self.kind, KIND_ALIASES[self.kind], KIND_ALIASES[self.kind])
             object.__setattr__(self, "kind", canonical_kind(self.kind))
-        if self.kind not in TRAIN_KINDS:
-            raise ValueError(f"kind {self.kind!r} is not one of {list(TRAIN_KINDS)}")
-        if self.kind == "finetune" and len(self.backbones) != 1:
-            raise ValueError(f"finetune needs exactly one backbone; got {len(self.backbones)}")
-        if self.kind == "pretrain" and len(self.backbones) < 1:
-            raise ValueError("pretrain needs one backbone per member")
-        if self.kind == "explicit" and not self.members:
-            raise ValueError("explicit ensembles need a members list")
-        if self.n_members < 1:
-            raise ValueError(f"n_members must be >= 1; got {self.n_members}")
+        check(self.kind in TRAIN_KINDS, f"kind {self.kind!r} is not one of {list(TRAIN_KINDS)}")
+        check(self.kind != "finetune" or len(self.backbones) == 1,
+              f"finetune needs exactly one backbone; got {len(self.backbones)}")
+        check(self.kind != "pretrain" or len(self.backbones) >= 1, "pretrain needs one backbone per member")
+        check(self.kind != "explicit" or len(self.members) >= 1, "explicit ensembles need a members list")
+        check(self.n_members >= 1, f"n_members must be >= 1; got {self.n_members}")
 
     def member_specs(self) -> list[MemberSpec]:
         """The members this config describes, in order."""

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from rewardherd.cli_common import ProgressOpt, fail
+from rewardherd.cli_common import ProgressOpt, or_fail
 from rewardherd.config import field_docs
 from rewardherd.world.config import PROFILES, CorpusConfig, WorldConfig
 
@@ -24,7 +24,6 @@ W = field_docs(WorldConfig)
 
 world_app = typer.Typer(
     name="world",
-    help="The built-in offline world: corpus, tokenizer, tiny LMs, gold reward, preference data.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -89,14 +88,8 @@ def build(
         overrides.append(f"corpus.path={json.dumps(str(corpus))}")
     if threads is not None:
         overrides.append(f"num_threads={threads}")
-    try:
-        cfg: WorldConfig = world_config(profile, overrides)
-    except ValueError as e:
-        fail(str(e))
-    try:
-        world = build_world(cfg, cache_dir, progress=progress)
-    except CorpusNotFoundError as e:
-        fail(str(e))
+    cfg: WorldConfig = or_fail(world_config, profile, overrides)
+    world = or_fail(build_world, cfg, cache_dir, progress=progress, errors=CorpusNotFoundError)
     if as_json:
         typer.echo(json.dumps(world.summary, indent=1))
     else:

@@ -12,18 +12,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rewardherd.config import from_dict, resolve_profile
+from rewardherd.config import check, from_dict, resolve_profile
 
 DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
 
 # Categories of Debian's fortunes that are not prose (ASCII art) or not English.
 # The offensive collection lives under ``off/`` and is always excluded by path.
 DEFAULT_EXCLUDED_CATEGORIES = ("art", "ascii-art", "translate-me", "perl", "pratchett")
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -66,13 +61,13 @@ class CorpusConfig:
     """Share of items whose openings are evaluation prompts (best-of-n, RL)."""
 
     def __post_init__(self) -> None:
-        _check(self.min_words >= 2, "corpus.min_words must be >= 2")
-        _check(self.max_words >= self.min_words, "corpus.max_words must be >= corpus.min_words")
-        _check(self.max_items is None or self.max_items > 0, "corpus.max_items must be > 0")
+        check(self.min_words >= 2, "corpus.min_words must be >= 2")
+        check(self.max_words >= self.min_words, "corpus.max_words must be >= corpus.min_words")
+        check(self.max_items is None or self.max_items > 0, "corpus.max_items must be > 0")
         fracs = (self.val_fraction, self.pref_train_fraction, self.pref_heldout_fraction,
                  self.eval_fraction)
-        _check(all(0.0 < f < 1.0 for f in fracs), "corpus fractions must be in (0, 1)")
-        _check(sum(fracs) < 0.9, "corpus fractions must leave >= 10% of items for pretraining")
+        check(all(0.0 < f < 1.0 for f in fracs), "corpus fractions must be in (0, 1)")
+        check(sum(fracs) < 0.9, "corpus fractions must leave >= 10% of items for pretraining")
 
 
 @dataclass(frozen=True)
@@ -86,8 +81,8 @@ class TokenizerConfig:
     """Minimum pair frequency for a BPE merge."""
 
     def __post_init__(self) -> None:
-        _check(self.vocab_size >= 300, "tokenizer.vocab_size must be >= 300 (256 bytes + specials)")
-        _check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
+        check(self.vocab_size >= 300, "tokenizer.vocab_size must be >= 300 (256 bytes + specials)")
+        check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -131,15 +126,15 @@ class LMConfig:
     """Held-out batches used for the perplexity estimate."""
 
     def __post_init__(self) -> None:
-        _check(self.n_layer >= 1 and self.n_embd >= 8, "lm: n_layer >= 1 and n_embd >= 8")
-        _check(self.n_head >= 1 and self.n_embd % self.n_head == 0, "lm.n_head must divide n_embd")
-        _check(self.block_size >= 16, "lm.block_size must be >= 16")
-        _check(self.steps >= 1 and self.batch_size >= 1, "lm.steps and lm.batch_size must be >= 1")
-        _check(self.lr > 0.0, "lm.lr must be > 0")
-        _check(0.0 <= self.min_lr_ratio <= 1.0, "lm.min_lr_ratio must be in [0, 1]")
-        _check(0 <= self.warmup_steps <= self.steps, "lm.warmup_steps must be in [0, steps]")
-        _check(self.weight_decay >= 0.0 and self.grad_clip > 0.0, "lm: weight_decay >= 0, grad_clip > 0")
-        _check(self.eval_batches >= 1, "lm.eval_batches must be >= 1")
+        check(self.n_layer >= 1 and self.n_embd >= 8, "lm: n_layer >= 1 and n_embd >= 8")
+        check(self.n_head >= 1 and self.n_embd % self.n_head == 0, "lm.n_head must divide n_embd")
+        check(self.block_size >= 16, "lm.block_size must be >= 16")
+        check(self.steps >= 1 and self.batch_size >= 1, "lm.steps and lm.batch_size must be >= 1")
+        check(self.lr > 0.0, "lm.lr must be > 0")
+        check(0.0 <= self.min_lr_ratio <= 1.0, "lm.min_lr_ratio must be in [0, 1]")
+        check(0 <= self.warmup_steps <= self.steps, "lm.warmup_steps must be in [0, steps]")
+        check(self.weight_decay >= 0.0 and self.grad_clip > 0.0, "lm: weight_decay >= 0, grad_clip > 0")
+        check(self.eval_batches >= 1, "lm.eval_batches must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -156,8 +151,8 @@ class BackbonesConfig:
     ensemble has members (backbones are a random unit of the study, not a fixed set)."""
 
     def __post_init__(self) -> None:
-        _check(len(self.seeds) >= 1, "backbones.seeds must not be empty")
-        _check(len(set(self.seeds)) == len(self.seeds), "backbones.seeds must be distinct")
+        check(len(self.seeds) >= 1, "backbones.seeds must not be empty")
+        check(len(set(self.seeds)) == len(self.seeds), "backbones.seeds must be distinct")
 
 
 @dataclass(frozen=True)
@@ -186,8 +181,8 @@ class PromptConfig:
     """Items whose remainder after the opening is shorter are not used as prompts."""
 
     def __post_init__(self) -> None:
-        _check(1 <= self.min_words <= self.max_words, "prompts: 1 <= min_words <= max_words")
-        _check(self.min_continuation_words >= 1, "prompts.min_continuation_words must be >= 1")
+        check(1 <= self.min_words <= self.max_words, "prompts: 1 <= min_words <= max_words")
+        check(self.min_continuation_words >= 1, "prompts.min_continuation_words must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -207,11 +202,11 @@ class SamplingConfig:
     """Nucleus sampling mass; 1 disables it."""
 
     def __post_init__(self) -> None:
-        _check(self.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1")
-        _check(0 <= self.min_new_tokens <= self.max_new_tokens,
+        check(self.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1")
+        check(0 <= self.min_new_tokens <= self.max_new_tokens,
                "sampling.min_new_tokens must be in [0, max_new_tokens]")
-        _check(self.temperature >= 0.0, "sampling.temperature must be >= 0")
-        _check(0.0 < self.top_p <= 1.0, "sampling.top_p must be in (0, 1]")
+        check(self.temperature >= 0.0, "sampling.temperature must be >= 0")
+        check(0.0 < self.top_p <= 1.0, "sampling.top_p must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -250,13 +245,13 @@ class PreferenceConfig:
     """Sampling and labelling seed."""
 
     def __post_init__(self) -> None:
-        _check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
+        check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
                "preferences.samples_per_prompt must be even and >= 2")
-        _check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")
-        _check(self.label_temperature > 0.0, "preferences.label_temperature must be > 0")
-        _check(self.min_gold_gap >= 0.0, "preferences.min_gold_gap must be >= 0")
-        _check(self.max_train_pairs is None or self.max_train_pairs > 0, "max_train_pairs > 0")
-        _check(self.max_heldout_pairs is None or self.max_heldout_pairs > 0, "max_heldout_pairs > 0")
+        check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")
+        check(self.label_temperature > 0.0, "preferences.label_temperature must be > 0")
+        check(self.min_gold_gap >= 0.0, "preferences.min_gold_gap must be >= 0")
+        check(self.max_train_pairs is None or self.max_train_pairs > 0, "max_train_pairs > 0")
+        check(self.max_heldout_pairs is None or self.max_heldout_pairs > 0, "max_heldout_pairs > 0")
 
 
 @dataclass(frozen=True)
@@ -312,12 +307,12 @@ class GoldConfig:
     def __post_init__(self) -> None:
         for name in ("sentiment_weight", "relevance_weight", "repetition_weight",
                      "short_weight", "long_weight"):
-            _check(getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
-        _check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
-        _check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
-        _check(self.encoder_dtype in ("float32", "bfloat16"), "gold.encoder_dtype: float32|bfloat16")
-        _check(1 <= self.encoder_rows <= 1024, "gold.encoder_rows must be in [1, 1024]")
-        _check(1 <= self.encoder_threads <= 256, "gold.encoder_threads must be in [1, 256]")
+            check(getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
+        check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
+        check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
+        check(self.encoder_dtype in ("float32", "bfloat16"), "gold.encoder_dtype: float32|bfloat16")
+        check(1 <= self.encoder_rows <= 1024, "gold.encoder_rows must be in [1, 1024]")
+        check(1 <= self.encoder_threads <= 256, "gold.encoder_threads must be in [1, 256]")
 
 
 @dataclass(frozen=True)
@@ -364,13 +359,13 @@ class WorldConfig:
     """torch threads while building (None: leave torch's setting alone)."""
 
     def __post_init__(self) -> None:
-        _check(self.summary_prompts >= 1 and self.summary_samples_per_prompt >= 1,
+        check(self.summary_prompts >= 1 and self.summary_samples_per_prompt >= 1,
                "summary_prompts and summary_samples_per_prompt must be >= 1")
-        _check(self.sample_batch_size >= 1, "sample_batch_size must be >= 1")
-        _check(self.num_threads is None or self.num_threads >= 1, "num_threads must be >= 1")
-        _check(self.preferences.sampling.max_new_tokens <= self.policy.lm.block_size,
+        check(self.sample_batch_size >= 1, "sample_batch_size must be >= 1")
+        check(self.num_threads is None or self.num_threads >= 1, "num_threads must be >= 1")
+        check(self.preferences.sampling.max_new_tokens <= self.policy.lm.block_size,
                "preferences.sampling.max_new_tokens must fit the policy's block_size")
-        _check(self.pool.max_new_tokens + self.prompts.max_words * 4 <= self.policy.lm.block_size,
+        check(self.pool.max_new_tokens + self.prompts.max_words * 4 <= self.policy.lm.block_size,
                "pool.max_new_tokens plus a prompt must fit the policy's block_size")
 
 
@@ -408,11 +403,8 @@ PROFILES: dict[str, dict] = {
 
 
 def world_config(profile: str = "quick", overrides: list[str] | dict = ()) -> WorldConfig:
-    """The named profile (:data:`PROFILES`) with dotted ``overrides`` applied.
-
-    Raises:
-        rewardherd.config.ConfigError: for an unknown profile or key, or an invalid value.
-    """
+    """The named profile (:data:`PROFILES`) with dotted ``overrides`` applied; a
+    :class:`~rewardherd.config.ConfigError` for an unknown profile or key, or an invalid value."""
     return from_dict(WorldConfig, resolve_profile(PROFILES, profile, overrides=overrides, where="world"), "world")
 
 
@@ -427,7 +419,7 @@ def world_replicate(config: WorldConfig, replicate: int) -> WorldConfig:
     Replicate 0 is ``config``; replicate r redraws the policy (``policy.seed + r``), the
     backbones (seeds shifted by ``r * REPLICATE_SEED_STRIDE``) and the preference data
     (``preferences.seed + r``). The corpus, its prompts and gold are the design and stay."""
-    _check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
+    check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
     if replicate == 0:
         return config
     return dataclasses.replace(
