@@ -46,12 +46,7 @@ def is_main_process() -> bool:
 
 
 def _pairs_columns(pairs) -> tuple[list, list, list, list]:
-    return (
-        [p.prompt for p in pairs],
-        [p.chosen for p in pairs],
-        [p.rejected for p in pairs],
-        [p.margin for p in pairs],
-    )
+    return tuple([getattr(p, f) for p in pairs] for f in ("prompt", "chosen", "rejected", "margin"))
 
 
 #: Token ids this process has computed, per (tokenizer fingerprint, max_length): a study or a
@@ -175,10 +170,8 @@ def train_member(
     (a standalone member). ``merge_lora=False`` keeps it unmerged: ``out_dir`` then
     holds the peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``,
     score head included via ``modules_to_save``) and the tokenizer, and the entry's
-    format is ``"lora"`` (see :mod:`rewardherd.models.lora`).
-
-    Returns:
-        The member's manifest entry (held-out accuracy, standardization statistics).
+    format is ``"lora"`` (see :mod:`rewardherd.models.lora`). Returns the member's
+    manifest entry (held-out accuracy, standardization statistics).
     """
     from datasets import Dataset
     from transformers.utils import logging as hf_logging
