@@ -117,11 +117,9 @@ def _generate_batch(
             logits[:, eos_id] = float("-inf")
         u = torch.from_numpy(row_uniforms(keys[alive.numpy()], step))
         tok = _pick(logits, u, temperature, top_p)
-        done = torch.zeros(len(alive), dtype=torch.bool)
-        for j, (row, t) in enumerate(zip(alive.tolist(), tok.tolist(), strict=True)):
+        for row, t in zip(alive.tolist(), tok.tolist(), strict=True):
             results[row].append(t)
-            if eos_id is not None and t == eos_id:
-                done[j] = True
+        done = tok == eos_id if eos_id is not None else torch.zeros(len(alive), dtype=torch.bool)
         if step == max_new_tokens - 1:
             break
         if bool(done.any()):

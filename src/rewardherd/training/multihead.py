@@ -129,6 +129,7 @@ def train_multihead_ensemble(
     ``overwrite`` replaces a directory trained with a different plan; the same plan
     finds the finished directory and returns its manifest.
     """
+    from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_scheduler
 
     out_dir = Path(out_dir)
@@ -180,11 +181,7 @@ def train_multihead_ensemble(
     torch.manual_seed(seeds[0])  # dropout
     order_rng = np.random.default_rng(seeds[0])
     losses: list[float] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="multi-head", unit="step")
+    bar = tqdm(total=total, desc="multi-head", unit="step", disable=not progress)
     step, order = 0, np.empty(0, dtype=np.int64)
     while step < total:
         if len(order) == 0:
@@ -208,11 +205,9 @@ def train_multihead_ensemble(
         scheduler.step()
         losses.append(float(loss.detach()))
         step += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
 
     model.eval()
     stats = evaluate_heads(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
