@@ -325,8 +325,7 @@ def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
                 mem = member_units(members, kind, noise, seed)
                 z = zt[mem].to_numpy().T
                 spread = core.spread(z).std
-                mean = z.mean(axis=0)
-                gap = _z_floored(mean) - gz
+                gap = _z_floored(z.mean(axis=0)) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))
