@@ -296,7 +296,8 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
 
 def _gain_column(rows: pd.DataFrame, vs: str, blank_missing: bool = False) -> list[str]:
     """'gain [low, high] verdict' of each kinds row against ``vs`` ('' where not compared)."""
-    cols = [rows[f"gain_vs_{vs}{end}"] for end in ("", "_low", "_high")] + [rows[f"verdict_vs_{vs}"]]
+    cols = [rows[f"gain_vs_{vs}{end}"] for end in ("", "_low", "_high")]
+    cols.append(rows[f"verdict_vs_{vs}"])
     return ["" if blank_missing and pd.isna(e) else f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}"
             for e, lo, hi, v in zip(*cols, strict=True)]
 

@@ -97,7 +97,8 @@ def evaluate_pairs(model, tokenizer, pairs, max_length: int, batch_size: int = 6
     sr = score_ids(model, r_ids, pad, batch_size)
     mean, std = core.member_statistics(np.concatenate([sc, sr]))
     return {"accuracy": core.preference_accuracy(sc, sr), "mean": float(mean[0]),
-            "std": float(std[0]), "n": int(2 * len(pairs)), "chosen_scores": sc, "rejected_scores": sr}
+            "std": float(std[0]), "n": int(2 * len(pairs)), "chosen_scores": sc,
+            "rejected_scores": sr}
 
 
 def check_backbone(backbone: str | Path) -> None:
