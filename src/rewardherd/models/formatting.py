@@ -45,11 +45,7 @@ def render(tokenizer, prompt: Text, response: Text) -> tuple[str, bool]:
 
 
 def encode(tokenizer, prompt: Text, response: Text, max_length: int | None = None) -> tuple[list[int], bool]:
-    """Token ids of one (prompt, response) pair.
-
-    Returns:
-        ``(ids, truncated)``.
-    """
+    """Token ids of one (prompt, response) pair: ``(ids, truncated)``."""
     text, templated = render(tokenizer, prompt, response)
     ids = list(tokenizer(text, add_special_tokens=not templated)["input_ids"])
     eos = tokenizer.eos_token_id

@@ -88,8 +88,8 @@ def architecture_signature(model: torch.nn.Module) -> str | None:
     if config is None or isinstance(model, SharedView) or not hasattr(config, "to_dict"):
         return None
     cfg = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_CONFIG_KEYS}
-    tensors = [(n, tuple(t.shape), str(t.dtype), str(t.device)) for n, t in model.named_parameters()]
-    tensors += [(n, tuple(t.shape), str(t.dtype), str(t.device)) for n, t in model.named_buffers()]
+    tensors = [(n, tuple(t.shape), str(t.dtype), str(t.device))
+               for n, t in [*model.named_parameters(), *model.named_buffers()]]
     return json.dumps([type(model).__qualname__, tensors, cfg], sort_keys=True, default=str)
 
 

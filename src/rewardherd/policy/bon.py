@@ -163,12 +163,11 @@ def bon_curves(
         proxy = pool.assign(_agg=agg).pivot(index="prompt_id", columns="sample_id", values="_agg").to_numpy()
         stacked = proxy[:, :, None] if vals is None else np.concatenate([proxy[:, :, None], vals], axis=-1)
         est = core.bon_estimate(proxy, stacked, ns)  # (p, g, 1 + f)
-        g = len(ns)
         df = pd.DataFrame({
             "method": spec.label,
             "n": np.tile(np.asarray(ns), len(prompt_ids)),
             "kl": np.tile(kl, len(prompt_ids)),
-            "prompt_id": np.repeat(prompt_ids, g),
+            "prompt_id": np.repeat(prompt_ids, len(ns)),
             "proxy": est[:, :, 0].reshape(-1),
         })
         for j, c in enumerate(value_cols):

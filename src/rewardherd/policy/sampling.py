@@ -49,11 +49,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def row_keys(prompts: Sequence[str], sample_ids: Sequence[int], seed: int) -> np.ndarray:
-    """Per-row 64-bit stream keys from (seed, prompt text, sample id).
-
-    Returns:
-        uint64 array of shape (rows,).
-    """
+    """Per-row 64-bit stream keys from (seed, prompt text, sample id): uint64, (rows,)."""
     ph = np.array([int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
                    for p in prompts], dtype=np.uint64)
     sid = np.asarray(sample_ids, dtype=np.uint64)
@@ -74,17 +70,13 @@ def _pick(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p: floa
     if temperature == 0.0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.double() / temperature, dim=-1)  # (b, V)
+    order = None
     if top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
-        cum = sorted_p.cumsum(-1)
-        keep = (cum - sorted_p) < top_p  # always keeps the top token
-        sorted_p = sorted_p * keep
-        cdf = sorted_p.cumsum(-1)
-        idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp_max(cdf.shape[1] - 1)
-        return order.gather(-1, idx).squeeze(-1)
+        probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # always keeps the top token
     cdf = probs.cumsum(-1)
     idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp_max(cdf.shape[1] - 1)
-    return idx.squeeze(-1)
+    return (idx if order is None else order.gather(-1, idx)).squeeze(-1)
 
 
 @torch.inference_mode()
@@ -125,11 +117,9 @@ def _generate_batch(
             logits[:, eos_id] = float("-inf")
         u = torch.from_numpy(row_uniforms(keys[alive.numpy()], step))
         tok = _pick(logits, u, temperature, top_p)
-        done = torch.zeros(len(alive), dtype=torch.bool)
-        for j, (row, t) in enumerate(zip(alive.tolist(), tok.tolist(), strict=True)):
+        for row, t in zip(alive.tolist(), tok.tolist(), strict=True):
             results[row].append(t)
-            if eos_id is not None and t == eos_id:
-                done[j] = True
+        done = tok == eos_id if eos_id is not None else torch.zeros(len(alive), dtype=torch.bool)
         if step == max_new_tokens - 1:
             break
         if bool(done.any()):
@@ -163,29 +153,18 @@ def sample_continuations(
 ) -> pd.DataFrame:
     """Sample ``n`` continuations of every prompt.
 
-    Args:
-        model: A causal LM (``AutoModelForCausalLM``), in eval mode.
-        tokenizer: Its tokenizer; ``tokenizer(prompt)`` must add any BOS the model needs
-            (the world tokenizer prepends ``<|endoftext|>``).
-        prompts: Prompt texts, shape (p,).
-        n: Samples per prompt.
-        max_new_tokens: Most new tokens per response.
-        temperature: Softmax temperature (0: greedy, then all samples are equal).
-        top_p: Nucleus mass (1 disables it).
-        min_new_tokens: EOS is masked before this many new tokens. (The pad token, when
-            distinct from EOS, is never sampled.)
-        batch_size: Rows (prompt x sample) per forward pass.
-        seed: Stream seed (see the module docstring for what it reproduces).
-        prompt_ids: Ids carried into the output (default: the prompt's index).
-        progress: Show a tqdm bar.
+    ``tokenizer(prompt)`` must add any BOS the model needs (the world tokenizer prepends
+    ``<|endoftext|>``). ``temperature`` 0 is greedy (then all samples are equal); ``top_p``
+    1 disables the nucleus; EOS is masked before ``min_new_tokens`` new tokens, and the
+    pad token, when distinct from EOS, is never sampled. ``batch_size`` counts rows
+    (prompt x sample) per forward pass; ``seed`` is the stream seed (the module docstring
+    says what it reproduces); ``prompt_ids`` default to the prompts' indices.
 
-    Returns:
-        DataFrame with p * n rows ordered by (prompt, sample) and columns ``prompt_id``,
-        ``prompt``, ``sample_id``, ``response`` (decoded new tokens, EOS excluded; it
-        usually starts with a space so ``prompt + response`` is the full text),
-        ``response_ids`` (every sampled id, the EOS included when emitted, for exact
-        sequence log-probs), ``n_tokens`` (response tokens, EOS excluded) and
-        ``stopped`` (True if the model emitted EOS).
+    Returns p * n rows ordered by (prompt, sample) with columns ``prompt_id``, ``prompt``,
+    ``sample_id``, ``response`` (decoded new tokens, EOS excluded; it usually starts with a
+    space so ``prompt + response`` is the full text), ``response_ids`` (every sampled id,
+    the EOS included when emitted, for exact sequence log-probs), ``n_tokens`` (response
+    tokens, EOS excluded) and ``stopped`` (True if the model emitted EOS).
     """
     from tqdm.auto import tqdm
 

@@ -21,10 +21,6 @@ from rewardherd.io import write_json_atomic, write_table_atomic
 
 log = logging.getLogger(__name__)
 
-def _interval(values, config, seed: int = 0) -> core.Interval:
-    """Curve bands: the crossed seeds x prompts t interval (as the claims use)."""
-    return core.crossed_interval(values)
-
 
 def load_cells(out: Path) -> pd.DataFrame:
     files = sorted((out / "cells").glob("bon__*.parquet"))
@@ -42,17 +38,6 @@ def single_average(cells: pd.DataFrame) -> pd.DataFrame:
     return avg.assign(kind="single", method="mean", member="average", size=1)
 
 
-def per_prompt(cells: pd.DataFrame, kind: str, method: str, noise: float, n: int, col: str = "gold",
-               size: int | None = None) -> np.ndarray:
-    """(seeds, prompts) matrix of one value at one n."""
-    c = cells[(cells["kind"] == kind) & (cells["method"] == method) & (cells["noise"] == noise) & (cells["n"] == n)]
-    if kind == "single":
-        c = c[c["member"] == "average"]  # the average single RM, not the pooled members
-    if size is not None:
-        c = c[c["size"] == size]
-    return c.pivot_table(index="seed", columns="prompt_id", values=col, aggfunc="mean").to_numpy()
-
-
 def curves_table(cells: pd.DataFrame, config) -> pd.DataFrame:
     """Mean gold/proxy/features per (noise, kind, method, size, n) with bootstrap CIs of re-centred gold."""
     rows = []
@@ -62,7 +47,7 @@ def curves_table(cells: pd.DataFrame, config) -> pd.DataFrame:
     for (noise, kind, method, size, n), g in cells.groupby(keys):
         wide = g.pivot_table(index="seed", columns="prompt_id", values="gold")
         b = base.loc[noise].unstack("prompt_id").loc[wide.index, wide.columns].to_numpy()
-        iv = _interval(wide.to_numpy() - b, config)
+        iv = core.crossed_interval(wide.to_numpy() - b)  # as the claims use
         row = {"noise": noise, "kind": kind, "method": method, "size": size, "n": n, "kl": float(g["kl"].iloc[0]),
                "gold": float(g["gold"].mean()), "gold_delta": iv.estimate, "gold_delta_low": iv.low,
                "gold_delta_high": iv.high, "proxy": float(g["proxy"].mean())}
@@ -340,8 +325,7 @@ def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
                 mem = member_units(members, kind, noise, seed)
                 z = zt[mem].to_numpy().T
                 spread = core.spread(z).std
-                mean = z.mean(axis=0)
-                gap = _z_floored(mean) - gz
+                gap = _z_floored(z.mean(axis=0)) - gz
                 sp.append(core.spearman(spread, gap))
                 sa.append(core.spearman(spread, np.abs(gap)))
                 au.append(core.auroc(spread, bad))
@@ -407,8 +391,7 @@ def rl_arm_fits(rl: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dic
         for _, r in g.groupby("unit_seed"):
             r = r.sort_values("step")
             runs.append((np.sqrt(np.clip(r["kl"].to_numpy(), 0, None)), r["gold"].to_numpy() - r["gold"].iloc[0]))
-        d = np.concatenate([x for x, _ in runs])
-        y = np.concatenate([v for _, v in runs])
+        d, y = (np.concatenate(a) for a in zip(*runs, strict=True))
         if len(d) < 3:
             continue
         fit = core.fit_gao(d, y, "rl")
@@ -420,8 +403,7 @@ def rl_arm_fits(rl: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dic
             boots = []
             for _ in range(n_boot):
                 pick = [runs[i] for i in rng.integers(0, len(runs), len(runs))]
-                dd = np.concatenate([x for x, _ in pick])
-                yy = np.concatenate([v for _, v in pick])
+                dd, yy = (np.concatenate(a) for a in zip(*pick, strict=True))
                 a, b = core.fit_gao_batch(dd, yy[None, :], "rl")
                 boots.append((a[0], b[0]))
             lo, hi = np.quantile(np.array(boots), [0.025, 0.975], axis=0)
@@ -482,10 +464,8 @@ def analyze(out: Path, config) -> None:
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")
     write_table_atomic(pool_sharing(zt, config, members), res / "sharing.parquet")
-    cross = cross_matrix(cells, config)
-    cross.to_parquet(res / "cross.parquet", index=False)
-    samples = pool.copy()
-    samples.to_parquet(out / "samples.parquet", index=False)
+    cross_matrix(cells, config).to_parquet(res / "cross.parquet", index=False)
+    pool.to_parquet(out / "samples.parquet", index=False)
 
 
 def cross_matrix(cells: pd.DataFrame, config) -> pd.DataFrame:

@@ -178,11 +178,8 @@ SHARE_VARIANCE_FLOOR = 1e-12
 
 
 def run_scenario(sc: Scenario, size: Size, replicates: int, seed: int = 0) -> dict:
-    """Verdict shares of the claim rule over ``replicates`` simulated studies.
-
-    Returns:
-        dict with the counts, shares and Monte Carlo standard errors of each verdict.
-    """
+    """Verdict shares of the claim rule over ``replicates`` simulated studies: the counts,
+    shares and Monte Carlo standard errors of each verdict."""
     rng = np.random.default_rng(seed)
     counts: Counter = Counter()
     estimates = []

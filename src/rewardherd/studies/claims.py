@@ -142,10 +142,8 @@ def underspecification(member_z, top: int, *, null_draws: int = 16, seed: int = 
     expectation under a Gaussian copula whose correlations reproduce the members'
     whole-pool Spearman correlations (R = 2 sin(pi rho_s / 6)), with the same selection, estimated
     from ``null_draws`` simulated pools. Prompts where a member is constant give 0.
-
-    Args:
-        member_z: (S, P, K, N) standardized member scores on the pool.
-        top: samples kept per prompt (N // n_max).
+    ``member_z``: (S, P, K, N) standardized pool scores; ``top``: samples kept per prompt
+    (N // n_max).
     """
     z = np.asarray(member_z, dtype=np.float64)
     if z.ndim != 4 or z.shape[2] < 2:
@@ -183,11 +181,8 @@ def cross_rm_transfer(member_z, n: int, *, comparison: str = "") -> ClaimResult:
     weights w on the pool sorted by member i, own_i = sum w z_i - mean z_i and
     cross_ij = sum w z_j - mean z_j; the whole-pool slope b_ji = cov(z_i, z_j) / var(z_i)
     predicts cross_ij = b_ji own_i when j's mean given i is linear (e.g. Gaussian). The
-    value is the mean of b_ji own_i - cross_ij.
-
-    Args:
-        member_z: (S, P, K, N) standardized member scores on the pool.
-        n: the best-of-n size (n_max).
+    value is the mean of b_ji own_i - cross_ij. ``member_z``: (S, P, K, N) standardized
+    pool scores; ``n``: the best-of-n size (n_max).
     """
     z = np.asarray(member_z, dtype=np.float64)
     if z.ndim != 4 or z.shape[2] < 2:
@@ -218,9 +213,8 @@ def cross_rm_transfer(member_z, n: int, *, comparison: str = "") -> ClaimResult:
 def ensemble_vs_own_members(ensemble, members, *, comparison: str = "") -> ClaimResult:
     """C3: an ensemble beats the average of its own members at a fixed n.
 
-    Args:
-        ensemble: (S, P) gold of the ensemble's best-of-n_max pick (expected).
-        members: (S, K, P) the same for each of its K members optimized alone.
+    ``ensemble``: (S, P) expected gold of its best-of-n_max pick; ``members``: (S, K, P)
+    the same for each of its K members optimized alone.
     """
     e = _grid(ensemble, "ensemble")
     m = np.asarray(members, dtype=np.float64)
@@ -237,8 +231,7 @@ def ensemble_vs_own_members(ensemble, members, *, comparison: str = "") -> Claim
 def pretrain_vs_finetune(pretrain, finetune, *, comparison: str = "") -> ClaimResult:
     """C3: a pretrain-seed ensemble beats a fine-tune-seed ensemble at a fixed n.
 
-    Args:
-        pretrain, finetune: (S, P) gold at n_max of each ensemble (same method).
+    ``pretrain``, ``finetune``: (S, P) gold at n_max of each ensemble (same method).
     """
     a, b = _grid(pretrain, "pretrain"), _grid(finetune, "finetune")
     if a.shape != b.shape:
@@ -259,10 +252,8 @@ def held_out_drop(curve, ns, select) -> tuple[np.ndarray, int]:
     """Gold at a peak chosen on the selection prompts minus gold at n_max, on the others.
 
     The peak is the argmax of the mean curve over seeds and selection prompts, among
-    n < n_max, so a curve that keeps rising gives a negative drop.
-
-    Returns:
-        (S, P_test) drops and the chosen peak n.
+    n < n_max, so a curve that keeps rising gives a negative drop. Returns the (S, P_test)
+    drops and the chosen peak n.
     """
     c = _check_curve(curve, ns, "curve")
     sel = np.asarray(select, dtype=bool)
@@ -276,10 +267,8 @@ def held_out_drop(curve, ns, select) -> tuple[np.ndarray, int]:
 def residual_overoptimization(curve, ns, select, *, comparison: str = "") -> ClaimResult:
     """C4: an ensemble is still over-optimized (gold falls from its peak to n_max).
 
-    Args:
-        curve: (S, P, G) expected gold of best-of-n at each n of ``ns``.
-        ns: (G,) n values, ascending; the last is n_max.
-        select: (P,) bool, the prompts that choose the peak (:func:`split_prompts`).
+    ``curve``: (S, P, G) expected gold of best-of-n at each n of ``ns`` (ascending, the
+    last is n_max); ``select``: (P,) the prompts that choose the peak (:func:`split_prompts`).
     """
     drop, peak = held_out_drop(curve, ns, select)
     return _result("C4", "residual_overoptimization",
@@ -290,10 +279,8 @@ def residual_overoptimization(curve, ns, select, *, comparison: str = "") -> Cla
 def conservative_aggregation(members_curve, ensemble_curve, ns, select, *, comparison: str = "") -> ClaimResult:
     """C5: a conservative ensemble drops less from its peak than its own members do.
 
-    Args:
-        members_curve: (S, P, G) the ensemble's members' average curve.
-        ensemble_curve: (S, P, G) the conservative ensemble's curve.
-        ns, select: as in :func:`residual_overoptimization`.
+    Curves (S, P, G): the members' average and the conservative ensemble's; ``ns`` and
+    ``select`` as in :func:`residual_overoptimization`.
     """
     d_single, p_single = held_out_drop(members_curve, ns, select)
     d_ens, p_ens = held_out_drop(ensemble_curve, ns, select)
@@ -307,10 +294,8 @@ def conservative_aggregation(members_curve, ensemble_curve, ns, select, *, compa
 def gao_bon_form(curve, ns, select, *, n_boot: int = 500, seed: int = 0, comparison: str = "") -> ClaimResult:
     """C6: gold follows Gao's best-of-n form d (alpha - beta d) and turns down in range.
 
-    Args:
-        curve: (S, P, G) expected gold at each n (the average member's curve).
-        ns: (G,) ascending n values starting at 1.
-        select: (P,) bool, prompts that choose the peak for the held-out drop.
+    ``curve``: (S, P, G) the average member's expected gold at each n of ``ns`` (ascending,
+    from 1); ``select``: (P,) the prompts that choose the peak for the held-out drop.
     """
     c = _check_curve(curve, ns, "curve")
     ns = np.asarray(ns)

@@ -358,7 +358,6 @@ def all_figures(out: Path) -> dict[str, Path]:
     sharing_rows = pd.read_parquet(res / "sharing.parquet") if (res / "sharing.parquet").exists() else None
     if sharing_rows is not None and not sharing_rows.empty:
         made["sharing"] = sharing(sharing_rows, figs / "sharing.png")
-
     return {k: v for k, v in made.items() if v is not None}
 
 

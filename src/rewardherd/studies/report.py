@@ -288,17 +288,18 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
     table = pd.DataFrame({
         "noise": rows["noise"], "kind": rows["kind"], "method": rows["method"], "passes": rows["forward_passes"],
         "train s": rows["train_seconds"].round(1), "score s": rows["score_seconds"].round(1),
-        "vs single [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
-                               zip(rows["gain_vs_single"], rows["gain_vs_single_low"], rows["gain_vs_single_high"],
-                                   rows["verdict_vs_single"], strict=True)],
-        "vs own members [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
-                                    zip(rows["gain_vs_own"], rows["gain_vs_own_low"], rows["gain_vs_own_high"],
-                                        rows["verdict_vs_own"], strict=True)],
-        "vs finetune ensemble [95% CI]": [
-            "" if pd.isna(e) else f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}" for e, lo, hi, v in
-            zip(rows["gain_vs_finetune"], rows["gain_vs_finetune_low"], rows["gain_vs_finetune_high"],
-                rows["verdict_vs_finetune"], strict=True)]})
+        "vs single [95% CI]": _gain_column(rows, "single"),
+        "vs own members [95% CI]": _gain_column(rows, "own"),
+        "vs finetune ensemble [95% CI]": _gain_column(rows, "finetune", blank_missing=True)})
     return lines, table
+
+
+def _gain_column(rows: pd.DataFrame, vs: str, blank_missing: bool = False) -> list[str]:
+    """'gain [low, high] verdict' of each kinds row against ``vs`` ('' where not compared)."""
+    cols = [rows[f"gain_vs_{vs}{end}"] for end in ("", "_low", "_high")]
+    cols.append(rows[f"verdict_vs_{vs}"])
+    return ["" if blank_missing and pd.isna(e) else f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}"
+            for e, lo, hi, v in zip(*cols, strict=True)]
 
 
 def _sharing_table(res: Path) -> pd.DataFrame:

@@ -602,15 +602,13 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
     """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
     (noise, seed): each kind's ensemble with every method (warm: its one model), and each
     of its members alone (``member`` set). None when the study has no extra kind."""
-    from rewardherd.core import n_grid
-
     extra = [kind for kind in config.kinds if kind not in ("finetune", "pretrain")]
     path = out / "cells" / f"kinds__noise{noise:g}__seed{seed}.parquet"
     if not extra or path.exists():
         return path if extra else None
     table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
     values = ["gold"] + schema.columns(schema.FEATURE, table.columns)
-    ns = n_grid(config.pool.size, config.pool.max_n_fraction)
+    ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
     methods = [core.Aggregation.parse(m) for m in config.methods]
     frames = []
     for kind in extra:
@@ -636,8 +634,6 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
 
 def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, pool_size: int) -> Path:
     """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
-    from rewardherd.core import n_grid
-
     path = out / "cells" / f"bon__noise{noise:g}__seed{seed}.parquet"
     if path.exists():
         return path
@@ -654,7 +650,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             table[schema.z_col(unit.name)] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
                                                        [stats[col][1]])[0]
             names[(b, ft)] = col
-    ns = n_grid(config.pool.size, config.pool.max_n_fraction)
+    ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
     values = ["gold"] + [c for c in table.columns if c.startswith((schema.FEATURE, schema.Z))]
     methods = [core.Aggregation.parse(m) for m in config.methods]
     frames = []

@@ -29,13 +29,9 @@ def decompose_pool(
 ) -> core.ErrorSharing:
     """Shared / idiosyncratic error of the members whose score columns are ``members``.
 
-    Args:
-        samples: one row per sample, with the member columns, ``gold`` and ``group``.
-        members: K >= 2 column names of member scores (raw or standardized).
-        gold: gold score column.
-        group: column to z-score within (e.g. the prompt id); None: z-score over all rows.
-        degenerate: ``"error"`` or ``"drop"`` for groups with one sample or a constant
-            member/gold (see :func:`rewardherd.core.member_errors`).
+    ``members``: K >= 2 score columns (raw or standardized); ``group``: the column to
+    z-score within (None: over all rows); ``degenerate``: ``"error"`` or ``"drop"`` for
+    groups with one sample or a constant member/gold (:func:`rewardherd.core.member_errors`).
     """
     members = list(members)
     if len(set(members)) != len(members):
@@ -61,15 +57,11 @@ def sharing_table(
     group: str | None = "prompt_id",
     degenerate: core.sharing.Degenerate = "error",
 ) -> pd.DataFrame:
-    """One row per ensemble: its :func:`decompose_pool` result.
+    """One row per ensemble (kind -> its member columns): its :func:`decompose_pool` result.
 
-    Args:
-        ensembles: ensemble kind (e.g. "finetune", "pretrain") -> its member columns.
-
-    Returns:
-        Columns ``kind``, ``members`` (the column names) and every
-        :class:`~rewardherd.core.ErrorSharing` field (``member_variance`` as a list).
-        Add study axes (noise, seed) with ``.assign`` and concatenate.
+    Columns ``kind``, ``members`` (the column names) and every
+    :class:`~rewardherd.core.ErrorSharing` field (``member_variance`` as a list). Add
+    study axes (noise, seed) with ``.assign`` and concatenate.
     """
     rows = []
     for kind, cols in ensembles.items():

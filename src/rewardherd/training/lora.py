@@ -71,18 +71,9 @@ def train_lora_ensemble(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Manifest:
-    """Train one LoRA adapter per seed over ``backbone`` into ``out_dir`` (resumable).
-
-    Args:
-        train_pairs, heldout_pairs: :class:`rewardherd.data.PreferencePair` lists.
-        out_dir: the LoRA ensemble directory to create or resume.
-        backbone: path of the pretrained backbone shared by all members.
-        config: member training config; ``lora_r`` must be set.
-        seeds: one fine-tune seed per member.
-
-    Returns:
-        The complete manifest (kind "finetune", members with format "lora").
-    """
+    """Train one LoRA adapter per seed over ``backbone`` into ``out_dir`` (resumable;
+    ``config.lora_r`` must be set). Returns the complete manifest (kind "finetune",
+    members with format "lora")."""
     if config.lora_r is None:
         raise ValueError("a LoRA ensemble needs config.lora_r")
     out_dir = Path(out_dir)

@@ -70,13 +70,9 @@ def multihead_loss(chosen: torch.Tensor, rejected: torch.Tensor, *, counts: torc
                    label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean over heads of each head's Bradley-Terry loss on its (resampled) pairs.
 
-    Args:
-        chosen, rejected: (K, b) scores of the heads.
-        counts: (K, b) bootstrap multiplicities of the pairs per head; None = all 1.
-        margin: (b,) per-pair margins or None.
-
-    Returns:
-        A scalar; heads whose resample holds none of the b pairs are left out.
+    ``chosen``, ``rejected``: (K, b); ``counts``: (K, b) bootstrap multiplicities per
+    head (None: all 1); ``margin``: (b,). Heads whose resample holds none of the b pairs
+    are left out.
     """
     kw = {"center_coef": center_coef, "label_smoothing": label_smoothing}
     if counts is None:
@@ -122,27 +118,18 @@ def train_multihead_ensemble(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Manifest:
-    """Train K heads on one backbone and write a multi-head ensemble directory.
+    """Train K heads on one backbone and write a multi-head ensemble directory
+    (format: :mod:`rewardherd.models.multihead`); returns its manifest.
 
-    Args:
-        train_pairs, heldout_pairs: :class:`rewardherd.data.PreferencePair` lists; the
-            held-out pairs give each head's accuracy and standardization statistics.
-        out_dir: the ensemble directory (format: :mod:`rewardherd.models.multihead`).
-        backbone: path of the pretrained backbone (any HF model with a
-            sequence-classification head class).
-        n_heads: K.
-        config: lr, epochs, batch size, max_length, centring coefficient, schedule,
-            device (``lora_r`` must be None: the backbone is trained in full).
-        seeds: head k's initialization seed and bootstrap seed; default 0..K-1.
-            ``seeds[0]`` also seeds the data order and dropout.
-        bootstrap: resample the training pairs per head (with replacement).
-        label_smoothing: alpha of :func:`rewardherd.core.bradley_terry_loss`.
-        overwrite: replace a directory trained with a different plan. The same
-            plan finds the finished directory and returns its manifest.
-
-    Returns:
-        The manifest (kind "multi_head", one member per head).
+    The held-out pairs give each head's accuracy and standardization statistics.
+    ``config.lora_r`` must be None (the backbone is trained in full). ``seeds[k]`` is
+    head k's initialization and bootstrap seed (default 0..K-1); ``seeds[0]`` also
+    seeds the data order and dropout. ``bootstrap`` resamples the training pairs per
+    head; ``label_smoothing`` is alpha of :func:`rewardherd.core.bradley_terry_loss`.
+    ``overwrite`` replaces a directory trained with a different plan; the same plan
+    finds the finished directory and returns its manifest.
     """
+    from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_scheduler
 
     out_dir = Path(out_dir)
@@ -194,11 +181,7 @@ def train_multihead_ensemble(
     torch.manual_seed(seeds[0])  # dropout
     order_rng = np.random.default_rng(seeds[0])
     losses: list[float] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="multi-head", unit="step")
+    bar = tqdm(total=total, desc="multi-head", unit="step", disable=not progress)
     step, order = 0, np.empty(0, dtype=np.int64)
     while step < total:
         if len(order) == 0:
@@ -222,11 +205,9 @@ def train_multihead_ensemble(
         scheduler.step()
         losses.append(float(loss.detach()))
         step += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
 
     model.eval()
     stats = evaluate_heads(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
@@ -245,7 +226,9 @@ def train_multihead_ensemble(
             standardization={"mean": st["mean"], "std": st["std"], "n": st["n"]}, train_config=cfg,
         ))
     manifest = Manifest(kind=KIND, members=members, max_length=config.max_length, complete=True, config_hash=plan)
-    _write_atomically(out_dir, model, tokenizer, manifest)
+    with atomic_dir(out_dir, replace=True) as staged:
+        model.save(staged / BACKBONE_DIR, tokenizer)
+        manifest.write(staged)
     log.info("multi-head ensemble: %d heads, held-out accuracy %s in %.1fs", n_heads,
              [round(s["accuracy"], 3) for s in stats], seconds)
     return manifest
@@ -267,9 +250,3 @@ def _existing(out_dir: Path, plan: str, overwrite: bool) -> Manifest | None:
         raise FileExistsError(f"{out_dir} exists and is not an ensemble directory; choose another out_dir")
     log.warning("overwrite: replacing %s", out_dir)
     return None
-
-
-def _write_atomically(out_dir: Path, model: MultiHeadRewardModel, tokenizer, manifest: Manifest) -> None:
-    with atomic_dir(out_dir, replace=True) as staged:
-        model.save(staged / BACKBONE_DIR, tokenizer)
-        manifest.write(staged)

@@ -84,11 +84,8 @@ def _config(path: Path) -> dict:
 
 
 def check_warm_compatible(directory: str | Path, manifest: Manifest) -> list[Path]:
-    """Refuse members that do not share an initialization; return their directories.
-
-    Raises:
-        WarmError: naming the member and the field that differs.
-    """
+    """Refuse members that do not share an initialization (a :class:`WarmError` names
+    the member and field); return their directories."""
     from transformers import AutoTokenizer
 
     from rewardherd.models.ensemble import tokenizer_fingerprint
@@ -135,17 +132,11 @@ def warm_average(
     overwrite: bool = False,
     batch_size: int = 64,
 ) -> Manifest:
-    """Average the members of ``ensemble_dir`` into one member at ``out_dir``.
+    """Average the members of ``ensemble_dir`` into one member at ``out_dir`` (an HF
+    model directory and a one-member ensemble); return the written manifest.
 
-    Args:
-        ensemble_dir: a complete ensemble of standalone members sharing one initialization.
-        out_dir: the directory to create: an HF model directory and a one-member ensemble.
-        heldout_pairs: optional :class:`rewardherd.data.PreferencePair` list for the
-            averaged member's held-out accuracy and standardization statistics.
-        overwrite: replace an existing ``out_dir``; without it an existing one is an error.
-
-    Returns:
-        The written one-member manifest.
+    ``heldout_pairs`` give the averaged member's held-out accuracy and standardization
+    statistics; without ``overwrite`` an existing ``out_dir`` is an error.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
