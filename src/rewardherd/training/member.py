@@ -96,9 +96,14 @@ def evaluate_pairs(model, tokenizer, pairs, max_length: int, batch_size: int = 6
     sc = score_ids(model, c_ids, pad, batch_size)
     sr = score_ids(model, r_ids, pad, batch_size)
     mean, std = core.member_statistics(np.concatenate([sc, sr]))
-    return {"accuracy": core.preference_accuracy(sc, sr), "mean": float(mean[0]),
-            "std": float(std[0]), "n": int(2 * len(pairs)), "chosen_scores": sc,
-            "rejected_scores": sr}
+    return {
+        "accuracy": core.preference_accuracy(sc, sr),
+        "mean": float(mean[0]),
+        "std": float(std[0]),
+        "n": int(2 * len(pairs)),
+        "chosen_scores": sc,
+        "rejected_scores": sr,
+    }
 
 
 def check_backbone(backbone: str | Path) -> None:
@@ -196,21 +201,38 @@ def train_member(
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         args = RewardConfig(
-            output_dir=str(work / "trainer"), learning_rate=config.lr,
-            num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-            lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay, seed=seed, data_seed=seed,
-            bf16=config.bf16 and device.type == "cuda", gradient_checkpointing=False,
+            output_dir=str(work / "trainer"),
+            learning_rate=config.lr,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            lr_scheduler_type=config.lr_scheduler,
+            warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            seed=seed,
+            data_seed=seed,
+            bf16=config.bf16 and device.type == "cuda",
+            gradient_checkpointing=False,
             center_rewards_coefficient=config.center_coef if config.center_coef != 0 else None,
-            max_length=None, report_to="none", save_strategy="no", logging_strategy="steps",
-            logging_steps=max(1, len(rows) // config.batch_size // 10), disable_tqdm=not progress,
-            use_cpu=device.type == "cpu", dataloader_num_workers=0, remove_unused_columns=False,
+            max_length=None,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="steps",
+            logging_steps=max(1, len(rows) // config.batch_size // 10),
+            disable_tqdm=not progress,
+            use_cpu=device.type == "cpu",
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
         )
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                    processing_class=tokenizer, peft_config=peft_config)
+            trainer = RewardTrainer(
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+            )
             if not progress:
                 from transformers.trainer_callback import PrinterCallback
 
@@ -233,9 +255,14 @@ def train_member(
         shutil.rmtree(work, ignore_errors=True)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     info = MemberInfo(
-        name=name, path=out_dir.name, backbone=str(spec.backbone), finetune_seed=spec.finetune_seed,
-        pretrain_seed=spec.pretrain_seed, format="hf" if merge_lora else "lora",
-        heldout_accuracy=ev["accuracy"], n_heldout_pairs=len(heldout_pairs),
+        name=name,
+        path=out_dir.name,
+        backbone=str(spec.backbone),
+        finetune_seed=spec.finetune_seed,
+        pretrain_seed=spec.pretrain_seed,
+        format="hf" if merge_lora else "lora",
+        heldout_accuracy=ev["accuracy"],
+        n_heldout_pairs=len(heldout_pairs),
         standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
         train_config={**asdict(config), "n_train_pairs": len(train_pairs), "n_truncated": n_trunc,
                       "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
