@@ -14,6 +14,7 @@ from rewardherd.config import (
     resolve_profile,
     to_dict,
 )
+from rewardherd.studies.config import CleanConfig
 from rewardherd.training import EnsembleConfig, MemberSpec, TrainConfig
 
 
@@ -102,6 +103,8 @@ def test_from_dict_unknown_keys_are_errors():
         (TrainConfig, {"lora_r": "eight"}, "train.lora_r", "integer"),
         (EnsembleConfig, {"kind": "bagging", "backbones": ["a"]}, "train.kind", "not one of"),
         (EnsembleConfig, {"backbones": ["a"], "seeds": [1, "x"]}, "train.seeds[1]", "integer"),
+        (CleanConfig, {"drop_between": [0.1]}, "train.drop_between", "expected 2 values, got 1"),
+        (CleanConfig, {"drop_between": [0.1, "x"]}, "train.drop_between[1]", "number"),
     ],
 )
 def test_from_dict_type_errors_name_the_key(cls, data, key, what):

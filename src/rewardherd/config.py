@@ -85,6 +85,11 @@ def _coerce(tp, value, where: str, path: str):
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             value = [value]
+        if origin is tuple and args and Ellipsis not in args:  # fixed length, e.g. tuple[float, float]
+            if len(value) != len(args):
+                raise bad(f"expected {len(args)} values, got {len(value)}")
+            pairs = enumerate(zip(args, value, strict=True))
+            return tuple(_coerce(a, v, where, f"{path}[{i}]") for i, (a, v) in pairs)
         item = args[0] if args else Any
         return tuple(_coerce(item, v, where, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict or tp is dict:
