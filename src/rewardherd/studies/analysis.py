@@ -233,16 +233,18 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
             passes = 1 if kind in ONE_PASS_KINDS else k
             for m in (["mean"] if kind == "warm" else methods):
                 ens = np.stack([_curve(ens_rows, prompts, [nmax], seed=s, method=m)[:, 0] for s in seeds])  # (S, P)
-                ft = np.stack([_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s,
-                                      method=m)[:, 0] for s in seeds])
+                # warm is compared with the finetune mean only if the study computed it
+                ft = None if kind == "finetune" or m not in methods else np.stack(
+                    [_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s, method=m)[:, 0]
+                     for s in seeds])
                 label = "WARM (weights averaged)" if kind == "warm" else f"{kind} ensemble ({m})"
                 vs_single = cl.ensemble_vs_own_members(
                     ens, base, comparison=f"{label} - the average full fine-tuned single member, {tag}")
                 vs_own = cl.ensemble_vs_own_members(
                     ens, own, comparison=f"{label} - its own {own.shape[1]} members"
                                          f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
-                vs_ft = (cl.pretrain_vs_finetune(ens, ft, comparison=f"{label} - finetune ensemble ({m}), {tag}")
-                         if m in methods else None)  # warm vs a finetune mean the study did not compute
+                vs_ft = None if ft is None else cl.pretrain_vs_finetune(
+                    ens, ft, comparison=f"{label} - finetune ensemble ({m}), {tag}")
                 if kind not in ("finetune", "pretrain"):
                     claims.append(vs_own.as_dict())
                 rows.append({"noise": noise, "kind": kind, "method": "weights averaged" if kind == "warm" else m,
@@ -252,7 +254,7 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                              "gain_vs_single_high": vs_single.high, "verdict_vs_single": vs_single.verdict,
                              "gain_vs_own": vs_own.estimate, "gain_vs_own_low": vs_own.low,
                              "gain_vs_own_high": vs_own.high, "verdict_vs_own": vs_own.verdict,
-                             **({} if kind == "finetune" or vs_ft is None else {
+                             **({} if vs_ft is None else {
                                  "gain_vs_finetune": vs_ft.estimate, "gain_vs_finetune_low": vs_ft.low,
                                  "gain_vs_finetune_high": vs_ft.high, "verdict_vs_finetune": vs_ft.verdict}),
                              "covers": vs_single.covers})

@@ -146,7 +146,7 @@ def kind_units(kind: str, noise: float, seed: int, k: int, pool_size: int) -> li
 
 
 def plan_groups(config: StudyConfig, pool_size: int, kind: str) -> list[GroupUnit]:
-    """The multi_head or warm units of the study (none unless ``kind`` is in config.kinds)."""
+    """The study's GroupUnits of one kind (multi_head, cleaned or warm; none unless in config.kinds)."""
     if kind not in config.kinds:
         return []
     k = config.ensemble_size
@@ -342,9 +342,9 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
         train_multihead_ensemble(train, heldout_pairs, model_dir, backbone, k, config.train, seeds=seeds,
                                  progress=False)
     elif unit.kind == "cleaned":
-        extra["cleaning"] = clean_for_study(train, flipped, heldout_pairs, backbone, unit, config, d / "strength")
+        cleaned, extra["cleaning"] = clean_for_study(train, flipped, backbone, unit, config, d / "strength")
         shutil.rmtree(d / "strength")  # the fold ensembles; the strength table is kept
-        train_ensemble(extra["cleaning"].pop("pairs"), heldout_pairs, model_dir,
+        train_ensemble(cleaned, heldout_pairs, model_dir,
                        EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=k, seeds=tuple(seeds)),
                        config.train, progress=False)
     else:
@@ -371,13 +371,13 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
     return rec
 
 
-def clean_for_study(train, flipped, heldout_pairs, backbone: str, unit: GroupUnit, config: StudyConfig,
-                    work: Path) -> dict:
+def clean_for_study(train, flipped, backbone: str, unit: GroupUnit, config: StudyConfig,
+                    work: Path) -> tuple[list, dict]:
     """Cross-fitted strength of the noisy training pairs, then ``config.clean``'s rule.
 
-    Returns the cleaning summary with how well it found the label flips the study
-    injected (``pairs``: the cleaned pairs, for the caller to train on). The strength
-    table is kept beside the unit (``strength.parquet``).
+    Returns the cleaned pairs and a summary of the cleaning with how well it found the
+    label flips the study injected. The strength table is kept beside the unit
+    (``strength.parquet``).
     """
     from rewardherd.cleaning import clean_pairs, cross_fit_strength
     from rewardherd.training import EnsembleConfig
@@ -390,7 +390,7 @@ def clean_for_study(train, flipped, heldout_pairs, backbone: str, unit: GroupUni
     cleaned, summary = clean_pairs(train, table, flip_below=c.flip_below, drop_between=tuple(c.drop_between))
     noisy = set(flipped)
     found, dropped = set(summary["ids_flipped"]), set(summary["ids_dropped"])
-    return {"pairs": cleaned, "n_pairs": summary["n_pairs"], "n_written": summary["n_written"],
+    return cleaned, {"n_pairs": summary["n_pairs"], "n_written": summary["n_written"],
             "n_flipped": summary["n_flipped"], "n_dropped": summary["n_dropped"],
             "flip_precision": len(found & noisy) / len(found) if found else None,
             "noise_flipped_back": len(found & noisy) / len(noisy) if noisy else None,
