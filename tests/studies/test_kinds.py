@@ -78,3 +78,22 @@ def test_costs_count_each_trained_model_once_and_warm_includes_its_members(study
     assert got["multi_head"]["train_seconds"] == pytest.approx(3.0)  # one joint training for K heads
     assert got["multi_head"]["score_seconds"] == pytest.approx(1.0)  # one pass scores every head
     assert got["warm"]["train_seconds"] == pytest.approx(0.5 + 2.0 * K)
+
+
+def test_units_run_with_the_heap_frozen_and_unfreeze_it_even_on_error():
+    import gc
+
+    from rewardherd.studies.runner import _frozen_heap
+
+    seen = []
+
+    @_frozen_heap
+    def unit(fail):
+        seen.append(gc.get_freeze_count())
+        if fail:
+            raise RuntimeError("unit failed")
+
+    unit(False)
+    with pytest.raises(RuntimeError):
+        unit(True)
+    assert all(n > 0 for n in seen) and gc.get_freeze_count() == 0

@@ -227,8 +227,7 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                 own_kind = "finetune" if kind == "warm" else kind
                 if kind == "warm":
                     mem_rows = single
-            own = np.stack([np.stack([_curve(mem_rows, prompts, [nmax], seed=s, member=u)[:, 0]
-                                      for u in member_units(members, own_kind, noise, s)]) for s in seeds])
+            own = _member_curves(mem_rows, members, own_kind, noise, seeds, prompts, [nmax])[..., 0]  # (S, K, P)
             cost = kind_costs(members, kind, noise, seeds)
             passes = 1 if kind in ONE_PASS_KINDS else k
             for m in (["mean"] if kind == "warm" else methods):

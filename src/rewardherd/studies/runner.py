@@ -20,6 +20,7 @@ same directory is an error (results are never overwritten silently).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -272,6 +273,23 @@ def pool_token_ids(out: Path, pool_path: Path, model_dir: Path, tok, max_length:
 
 
 # ------------------------------------------------------------------- units
+def _frozen_heap(fn):
+    """Run ``fn`` with the objects that exist when it starts frozen out of the garbage
+    collector's view (``gc.freeze``), unfrozen again when it returns. Transformers' Trainer
+    ends with ``gc.collect()``, which otherwise scans the study's whole heap (~0.3 s per unit)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        gc.freeze()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return run
+
+
+@_frozen_heap
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool. Idempotent."""
@@ -286,10 +304,6 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     if info_path.exists() and scores_path.exists():
         return json.loads(info_path.read_text())
     t0 = time.time()
-    # Transformers' Trainer runs gc.collect() when it finishes; with the study's inputs
-    # frozen out of the collector's view that scan takes milliseconds instead of ~0.3 s.
-    gc.collect()
-    gc.freeze()
     model_dir = d / "model"
     if model_dir.exists():  # trained but not recorded: retrain, never trust a half-finished unit
         shutil.rmtree(model_dir)
@@ -312,12 +326,14 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     return rec
 
 
+@_frozen_heap
 def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_size: int, train_pairs, heldout_pairs,
                    pool_path: str, out_dir: str) -> dict:
     """Make one ensemble of a group kind (see :class:`GroupUnit`) and score the pool with
     it (multi_head and warm: one forward pass per sample for all members). Idempotent."""
     from rewardherd.models import Ensemble
     from rewardherd.models.formatting import pad_token_id
+    from rewardherd.models.scoring import score_ids_checked
     from rewardherd.models.vectorized import GroupScorer
     from rewardherd.training import EnsembleConfig, train_ensemble
     from rewardherd.training.multihead import train_multihead_ensemble
@@ -328,22 +344,20 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
     if all((out / "members" / u / "info.json").exists() for u in names):
         return json.loads((out / "members" / names[0] / "info.json").read_text())
     t0 = time.time()
-    gc.collect()
-    gc.freeze()
     d = out / "members" / unit.name
     model_dir = d / "model"
     if model_dir.exists():  # trained but not recorded: redo, never trust a half-finished unit
         shutil.rmtree(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
-    seeds = [1000 * unit.seed + i for i in range(k)]  # the finetune kind's fine-tune seeds
+    seeds = [ft for _, ft in ensemble_members("finetune", unit.seed, k, pool_size)]  # paired with finetune
     extra = {"n_flipped": len(flipped)}
     if unit.kind == "multi_head":
         train_multihead_ensemble(train, heldout_pairs, model_dir, backbone, k, config.train, seeds=seeds,
                                  progress=False)
     elif unit.kind == "cleaned":
         cleaned, extra["cleaning"] = clean_for_study(train, flipped, backbone, unit, config, d / "strength")
-        shutil.rmtree(d / "strength")  # the fold ensembles; the strength table is kept
+        shutil.rmtree(d / "strength", ignore_errors=True)  # the fold ensembles; strength.parquet is kept
         train_ensemble(cleaned, heldout_pairs, model_dir,
                        EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=k, seeds=tuple(seeds)),
                        config.train, progress=False)
@@ -355,7 +369,12 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
     tok = ens.members[0].tokenizer
     tok_dir = next(p.parent for p in sorted(model_dir.rglob("tokenizer_config.json")))
     ids = pool_token_ids(out, Path(pool_path), tok_dir, tok, config.train.max_length)
-    scores = GroupScorer("auto").score([m.model for m in ens.members], ids, pad_token_id(tok), 128)  # (K, N)
+    if unit.kind == "multi_head":  # one pass for every head (float32)
+        scores = GroupScorer("auto").score([m.model for m in ens.members], ids, pad_token_id(tok), 128)
+        precision = [{"dtype": "float32"}] * k
+    else:  # standalone members, scored like the finetune members (pool.score_dtype)
+        scores, precision = zip(*[score_ids_checked(m.model, ids, pad_token_id(tok), config.pool.score_dtype,
+                                                    batch_size=128) for m in ens.members], strict=True)
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     seconds = {"train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2),
                "seconds": round(time.time() - t0, 2)}
@@ -366,7 +385,7 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
         rec = {"name": name, "heldout_accuracy": member.info.heldout_accuracy,
                "standardization": member.info.standardization, **extra,
                "unit": {**unit.__dict__, "slot": i}, "trained": unit.name, **seconds,
-               "pool_scores": {"dtype": "float32"}}
+               "pool_scores": precision[i]}
         write_json_atomic(ud / "info.json", rec)
     return rec
 
@@ -379,15 +398,19 @@ def clean_for_study(train, flipped, backbone: str, unit: GroupUnit, config: Stud
     label flips the study injected. The strength table is kept beside the unit
     (``strength.parquet``).
     """
-    from rewardherd.cleaning import clean_pairs, cross_fit_strength
+    from rewardherd.cleaning import clean_pairs, cross_fit_strength, read_strength
     from rewardherd.training import EnsembleConfig
 
     c = config.clean
     votes = EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=c.members,
                            seeds=tuple(1000 * unit.seed + 500 + i for i in range(c.members)))  # not the members' seeds
-    table = cross_fit_strength(train, votes, c.folds, config.train, work, seed=unit.seed)
-    write_table_atomic(table, work.parent / "strength.parquet")
-    cleaned, summary = clean_pairs(train, table, flip_below=c.flip_below, drop_between=tuple(c.drop_between))
+    path = work.parent / "strength.parquet"
+    if path.exists():  # a rerun after the members failed: the cross-fitting is done
+        table = read_strength(path)
+    else:
+        table = cross_fit_strength(train, votes, c.folds, config.train, work, seed=unit.seed)
+        write_table_atomic(table, path)
+    cleaned, summary = clean_pairs(train, table, flip_below=c.flip_below, drop_between=c.drop_between)
     noisy = set(flipped)
     found, dropped = set(summary["ids_flipped"]), set(summary["ids_dropped"])
     return cleaned, {"n_pairs": summary["n_pairs"], "n_written": summary["n_written"],
@@ -715,7 +738,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
                lambda u: (config, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
                           str(pool_path), str(out)), config, "members", progress)
     groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, pool_size, kind)]
-    _run_units(run_group_unit, groups,  # warm last: it averages finished finetune members
+    _run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
                lambda u: (config, str(inputs.backbones[u.backbone]), pool_size, inputs.train_pairs,
                           inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
     timings["members"] = time.time() - t
