@@ -39,8 +39,9 @@ def profile(out: Path) -> dict:
         s = pd.concat(steps)
         per_unit["RL cells"] = len(steps)
         per_unit["RL step (median s)"] = float(s.median())
-    return {"stages": stages, "total": total, "seeds": len(config["seeds"]), "per_unit": per_unit,
-            "per_seed": total / len(config["seeds"]) if total else float("nan")}
+    seeds = len(config.get("sweep", config)["seeds"])  # top-level in studies run before the sweep section
+    return {"stages": stages, "total": total, "seeds": seeds, "per_unit": per_unit,
+            "per_seed": total / seeds if total else float("nan")}
 
 
 def _fmt(v) -> str:

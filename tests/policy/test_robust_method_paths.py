@@ -55,8 +55,8 @@ def test_serve_accepts_robust():
 
 
 def test_study_config_accepts_robust():
-    cfg = resolve_config(None, "smoke", ["methods=[mean, 'robust(lam=0.5)']", "rl_sweep.methods=['robust(lam=0.1)']"])
-    assert "robust(lam=0.5)" in cfg.methods and cfg.rl_sweep.methods == ("robust(lam=0.1)",)
+    cfg = resolve_config(None, "smoke", ["sweep.methods=[mean, 'robust(lam=0.5)']", "rl_sweep.methods=['robust(lam=0.1)']"])
+    assert "robust(lam=0.5)" in cfg.sweep.methods and cfg.rl_sweep.methods == ("robust(lam=0.1)",)
     with pytest.raises((ConfigError, ValueError)):
-        resolve_config(None, "smoke", ["methods=['robust(lam=3)']"])
+        resolve_config(None, "smoke", ["sweep.methods=['robust(lam=3)']"])
 

@@ -44,8 +44,9 @@ def study():
                 members.append({"kind": kind, "noise": NOISE, "seed": s, "slot": slot, "unit": u,
                                 "trained": f"mh__s{s}" if kind == "multi_head" else u,
                                 "train_seconds": train, "score_seconds": score})
-    config = SimpleNamespace(ensemble_size=K, seeds=SEEDS, noise=[NOISE], methods=["mean"],
-                             kinds=("finetune", "pretrain", "multi_head", "warm"))
+    sweep = SimpleNamespace(seeds=SEEDS, noise=[NOISE], methods=["mean"],
+                            kinds=("finetune", "pretrain", "multi_head", "warm"))
+    config = SimpleNamespace(ensemble_size=K, sweep=sweep)
     return pd.DataFrame(cells), pd.DataFrame(kcells), config, pd.DataFrame(members)
 
 

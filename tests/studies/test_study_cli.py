@@ -119,7 +119,7 @@ def test_study_with_every_kind_reports_gain_and_cost(components, tmp_path):
     intervals, each with its cost."""
     out = tmp_path / "kinds"
     res = _run(["study", str(components), "--out", str(out), "--no-progress", "--set", "rl_sweep.enabled=false",
-                "--set", "kinds=[finetune,pretrain,multi_head,lora,warm,cleaned]", "--set", "lora_r=4",
+                "--set", "sweep.kinds=[finetune,pretrain,multi_head,lora,warm,cleaned]", "--set", "lora_r=4",
                 "--set", "clean.folds=2", "--set", "clean.members=1"])
     assert res.exit_code == 0, res.output
     members = (out / "members")

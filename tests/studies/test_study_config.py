@@ -1,10 +1,14 @@
 """Study config resolution: profiles, overrides, the world section, renamed keys."""
 
+import json
+import re
+
 import pytest
 
 from rewardherd.config import ConfigError
 from rewardherd.policy.config import RLConfig
-from rewardherd.studies.config import RLSweep, resolve_config
+from rewardherd.studies.config import RLSweep, Sweep, resolve_config
+from rewardherd.studies.runner import StudyConfigMismatch, run_study
 from rewardherd.world import world_config
 
 
@@ -52,9 +56,11 @@ def test_unknown_dotted_key_names_the_key_and_the_allowed_ones():
     ("world_overrides.policy.lm.steps=5", "world"), ("world_profile=smoke", "world.name"),
     ("rl.kinds=[single]", "rl_sweep.kinds"), ("rl.enabled=false", "rl_sweep.enabled"),
     ("rl.kl_coef=0.1", "rl_sweep.kl_coefs"),
+    ("kinds=[finetune,pretrain]", "sweep.kinds"), ("methods=[mean]", "sweep.methods"), ("noise=[0.1]", "sweep.noise"),
+    ("seeds=[0,1]", "sweep.seeds"), ("sizes=[1]", "sweep.sizes"),
 ])
 def test_old_keys_name_the_new_key(key, new, tmp_path):
-    with pytest.raises(ConfigError, match=new):
+    with pytest.raises(ConfigError, match=re.escape(new)):
         resolve_config(None, "smoke", [key])
     name, value = key.split("=")
     head, _, leaf = name.partition(".")
@@ -63,3 +69,40 @@ def test_old_keys_name_the_new_key(key, new, tmp_path):
     with pytest.raises(ConfigError, match=new) as e:
         resolve_config(path, "smoke")
     assert str(path) in str(e.value)
+
+
+def test_top_level_sweep_axes_are_errors_that_name_the_sweep_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"^study config: 'seeds' is now sweep\.seeds$"):
+        resolve_config(None, "quick", ["seeds=[0,1]"])
+    path = tmp_path / "old.yaml"
+    path.write_text("profile: smoke\nkinds: [finetune, pretrain, lora]\npool:\n  size: 8\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: 'kinds' is now sweep\.kinds$"):
+        resolve_config(path)
+
+
+def test_sweep_section_holds_the_best_of_n_axes():
+    quick, kinds = resolve_config(None, "quick"), resolve_config(None, "kinds")
+    assert quick.sweep.seeds == (0, 1, 2, 3, 4, 5) and quick.sweep.kinds == Sweep().kinds
+    assert kinds.sweep.seeds == quick.sweep.seeds and "cleaned" in kinds.sweep.kinds
+    assert resolve_config(None, "full").sweep.sizes == (1, 2, 3, 4, 5)
+    cfg = resolve_config(None, "smoke", ["sweep.seeds=[3,4]", "sweep.methods=[min]"])
+    assert cfg.sweep.seeds == (3, 4) and cfg.sweep.methods == ("min",) and cfg.sweep.noise == (0.0, 0.25)
+
+
+@pytest.mark.parametrize("key, msg", [
+    ("sweep.kinds=[finetune]", "sweep: kinds must hold finetune and pretrain"),
+    ("sweep.noise=[0.5]", "sweep: noise levels must be in"), ("sweep.seeds=[]", "sweep: at least one seed"),
+    ("sweep.methods=[nope]", "sweep: unknown aggregation method 'nope'"), ("sweep.sizes=[3]", r"sweep.sizes must be in \[1, ensemble_size=2\]"),
+    ("sweep.seedz=[1]", "'sweep.seedz'; allowed in sweep: kinds, methods, noise, seeds, sizes"),
+])
+def test_sweep_errors_name_the_sweep_key(key, msg):
+    with pytest.raises(ConfigError, match=msg):
+        resolve_config(None, "smoke", [key])
+
+
+def test_a_run_dir_with_the_old_layout_is_refused_not_resumed(tmp_path):
+    """The config hash covers the layout: a study written with top-level axes is not mixed into."""
+    (tmp_path / "config.json").write_text(json.dumps({"seeds": [0], "noise": [0.0], "_hash": "0123"}))
+    with pytest.raises(StudyConfigMismatch, match="before the best-of-n axes moved under `sweep`"):
+        run_study(resolve_config(None, "smoke"), tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

@@ -100,13 +100,13 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
     results = []
     ns = sorted(int(n) for n in cells["n"].unique())
     nmax = ns[-1]
-    methods = [core.Aggregation.parse(m).label for m in config.methods]
+    methods = [core.Aggregation.parse(m).label for m in config.sweep.methods]
     conservative = [m for m in methods if not m.startswith(("mean", "median")) or m.startswith("mean_minus_std")]
     k = config.ensemble_size
     prompts = sorted(cells["prompt_id"].unique())
     select = cl.split_prompts(len(prompts), seed=0)
-    seeds = list(config.seeds)
-    for noise in config.noise:
+    seeds = list(config.sweep.seeds)
+    for noise in config.sweep.noise:
         tag = f"noise {noise:g}"
         c = cells[cells["noise"] == noise]
         ens = c[(c["kind"] != "single") & (c["size"] == k)]
@@ -206,11 +206,11 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
     if "train_seconds" not in members.columns:  # members table of an older run
         members = members.assign(trained=members["unit"], train_seconds=np.nan, score_seconds=np.nan)
     ns = sorted(int(n) for n in cells["n"].unique())
-    nmax, k, seeds = ns[-1], config.ensemble_size, list(config.seeds)
+    nmax, k, seeds = ns[-1], config.ensemble_size, list(config.sweep.seeds)
     prompts = sorted(cells["prompt_id"].unique())
-    methods = [core.Aggregation.parse(m).label for m in config.methods]
+    methods = [core.Aggregation.parse(m).label for m in config.sweep.methods]
     rows, claims = [], []
-    for noise in config.noise:
+    for noise in config.sweep.noise:
         tag = f"gold at n={nmax}, noise {noise:g}"
         c = cells[cells["noise"] == noise]
         single = c[c["kind"] == "single"]
@@ -219,7 +219,7 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                                                                                              s))) for s in seeds]
         base = np.stack([np.stack([_curve(single, prompts, [nmax], seed=s, member=u)[:, 0] for u in us])
                          for s, us in zip(seeds, full, strict=True)])  # (S, 2K-1, P)
-        for kind in config.kinds:
+        for kind in config.sweep.kinds:
             if kind in ("finetune", "pretrain"):
                 ens_rows, mem_rows, own_kind = c[(c["kind"] == kind) & (c["size"] == k)], single, kind
             else:
@@ -265,7 +265,7 @@ def study_calibration(config, cells: pd.DataFrame) -> dict:
     from rewardherd.studies import calibration as cal
     from rewardherd.world.cache import default_cache_dir
 
-    size = cal.Size(seeds=len(config.seeds), prompts=int(cells["prompt_id"].nunique()), pool=config.pool.size,
+    size = cal.Size(seeds=len(config.sweep.seeds), prompts=int(cells["prompt_id"].nunique()), pool=config.pool.size,
                     members=config.ensemble_size, max_n_fraction=config.pool.max_n_fraction)
     if config.calibration_replicates < 1:
         return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}, "seconds": 0.0}
@@ -319,10 +319,10 @@ def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     gold = zt["gold"].to_numpy()
     gz = _z_floored(gold)
     bad = gold < np.median(gold)
-    for noise in config.noise:
+    for noise in config.sweep.noise:
         for kind in ("finetune", "pretrain"):
             sp, sa, au = [], [], []
-            for seed in config.seeds:
+            for seed in config.sweep.seeds:
                 mem = member_units(members, kind, noise, seed)
                 z = zt[mem].to_numpy().T
                 spread = core.spread(z).std
@@ -339,8 +339,8 @@ def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
 def optimized_accuracy(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     """Member accuracy on gold-labelled pairs (pretrain-ensemble best-of-N pick vs each other sample)."""
     rows = []
-    for noise in config.noise:
-        for seed in config.seeds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
             units = sorted({u for kind in ("finetune", "pretrain") for u in member_units(members, kind, noise, seed)})
             pre = member_units(members, "pretrain", noise, seed)
             frame = zt[["prompt_id", "gold", *units]]
@@ -366,8 +366,8 @@ def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFram
     from rewardherd.studies.sharing import sharing_table
 
     frames = []
-    for noise in config.noise:
-        for seed in config.seeds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
             kinds = {kind: member_units(members, kind, noise, seed) for kind in ("finetune", "pretrain")}
             try:
                 t = sharing_table(zt, kinds, degenerate="drop")

@@ -30,7 +30,7 @@ from typing import Literal
 from rewardherd.config import ConfigError, check, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
 from rewardherd.policy.config import PoolSampling, RLConfig
-from rewardherd.schema import RLKind, StudyKind
+from rewardherd.schema import STUDY_KINDS, RLKind, StudyKind
 from rewardherd.training.config import TrainConfig
 from rewardherd.world.config import PROFILES as WORLD_PROFILES
 from rewardherd.world.config import WorldConfig
@@ -101,6 +101,33 @@ class CleanConfig:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """The best-of-n axes crossed: each kind x method x noise level x seed (x size) is a cell of the
+    curves. The RL cells' axes are `rl_sweep`."""
+
+    kinds: tuple[StudyKind, ...] = ("finetune", "pretrain")
+    """Ensemble kinds on the best-of-n curves, each with its cost (finetune and pretrain are
+    required: the papers' claims compare them); add multi_head, lora, warm (rewardherd.schema)."""
+    methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
+    """Aggregations, as name or name(k=v,...) (see rewardherd.core.aggregate)."""
+    noise: tuple[float, ...] = (0.0, 0.25)
+    """Label-noise levels (share of training labels flipped)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds (each redraws label noise, member seeds and the RL seed)."""
+    sizes: tuple[int, ...] = ()
+    """Ensemble sizes to sweep (full profile: 1..5); empty = only ensemble_size."""
+
+    def __post_init__(self):
+        check({"finetune", "pretrain"} <= set(self.kinds) and len(set(self.kinds)) == len(self.kinds),
+              f"kinds must hold finetune and pretrain once each (the claims compare them); got {list(self.kinds)}")
+        for m in self.methods:
+            Aggregation.parse(m)
+        for p in self.noise:
+            check(0 <= p < 0.5, f"noise levels must be in [0, 0.5); got {p}")
+        check(len(self.seeds) >= 1, "at least one seed")
+
+
+@dataclass(frozen=True)
 class RLSweep:
     """Which RL cells run: the axes crossed (each cell's hyperparameters are the `rl` section)."""
 
@@ -135,21 +162,12 @@ class StudyConfig:
     """Your own policy, data, backbones and gold reward instead of the built-in world."""
     ensemble_size: int = 3
     """K, members per ensemble."""
-    kinds: tuple[StudyKind, ...] = ("finetune", "pretrain")
-    """Ensemble kinds on the best-of-n curves, each with its cost (finetune and pretrain are
-    required: the papers' claims compare them); add multi_head, lora, warm (rewardherd.schema)."""
+    sweep: Sweep = field(default_factory=Sweep)
+    """The best-of-n axes: kinds, methods, noise levels, seeds, sizes."""
     lora_r: int = 8
     """LoRA rank of the lora kind's adapters (alpha: train.lora_alpha)."""
     clean: CleanConfig = field(default_factory=CleanConfig)
     """How the cleaned kind's data is cleaned."""
-    methods: tuple[str, ...] = ("mean", "min", "uncertainty_weighted(lam=0.5)")
-    """Aggregations, as name or name(k=v,...) (see rewardherd.core.aggregate)."""
-    noise: tuple[float, ...] = (0.0, 0.25)
-    """Label-noise levels (share of training labels flipped)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds (each redraws label noise, member seeds and the RL seed)."""
-    sizes: tuple[int, ...] = ()
-    """Ensemble sizes to sweep (full profile: 1..5); empty = only ensemble_size."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """How members are trained."""
     pool: PoolConfig = field(default_factory=PoolConfig)
@@ -180,22 +198,19 @@ class StudyConfig:
 
     def __post_init__(self):
         check(self.ensemble_size >= 2, "ensemble_size must be >= 2")
-        check({"finetune", "pretrain"} <= set(self.kinds) and len(set(self.kinds)) == len(self.kinds),
-              f"kinds must hold finetune and pretrain once each (the claims compare them); got {list(self.kinds)}")
         check(self.lora_r >= 1, f"lora_r must be >= 1; got {self.lora_r}")
         check(self.workers >= 1, f"workers must be >= 1; got {self.workers}")
         check(self.user is None or self.user.train_prompts is not None or not self.rl_sweep.enabled,
               "user.train_prompts is required for RL (RL never trains on the evaluation prompts); "
               "give a train_prompts file or set rl_sweep.enabled=false")
-        for m in self.methods + self.rl_sweep.methods:
+        for m in self.rl_sweep.methods:
             Aggregation.parse(m)
-        for p in self.noise + self.rl_sweep.noise:
-            check(0 <= p < 0.5, f"noise levels must be in [0, 0.5); got {p}")
-        check(len(self.seeds) >= 1, "at least one seed")
+        for p in self.rl_sweep.noise:
+            check(0 <= p < 0.5, f"rl_sweep.noise levels must be in [0, 0.5); got {p}")
         check(self.calibration_replicates >= 0 and self.world_seed >= 0,
               "calibration_replicates and world_seed must be >= 0")
-        check(all(1 <= s <= self.ensemble_size for s in self.sizes),
-              f"sizes must be in [1, ensemble_size={self.ensemble_size}]")
+        check(all(1 <= s <= self.ensemble_size for s in self.sweep.sizes),
+              f"sweep.sizes must be in [1, ensemble_size={self.ensemble_size}]")
 
 
 #: The quick study (the default profile of `make demo`).
@@ -204,7 +219,7 @@ _QUICK: dict = {
     # 0.78-0.80 at 3 seeds to 0.95-0.98 at 6 for the weakest rules (underspecification,
     # residual over-optimization, Gao's form); 9 seeds adds little and moderate effects
     # stay undecidable at either size (README, "What the quick profile can decide").
-    "profile": "quick", "world": {"name": "quick"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4, 5],
+    "profile": "quick", "world": {"name": "quick"}, "ensemble_size": 5, "sweep": {"seeds": [0, 1, 2, 3, 4, 5]},
     # member training as measured on the quick world (held-out accuracy 0.73-0.75)
     "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 128, "lr_scheduler": "cosine"},
     "pool": {"prompts": 256, "size": 128, "score_dtype": "auto"},
@@ -214,7 +229,8 @@ _QUICK: dict = {
 PROFILES: dict[str, dict] = {
     # Tests: a miniature world, one seed, tiny pool; RL a few steps.
     "smoke": {
-        "profile": "smoke", "world": {"name": "smoke"}, "ensemble_size": 2, "seeds": [0], "noise": [0.0, 0.25],
+        "profile": "smoke", "world": {"name": "smoke"}, "ensemble_size": 2,
+        "sweep": {"seeds": [0], "noise": [0.0, 0.25]},
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 96},
         "pool": {"prompts": 12, "size": 16},
         "rl": {"steps": 2, "eval_every": 1, "eval_prompts": 8, "eval_samples": 1, "num_generations": 2,
@@ -224,13 +240,12 @@ PROFILES: dict[str, dict] = {
     "quick": _QUICK,
     # The quick study with every ensemble kind: multi-head, LoRA and WARM on the same curves and
     # intervals as fine-tune- and pretrain-seed ensembles, each with its cost.
-    "kinds": {**_QUICK, "profile": "kinds",
-              "kinds": ["finetune", "pretrain", "multi_head", "lora", "warm", "cleaned"]},
+    "kinds": {**_QUICK, "profile": "kinds", "sweep": {**_QUICK["sweep"], "kinds": list(STUDY_KINDS)}},
     "full": {
-        "profile": "full", "world": {"name": "full"}, "ensemble_size": 5, "seeds": [0, 1, 2, 3, 4],
-        "sizes": [1, 2, 3, 4, 5],
-        "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
-                    "soft_min(temperature=1.0)"],
+        "profile": "full", "world": {"name": "full"}, "ensemble_size": 5,
+        "sweep": {"seeds": [0, 1, 2, 3, 4], "sizes": [1, 2, 3, 4, 5],
+                  "methods": ["mean", "median", "min", "mean_minus_std(k=1.0)", "uncertainty_weighted(lam=0.5)",
+                              "soft_min(temperature=1.0)"]},
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 160, "lr_scheduler": "cosine"},
         "pool": {"prompts": 256, "size": 512, "score_dtype": "auto"}, "calibration_replicates": 100,
         "rl": {"steps": 200},
@@ -244,6 +259,7 @@ PROFILES: dict[str, dict] = {
 RENAMED = {
     "world_profile": "world.name",
     "world_overrides": "world (e.g. world.policy.lm.steps=100)",
+    **{k: f"sweep.{k}" for k in ("kinds", "methods", "noise", "seeds", "sizes")},
     **{f"rl.{k}": f"rl_sweep.{k}" for k in ("enabled", "kinds", "methods", "noise", "seeds", "kl_coefs")},
 }
 #: RL settings each cell sets itself (see StudyConfig.rl).
@@ -279,5 +295,5 @@ def _has(data: dict, dotted: str) -> bool:
     return True
 
 
-__all__ = ["StudyConfig", "CleanConfig", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config", "to_dict",
-           "replace"]
+__all__ = ["StudyConfig", "CleanConfig", "Sweep", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config",
+           "to_dict", "replace"]

@@ -54,8 +54,8 @@ def _summary(claims: list[dict], config: dict, timings: dict, calibration: dict,
                                                            "'inconclusive' here is not evidence of absence)."))
         lines.append(f"- **{cid}** ({CLAIM_NAMES.get(cid, '')}): {txt} of {len(verdicts)} comparison(s).{decide}")
     lines.append(
-        f"- Profile `{config.get('profile')}`: K={config.get('ensemble_size')} members, seeds {config.get('seeds')}, "
-        f"label noise {config.get('noise')}, pool {config['pool']['prompts']} prompts x {config['pool']['size']} "
+        f"- Profile `{config.get('profile')}`: K={config.get('ensemble_size')} members, seeds {config['sweep']['seeds']}, "
+        f"label noise {config['sweep']['noise']}, pool {config['pool']['prompts']} prompts x {config['pool']['size']} "
         f"samples, world replicate {config.get('world_seed', 0)}.")
     if claims:
         lines.append(f"- Every interval covers: {claims[0]['covers']}.")

@@ -147,25 +147,25 @@ def kind_units(kind: str, noise: float, seed: int, k: int, pool_size: int) -> li
 
 
 def plan_groups(config: StudyConfig, pool_size: int, kind: str) -> list[GroupUnit]:
-    """The study's GroupUnits of one kind (multi_head, cleaned or warm; none unless in config.kinds)."""
-    if kind not in config.kinds:
+    """The study's GroupUnits of one kind (multi_head, cleaned or warm; none unless in config.sweep.kinds)."""
+    if kind not in config.sweep.kinds:
         return []
     k = config.ensemble_size
     return [GroupUnit(kind, draw_backbones(seed, k, pool_size)[0], noise, seed)
-            for noise in config.noise for seed in config.seeds]
+            for noise in config.sweep.noise for seed in config.sweep.seeds]
 
 
 def plan_members(config: StudyConfig, pool_size: int) -> list[MemberUnit]:
     """Every member unit to train: the finetune and pretrain kinds' (member 0 is shared),
     the lora kind's adapters, and those the RL cells need."""
     units: dict[str, MemberUnit] = {}
-    for noise in config.noise:
-        for seed in config.seeds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
             for kind in ("finetune", "pretrain"):
                 for b, ft in ensemble_members(kind, seed, config.ensemble_size, pool_size):
                     u = MemberUnit(b, ft, noise, seed)
                     units[u.name] = u
-            if "lora" in config.kinds:
+            if "lora" in config.sweep.kinds:
                 for b, ft in ensemble_members("finetune", seed, config.ensemble_size, pool_size):
                     u = LoraUnit(b, ft, noise, seed)
                     units[u.name] = u
@@ -188,9 +188,9 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
     instead of re-deriving member names.
     """
     rows = []
-    for noise in config.noise:
-        for seed in config.seeds:
-            for kind in config.kinds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
+            for kind in config.sweep.kinds:
                 for slot, unit in enumerate(kind_units(kind, noise, seed, config.ensemble_size, pool_size)):
                     info = json.loads((out / "members" / unit / "info.json").read_text())
                     rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit,
@@ -625,14 +625,14 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
     """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
     (noise, seed): each kind's ensemble with every method (warm: its one model), and each
     of its members alone (``member`` set). None when the study has no extra kind."""
-    extra = [kind for kind in config.kinds if kind not in ("finetune", "pretrain")]
+    extra = [kind for kind in config.sweep.kinds if kind not in ("finetune", "pretrain")]
     path = out / "cells" / f"kinds__noise{noise:g}__seed{seed}.parquet"
     if not extra or path.exists():
         return path if extra else None
     table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
     values = ["gold"] + schema.columns(schema.FEATURE, table.columns)
     ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
-    methods = [core.Aggregation.parse(m) for m in config.methods]
+    methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
     frames = []
     for kind in extra:
         units = kind_units(kind, noise, seed, config.ensemble_size, pool_size)
@@ -675,14 +675,14 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
             names[(b, ft)] = col
     ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
     values = ["gold"] + [c for c in table.columns if c.startswith((schema.FEATURE, schema.Z))]
-    methods = [core.Aggregation.parse(m) for m in config.methods]
+    methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
     frames = []
     for kind in ("finetune", "pretrain"):
         cols = [names[bf] for bf in ensemble_members(kind, seed, k, pool_size)]
         st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
         c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
         frames.append(c.assign(kind=kind, member="", size=k))
-        for size in config.sizes:  # ensemble-size sweep: the first `size` members
+        for size in config.sweep.sizes:  # ensemble-size sweep: the first `size` members
             if size == k:
                 continue
             c = bon_curves(table, cols[:size], methods, ns, standardization=(st[0][:size], st[1][:size]),
@@ -709,8 +709,9 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
         old = json.loads(cfg_path.read_text())
         if old.get("_hash") != key:
             if not overwrite:
-                raise StudyConfigMismatch(
-                    f"{out} holds a study with another configuration; choose another --out or pass --overwrite")
+                older = " (written before the best-of-n axes moved under `sweep`)" if "seeds" in old else ""
+                raise StudyConfigMismatch(f"{out} holds a study with another configuration{older}; "
+                                          "choose another --out or pass --overwrite")
             log.warning("--overwrite: removing previous results in %s", out)
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -744,8 +745,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     timings["members"] = time.time() - t
     t = time.time()
     pool = pd.read_parquet(pool_path)
-    for noise in config.noise:
-        for seed in config.seeds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
             bon_cell(out, config, noise, seed, pool, pool_size)
             kinds_cell(out, config, noise, seed, pool, pool_size)
     write_table_atomic(members_table(config, pool_size, out), out / "results" / "members.parquet")
