@@ -59,7 +59,6 @@ METHOD_HELP = (f"Aggregation, written name or 'name(k=v,...)', e.g. mean or 'unc
 E = field_docs(EnsembleConfig)
 B = field_docs(BonConfig)
 R = field_docs(RLConfig)
-S = field_docs(StudyConfig)
 
 log = logging.getLogger("rewardherd")
 
@@ -449,14 +448,13 @@ def rl(
 
 # --------------------------------------------------------------------- study
 @app.command()
+@config_options(StudyConfig, ("executor", "ray_address", "cache_dir"), into="settings", given_only=True)
 def study(
     config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
     profile: Annotated[str | None, typer.Option(help="smoke, quick, kinds or full (default: the YAML's, else quick).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
-    executor: Annotated[str | None, typer.Option(help=S["executor"])] = None,
-    ray_address: Annotated[str | None, typer.Option(help=S["ray_address"])] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help=S["cache_dir"])] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override, e.g. --set pool.size=64 (repeatable).")] = None,
+    settings: dict | None = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override (repeatable), e.g. --set sweep.seeds=[0,1] or pool.size=64; keys and their help: rewardherd.studies.config.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results of a study with another configuration in --out.")] = False,
     progress: ProgressOpt = True,
 ):
@@ -465,10 +463,7 @@ def study(
     from rewardherd.studies.config import resolve_config
     from rewardherd.studies.runner import StudyConfigMismatch, run_study
 
-    overrides = list(set_ or [])
-    for key, value in (("executor", executor), ("ray_address", ray_address), ("cache_dir", cache_dir)):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = list(set_ or []) + [f"{key}={value}" for key, value in settings.items() if value]
     try:
         cfg = resolve_config(config, profile, overrides)
         report = run_study(cfg, out, progress=progress, overwrite=overwrite)
