@@ -102,8 +102,7 @@ class CleanConfig:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The best-of-n axes crossed: each kind x method x noise level x seed (x size) is a cell of the
-    curves. The RL cells' axes are `rl_sweep`."""
+    """The best-of-n axes crossed: kind x method x noise level x seed (x size). RL's axes are `rl_sweep`."""
 
     kinds: tuple[StudyKind, ...] = ("finetune", "pretrain")
     """Ensemble kinds on the best-of-n curves, each with its cost (finetune and pretrain are
@@ -229,8 +228,7 @@ _QUICK: dict = {
 PROFILES: dict[str, dict] = {
     # Tests: a miniature world, one seed, tiny pool; RL a few steps.
     "smoke": {
-        "profile": "smoke", "world": {"name": "smoke"}, "ensemble_size": 2,
-        "sweep": {"seeds": [0], "noise": [0.0, 0.25]},
+        "profile": "smoke", "world": {"name": "smoke"}, "ensemble_size": 2, "sweep": {"seeds": [0], "noise": [0.0, 0.25]},
         "train": {"epochs": 1.0, "lr": 1e-3, "batch_size": 16, "max_length": 96},
         "pool": {"prompts": 12, "size": 16},
         "rl": {"steps": 2, "eval_every": 1, "eval_prompts": 8, "eval_samples": 1, "num_generations": 2,
@@ -255,16 +253,17 @@ PROFILES: dict[str, dict] = {
     },
 }
 
-#: Keys of older study configs and where they went; using one is an error that names the new key.
-RENAMED = {
-    "world_profile": "world.name",
-    "world_overrides": "world (e.g. world.policy.lm.steps=100)",
-    **{k: f"sweep.{k}" for k in ("kinds", "methods", "noise", "seeds", "sizes")},
-    **{f"rl.{k}": f"rl_sweep.{k}" for k in ("enabled", "kinds", "methods", "noise", "seeds", "kl_coefs")},
-}
 #: RL settings each cell sets itself (see StudyConfig.rl).
 PER_CELL_RL = {"method": "rl_sweep.methods", "params": "rl_sweep.methods", "kl_coef": "rl_sweep.kl_coefs",
                "seed": "rl_sweep.seeds", "max_new_tokens": "world.pool.max_new_tokens"}
+#: Keys a study config refuses (older names, per-cell RL settings), each with what to write instead.
+REFUSED = {
+    "world_profile": "is now world.name",
+    "world_overrides": "is now world (e.g. world.policy.lm.steps=100)",
+    **{k: f"is now sweep.{k}" for k in ("kinds", "methods", "noise", "seeds", "sizes")},
+    **{f"rl.{k}": f"is now rl_sweep.{k}" for k in ("enabled", "kinds", "methods", "noise", "seeds", "kl_coefs")},
+    **{f"rl.{k}": f"is set per RL cell; use {new!r}" for k, new in PER_CELL_RL.items()},
+}
 
 
 def resolve_config(path=None, profile: str | None = None, overrides: list[str] | None = None) -> StudyConfig:
@@ -274,25 +273,18 @@ def resolve_config(path=None, profile: str | None = None, overrides: list[str] |
     file_data = load_yaml(path) if path else {}
     name = profile or file_data.get("profile") or "quick"
     data = resolve_profile(PROFILES, name, file_data, {"profile": name}, overrides=overrides or [], where=where)
-    for old, new in RENAMED.items():
-        if _has(data, old):
-            raise ConfigError(f"{where}: {old!r} is now {new}")
-    for key, new in PER_CELL_RL.items():
-        if _has(data, f"rl.{key}"):
-            raise ConfigError(f"{where}: 'rl.{key}' is set per RL cell; use {new!r}")
+    for key, why in REFUSED.items():
+        if _has(data, key):
+            raise ConfigError(f"{where}: {key!r} {why}")
     if isinstance(data.get("world"), dict):
         data["world"] = resolve_profile(WORLD_PROFILES, data["world"].get("name", "quick"), data["world"],
                                         where=f"{where}: world.name")
     return from_dict(StudyConfig, data, where)
 
 
-def _has(data: dict, dotted: str) -> bool:
-    node = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+def _has(data, dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    return isinstance(data, dict) and head in data and (not rest or _has(data[head], rest))
 
 
 __all__ = ["StudyConfig", "CleanConfig", "Sweep", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config",
