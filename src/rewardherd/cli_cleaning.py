@@ -89,9 +89,7 @@ def strength_command(
             _warn(IN_SAMPLE_WARNING)
             table = ensemble_strength(Ensemble.load(ensemble), pairs)
         else:
-            en = {"kind": kind, "backbones": list(backbone), "n_members": members}
-            if seed:
-                en["seeds"] = list(seed)
+            en = {"kind": kind, "backbones": list(backbone), "n_members": members, "seeds": list(seed or [])}
             train_cfg = from_dict(TrainConfig, hyper, "train")
             ens_cfg = from_dict(EnsembleConfig, en, "ensemble")
             work = work_dir or out.with_name(f"{out.stem}.folds")

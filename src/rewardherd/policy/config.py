@@ -72,9 +72,7 @@ class RLConfig:
     """bf16 on GPU; always off on CPU."""
 
     def __post_init__(self):
-        from rewardherd.core import Aggregation  # core loads numpy/torch; keep this module light
-
-        Aggregation(self.method, dict(self.params))  # validates method and params
+        _ = self.aggregation  # validates method and params
         check(not self.kl_coef < 0, f"kl_coef must be >= 0; got {self.kl_coef}")
         check(self.steps >= 1 and self.eval_every >= 1, "steps and eval_every must be >= 1")
         check(self.num_generations >= 2, "RLOO needs num_generations >= 2")
@@ -82,6 +80,6 @@ class RLConfig:
     @property
     def aggregation(self):
         """``method`` and ``params`` as one :class:`~rewardherd.core.Aggregation`."""
-        from rewardherd.core import Aggregation
+        from rewardherd.core import Aggregation  # core loads numpy/torch; keep this module light
 
         return Aggregation(self.method, dict(self.params))
