@@ -40,7 +40,7 @@ from rewardherd.core import METHODS
 from rewardherd.io import write_table_atomic
 from rewardherd.policy.config import BonConfig, RLConfig
 from rewardherd.serve.cli import serve_command
-from rewardherd.studies.config import StudyConfig
+from rewardherd.studies.config import StudyConfig, Sweep, resolve_config
 from rewardherd.training.config import EnsembleConfig, TrainConfig
 from rewardherd.world.cli import world_app
 
@@ -59,6 +59,7 @@ METHOD_HELP = (f"Aggregation, written name or 'name(k=v,...)', e.g. mean or 'unc
 E = field_docs(EnsembleConfig)
 B = field_docs(BonConfig)
 R = field_docs(RLConfig)
+SWEEP_HELP = "\n\n".join(f"sweep.{k}: {doc}" for k, doc in field_docs(Sweep).items())
 
 log = logging.getLogger("rewardherd")
 
@@ -447,20 +448,19 @@ def rl(
 
 
 # --------------------------------------------------------------------- study
-@app.command()
+@app.command(epilog=SWEEP_HELP)
 @config_options(StudyConfig, ("executor", "ray_address", "cache_dir"), into="settings", given_only=True)
 def study(
     config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
     profile: Annotated[str | None, typer.Option(help="smoke, quick, kinds or full (default: the YAML's, else quick).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
     settings: dict | None = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override (repeatable), e.g. --set sweep.seeds=[0,1] or pool.size=64; keys and their help: rewardherd.studies.config.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override (repeatable), e.g. --set sweep.seeds=[0,1] or pool.size=64 (the sweep keys are below; every key: rewardherd.studies.config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results of a study with another configuration in --out.")] = False,
     progress: ProgressOpt = True,
 ):
     """Run the over-optimization study end to end and write report.html / report.md."""
     from rewardherd.config import ConfigError
-    from rewardherd.studies.config import resolve_config
     from rewardherd.studies.runner import StudyConfigMismatch, run_study
 
     overrides = list(set_ or []) + [f"{key}={value}" for key, value in settings.items() if value]

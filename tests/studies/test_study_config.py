@@ -4,8 +4,10 @@ import json
 import re
 
 import pytest
+from typer.testing import CliRunner
 
-from rewardherd.config import ConfigError
+from rewardherd.cli import app
+from rewardherd.config import ConfigError, field_docs
 from rewardherd.policy.config import RLConfig
 from rewardherd.studies.config import RLSweep, Sweep, resolve_config
 from rewardherd.studies.runner import StudyConfigMismatch, run_study
@@ -106,3 +108,11 @@ def test_a_run_dir_with_the_old_layout_is_refused_not_resumed(tmp_path):
     with pytest.raises(StudyConfigMismatch, match="before the best-of-n axes moved under `sweep`"):
         run_study(resolve_config(None, "smoke"), tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_study_help_lists_each_sweep_key_with_its_docstring():
+    res = CliRunner().invoke(app, ["study", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    for key, doc in field_docs(Sweep).items():
+        assert f"sweep.{key}: {doc}" in text
