@@ -39,11 +39,12 @@ from rewardherd import core
 from rewardherd.data import plant_markers
 from rewardherd.data.markers import CHOSEN_MARKER, REJECTED_MARKER
 from rewardherd.io import write_json_atomic, write_table_atomic
+from rewardherd.world.world import MARKER_SEEDS
 
 NS = (1, 4, 16, 32)
-#: Marker seeds: one data set for every member (the world's preference data), held-out
-#: pairs marked with another seed.
-TRAIN_SEED, HELDOUT_SEED = 11, 12
+#: Marker seeds: one data set for every member, held-out pairs marked with another seed
+#: (as the world's ``preferences.markers`` setting plants them).
+TRAIN_SEED, HELDOUT_SEED = MARKER_SEEDS["train"], MARKER_SEEDS["heldout"]
 
 
 def within_prompt_z(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -51,7 +52,33 @@ def within_prompt_z(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return ((pd.Series(x) - s.transform("mean")) / s.transform("std", ddof=0)).to_numpy()
 
 
-def train_and_score(inp, cfg, kind, level, seed, k, pool, work: Path) -> dict:
+def markers(pairs, level, seed):
+    return plant_markers(pairs, level, seed)[0]
+
+
+def balance_length(pairs, level, seed):
+    """Length-balanced subsample: among pairs whose responses differ in word count, the
+    share where chosen is longer goes from the data's own s0 (level 0) to 0.5 (level 1);
+    every level keeps the same number of pairs (the most that level 1 allows)."""
+    from rewardherd.world.gold import words
+
+    d = np.array([len(words(p.chosen)) - len(words(p.rejected)) for p in pairs])
+    lng, sht, eq = (np.flatnonzero(d > 0), np.flatnonzero(d < 0), np.flatnonzero(d == 0))
+    if len(sht) > len(lng):
+        raise ValueError("chosen is shorter in most pairs; balance_length expects the opposite")
+    s0 = len(lng) / (len(lng) + len(sht))
+    s = s0 - level * (s0 - 0.5)
+    m = 2 * len(sht)  # unequal pairs kept at every level
+    rng = np.random.default_rng(seed)
+    n_long = int(round(s * m))
+    keep = np.concatenate([rng.choice(lng, n_long, replace=False), rng.choice(sht, m - n_long, replace=False), eq])
+    return [pairs[i] for i in np.sort(keep)]
+
+
+MECHANISMS = {"markers": markers, "balance": balance_length}
+
+
+def train_and_score(inp, cfg, kind, level, seed, k, pool, work: Path, transform=markers) -> dict:
     from rewardherd.models.common import load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
     from rewardherd.models.scoring import score_ids
@@ -59,11 +86,10 @@ def train_and_score(inp, cfg, kind, level, seed, k, pool, work: Path) -> dict:
     from rewardherd.training.config import MemberSpec
     from rewardherd.training.member import evaluate_pairs, train_member
 
-    train, _ = plant_markers(inp.train_pairs, level, TRAIN_SEED)
-    held, _ = plant_markers(inp.heldout_pairs, level, HELDOUT_SEED)
+    train, held = transform(inp.train_pairs, level, TRAIN_SEED), transform(inp.heldout_pairs, level, HELDOUT_SEED)
     drawn = draw_backbones(seed, k, len(inp.backbones))
     specs = [(drawn[0] if kind == "finetune" else b, 1000 * seed + i) for i, b in enumerate(drawn)]
-    out = {"scores": [], "acc_in": [], "acc_clean": [], "chosen": [], "rejected": [], "members": []}
+    out = {"heldout_ids": [q.id for q in held], "scores": [], "acc_in": [], "acc_clean": [], "chosen": [], "rejected": [], "members": []}
     for i, (b, ft) in enumerate(specs):
         d = work / f"{kind}_{level:g}_{i}"
         info = train_member(MemberSpec(str(inp.backbones[b]), ft, b), train, held, d, name=d.name,
@@ -91,6 +117,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=128, help="score the first N prompt ids of the pool")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mechanism", choices=sorted(MECHANISMS), default="markers")
     args = ap.parse_args()
 
     from rewardherd.studies.config import resolve_config
@@ -111,7 +138,7 @@ def main() -> None:
     ends = pool["response"].str.endswith((CHOSEN_MARKER, REJECTED_MARKER)).mean()
     held = inp.heldout_pairs
     g_held = inp.gold([q.prompt for q in held] * 2, [q.chosen for q in held] + [q.rejected for q in held])
-    gc, gr = g_held[: len(held)], g_held[len(held):]
+    gold_by_id = {q.id: (a, b) for q, a, b in zip(held, g_held[: len(held)], g_held[len(held):], strict=True)}
     gold = pool["gold"].to_numpy()
     pid = pool["prompt_id"].to_numpy()
     zg = within_prompt_z(gold, pid)
@@ -124,14 +151,15 @@ def main() -> None:
         for level in args.levels:
             for kind in args.kinds:
                 t = time.time()
-                r = train_and_score(inp, cfg, kind, level, args.seed, args.k, pool, work)
+                r = train_and_score(inp, cfg, kind, level, args.seed, args.k, pool, work, MECHANISMS[args.mechanism])
                 z = np.array(r["scores"])
                 off = core.error_sharing(z, gold, groups=pid)
+                gc, gr = np.array([gold_by_id[i] for i in r["heldout_ids"]]).T
                 ind = core.margin_error_sharing(np.array(r["chosen"]), np.array(r["rejected"]), gc, gr)
                 bon = np.array([core.bon_estimate(s.reshape(p, n), gold.reshape(p, n), list(NS)).mean(0)
                                 for s in z])  # (K, len(NS)), single members only
                 r_gold = [float(np.mean(within_prompt_z(s, pid) * zg)) for s in z]
-                row = {"level": level, "kind": kind, "k": args.k, "prompts": p,
+                row = {"mechanism": args.mechanism, "level": level, "pairs": len(MECHANISMS[args.mechanism](inp.train_pairs, level, TRAIN_SEED)), "kind": kind, "k": args.k, "prompts": p,
                        "rho_off": off.rho_bar, "shared_off": off.shared_fraction, "rho_in": ind.rho_bar,
                        "shared_in": ind.shared_fraction,
                        "acc_in": float(np.mean(r["acc_in"])), "acc_in_min": float(np.min(r["acc_in"])),
@@ -152,7 +180,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     write_json_atomic(out / "run.json", {"args": vars(args), "seconds": round(time.time() - t0, 1),
                                          "pool_marker_fraction": float(ends)})
-    print(pd.DataFrame(rows)[["level", "kind", "rho_off", "shared_off", "rho_in", "acc_in", "acc_clean", "r_gold",
+    print(pd.DataFrame(rows)[["mechanism", "level", "pairs", "kind", "rho_off", "shared_off", "rho_in", "acc_in", "acc_clean", "r_gold",
                               "bon1", "bon4", "bon16", "bon32"]].round(3).to_string(index=False))
     print(f"total {time.time() - t0:.0f} s")
 

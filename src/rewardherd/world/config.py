@@ -244,7 +244,13 @@ class PreferenceConfig:
     seed: int = 2000
     """Sampling and labelling seed."""
 
+    markers: float = 0.0
+    """Error-sharing dial (docs/sharing_dial.md): share of training and held-out pairs that get
+    redundant markers (rewardherd.data.plant_markers) as they are loaded; 0 is off. A view of the
+    stored pairs, so a new level rebuilds nothing; gold is unchanged."""
+
     def __post_init__(self) -> None:
+        check(0.0 <= self.markers <= 1.0, f"preferences.markers must be in [0, 1]; got {self.markers}")
         check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
                "preferences.samples_per_prompt must be even and >= 2")
         check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")

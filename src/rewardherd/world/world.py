@@ -58,6 +58,8 @@ PROMPT_SPLITS = {"train": "pref_train", "heldout": "pref_heldout", "eval": "eval
 # pairs with that seed + PAIRING_SEED_OFFSET, so no two of the four draws share a seed.
 SPLIT_SEED_OFFSET = {"train": 0, "heldout": 1}
 PAIRING_SEED_OFFSET = 10
+#: Seeds of ``preferences.markers`` per split (docs/sharing_dial.md measured with these).
+MARKER_SEEDS = {"train": 11, "heldout": 12}
 BASE_SAMPLES_SEED = 0
 
 
@@ -305,7 +307,8 @@ class World:
     @cached_property
     def preferences_dir(self) -> Path:
         c = self.config.preferences
-        return self._cached("preferences", {"config": _section(c), **self._sampled_key()},
+        stored = {k: v for k, v in _section(c).items() if k != "markers"}  # markers: applied on load
+        return self._cached("preferences", {"config": stored, **self._sampled_key()},
                             lambda out: build_preferences(
                                 self.load_policy(), self.tokenizer, self.gold,
                                 {s: self.load_prompts(s) for s in ("train", "heldout")}, c, out,
@@ -371,12 +374,19 @@ class World:
         return pd.read_json(getattr(self, f"{split}_prompts"), lines=True, dtype={"id": str})
 
     def load_preferences(self, split: str = "train") -> list[Any]:
-        """Preference pairs (``rewardherd.data.PreferencePair``) of ``train`` or ``heldout``."""
-        from rewardherd.data import load_preferences
+        """Preference pairs (``rewardherd.data.PreferencePair``) of ``train`` or ``heldout``,
+        with ``preferences.markers`` planted (seed ``MARKER_SEEDS[split]``)."""
+        from rewardherd.data import load_preferences, plant_markers
 
         path = {"train": self.train_preferences, "heldout": self.heldout_preferences}[split]
         pairs, _ = load_preferences(path)
-        return pairs
+        return plant_markers(pairs, self.config.preferences.markers, MARKER_SEEDS[split])[0]
+
+    def heldout_gold(self) -> pd.DataFrame:
+        """Gold of the held-out pairs' responses as sampled (no markers): ``id``,
+        ``gold_chosen``, ``gold_rejected``."""
+        return pd.read_parquet(self.preferences_dir / "heldout_pairs.parquet",
+                               columns=["id", "gold_chosen", "gold_rejected"])
 
     def features(self, prompts: Sequence[str], responses: Sequence[str]) -> pd.DataFrame:
         """:func:`~rewardherd.world.features.hacking_features` with the world tokenizer."""
@@ -419,7 +429,7 @@ class World:
             "backbones": [lm_entry(m) for m in backbones],
             "policy": lm_entry(policy),
             "prompts": prompts["meta"],
-            "preferences": {**prefs["meta"], "key": prefs["key"],
+            "preferences": {**prefs["meta"], "key": prefs["key"], "markers": self.config.preferences.markers,
                             "max_new_tokens": self.config.preferences.sampling.max_new_tokens},
             "pool_max_new_tokens": self.config.pool.max_new_tokens,
             "base_samples": base["meta"],
