@@ -170,6 +170,10 @@ def test_study_with_ray_executor(components, tmp_path):
     # K=2: finetune and pretrain share member 0 -> 3 members per noise level, 2 noise levels
     assert len(list((out / "members").glob("*/info.json"))) == 6
     assert (out / "report.html").exists()
+    sharing = __import__("pandas").read_parquet(out / "results" / "sharing.parquet")
+    assert set(sharing["where"]) == {"pool", "heldout"}  # off and in distribution
+    assert sharing["rho_bar"].between(-1, 1).all()
+    assert "held-out pairs (in distribution)" in (out / "report.md").read_text()
 
 
 def test_study_with_worker_processes_matches_one_process(components, tmp_path):
@@ -193,11 +197,17 @@ def test_study_with_worker_processes_matches_one_process(components, tmp_path):
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-4)
 
 
-def test_default_study_on_the_builtin_world_smoke(tmp_path):
+@pytest.fixture(scope="module")
+def builtin_cache(tmp_path_factory):
+    """One smoke world cache for the built-in-world tests of this module."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_default_study_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     """The README's main path, miniature: `rewardherd study --profile smoke` on the built-in world
-    (real fortunes corpus, real MiniLM+VADER gold), cache under tmp_path."""
+    (real fortunes corpus, real MiniLM+VADER gold), cache under a temporary folder."""
     out = tmp_path / "study"
-    res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+    res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache),
                 "--no-progress"])
     assert res.exit_code == 0, res.output
     world = json.loads((out / "world.json").read_text())
@@ -208,3 +218,43 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path):
     assert {c["label"] for c in claims} >= {"C1", "C3", "C6"}
     assert {c["length_feature"] for c in claims if "length_feature" in c} == {"n_tokens"}
     assert (out / "report.html").exists()
+    sharing = __import__("pandas").read_parquet(out / "results" / "sharing.parquet")
+    assert set(sharing["where"]) == {"pool", "heldout"}  # off and in distribution
+    assert sharing["rho_bar"].between(-1, 1).all()
+    assert "held-out pairs (in distribution)" in (out / "report.md").read_text()
+
+
+def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
+    """`sharing_levels`: one study per level of the world's marker dial, then gain vs rho_bar."""
+    import dataclasses
+
+    import pandas as pd
+
+    from rewardherd.data.markers import CHOSEN_MARKER, REJECTED_MARKER
+    from rewardherd.world import build_world, world_config
+
+    out = tmp_path / "sharing"
+    res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
+                "--set", "sharing_levels=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "noise=[0.0]"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_parquet(out / "results" / "sharing_dial.parquet")
+    assert sorted(set(t["level"])) == [0.0, 1.0] and set(t["kind"]) == {"finetune", "pretrain"}
+    assert len(t) == 2 * 2 * 3  # levels x kinds x the smoke profile's methods
+    assert t[["rho_bar", "rho_bar_heldout", "gain", "heldout_accuracy"]].notna().all().all()
+    assert ((t["gain_low"] <= t["gain"]) & (t["gain"] <= t["gain_high"])).all()
+    assert ((t["rho_bar_min"] <= t["rho_bar"]) & (t["rho_bar"] <= t["rho_bar_max"])).all()
+    pools = [pd.read_parquet(out / f"markers{lv}" / "pool.parquet") for lv in (0, 1)]
+    pd.testing.assert_frame_equal(*pools)  # sampled once, shared by every level
+    worlds = [json.loads((out / f"markers{lv}" / "world.json").read_text()) for lv in (0, 1)]
+    assert [w["preferences"]["markers"] for w in worlds] == [0.0, 1.0]
+    assert worlds[0]["preferences"]["key"] == worlds[1]["preferences"]["key"]  # a view: nothing rebuilt
+    assert (out / "figures" / "sharing_dial.png").exists() and "markers1/report.html" in (out / "report.md").read_text()
+    # the dial itself: markers on exactly half of the pairs, gold and the stored pairs unchanged
+    base = world_config("smoke")
+    half = dataclasses.replace(base, preferences=dataclasses.replace(base.preferences, markers=0.5))
+    w0, w1 = build_world(base, cache_dir=builtin_cache), build_world(half, cache_dir=builtin_cache)
+    assert w0.preferences_dir == w1.preferences_dir
+    p0, p1 = w0.load_preferences("train"), w1.load_preferences("train")
+    marked = [(a, b) for a, b in zip(p0, p1, strict=True) if a != b]
+    assert len(marked) == round(0.5 * len(p0))
+    assert all(b.chosen == a.chosen + CHOSEN_MARKER and b.rejected == a.rejected + REJECTED_MARKER for a, b in marked)

@@ -360,9 +360,10 @@ def optimized_accuracy(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[
     return rows
 
 
-def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFrame:
-    """Shared vs idiosyncratic error of each ensemble's members on the pool (off distribution),
-    z-scored within each prompt, per (noise, seed, kind); see docs/error_sharing.md."""
+def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Shared vs idiosyncratic error of each ensemble's members on the pool (off distribution,
+    ``where="pool"``), z-scored within each prompt, and on the held-out pairs (in distribution,
+    ``where="heldout"``), per (noise, seed, kind); see docs/error_sharing.md."""
     from rewardherd.studies.sharing import sharing_table
 
     frames = []
@@ -374,8 +375,33 @@ def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame) -> pd.DataFram
             except ValueError as e:  # e.g. gold constant within every prompt: nothing to decompose
                 log.warning("error sharing not computed for noise %g, seed %s: %s", noise, seed, e)
                 continue
-            frames.append(t.drop(columns=["members", "member_variance"]).assign(noise=noise, seed=seed))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "noise", "seed"])
+            frames.append(t.drop(columns=["members", "member_variance"]).assign(noise=noise, seed=seed, where="pool"))
+    frames += heldout_sharing(out, config, members)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "noise", "seed", "where"])
+
+
+def heldout_sharing(out: Path, config, members: pd.DataFrame) -> list[pd.DataFrame]:
+    """The same decomposition in distribution: each member's margin on the held-out pairs
+    against gold's margin (:func:`rewardherd.core.margin_error_sharing`), z-scored across pairs."""
+    gold_path = out / "heldout_gold.parquet"
+    if not gold_path.exists():
+        return []
+    gold = pd.read_parquet(gold_path).set_index("id")
+    frames = []
+    for noise in config.noise:
+        for seed in config.seeds:
+            for kind in ("finetune", "pretrain"):
+                tabs = [pd.read_parquet(out / "members" / u / "heldout.parquet").set_index("id")
+                        for u in member_units(members, kind, noise, seed)]
+                ids = tabs[0].index.intersection(gold.index)
+                g = gold.loc[ids]
+                r = core.margin_error_sharing(np.stack([t.loc[ids, "chosen"] for t in tabs]),
+                                              np.stack([t.loc[ids, "rejected"] for t in tabs]),
+                                              g["gold_chosen"].to_numpy(), g["gold_rejected"].to_numpy())
+                row = {k: v for k, v in r.as_dict().items() if k != "member_variance"}
+                frames.append(pd.DataFrame([{"kind": kind, **row, "noise": noise, "seed": seed,
+                                             "where": "heldout"}]))
+    return frames
 
 
 def rl_arm_fits(rl: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[dict]:
@@ -464,7 +490,7 @@ def analyze(out: Path, config) -> None:
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")
-    write_table_atomic(pool_sharing(zt, config, members), res / "sharing.parquet")
+    write_table_atomic(pool_sharing(zt, config, members, out), res / "sharing.parquet")
     cross_matrix(cells, config).to_parquet(res / "cross.parquet", index=False)
     pool.to_parquet(out / "samples.parquet", index=False)
 

@@ -115,6 +115,9 @@ class Sweep:
     """Seeds (each redraws label noise, member seeds and the RL seed)."""
     sizes: tuple[int, ...] = ()
     """Ensemble sizes to sweep (full profile: 1..5); empty = only ensemble_size."""
+    markers: tuple[float, ...] = ()
+    """Levels of the world's error-sharing dial, world.preferences.markers (docs/sharing_dial.md): each runs the
+    study in <out>/markers<level>/, then one report plots each ensemble's gain against its members' rho_bar."""
 
     def __post_init__(self):
         check({"finetune", "pretrain"} <= set(self.kinds) and len(set(self.kinds)) == len(self.kinds),
@@ -124,6 +127,8 @@ class Sweep:
         for p in self.noise:
             check(0 <= p < 0.5, f"noise levels must be in [0, 0.5); got {p}")
         check(len(self.seeds) >= 1, "at least one seed")
+        check(len(set(self.markers)) == len(self.markers) and all(0 <= v <= 1 for v in self.markers),
+              f"markers levels must be distinct and in [0, 1]; got {list(self.markers)}")
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class StudyConfig:
     """The over-optimization study."""
 
     profile: str = "quick"
-    """Profile name (smoke, quick, kinds, full); informational once resolved."""
+    """Profile name (smoke, quick, kinds, sharing, full); informational once resolved."""
     world_seed: int = 0
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
@@ -208,6 +213,7 @@ class StudyConfig:
             check(0 <= p < 0.5, f"rl_sweep.noise levels must be in [0, 0.5); got {p}")
         check(self.calibration_replicates >= 0 and self.world_seed >= 0,
               "calibration_replicates and world_seed must be >= 0")
+        check(not self.sweep.markers or self.user is None, "sweep.markers needs the built-in world (its dial)")
         check(all(1 <= s <= self.ensemble_size for s in self.sweep.sizes),
               f"sweep.sizes must be in [1, ensemble_size={self.ensemble_size}]")
 
@@ -239,6 +245,9 @@ PROFILES: dict[str, dict] = {
     # The quick study with every ensemble kind: multi-head, LoRA and WARM on the same curves and
     # intervals as fine-tune- and pretrain-seed ensembles, each with its cost.
     "kinds": {**_QUICK, "profile": "kinds", "sweep": {**_QUICK["sweep"], "kinds": list(STUDY_KINDS)}},
+    # Issue 13's error-sharing sweep, no RL; levels fixed from single-member diagnostics (docs/sharing_dial.md).
+    "sharing": {**_QUICK, "profile": "sharing", "sweep": {**_QUICK["sweep"], "noise": [0.0], "markers": [0, 0.75, 0.9, 1]},
+                "rl_sweep": {"enabled": False}},
     "full": {
         "profile": "full", "world": {"name": "full"}, "ensemble_size": 5,
         "sweep": {"seeds": [0, 1, 2, 3, 4], "sizes": [1, 2, 3, 4, 5],

@@ -32,6 +32,8 @@ class StudyInputs:
     min_new_tokens: int = 1
     top_p: float = 1.0
     world_summary: dict | None = None
+    heldout_gold: pd.DataFrame | None = None
+    """Gold of the held-out pairs (``id``, ``gold_chosen``, ``gold_rejected``); None: computed by ``gold``."""
 
 
 def read_prompts(path: str) -> list[str]:
@@ -112,7 +114,8 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
     world = build_world(wcfg, cache_dir=config.cache_dir, progress=progress)
     keys = {
         "policy": world.summary["policy"]["key"], "backbones": [b["key"] for b in world.summary["backbones"]],
-        "preferences": world.summary["preferences"]["key"], "gold": world.summary["gold_key"],
+        "preferences": world.summary["preferences"]["key"], "markers": wcfg.preferences.markers,
+        "gold": world.summary["gold_key"],
     }
     return StudyInputs(
         policy_dir=Path(world.policy_dir), backbones=[Path(b) for b in world.backbone_dirs],
@@ -123,5 +126,15 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
         min_new_tokens=wcfg.pool.min_new_tokens, top_p=wcfg.pool.top_p,
         fingerprint={"world": keys},
         description=f"built-in world ({config.world.name} profile, replicate {config.world_seed})",
-        world_summary=world.summary,
+        world_summary=world.summary, heldout_gold=world.heldout_gold(),
     )
+
+
+def heldout_gold(inputs: StudyInputs) -> pd.DataFrame:
+    """Gold of each held-out pair's two responses, for the in-distribution error decomposition."""
+    if inputs.heldout_gold is not None:
+        return inputs.heldout_gold
+    pairs = [p for p in inputs.heldout_pairs if not p.is_conversational]
+    g = np.asarray(inputs.gold([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]),
+                   dtype=np.float64)
+    return pd.DataFrame({"id": [p.id for p in pairs], "gold_chosen": g[: len(pairs)], "gold_rejected": g[len(pairs):]})

@@ -236,13 +236,15 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
     """
     plt = _plt()
     t = table if "noise" in table.columns else table.assign(noise=np.nan)
+    t = t if "where" in t.columns else t.assign(where="pool")
     cols = ["shared_variance", "idiosyncratic_variance", "mean_error_variance", "rho_bar", "shared_fraction"]
-    noises = sorted(t["noise"].unique(), key=lambda v: (np.isnan(v), v))
-    fig, axes = plt.subplots(1, len(noises), figsize=(2.4 + 1.6 * t["kind"].nunique() * len(noises), 3.8),
-                             squeeze=False, sharey=True)
-    for j, noise in enumerate(noises):
+    panels = sorted({(w, v) for w, v in zip(t["where"], t["noise"], strict=True)},
+                    key=lambda p: (p[0] != "pool", np.isnan(p[1]), p[1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 + 1.6 * t["kind"].nunique() * len(panels), 3.8),
+                             squeeze=False, sharey=False)
+    for j, (where, noise) in enumerate(panels):
         ax = axes[0, j]
-        sub = t[t["noise"] == noise] if not np.isnan(noise) else t[t["noise"].isna()]
+        sub = t[(t["where"] == where) & ((t["noise"] == noise) if not np.isnan(noise) else t["noise"].isna())]
         g = sub.groupby("kind", sort=False)[cols].mean()
         x = np.arange(len(g))
         colors = [COLORS.get(k, "#2ca02c") for k in g.index]
@@ -256,7 +258,8 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
         ax.set_xticks(x, list(g.index))
         ax.set_xlim(-0.6, len(g) - 0.4)
         ax.margins(y=0.2)
-        ax.set_title("members' error vs gold" + ("" if np.isnan(noise) else f", noise {noise:g}"), fontsize=10)
+        ax.set_title(("pool" if where == "pool" else "held-out pairs") + " errors vs gold"
+                     + ("" if np.isnan(noise) else f", noise {noise:g}"), fontsize=10)
         if j == 0:
             ax.set_ylabel("error variance (z units)")
     from matplotlib.lines import Line2D
@@ -266,6 +269,31 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
                Patch(facecolor="#555555", alpha=0.35, hatch="//", label="idiosyncratic"),
                Line2D([], [], color="black", lw=1.5, label="error var. of the ensemble mean")]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(fig, path)
+
+
+def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
+    """Each ensemble's gold gain over its own members at n_max (95% interval) against its
+    members' error correlation on the pool (min-max over seeds), one panel per method and
+    label noise, one line per kind through the dial's levels
+    (rows of :func:`rewardherd.studies.dial.sharing_dial_table`)."""
+    plt = _plt()
+    panels = list(dict.fromkeys(zip(table["noise"], table["method"], strict=True)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 3.6 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (noise, method) in zip(axes[0], panels, strict=True):
+        sub = table[(table["noise"] == noise) & (table["method"] == method)]
+        for kind, g in sub.groupby("kind", sort=False):
+            g = g.sort_values("level")
+            ax.errorbar(g["rho_bar"], g["gain"], yerr=[g["gain"] - g["gain_low"], g["gain_high"] - g["gain"]],
+                        xerr=[g["rho_bar"] - g["rho_bar_min"], g["rho_bar_max"] - g["rho_bar"]], marker="o",
+                        capsize=3, color=COLORS.get(kind, "#2ca02c"), label=kind)
+            for x, y, lv in zip(g["rho_bar"], g["gain"], g["level"], strict=True):
+                ax.annotate(f"{lv:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.axhline(0, color="black", lw=0.8, ls="--")
+        ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
+        ax.set_xlabel("members' error correlation rho_bar (pool)")
+    axes[0, 0].set_ylabel("gold gain over own members at n_max")
+    axes[0, -1].legend(fontsize=8, title="markers level: labels", title_fontsize=7)
     return _save(fig, path)
 
 
@@ -319,9 +347,10 @@ CAPTIONS = {
               "optimizing one reward model does not carry over to the others."),
     "sizes": ("Gold at the largest n against ensemble size, per kind and method, with the single-RM average as a "
               "dashed line: whether adding members keeps helping."),
-    "sharing": ("How much of the members' error (standardized score minus standardized gold, within each prompt of "
-                "the best-of-n pool) every member shares (solid) and how much is each member's own (hatched), per "
-                "ensemble kind and label noise, averaged over seeds; the black tick is the error variance of the "
+    "sharing": ("How much of the members' error (standardized score minus standardized gold: within each prompt of "
+                "the best-of-n pool, off distribution; on the held-out pairs' margins, in distribution) every member "
+                "shares (solid) and how much is each member's own (hatched), per ensemble kind and label noise, "
+                "averaged over seeds; the black tick is the error variance of the "
                 "ensemble's mean. Averaging removes only the hatched part: where rho (the mean pairwise correlation "
                 "of errors) is near 1, ensembles cannot help (herding). See docs/error_sharing.md."),
     "kinds": ("Every ensemble kind's best-of-n gold at the largest n minus that of the average full fine-tuned "

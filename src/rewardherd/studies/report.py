@@ -200,7 +200,7 @@ def write_report(out: Path) -> Path:
     if not kinds_df.empty:
         md += ["## Every ensemble kind and its cost", "", KINDS_TEXT, "", *kind_lines, "", md_table(kinds_df), ""]
     md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
-    md += ["## Shared and idiosyncratic error (off distribution: the best-of-n pool)", "", SHARING_TEXT, "",
+    md += ["## Shared and idiosyncratic error (in distribution and on the best-of-n pool)", "", SHARING_TEXT, "",
            md_table(sharing_df) if not sharing_df.empty else "(not computed)", ""]
     md += ["## Is the spread worth anything?", "",
            "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
@@ -244,8 +244,10 @@ def _calibration_text(calibration: dict) -> str:
             "benchmarks/claims_calibration.py runs the same with 200 replicates.")
 
 
-SHARING_TEXT = ("Each member's error is its standardized score minus standardized gold, z-scored within each prompt of "
-                "the pool. rho_bar: mean pairwise correlation of the members' errors; shared fraction: variance of the "
+WHERE = {"pool": "best-of-n pool (off distribution)", "heldout": "held-out pairs (in distribution)"}
+SHARING_TEXT = ("Each member's error is its standardized score minus standardized gold: on the best-of-n pool "
+                "z-scored within each prompt, on the held-out preference pairs the member's margin (chosen minus "
+                "rejected) against gold's margin, z-scored across pairs. rho_bar: mean pairwise correlation of the members' errors; shared fraction: variance of the "
                 "mean error over the mean member error variance (K members). Averaging K members can remove only the "
                 "idiosyncratic part. Mean over seeds (min-max in brackets). docs/error_sharing.md explains how to "
                 "place your own ensemble on this axis with `rewardherd eval --gold`.")
@@ -310,8 +312,9 @@ def _sharing_table(res: Path) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
     rows = []
-    for (noise, kind), g in t.groupby(["noise", "kind"]):
-        rows.append({"label noise": noise, "kind": kind, "seeds": len(g),
+    t = t if "where" in t.columns else t.assign(where="pool")  # a run from before the held-out rows
+    for (where, noise, kind), g in t.groupby(["where", "noise", "kind"], sort=False):
+        rows.append({"errors on": WHERE[where], "label noise": noise, "kind": kind, "seeds": len(g),
                      "rho_bar": f"{g['rho_bar'].mean():.3f} [{g['rho_bar'].min():.3f}, {g['rho_bar'].max():.3f}]",
                      "shared fraction": f"{g['shared_fraction'].mean():.3f} [{g['shared_fraction'].min():.3f}, "
                                         f"{g['shared_fraction'].max():.3f}]"})
@@ -345,7 +348,7 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
            "".join(f"<li>{html.escape(s[2:])}</li>" for s in kinds[0]), "</ul>", kinds[1].to_html(index=False)]
           if not kinds[1].empty else []),
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
-        "<h2>Shared and idiosyncratic error (off distribution: the best-of-n pool)</h2>",
+        "<h2>Shared and idiosyncratic error (in distribution and on the best-of-n pool)</h2>",
         f"<p>{_md_inline(SHARING_TEXT)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",
         "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),
         "<h2>Member accuracy: in distribution vs optimized samples</h2>", acc_df.to_html(),

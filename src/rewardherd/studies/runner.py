@@ -40,7 +40,7 @@ from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves, sample_pool
 from rewardherd.studies.config import StudyConfig
-from rewardherd.studies.inputs import resolve_inputs
+from rewardherd.studies.inputs import heldout_gold, resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -292,12 +292,12 @@ def _frozen_heap(fn):
 @_frozen_heap
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
-    """Train one member on (noisy) data and score the shared pool. Idempotent."""
+    """Train one member on (noisy) data and score the shared pool and the held-out pairs. Idempotent."""
     from rewardherd.models.common import load_member_model
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.scoring import score_ids_checked
     from rewardherd.training.config import MemberSpec
-    from rewardherd.training.member import train_member
+    from rewardherd.training.member import evaluate_pairs, train_member
 
     d = Path(out_dir) / "members" / unit.name
     info_path, scores_path = d / "info.json", d / "scores.parquet"
@@ -315,6 +315,9 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     t_train = time.time() - t0
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     model, tok = load_member_model(model_dir)
+    ev = evaluate_pairs(model, tok, heldout_pairs, config.train.max_length, config.train.eval_batch_size)
+    write_table_atomic(pd.DataFrame({"id": [p.id for p in heldout_pairs], "chosen": ev["chosen_scores"],
+                                     "rejected": ev["rejected_scores"]}), d / "heldout.parquet")
     ids = pool_token_ids(Path(out_dir), Path(pool_path), model_dir, tok, config.train.max_length)
     scores, precision = score_ids_checked(model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128)
     write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
@@ -701,6 +704,11 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     """Run (or resume) the study and write its report. Returns the report path."""
     from rewardherd.studies.report import write_report
 
+    if config.sharing_levels:  # one study per level of the error-sharing dial
+        from rewardherd.studies.dial import run_sharing
+
+        return run_sharing(config, out_dir, progress=progress, overwrite=overwrite)
+
     out = Path(out_dir)
     cfg_dict = to_dict(config)
     key = config_hash({k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")})
@@ -726,6 +734,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     inputs = resolve_inputs(config, progress=progress)
     if inputs.world_summary is not None:
         write_json_atomic(out / "world.json", inputs.world_summary)
+    if not (out / "heldout_gold.parquet").exists():  # for the in-distribution error decomposition
+        write_table_atomic(heldout_gold(inputs), out / "heldout_gold.parquet")
     timings["world"] = time.time() - t0
     if config.rl_sweep.enabled and not inputs.train_prompts:
         raise ValueError("RL needs training prompts distinct from the evaluation prompts; the inputs have none")

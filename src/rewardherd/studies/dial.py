@@ -1,0 +1,160 @@
+"""The error-sharing sweep (issue 13): one study per level of the world's error-sharing dial.
+
+``StudyConfig.sharing_levels`` lists levels of ``world.preferences.markers`` (docs/sharing_dial.md).
+Each level runs the study as configured in ``<out>/markers<level>/`` (its own report,
+claims and calibration); the best-of-n pool does not depend on the dial, so it is sampled
+once and linked into every level. Then ``<out>/results/sharing_dial.parquet`` holds, per
+level, kind, method and noise, each ensemble's gold gain over its own members at n_max
+(the C3 rule, with its interval and verdict) beside its members' measured error sharing,
+and ``<out>/report.html`` plots one against the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from rewardherd.config import to_dict
+from rewardherd.io import write_json_atomic, write_table_atomic
+
+log = logging.getLogger(__name__)
+
+TEXT = ("Each point is one level of the world's error-sharing dial (world.preferences.markers: the share of "
+        "training and held-out pairs carrying redundant markers, docs/sharing_dial.md). x: the members' mean "
+        "pairwise error correlation rho_bar on the best-of-n pool (mean over seeds; bars: min-max over seeds). y: the "
+        "ensemble's gold at n_max minus the average gold of its own members each optimized alone (the C3 rule; 95% "
+        "t interval over seeds x prompts, which covers seeds and prompts, not the world build). Averaging can only "
+        "cancel idiosyncratic error, so theory expects the gain to shrink toward zero, or below, as rho_bar -> 1. "
+        "The dial also changes what members learn (their held-out accuracy is in the table), so it is not a pure "
+        "sharing dial; read the gain against rho_bar with that in mind.")
+
+
+def level_dir(out: Path, level: float) -> Path:
+    return Path(out) / f"markers{level:g}"
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # study files are written atomically, never in place: a hard link is safe
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def run_sharing(config, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run (or resume) every level's study, then tabulate and report. Returns the report path."""
+    from rewardherd.studies.runner import run_study
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", to_dict(config))
+    pool, seconds = None, {}
+    for level in config.sharing_levels:
+        d = level_dir(out, level)
+        if pool is not None and not d.exists():
+            _link(pool, d / "pool.parquet")
+        prefs = replace(config.world.preferences, markers=level)
+        t = time.time()
+        run_study(replace(config, sharing_levels=(), world=replace(config.world, preferences=prefs)), d,
+                  progress=progress, overwrite=overwrite)
+        seconds[f"markers{level:g}"] = round(time.time() - t, 1)
+        pool = d / "pool.parquet"
+    table = sharing_dial_table(out, config.sharing_levels)
+    write_table_atomic(table, out / "results" / "sharing_dial.parquet")
+    write_json_atomic(out / "results" / "timings.json", seconds)
+    return write_sharing_report(out, table, seconds)
+
+
+def _spread(values: pd.Series) -> tuple[float, float, float]:
+    return float(values.mean()), float(values.min()), float(values.max())
+
+
+def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
+    """One row per (level, noise, kind, method) of the finetune and pretrain ensembles: the gain
+    over their own members (``results/kinds.json``) beside the members' error sharing on the
+    pool and on the held-out pairs (``results/sharing.parquet``) and their held-out accuracy."""
+    rows = []
+    for level in levels:
+        res = level_dir(out, level) / "results"
+        sharing = pd.read_parquet(res / "sharing.parquet")
+        members = pd.read_parquet(res / "members.parquet")
+        for r in json.loads((res / "kinds.json").read_text()):
+            if r["kind"] not in ("finetune", "pretrain"):
+                continue
+            sh = sharing[(sharing["kind"] == r["kind"]) & (sharing["noise"] == r["noise"])]
+            pool, held = sh[sh["where"] == "pool"], sh[sh["where"] == "heldout"]
+            acc = members[(members["kind"] == r["kind"]) & (members["noise"] == r["noise"])]["heldout_accuracy"]
+            rho, rho_min, rho_max = _spread(pool["rho_bar"])
+            acc_mean, acc_min, acc_max = _spread(acc)
+            rows.append({
+                "level": level, "noise": r["noise"], "kind": r["kind"], "method": r["method"], "seeds": len(pool),
+                "rho_bar": rho, "rho_bar_min": rho_min, "rho_bar_max": rho_max,
+                "shared_fraction": float(pool["shared_fraction"].mean()),
+                "rho_bar_heldout": float(held["rho_bar"].mean()) if len(held) else float("nan"),
+                "heldout_accuracy": acc_mean, "heldout_accuracy_min": acc_min, "heldout_accuracy_max": acc_max,
+                "gain": r["gain_vs_own"], "gain_low": r["gain_vs_own_low"], "gain_high": r["gain_vs_own_high"],
+                "verdict": r["verdict_vs_own"], "covers": r["covers"]})
+    return pd.DataFrame(rows)
+
+
+def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    members = table.drop_duplicates(["level", "noise", "kind"])
+    levels = pd.DataFrame({
+        "markers": members["level"], "noise": members["noise"], "kind": members["kind"],
+        "rho_bar pool [min, max]": [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+                                    zip(members["rho_bar"], members["rho_bar_min"], members["rho_bar_max"], strict=True)],
+        "shared fraction": members["shared_fraction"].round(3),
+        "rho_bar held-out": members["rho_bar_heldout"].round(3),
+        "member held-out accuracy [min, max]": [
+            f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(members["heldout_accuracy"],
+                                                             members["heldout_accuracy_min"],
+                                                             members["heldout_accuracy_max"], strict=True)]})
+    gains = pd.DataFrame({
+        "markers": table["level"], "noise": table["noise"], "kind": table["kind"], "method": table["method"],
+        "rho_bar": table["rho_bar"].round(3),
+        "gain vs own members [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}]" for e, lo, hi in
+                                         zip(table["gain"], table["gain_low"], table["gain_high"], strict=True)],
+        "verdict": table["verdict"]})
+    return levels, gains
+
+
+def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
+    from rewardherd.studies.plots import sharing_dial
+    from rewardherd.studies.report import md_table
+
+    figs = out / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    fig = sharing_dial(table, figs / "sharing_dial.png")
+    levels, gains = _display(table)
+    covers = table["covers"].iloc[0] if len(table) else ""
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    links = [f"markers{lv:g}/report.html" for lv in dict.fromkeys(table["level"])]
+    md = ["# rewardherd error-sharing sweep", "", TEXT, "", f"Intervals cover: {covers}.", "",
+          "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
+          md_table(levels), "", "## Ensemble gain over its own members at n_max", "", md_table(gains), "",
+          "Each level's full report (claims, calibration, figures): " + ", ".join(links), "",
+          f"Wall time per level: {timing}.", ""]
+    (out / "report.md").write_text("\n".join(md))
+    img = base64.b64encode(fig.read_bytes()).decode()
+    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%}")
+    page = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardherd error-sharing sweep</title>",
+            f"<style>{style}</style></head><body><h1>rewardherd error-sharing sweep</h1>",
+            f"<p>{html.escape(TEXT)}</p><p>Intervals cover: {html.escape(covers)}.</p>",
+            f'<img alt="sharing dial" src="data:image/png;base64,{img}">',
+            "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),
+            "<h2>Ensemble gain over its own members at n_max</h2>", gains.to_html(index=False),
+            "<p>Each level's full report: ", ", ".join(f'<a href="{u}">{u.split("/")[0]}</a>' for u in links),
+            f"</p><p>Wall time per level: {html.escape(timing)}.</p></body></html>"]
+    (out / "report.html").write_text("".join(page))
+    return out / "report.html"
