@@ -170,9 +170,9 @@ def test_study_with_ray_executor(components, tmp_path):
     # K=2: finetune and pretrain share member 0 -> 3 members per noise level, 2 noise levels
     assert len(list((out / "members").glob("*/info.json"))) == 6
     assert (out / "report.html").exists()
+    # the user's gold is constant within each prompt here, so only the held-out decomposition exists
     sharing = __import__("pandas").read_parquet(out / "results" / "sharing.parquet")
-    assert set(sharing["where"]) == {"pool", "heldout"}  # off and in distribution
-    assert sharing["rho_bar"].between(-1, 1).all()
+    assert set(sharing["where"]) == {"heldout"} and sharing["rho_bar"].between(-1, 1).all()
     assert "held-out pairs (in distribution)" in (out / "report.md").read_text()
 
 
