@@ -221,7 +221,8 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     sharing = __import__("pandas").read_parquet(out / "results" / "sharing.parquet")
     assert set(sharing["where"]) == {"pool", "heldout"}  # off and in distribution
     assert sharing["rho_bar"].between(-1, 1).all()
-    assert "held-out pairs (in distribution)" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "held-out pairs (in distribution)" in report and "world.preferences.markers = 0 (the default)" in report
 
 
 def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):

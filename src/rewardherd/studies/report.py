@@ -200,7 +200,8 @@ def write_report(out: Path) -> Path:
     if not kinds_df.empty:
         md += ["## Every ensemble kind and its cost", "", KINDS_TEXT, "", *kind_lines, "", md_table(kinds_df), ""]
     md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
-    md += ["## Shared and idiosyncratic error (in distribution and on the best-of-n pool)", "", SHARING_TEXT, "",
+    sharing_text = _sharing_text(config)
+    md += ["## Shared and idiosyncratic error (in distribution and on the best-of-n pool)", "", sharing_text, "",
            md_table(sharing_df) if not sharing_df.empty else "(not computed)", ""]
     md += ["## Is the spread worth anything?", "",
            "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
@@ -214,7 +215,7 @@ def write_report(out: Path) -> Path:
            "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
-                                           versions, cal_df, _calibration_text(calibration), sharing_df,
+                                           versions, cal_df, _calibration_text(calibration), (sharing_text, sharing_df),
                                            (kind_lines, kinds_df)))
     return out / "report.html"
 
@@ -251,6 +252,17 @@ SHARING_TEXT = ("Each member's error is its standardized score minus standardize
                 "mean error over the mean member error variance (K members). Averaging K members can remove only the "
                 "idiosyncratic part. Mean over seeds (min-max in brackets). docs/error_sharing.md explains how to "
                 "place your own ensemble on this axis with `rewardherd eval --gold`.")
+
+
+def _sharing_text(config: dict) -> str:
+    """SHARING_TEXT, plus where a built-in world study sits on the world's error-sharing dial."""
+    if config.get("user"):
+        return SHARING_TEXT
+    m = config.get("world", {}).get("preferences", {}).get("markers", 0.0)
+    return (SHARING_TEXT + f" This world's error-sharing dial is at world.preferences.markers = {m:g}"
+            f"{' (the default)' if m == 0 else ''}; `rewardherd study --profile sharing` sweeps it and plots each "
+            "ensemble's gain over its own members against rho_bar, so the rho_bar above places this study on that "
+            "axis (docs/sharing_dial.md).")
 
 
 KINDS_TEXT = ("Gold of the best-of-n pick at the largest n for each ensemble kind and method, minus the average full "
@@ -322,7 +334,8 @@ def _sharing_table(res: Path) -> pd.DataFrame:
 
 
 def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text,
-          sharing_df, kinds) -> str:
+          sharing, kinds) -> str:
+    sharing_text, sharing_df = sharing
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{html.escape(CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figs.items())
@@ -349,7 +362,7 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
           if not kinds[1].empty else []),
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
         "<h2>Shared and idiosyncratic error (in distribution and on the best-of-n pool)</h2>",
-        f"<p>{_md_inline(SHARING_TEXT)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",
+        f"<p>{_md_inline(sharing_text)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",
         "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),
         "<h2>Member accuracy: in distribution vs optimized samples</h2>", acc_df.to_html(),
         "<h2>Definitions</h2><pre>", html.escape(DEFINITIONS.strip()), "</pre>",
