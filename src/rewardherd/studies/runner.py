@@ -297,7 +297,7 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.scoring import score_ids_checked
     from rewardherd.training.config import MemberSpec
-    from rewardherd.training.member import evaluate_pairs, train_member
+    from rewardherd.training.member import train_member
 
     d = Path(out_dir) / "members" / unit.name
     info_path, scores_path = d / "info.json", d / "scores.parquet"
@@ -311,13 +311,10 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
     train_config = replace(config.train, lora_r=config.lora_r) if isinstance(unit, LoraUnit) else config.train
     info = train_member(MemberSpec(backbone, unit.finetune_seed, unit.backbone), train, heldout_pairs, model_dir,
-                        name=unit.name, config=train_config, progress=False)
+                        name=unit.name, config=train_config, progress=False, heldout_scores=d / "heldout.parquet")
     t_train = time.time() - t0
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     model, tok = load_member_model(model_dir)
-    ev = evaluate_pairs(model, tok, heldout_pairs, config.train.max_length, config.train.eval_batch_size)
-    write_table_atomic(pd.DataFrame({"id": [p.id for p in heldout_pairs], "chosen": ev["chosen_scores"],
-                                     "rejected": ev["rejected_scores"]}), d / "heldout.parquet")
     ids = pool_token_ids(Path(out_dir), Path(pool_path), model_dir, tok, config.train.max_length)
     scores, precision = score_ids_checked(model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128)
     write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),

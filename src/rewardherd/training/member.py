@@ -23,10 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rewardherd import core
-from rewardherd.io import atomic_dir
+from rewardherd.io import atomic_dir, write_table_atomic
 from rewardherd.models.common import default_device, fused_gelu
 from rewardherd.models.ensemble import tokenizer_fingerprint
 from rewardherd.models.formatting import encode, pad_token_id
@@ -160,6 +161,7 @@ def train_member(
     config: TrainConfig = TrainConfig(),
     progress: bool = True,
     merge_lora: bool = True,
+    heldout_scores: str | Path | None = None,
 ) -> MemberInfo:
     """Train one member and save it as a standalone HF directory at ``out_dir``.
 
@@ -171,7 +173,9 @@ def train_member(
     holds the peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``,
     score head included via ``modules_to_save``) and the tokenizer, and the entry's
     format is ``"lora"`` (see :mod:`rewardherd.models.lora`). Returns the member's
-    manifest entry (held-out accuracy, standardization statistics).
+    manifest entry (held-out accuracy, standardization statistics). ``heldout_scores``: also
+    write the member's score of each held-out pair's responses there (Parquet: ``id``,
+    ``chosen``, ``rejected``), from the same pass that measures its accuracy.
     """
     from datasets import Dataset
     from transformers.utils import logging as hf_logging
@@ -250,6 +254,9 @@ def train_member(
             with atomic_dir(out_dir) as staged:
                 model.save_pretrained(staged, safe_serialization=True)
                 tokenizer.save_pretrained(staged)
+            if heldout_scores is not None:
+                write_table_atomic(pd.DataFrame({"id": [p.id for p in heldout_pairs], "chosen": ev["chosen_scores"],
+                                                 "rejected": ev["rejected_scores"]}), Path(heldout_scores))
         trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(work, ignore_errors=True)
