@@ -226,7 +226,7 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path, builtin_cache):
 
 
 def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
-    """`sharing_levels`: one study per level of the world's marker dial, then gain vs rho_bar."""
+    """`sweep.markers`: one study per level of the world's marker dial, then gain vs rho_bar."""
     import dataclasses
 
     import pandas as pd
@@ -236,7 +236,7 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
 
     out = tmp_path / "sharing"
     res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
-                "--set", "sharing_levels=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "noise=[0.0]"])
+                "--set", "sweep.markers=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "sweep.noise=[0.0]"])
     assert res.exit_code == 0, res.output
     t = pd.read_parquet(out / "results" / "sharing_dial.parquet")
     assert sorted(set(t["level"])) == [0.0, 1.0] and set(t["kind"]) == {"finetune", "pretrain"}

@@ -388,16 +388,20 @@ def heldout_sharing(out: Path, config, members: pd.DataFrame) -> list[pd.DataFra
         return []
     gold = pd.read_parquet(gold_path).set_index("id")
     frames = []
-    for noise in config.noise:
-        for seed in config.seeds:
+    for noise in config.sweep.noise:
+        for seed in config.sweep.seeds:
             for kind in ("finetune", "pretrain"):
                 tabs = [pd.read_parquet(out / "members" / u / "heldout.parquet").set_index("id")
                         for u in member_units(members, kind, noise, seed)]
                 ids = tabs[0].index.intersection(gold.index)
                 g = gold.loc[ids]
-                r = core.margin_error_sharing(np.stack([t.loc[ids, "chosen"] for t in tabs]),
-                                              np.stack([t.loc[ids, "rejected"] for t in tabs]),
-                                              g["gold_chosen"].to_numpy(), g["gold_rejected"].to_numpy())
+                try:
+                    r = core.margin_error_sharing(np.stack([t.loc[ids, "chosen"] for t in tabs]),
+                                                  np.stack([t.loc[ids, "rejected"] for t in tabs]),
+                                                  g["gold_chosen"].to_numpy(), g["gold_rejected"].to_numpy())
+                except ValueError as e:  # e.g. a member's margins are constant
+                    log.warning("held-out error sharing not computed for %s, noise %g, seed %s: %s", kind, noise, seed, e)
+                    continue
                 row = {k: v for k, v in r.as_dict().items() if k != "member_variance"}
                 frames.append(pd.DataFrame([{"kind": kind, **row, "noise": noise, "seed": seed,
                                              "where": "heldout"}]))

@@ -1,6 +1,6 @@
 """The error-sharing sweep (issue 13): one study per level of the world's error-sharing dial.
 
-``StudyConfig.sharing_levels`` lists levels of ``world.preferences.markers`` (docs/sharing_dial.md).
+``sweep.markers`` lists levels of ``world.preferences.markers`` (docs/sharing_dial.md).
 Each level runs the study as configured in ``<out>/markers<level>/`` (its own report,
 claims and calibration); the best-of-n pool does not depend on the dial, so it is sampled
 once and linked into every level. Then ``<out>/results/sharing_dial.parquet`` holds, per
@@ -58,17 +58,17 @@ def run_sharing(config, out_dir: str | Path, *, progress: bool = True, overwrite
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", to_dict(config))
     pool, seconds = None, {}
-    for level in config.sharing_levels:
+    for level in config.sweep.markers:
         d = level_dir(out, level)
         if pool is not None and not d.exists():
             _link(pool, d / "pool.parquet")
-        prefs = replace(config.world.preferences, markers=level)
+        world = replace(config.world, preferences=replace(config.world.preferences, markers=level))
         t = time.time()
-        run_study(replace(config, sharing_levels=(), world=replace(config.world, preferences=prefs)), d,
-                  progress=progress, overwrite=overwrite)
+        run_study(replace(config, sweep=replace(config.sweep, markers=()), world=world), d, progress=progress,
+                  overwrite=overwrite)
         seconds[f"markers{level:g}"] = round(time.time() - t, 1)
         pool = d / "pool.parquet"
-    table = sharing_dial_table(out, config.sharing_levels)
+    table = sharing_dial_table(out, config.sweep.markers)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
     write_json_atomic(out / "results" / "timings.json", seconds)
     return write_sharing_report(out, table, seconds)

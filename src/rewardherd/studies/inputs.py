@@ -129,12 +129,3 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
         world_summary=world.summary, heldout_gold=world.heldout_gold(),
     )
 
-
-def heldout_gold(inputs: StudyInputs) -> pd.DataFrame:
-    """Gold of each held-out pair's two responses, for the in-distribution error decomposition."""
-    if inputs.heldout_gold is not None:
-        return inputs.heldout_gold
-    pairs = [p for p in inputs.heldout_pairs if not p.is_conversational]
-    g = np.asarray(inputs.gold([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]),
-                   dtype=np.float64)
-    return pd.DataFrame({"id": [p.id for p in pairs], "gold_chosen": g[: len(pairs)], "gold_rejected": g[len(pairs):]})

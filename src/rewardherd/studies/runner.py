@@ -40,7 +40,7 @@ from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves, sample_pool
 from rewardherd.studies.config import StudyConfig
-from rewardherd.studies.inputs import heldout_gold, resolve_inputs
+from rewardherd.studies.inputs import resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -580,6 +580,16 @@ def _run_ray(fn, units, args, config: StudyConfig, desc: str) -> list:
 
 
 # --------------------------------------------------------------------- main
+def heldout_gold(inputs) -> pd.DataFrame:
+    """Gold of each held-out pair's two responses, for the in-distribution error decomposition."""
+    if inputs.heldout_gold is not None:
+        return inputs.heldout_gold
+    pairs = [p for p in inputs.heldout_pairs if not p.is_conversational]
+    g = np.asarray(inputs.gold([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]),
+                   dtype=np.float64)
+    return pd.DataFrame({"id": [p.id for p in pairs], "gold_chosen": g[: len(pairs)], "gold_rejected": g[len(pairs):]})
+
+
 def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
     path = out / "pool.parquet"
     if path.exists():
@@ -701,7 +711,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     """Run (or resume) the study and write its report. Returns the report path."""
     from rewardherd.studies.report import write_report
 
-    if config.sharing_levels:  # one study per level of the error-sharing dial
+    if config.sweep.markers:  # one study per level of the error-sharing dial
         from rewardherd.studies.dial import run_sharing
 
         return run_sharing(config, out_dir, progress=progress, overwrite=overwrite)

@@ -245,9 +245,8 @@ class PreferenceConfig:
     """Sampling and labelling seed."""
 
     markers: float = 0.0
-    """Error-sharing dial (docs/sharing_dial.md): share of training and held-out pairs that get
-    redundant markers (rewardherd.data.plant_markers) as they are loaded; 0 is off. A view of the
-    stored pairs, so a new level rebuilds nothing; gold is unchanged."""
+    """Error-sharing dial (docs/sharing_dial.md): share of train and held-out pairs given redundant markers
+    (rewardherd.data.plant_markers) as they are loaded, so a level rebuilds nothing; 0 is off."""
 
     def __post_init__(self) -> None:
         check(0.0 <= self.markers <= 1.0, f"preferences.markers must be in [0, 1]; got {self.markers}")
