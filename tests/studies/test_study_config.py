@@ -95,11 +95,21 @@ def test_sweep_section_holds_the_best_of_n_axes():
     ("sweep.kinds=[finetune]", "sweep: kinds must hold finetune and pretrain"),
     ("sweep.noise=[0.5]", "sweep: noise levels must be in"), ("sweep.seeds=[]", "sweep: at least one seed"),
     ("sweep.methods=[nope]", "sweep: unknown aggregation method 'nope'"), ("sweep.sizes=[3]", r"sweep.sizes must be in \[1, ensemble_size=2\]"),
-    ("sweep.seedz=[1]", "'sweep.seedz'; allowed in sweep: kinds, methods, noise, seeds, sizes"),
+    ("sweep.seedz=[1]", "'sweep.seedz'; allowed in sweep: kinds, markers, methods, noise, seeds, sizes"),
+    ("sweep.markers=[0,1.5]", r"sweep: markers levels must be distinct and in \[0, 1\]; got \[0.0, 1.5\]"),
+    ("sweep.markers=[0.5,0.5]", "sweep: markers levels must be distinct"),
 ])
 def test_sweep_errors_name_the_sweep_key(key, msg):
     with pytest.raises(ConfigError, match=msg):
         resolve_config(None, "smoke", [key])
+
+
+def test_sharing_profile_sweeps_the_dial_without_rl():
+    cfg = resolve_config(None, "sharing")
+    assert cfg.sweep.markers == (0.0, 0.75, 0.9, 1.0) and cfg.sweep.noise == (0.0,) and not cfg.rl_sweep.enabled
+    assert cfg.sweep.seeds == resolve_config(None, "quick").sweep.seeds and cfg.world.preferences.markers == 0.0
+    with pytest.raises(ConfigError, match=r"world.preferences: preferences.markers must be in \[0, 1\]; got 2.0"):
+        resolve_config(None, "smoke", ["world.preferences.markers=2"])
 
 
 def test_a_run_dir_with_the_old_layout_is_refused_not_resumed(tmp_path):
