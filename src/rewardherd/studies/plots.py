@@ -293,7 +293,7 @@ def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
         ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
         ax.set_xlabel("members' error correlation rho_bar (pool)")
     axes[0, 0].set_ylabel("gold gain over own members at n_max")
-    axes[0, -1].legend(fontsize=8, title="markers level: labels", title_fontsize=7)
+    axes[0, -1].legend(fontsize=8, title="point labels: markers level", title_fontsize=7)
     return _save(fig, path)
 
 

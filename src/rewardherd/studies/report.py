@@ -158,6 +158,9 @@ CAN_DECIDE = {
               "kind against the average single member, its own members and the finetune ensemble under the same "
               "calibrated C3 rules (an 'inconclusive' is not evidence of no difference). Costs are this machine's "
               "seconds, for one world build."),
+    "sharing": ("One level of the error-sharing sweep: the quick study's size at noise 0 without RL, so what the quick "
+                "profile decides at noise 0, for a world whose preference data carry this level of markers (see "
+                "world.preferences.markers in the configuration, and the sweep's report one folder up)."),
     "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid over 3 seeds) is sized for the papers' "
              "comparisons; its intervals are the ones to quote, for one world build."),
 }
