@@ -250,6 +250,11 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     assert [w["preferences"]["markers"] for w in worlds] == [0.0, 1.0]
     assert worlds[0]["preferences"]["key"] == worlds[1]["preferences"]["key"]  # a view: nothing rebuilt
     assert (out / "figures" / "sharing_dial.png").exists() and "markers1/report.html" in (out / "report.md").read_text()
+    before = (out / "report.md").read_text()
+    res = _run(["report", str(out)])  # rebuilds every level's analysis, then the sweep's table and report
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results" / "sharing_dial.parquet"), t)
+    assert (out / "report.md").read_text() == before
     # the dial itself: markers on exactly half of the pairs, gold and the stored pairs unchanged
     base = world_config("smoke")
     half = dataclasses.replace(base, preferences=dataclasses.replace(base.preferences, markers=0.5))

@@ -71,7 +71,19 @@ def run_sharing(config, out_dir: str | Path, *, progress: bool = True, overwrite
     table = sharing_dial_table(out, config.sweep.markers)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
     write_json_atomic(out / "results" / "timings.json", seconds)
+    (out / "results" / "DONE").write_text("ok\n")
     return write_sharing_report(out, table, seconds)
+
+
+def report_sharing(out: Path, reanalyze) -> Path:
+    """Re-analyse every level of a finished sweep (``reanalyze``) and rewrite the sweep's table and report."""
+    levels = sorted({float(v) for v in pd.read_parquet(out / "results" / "sharing_dial.parquet")["level"]})
+    for level in levels:
+        reanalyze(level_dir(out, level))
+    table = sharing_dial_table(out, levels)
+    write_table_atomic(table, out / "results" / "sharing_dial.parquet")
+    timings = out / "results" / "timings.json"
+    return write_sharing_report(out, table, json.loads(timings.read_text()) if timings.exists() else {})
 
 
 def _spread(values: pd.Series) -> tuple[float, float, float]:

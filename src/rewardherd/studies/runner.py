@@ -492,6 +492,10 @@ def reanalyze(out_dir: str | Path) -> Path:
     from rewardherd.studies.report import write_report
 
     out = Path(out_dir)
+    if (out / "results" / "sharing_dial.parquet").exists():  # an error-sharing sweep: each level, then the sweep
+        from rewardherd.studies.dial import report_sharing
+
+        return report_sharing(out, reanalyze)
     if not (out / "results" / "members.parquet").exists():
         raise FileNotFoundError(f"{out}: no results/members.parquet: this study was made by an older rewardherd; "
                                 "run it again with `rewardherd study` into a new --out")
