@@ -50,10 +50,9 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def run_sharing(config, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> Path:
-    """Run (or resume) every level's study, then tabulate and report. Returns the report path."""
-    from rewardherd.studies.runner import run_study
-
+def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run (or resume) every level's study with ``run_study`` (the runner's), then tabulate and
+    report. Returns the report path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", to_dict(config))

@@ -718,7 +718,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     if config.sweep.markers:  # one study per level of the error-sharing dial
         from rewardherd.studies.dial import run_sharing
 
-        return run_sharing(config, out_dir, progress=progress, overwrite=overwrite)
+        return run_sharing(config, out_dir, run_study, progress=progress, overwrite=overwrite)
 
     out = Path(out_dir)
     cfg_dict = to_dict(config)
