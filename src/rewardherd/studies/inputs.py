@@ -49,7 +49,7 @@ def read_prompts(path: str) -> list[str]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p}:{i}: invalid JSON: {e.msg}") from e
-            if "prompt" not in row or not isinstance(row["prompt"], str):
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
                 raise ValueError(f"{p}:{i}: field 'prompt' missing or not a string")
             out.append(row["prompt"])
         else:
