@@ -250,6 +250,11 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     assert [w["preferences"]["markers"] for w in worlds] == [0.0, 1.0]
     assert worlds[0]["preferences"]["key"] == worlds[1]["preferences"]["key"]  # a view: nothing rebuilt
     assert (out / "figures" / "sharing_dial.png").exists() and "markers1/report.html" in (out / "report.md").read_text()
+    stored = (out / "config.json").read_text()
+    res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
+                "--set", "sweep.markers=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "sweep.seeds=[1]"])
+    assert res.exit_code != 0 and "another configuration" in res.output  # refused, nothing overwritten
+    assert (out / "config.json").read_text() == stored
     before = (out / "report.md").read_text()
     res = _run(["report", str(out)])  # rebuilds every level's analysis, then the sweep's table and report
     assert res.exit_code == 0, res.output

@@ -55,7 +55,6 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
     report. Returns the report path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", to_dict(config))
     pool, seconds = None, {}
     for level in config.sweep.markers:
         d = level_dir(out, level)
@@ -67,6 +66,8 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
                   overwrite=overwrite)
         seconds[f"markers{level:g}"] = round(time.time() - t, 1)
         pool = d / "pool.parquet"
+    # written once every level has run: a rerun that a level refuses (another configuration) changes nothing here
+    write_json_atomic(out / "config.json", to_dict(config))
     table = sharing_dial_table(out, config.sweep.markers)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
     write_json_atomic(out / "results" / "timings.json", seconds)
@@ -153,7 +154,8 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
           "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
           md_table(levels), "", "## Ensemble gain over its own members at n_max", "", md_table(gains), "",
           "Each level's full report (claims, calibration, figures): " + ", ".join(links), "",
-          f"Wall time per level: {timing}.", ""]
+          f"Wall time per level in the run that finished the sweep (a level already done only rebuilt its report): "
+          f"{timing}.", ""]
     (out / "report.md").write_text("\n".join(md))
     img = base64.b64encode(fig.read_bytes()).decode()
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
@@ -166,6 +168,7 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
             "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),
             "<h2>Ensemble gain over its own members at n_max</h2>", gains.to_html(index=False),
             "<p>Each level's full report: ", ", ".join(f'<a href="{u}">{u.split("/")[0]}</a>' for u in links),
-            f"</p><p>Wall time per level: {html.escape(timing)}.</p></body></html>"]
+            f"</p><p>Wall time per level in the run that finished the sweep (a level already done only rebuilt its "
+            f"report): {html.escape(timing)}.</p></body></html>"]
     (out / "report.html").write_text("".join(page))
     return out / "report.html"
