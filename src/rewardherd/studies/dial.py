@@ -139,6 +139,21 @@ def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return levels, gains
 
 
+def summary_lines(table: pd.DataFrame) -> list[str]:
+    """What came out, computed from the table: the verdict counts, and each kind and method's gain at its
+    highest and at its lowest measured rho_bar."""
+    counts = table["verdict"].value_counts()
+    lines = [f"Verdicts over {len(table)} (level, kind, method) cells: "
+             + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "not reproduced", "inconclusive"))
+             + " (reproduced = the ensemble beats its own members)."]
+    for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
+        hi, lo = g.loc[g["rho_bar"].idxmax()], g.loc[g["rho_bar"].idxmin()]
+        lines.append(f"{kind} {method}, noise {noise:g}: gain {hi['gain']:+.3f} [{hi['gain_low']:+.3f}, "
+                     f"{hi['gain_high']:+.3f}] at rho_bar {hi['rho_bar']:.2f} -> {lo['gain']:+.3f} "
+                     f"[{lo['gain_low']:+.3f}, {lo['gain_high']:+.3f}] at rho_bar {lo['rho_bar']:.2f}.")
+    return lines
+
+
 def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     from rewardherd.studies.plots import sharing_dial
     from rewardherd.studies.report import md_table
@@ -150,7 +165,9 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     covers = table["covers"].iloc[0] if len(table) else ""
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
     links = [f"markers{lv:g}/report.html" for lv in dict.fromkeys(table["level"])]
-    md = ["# rewardherd error-sharing sweep", "", TEXT, "", f"Intervals cover: {covers}.", "",
+    summary = summary_lines(table)
+    md = ["# rewardherd error-sharing sweep", "", TEXT, "", f"Intervals cover: {covers}.", "", "## What came out", "",
+          *[f"- {x}" for x in summary], "",
           "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
           md_table(levels), "", "## Ensemble gain over its own members at n_max", "", md_table(gains), "",
           "Each level's full report (claims, calibration, figures): " + ", ".join(links), "",
@@ -163,7 +180,8 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
              "img{max-width:100%}")
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardherd error-sharing sweep</title>",
             f"<style>{style}</style></head><body><h1>rewardherd error-sharing sweep</h1>",
-            f"<p>{html.escape(TEXT)}</p><p>Intervals cover: {html.escape(covers)}.</p>",
+            f"<p>{html.escape(TEXT)}</p><p>Intervals cover: {html.escape(covers)}.</p><h2>What came out</h2><ul>",
+            "".join(f"<li>{html.escape(x)}</li>" for x in summary), "</ul>",
             f'<img alt="sharing dial" src="data:image/png;base64,{img}">',
             "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),
             "<h2>Ensemble gain over its own members at n_max</h2>", gains.to_html(index=False),
