@@ -122,6 +122,7 @@ def main() -> None:
 
     from rewardherd.studies.config import resolve_config
     from rewardherd.studies.inputs import resolve_inputs
+    from rewardherd.studies.runner import heldout_gold
 
     t0 = time.time()
     out = Path(args.out)
@@ -137,8 +138,8 @@ def main() -> None:
     p, n = len(keep), int(n_per.iloc[0])
     ends = pool["response"].str.endswith((CHOSEN_MARKER, REJECTED_MARKER)).mean()
     held = inp.heldout_pairs
-    g_held = inp.gold([q.prompt for q in held] * 2, [q.chosen for q in held] + [q.rejected for q in held])
-    gold_by_id = {q.id: (a, b) for q, a, b in zip(held, g_held[: len(held)], g_held[len(held):], strict=True)}
+    hg = heldout_gold(inp)  # the unmarked responses' gold, as the study stores it
+    gold_by_id = dict(zip(hg["id"], zip(hg["gold_chosen"], hg["gold_rejected"], strict=True), strict=True))
     gold = pool["gold"].to_numpy()
     pid = pool["prompt_id"].to_numpy()
     zg = within_prompt_z(gold, pid)

@@ -360,7 +360,7 @@ def optimized_accuracy(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[
     return rows
 
 
-def pool_sharing(zt: pd.DataFrame, config, members: pd.DataFrame, out: Path) -> pd.DataFrame:
+def sharing_rows(zt: pd.DataFrame, config, members: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Shared vs idiosyncratic error of each ensemble's members on the pool (off distribution,
     ``where="pool"``), z-scored within each prompt, and on the held-out pairs (in distribution,
     ``where="heldout"``), per (noise, seed, kind); see docs/error_sharing.md."""
@@ -494,7 +494,7 @@ def analyze(out: Path, config) -> None:
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")
-    write_table_atomic(pool_sharing(zt, config, members, out), res / "sharing.parquet")
+    write_table_atomic(sharing_rows(zt, config, members, out), res / "sharing.parquet")
     cross_matrix(cells, config).to_parquet(res / "cross.parquet", index=False)
     pool.to_parquet(out / "samples.parquet", index=False)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from rewardherd.config import to_dict
-from rewardherd.io import write_json_atomic, write_table_atomic
+from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)  # study files are written atomically, never in place: a hard link is safe
-    except OSError:
-        shutil.copy2(src, dst)
+    except OSError:  # another file system: an atomic copy, so a killed run never leaves half a pool
+        write_atomic(dst, lambda tmp: shutil.copy2(src, tmp))
 
 
 def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True, overwrite: bool = False) -> Path:

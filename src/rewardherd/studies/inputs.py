@@ -128,4 +128,3 @@ def world_inputs(config, progress: bool = True) -> StudyInputs:
         description=f"built-in world ({config.world.name} profile, replicate {config.world_seed})",
         world_summary=world.summary, heldout_gold=world.heldout_gold(),
     )
-

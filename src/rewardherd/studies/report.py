@@ -251,8 +251,8 @@ def _calibration_text(calibration: dict) -> str:
 WHERE = {"pool": "best-of-n pool (off distribution)", "heldout": "held-out pairs (in distribution)"}
 SHARING_TEXT = ("Each member's error is its standardized score minus standardized gold: on the best-of-n pool "
                 "z-scored within each prompt, on the held-out preference pairs the member's margin (chosen minus "
-                "rejected) against gold's margin, z-scored across pairs. rho_bar: mean pairwise correlation of the members' errors; shared fraction: variance of the "
-                "mean error over the mean member error variance (K members). Averaging K members can remove only the "
+                "rejected) against gold's margin, z-scored across pairs. rho_bar: mean pairwise correlation of the "
+                "members' errors; shared fraction: variance of the mean error over the mean member error variance (K members). Averaging K members can remove only the "
                 "idiosyncratic part. Mean over seeds (min-max in brackets). docs/error_sharing.md explains how to "
                 "place your own ensemble on this axis with `rewardherd eval --gold`.")
 
