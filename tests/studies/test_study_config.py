@@ -43,7 +43,8 @@ def test_profiles_keep_the_study_rl_schedule():
     smoke = resolve_config(None, "smoke")
     assert (smoke.rl.steps, smoke.rl.lr, smoke.rl.eval_every, smoke.rl.num_generations) == (2, 3e-5, 1, 2)
     full = resolve_config(None, "full")
-    assert (full.rl.steps, full.rl.lr, full.rl_sweep.kl_coefs) == (200, 3e-5, (0.0, 0.01, 0.2))
+    assert (full.rl.steps, full.rl.lr, full.rl_sweep.kl_coefs, len(full.rl_sweep.seeds)) == (200, 3e-5, (0.01,), 3)
+    assert full.world == quick.world and full.pool == quick.pool and full.sweep.seeds == quick.sweep.seeds
     assert RLConfig().steps == 50  # the `rl` command's own default is untouched
 
 

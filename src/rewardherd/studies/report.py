@@ -161,8 +161,12 @@ CAN_DECIDE = {
     "sharing": ("One level of the error-sharing sweep: the quick study's size at noise 0 without RL, so what the quick "
                 "profile decides at noise 0, for a world whose preference data carry this level of markers (see "
                 "world.preferences.markers in the configuration, and the sweep's report one folder up)."),
-    "full": ("The full profile (5 members, 5 seeds, 256 x 512 pool, RL grid over 3 seeds) is sized for the papers' "
-             "comparisons; its intervals are the ones to quote, for one world build."),
+    "full": ("The full profile: the quick study's world and size (5 members, 6 seeds, 256 x 128 pool) with every "
+             "ensemble kind, six aggregations, ensemble sizes 1-5, calibration at 100 replicates and an RL grid with "
+             "3 seeds per arm. It decides what the quick profile decides, at the same calibrated power, for more "
+             "kinds and methods; the size curve and the RL cells are descriptive (no claim rule uses them). It "
+             "cannot decide behaviour beyond n = 32, and its intervals cover seeds and prompts, not the world build. "
+             "The paper-scale world (world.name=full) does not build in its time budget on 2 cores."),
 }
 
 
