@@ -28,6 +28,21 @@ def test_every_claim_has_a_null_an_effect_and_an_opposite():
         assert {(claim, "null"), (claim, "effect"), (claim, "opposite")} <= cells
 
 
+def test_the_sweeps_peak_rule_has_nulls_and_effects_and_its_own_cache(tmp_path):
+    cells = cal.peak_scenarios()
+    assert {sc.truth for sc in cells} == {"null", "effect"}
+    assert {sc.claim for sc in cells} == {"ensemble_vs_own_members_at_peak"}
+    null = cal.run_scenario(cells[0], SMALL, replicates=12, seed=1)  # flat gold
+    effect = cal.run_scenario(next(sc for sc in cells if sc.truth == "effect"), SMALL, replicates=6, seed=2)
+    assert null["reproduced"] <= 2 / 12
+    assert effect["reproduced"] >= 4 / 6 and effect["not reproduced"] == 0
+    size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
+    rows = cal.calibrate(size, 1, cache_dir=tmp_path, cells=cells)
+    assert [r["scenario"] for r in rows] == [sc.name for sc in cells]
+    cal.calibrate(size, 1, cache_dir=tmp_path)  # the studies' scenarios: another file, not these rows
+    assert len(list((tmp_path / "calibration").glob("*.json"))) == 2
+
+
 def test_calibrate_caches_by_size(tmp_path):
     size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
     a = cal.calibrate(size, 1, cache_dir=tmp_path)

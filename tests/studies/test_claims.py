@@ -121,6 +121,40 @@ def test_conservative_aggregation_hand_worked():
     assert r.extra["members_peak_n"] == 2 and r.extra["ensemble_peak_n"] == 2
 
 
+def test_gain_at_peak_hand_worked():
+    """Each curve's peak is chosen on the selection prompts (over every n, n_max included) and read on the others."""
+    ns = [1, 2, 4]
+    select = np.array([True, False, True, False])
+    members = np.zeros((2, 4, 3))
+    members[:, select] = [0.0, 1.0, 0.5]  # members peak at n=2 on the selection half...
+    members[:, ~select] = [0.0, 0.8, 2.0]  # ...and are read there on the other half, not at their best n=4
+    ens = np.zeros((2, 4, 3))
+    ens[:, select] = [0.0, 0.5, 1.5]  # the ensemble keeps rising: its peak is n_max
+    ens[:, ~select] = [0.0, 0.5, 1.0]
+    r = cl.ensemble_vs_own_members_at_peak(members, ens, ns, select)
+    assert r.claim == "ensemble_vs_own_members_at_peak" and r.rule == cl.RULES[r.claim]
+    assert (r.extra["members_peak_n"], r.extra["ensemble_peak_n"]) == (2, 4)
+    assert r.estimate == pytest.approx(1.0 - 0.8)
+    with pytest.raises(ValueError, match="differ"):
+        cl.ensemble_vs_own_members_at_peak(members, ens[:1], ns, select)
+    with pytest.raises(ValueError, match="select must be"):
+        cl.ensemble_vs_own_members_at_peak(members, ens, ns, np.ones(4, dtype=bool))
+
+
+def test_gain_at_peak_has_no_selection_bias_on_flat_gold():
+    """Both peaks are argmaxes; read on the prompts that chose them, the gain would be biased."""
+    rng = np.random.default_rng(6)
+    ns = [1, 2, 4, 8, 16, 32]
+    verdicts, estimates = [], []
+    for i in range(40):
+        members, ens = 0.3 * rng.standard_normal((2, 3, 256, len(ns)))
+        r = cl.ensemble_vs_own_members_at_peak(members, ens, ns, cl.split_prompts(256, seed=i))
+        verdicts.append(r.verdict)
+        estimates.append(r.estimate)
+    assert verdicts.count("reproduced") <= 5 and verdicts.count("not reproduced") <= 5
+    assert abs(np.mean(estimates)) < 0.01  # sd of one estimate: 0.3 / sqrt(3 x 128) = 0.015
+
+
 def test_cross_rm_transfer_gaussian_null_and_private_errors():
     rng = np.random.default_rng(5)
     S, P, K, N = 2, 64, 3, 128

@@ -250,10 +250,16 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     assert [w["preferences"]["markers"] for w in worlds] == [0.0, 1.0]
     assert worlds[0]["preferences"]["key"] == worlds[1]["preferences"]["key"]  # a view: nothing rebuilt
     assert (out / "figures" / "sharing_dial.png").exists() and "markers1/report.html" in (out / "report.md").read_text()
-    n_verdicts = {v: int((t["verdict"] == v).sum()) for v in ("reproduced", "not reproduced", "inconclusive")}
-    assert (f"Verdicts over 12 (level, kind, method) cells: {n_verdicts['reproduced']} reproduced, "
-            f"{n_verdicts['not reproduced']} not reproduced, {n_verdicts['inconclusive']} inconclusive"
-            in (out / "report.md").read_text())
+    for prefix, where in (("", "at n_max"), ("peak_", "at each curve's peak")):
+        n = {v: int((t[f"{prefix}verdict"] == v).sum()) for v in ("reproduced", "not reproduced", "inconclusive")}
+        assert (f"Verdicts {where} over 12 (level, kind, method) cells: {n['reproduced']} reproduced, "
+                f"{n['not reproduced']} not reproduced, {n['inconclusive']} inconclusive"
+                in (out / "report.md").read_text())
+    assert ((t["peak_gain_low"] <= t["peak_gain"]) & (t["peak_gain"] <= t["peak_gain_high"])).all()
+    assert set(t["own_peak_n"]) | set(t["ensemble_peak_n"]) <= {1, 2, 4}  # the smoke pool's n grid (16 x 0.25)
+    cal = json.loads((out / "results" / "calibration.json").read_text())
+    assert {r["claim"] for r in cal["rows"]} == {"ensemble_vs_own_members", "ensemble_vs_own_members_at_peak"}
+    assert cal["replicates"] == 2 and "The rules and their calibration" in (out / "report.md").read_text()
     stored = (out / "config.json").read_text()
     res = _run(["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
                 "--set", "sweep.markers=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "sweep.seeds=[1]"])

@@ -197,7 +197,10 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
 
     The first two use the C3 rule :func:`~rewardherd.studies.claims.ensemble_vs_own_members`,
     the third the C3 paired difference :func:`~rewardherd.studies.claims.pretrain_vs_finetune`,
-    each calibrated in its C3 rows; only what is compared differs. Returns ``(rows, claims)``:
+    each calibrated in its C3 rows; only what is compared differs. Each row also has the gain
+    over its own members at each curve's peak (chosen on the claims' selection half of the
+    prompts, :func:`~rewardherd.studies.claims.ensemble_vs_own_members_at_peak`; calibrated in
+    the error-sharing sweep's report). Returns ``(rows, claims)``:
     one row per (noise, kind, method), and the own-member C3 claims of the extra kinds (the
     finetune and pretrain ones are among the main claims already).
     """
@@ -208,6 +211,7 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
     ns = sorted(int(n) for n in cells["n"].unique())
     nmax, k, seeds = ns[-1], config.ensemble_size, list(config.sweep.seeds)
     prompts = sorted(cells["prompt_id"].unique())
+    select = cl.split_prompts(len(prompts), seed=0)  # the claims' split (C4, C5)
     methods = [core.Aggregation.parse(m).label for m in config.sweep.methods]
     rows, claims = [], []
     for noise in config.sweep.noise:
@@ -227,11 +231,13 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                 own_kind = "finetune" if kind == "warm" else kind
                 if kind == "warm":
                     mem_rows = single
-            own = _member_curves(mem_rows, members, own_kind, noise, seeds, prompts, [nmax])[..., 0]  # (S, K, P)
+            own_curves = _member_curves(mem_rows, members, own_kind, noise, seeds, prompts, ns)  # (S, K, P, G)
+            own = own_curves[..., -1]
             cost = kind_costs(members, kind, noise, seeds)
             passes = 1 if kind in ONE_PASS_KINDS else k
             for m in (["mean"] if kind == "warm" else methods):
-                ens = np.stack([_curve(ens_rows, prompts, [nmax], seed=s, method=m)[:, 0] for s in seeds])  # (S, P)
+                ens_curves = np.stack([_curve(ens_rows, prompts, ns, seed=s, method=m) for s in seeds])  # (S, P, G)
+                ens = ens_curves[..., -1]
                 # warm is compared with the finetune mean only if the study computed it
                 ft = None if kind == "finetune" or m not in methods else np.stack(
                     [_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s, method=m)[:, 0]
@@ -242,6 +248,7 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                 vs_own = cl.ensemble_vs_own_members(
                     ens, own, comparison=f"{label} - its own {own.shape[1]} members"
                                          f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
+                at_peak = cl.ensemble_vs_own_members_at_peak(own_curves.mean(axis=1), ens_curves, ns, select)
                 vs_ft = None if ft is None else cl.pretrain_vs_finetune(
                     ens, ft, comparison=f"{label} - finetune ensemble ({m}), {tag}")
                 if kind not in ("finetune", "pretrain"):
@@ -253,6 +260,10 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                              "gain_vs_single_high": vs_single.high, "verdict_vs_single": vs_single.verdict,
                              "gain_vs_own": vs_own.estimate, "gain_vs_own_low": vs_own.low,
                              "gain_vs_own_high": vs_own.high, "verdict_vs_own": vs_own.verdict,
+                             "gain_vs_own_peak": at_peak.estimate, "gain_vs_own_peak_low": at_peak.low,
+                             "gain_vs_own_peak_high": at_peak.high, "verdict_vs_own_peak": at_peak.verdict,
+                             "own_peak_n": at_peak.extra["members_peak_n"],
+                             "ensemble_peak_n": at_peak.extra["ensemble_peak_n"],
                              **({} if vs_ft is None else {
                                  "gain_vs_finetune": vs_ft.estimate, "gain_vs_finetune_low": vs_ft.low,
                                  "gain_vs_finetune_high": vs_ft.high, "verdict_vs_finetune": vs_ft.verdict}),

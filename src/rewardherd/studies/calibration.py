@@ -157,6 +157,9 @@ def run_once(sc: Scenario, size: Size, rng: np.random.Generator) -> claims.Claim
         ens = curves(pre, gold, [nmax], sc.method)[..., 0]
         mem = curves(pre, gold, [nmax], None)[..., 0]
         return claims.ensemble_vs_own_members(ens, mem)
+    if sc.claim == "ensemble_vs_own_members_at_peak":
+        return claims.ensemble_vs_own_members_at_peak(curves(pre, gold, ns, None).mean(axis=1),
+                                                      curves(pre, gold, ns, sc.method), ns, select)
     if sc.claim == "pretrain_vs_finetune":
         return claims.pretrain_vs_finetune(curves(pre, gold, [nmax], sc.method)[..., 0],
                                            curves(ft, gold, [nmax], sc.method)[..., 0])
@@ -272,8 +275,31 @@ def scenarios() -> list[Scenario]:
     ]
 
 
-def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False) -> list[dict]:
-    """Every scenario at ``size``, ``replicates`` simulated studies each (cached by content).
+def peak_scenarios() -> list[Scenario]:
+    """The cells of the error-sharing sweep's own rule, C3 at each curve's peak
+    (:func:`rewardherd.studies.claims.ensemble_vs_own_members_at_peak`). Kept apart from
+    :func:`scenarios`, whose rules every study reports, so that adding this rule does not
+    recompute every cached study calibration. In these worlds gold either keeps rising (both
+    peaks at n_max) or falls from n <= 2 on (both peaks near n = 1); no simple world puts the
+    ensemble's peak below its members' (every curve starts at the same gold at n = 1), so
+    there is no opposite cell, and the herding world is a null here."""
+    return [
+        Scenario("ensemble_vs_own_members_at_peak", "null", "flat gold", World(gold="flat", sigma=1.0)),
+        Scenario("ensemble_vs_own_members_at_peak", "null", "identical members (no idiosyncratic part)",
+                 World(gold="shared_hack", b_shared=1.0, sigma=0.0, jitter=0.0)),
+        Scenario("ensemble_vs_own_members_at_peak", "null", "herding: shared hack, both curves peak at n <= 2",
+                 World(gold="shared_hack", gamma=2.0, b_shared=1.0, sigma=1.0)),
+        Scenario("ensemble_vs_own_members_at_peak", "effect", "idiosyncratic hacks, one per member",
+                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5)),
+        Scenario("ensemble_vs_own_members_at_peak", "effect", "moderate: shared hack, noisy members (gamma 0.7)",
+                 World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0)),
+    ]
+
+
+def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False,
+              cells: list[Scenario] | None = None) -> list[dict]:
+    """Every scenario (``cells``; default :func:`scenarios`) at ``size``, ``replicates``
+    simulated studies each (cached by content).
 
     With ``cache_dir``, the rows are stored under ``<cache_dir>/calibration/<key>.json``,
     keyed by the size, the replicate count, the seed and the scenarios, so studies of
@@ -286,18 +312,19 @@ def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, pro
     from rewardherd.io import write_json_atomic
     from rewardherd.world.cache import hash_key
 
+    cells = scenarios() if cells is None else cells
     key = hash_key({"size": dataclasses.asdict(size), "replicates": replicates, "seed": seed,
-                    "scenarios": [repr(sc) for sc in scenarios()], "version": CALIBRATION_VERSION})
+                    "scenarios": [repr(sc) for sc in cells], "version": CALIBRATION_VERSION})
     path = Path(cache_dir).expanduser() / "calibration" / f"{key}.json" if cache_dir is not None else None
     if path is not None and path.exists():
         return json.loads(path.read_text())["rows"]
     rows = []
-    for i, sc in enumerate(scenarios()):
+    for i, sc in enumerate(cells):
         row = run_scenario(sc, size, replicates, seed=seed + i)
         row["target_met"] = target_met(row)
         rows.append(row)
         if progress:
-            print(f"calibration {i + 1}/{len(scenarios())}: {sc.claim} {sc.truth}", flush=True)
+            print(f"calibration {i + 1}/{len(cells)}: {sc.claim} {sc.truth}", flush=True)
     if path is not None:
         write_json_atomic(path, {"size": dataclasses.asdict(size), "replicates": replicates, "rows": rows})
     return rows

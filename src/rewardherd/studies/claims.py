@@ -50,6 +50,10 @@ RULES: dict[str, str] = {
     "ensemble_vs_own_members": (
         "gold at n_max (fixed in advance) of the ensemble minus the average gold of its own K members, each "
         "optimized alone; claimed positive."),
+    "ensemble_vs_own_members_at_peak": (
+        "each curve's peak n chosen on one half of the prompts (over every n, n_max included); on the other half, "
+        "the ensemble's gold at its peak minus the average gold of its own K members (each optimized alone) at "
+        "theirs; claimed positive."),
     "pretrain_vs_finetune": (
         "gold at n_max of the pretrain-seed ensemble minus the fine-tune-seed ensemble (same method, seed, "
         "noise); claimed positive."),
@@ -240,6 +244,24 @@ def pretrain_vs_finetune(pretrain, finetune, *, comparison: str = "") -> ClaimRe
                    "positive", pretrain_gold=float(a.mean()), finetune_gold=float(b.mean()))
 
 
+def ensemble_vs_own_members_at_peak(members_curve, ensemble_curve, ns, select, *, comparison: str = "") -> ClaimResult:
+    """C3 at each curve's peak: an ensemble's best gold beats its own members' best.
+
+    Curves (S, P, G): the average of the ensemble's own members (each optimized alone) and
+    the ensemble's, at each n of ``ns``; ``select``: (P,) the prompts that choose each
+    curve's peak (over every n, n_max included), which are then compared on the others.
+    """
+    m, e = _check_curve(members_curve, ns, "members_curve"), _check_curve(ensemble_curve, ns, "ensemble_curve")
+    if m.shape != e.shape:
+        raise ValueError(f"members_curve {m.shape} and ensemble_curve {e.shape} differ")
+    sel = _check_select(select, m.shape[1])
+    pm, pe = _peak(m, sel), _peak(e, sel)
+    return _result("C3", "ensemble_vs_own_members_at_peak",
+                   comparison or f"ensemble at its peak n={int(ns[pe])} minus its own members' average at theirs "
+                                 f"(n={int(ns[pm])})", e[:, ~sel, pe] - m[:, ~sel, pm], "positive",
+                   members_peak_n=int(ns[pm]), ensemble_peak_n=int(ns[pe]))
+
+
 # -------------------------------------------------------------- C4, C5
 def _check_curve(curve, ns, name: str) -> np.ndarray:
     c = np.asarray(curve, dtype=np.float64)
@@ -256,12 +278,22 @@ def held_out_drop(curve, ns, select) -> tuple[np.ndarray, int]:
     drops and the chosen peak n.
     """
     c = _check_curve(curve, ns, "curve")
-    sel = np.asarray(select, dtype=bool)
-    if sel.shape != (c.shape[1],) or sel.all() or not sel.any():
-        raise ValueError("select must be a (prompts,) mask with both halves non-empty")
-    peak = int(np.argmax(c[:, sel, :-1].mean(axis=(0, 1))))
+    sel = _check_select(select, c.shape[1])
+    peak = _peak(c[..., :-1], sel)
     test = c[:, ~sel]
     return test[..., peak] - test[..., -1], int(ns[peak])
+
+
+def _check_select(select, n_prompts: int) -> np.ndarray:
+    sel = np.asarray(select, dtype=bool)
+    if sel.shape != (n_prompts,) or sel.all() or not sel.any():
+        raise ValueError("select must be a (prompts,) mask with both halves non-empty")
+    return sel
+
+
+def _peak(curve: np.ndarray, sel: np.ndarray) -> int:
+    """Index of the (S, P, G) curve's peak: the argmax of its mean over seeds and the selection prompts."""
+    return int(np.argmax(curve[:, sel].mean(axis=(0, 1))))
 
 
 def residual_overoptimization(curve, ns, select, *, comparison: str = "") -> ClaimResult:

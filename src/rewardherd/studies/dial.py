@@ -5,8 +5,9 @@ Each level runs the study as configured in ``<out>/markers<level>/`` (its own re
 claims and calibration); the best-of-n pool does not depend on the dial, so it is sampled
 once and linked into every level. Then ``<out>/results/sharing_dial.parquet`` holds, per
 level, kind, method and noise, each ensemble's gold gain over its own members at n_max
-(the C3 rule, with its interval and verdict) beside its members' measured error sharing,
-and ``<out>/report.html`` plots one against the other.
+and at each curve's peak (C3 rules, with intervals and verdicts; their calibration is in
+``results/calibration.json``) beside its members' measured error sharing, and
+``<out>/report.html`` plots one against the other.
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ log = logging.getLogger(__name__)
 
 TEXT = ("Each point is one level of the world's error-sharing dial (world.preferences.markers: the share of "
         "training and held-out pairs carrying redundant markers, docs/sharing_dial.md). x: the members' mean "
-        "pairwise error correlation rho_bar on the best-of-n pool (mean over seeds; bars: min-max over seeds). y: the "
-        "ensemble's gold at n_max minus the average gold of its own members each optimized alone (the C3 rule; 95% "
-        "t interval over seeds x prompts, which covers seeds and prompts, not the world build). Averaging can only "
+        "pairwise error correlation rho_bar on the best-of-n pool (mean over seeds; bars: min-max over seeds). y, top "
+        "row: the ensemble's gold at n_max minus the average gold of its own members each optimized alone (the C3 "
+        "rule); bottom row: the same at each curve's own peak n, chosen on one half of the prompts and measured on "
+        "the other (95% t intervals over seeds x prompts, which cover seeds and prompts, not the world build; both "
+        "rules are calibrated below). Averaging can only "
         "cancel idiosyncratic error, so theory expects the gain to shrink toward zero, or below, as rho_bar -> 1. "
         "The dial also changes what members learn (their held-out accuracy is in the table), so it is not a pure "
         "sharing dial; read the gain against rho_bar with that in mind.")
+
+
+GAINS = "Ensemble gain over its own members, at n_max and at each curve's peak"
 
 
 def level_dir(out: Path, level: float) -> Path:
@@ -70,6 +76,7 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
     write_json_atomic(out / "config.json", to_dict(config))
     table = sharing_dial_table(out, config.sweep.markers)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
+    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, config.sweep.markers))
     write_json_atomic(out / "results" / "timings.json", seconds)
     (out / "results" / "DONE").write_text("ok\n")
     return write_sharing_report(out, table, seconds)
@@ -82,6 +89,7 @@ def report_sharing(out: Path, reanalyze) -> Path:
         reanalyze(level_dir(out, level))
     table = sharing_dial_table(out, levels)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
+    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, levels))
     timings = out / "results" / "timings.json"
     return write_sharing_report(out, table, json.loads(timings.read_text()) if timings.exists() else {})
 
@@ -114,7 +122,10 @@ def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
                 "rho_bar_heldout": float(held["rho_bar"].mean()) if len(held) else float("nan"),
                 "heldout_accuracy": acc_mean, "heldout_accuracy_min": acc_min, "heldout_accuracy_max": acc_max,
                 "gain": r["gain_vs_own"], "gain_low": r["gain_vs_own_low"], "gain_high": r["gain_vs_own_high"],
-                "verdict": r["verdict_vs_own"], "covers": r["covers"]})
+                "verdict": r["verdict_vs_own"],
+                "peak_gain": r["gain_vs_own_peak"], "peak_gain_low": r["gain_vs_own_peak_low"],
+                "peak_gain_high": r["gain_vs_own_peak_high"], "peak_verdict": r["verdict_vs_own_peak"],
+                "own_peak_n": r["own_peak_n"], "ensemble_peak_n": r["ensemble_peak_n"], "covers": r["covers"]})
     return pd.DataFrame(rows)
 
 
@@ -133,30 +144,58 @@ def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     gains = pd.DataFrame({
         "markers": table["level"], "noise": table["noise"], "kind": table["kind"], "method": table["method"],
         "rho_bar": table["rho_bar"].round(3),
-        "gain vs own members [95% CI]": [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}]" for e, lo, hi in
-                                         zip(table["gain"], table["gain_low"], table["gain_high"], strict=True)],
-        "verdict": table["verdict"]})
+        "gain vs own members at n_max [95% CI]": _intervals(table, ""), "verdict at n_max": table["verdict"],
+        "gain at each curve's peak [95% CI]": _intervals(table, "peak_"), "verdict at peaks": table["peak_verdict"],
+        "peak n (ensemble / members)": [f"{a} / {b}" for a, b in zip(table["ensemble_peak_n"], table["own_peak_n"],
+                                                                     strict=True)]})
     return levels, gains
+
+
+def _intervals(table: pd.DataFrame, prefix: str) -> list[str]:
+    return [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}]" for e, lo, hi in
+            zip(table[f"{prefix}gain"], table[f"{prefix}gain_low"], table[f"{prefix}gain_high"], strict=True)]
 
 
 def summary_lines(table: pd.DataFrame) -> list[str]:
     """What came out, computed from the table: the verdict counts, and each kind and method's gain at its
     highest and at its lowest measured rho_bar."""
-    counts = table["verdict"].value_counts()
-    lines = [f"Verdicts over {len(table)} (level, kind, method) cells: "
-             + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "not reproduced", "inconclusive"))
-             + " (reproduced = the ensemble beats its own members)."]
+    lines = []
+    for prefix, where in (("", "at n_max"), ("peak_", "at each curve's peak")):
+        counts = table[f"{prefix}verdict"].value_counts()
+        lines.append(f"Verdicts {where} over {len(table)} (level, kind, method) cells: "
+                     + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "not reproduced", "inconclusive"))
+                     + " (reproduced = the ensemble beats its own members).")
     for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
         hi, lo = g.loc[g["rho_bar"].idxmax()], g.loc[g["rho_bar"].idxmin()]
-        lines.append(f"{kind} {method}, noise {noise:g}: gain {hi['gain']:+.3f} [{hi['gain_low']:+.3f}, "
-                     f"{hi['gain_high']:+.3f}] at rho_bar {hi['rho_bar']:.2f} -> {lo['gain']:+.3f} "
-                     f"[{lo['gain_low']:+.3f}, {lo['gain_high']:+.3f}] at rho_bar {lo['rho_bar']:.2f}.")
+        parts = [f"{where} {h[p + 'gain']:+.3f} [{h[p + 'gain_low']:+.3f}, {h[p + 'gain_high']:+.3f}] -> "
+                 f"{lw[p + 'gain']:+.3f} [{lw[p + 'gain_low']:+.3f}, {lw[p + 'gain_high']:+.3f}]"
+                 for p, where, h, lw in (("", "at n_max", hi, lo), ("peak_", "at peaks", hi, lo))]
+        lines.append(f"{kind} {method}, noise {noise:g}, from rho_bar {hi['rho_bar']:.2f} to {lo['rho_bar']:.2f}: "
+                     f"gain {parts[0]}; {parts[1]}.")
     return lines
 
 
+def sweep_calibration(out: Path, levels) -> dict:
+    """The calibration of the sweep's two rules at its levels' size: C3 at n_max (the
+    ensemble_vs_own_members rows of a level's calibration) and C3 at each curve's peak
+    (:func:`rewardherd.studies.calibration.peak_scenarios`, simulated here with the
+    levels' replicate count, cached by size in the world cache)."""
+    from rewardherd.studies import calibration as cal
+    from rewardherd.world.cache import default_cache_dir
+
+    level = json.loads((level_dir(out, levels[0]) / "results" / "calibration.json").read_text())
+    c3 = [r for r in level["rows"] if r["claim"] == "ensemble_vs_own_members"]
+    if not level["replicates"]:
+        return {**level, "rows": []}
+    cache = json.loads((out / "config.json").read_text()).get("cache_dir") or default_cache_dir()
+    peak = cal.calibrate(cal.Size(**level["size"]), level["replicates"], cache_dir=cache, cells=cal.peak_scenarios())
+    return {"size": level["size"], "replicates": level["replicates"], "rows": c3 + peak}
+
+
 def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
+    from rewardherd.studies.claims import RULES
     from rewardherd.studies.plots import sharing_dial
-    from rewardherd.studies.report import md_table
+    from rewardherd.studies.report import calibration_table, md_table
 
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
@@ -166,10 +205,20 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
     links = [f"markers{lv:g}/report.html" for lv in dict.fromkeys(table["level"])]
     summary = summary_lines(table)
+    calp = out / "results" / "calibration.json"
+    calibration = json.loads(calp.read_text()) if calp.exists() else {"rows": []}
+    cal = calibration_table(calibration)
+    rules = [f"{name}: {RULES[name]}" for name in ("ensemble_vs_own_members", "ensemble_vs_own_members_at_peak")]
+    cal_text = (f"Both rules simulated where the effect is absent (null) and present (effect) at the levels' size "
+                f"({calibration.get('size')}, {calibration.get('replicates')} replicates per row; "
+                "rewardherd.studies.calibration): the share of each verdict, with its Monte Carlo standard error. "
+                "Targets: reproduced <= 5% under a null, not reproduced <= 5% under an effect."
+                if len(cal) else "Not calibrated (calibration_replicates = 0).")
     md = ["# rewardherd error-sharing sweep", "", TEXT, "", f"Intervals cover: {covers}.", "", "## What came out", "",
           *[f"- {x}" for x in summary], "",
           "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
-          md_table(levels), "", "## Ensemble gain over its own members at n_max", "", md_table(gains), "",
+          md_table(levels), "", f"## {GAINS}", "", md_table(gains), "", "## The rules and their calibration", "",
+          *[f"- {x}" for x in rules], "", cal_text, "", md_table(cal) if len(cal) else "", "",
           "Each level's full report (claims, calibration, figures): " + ", ".join(links), "",
           f"Wall time per level in the run that finished the sweep (a level already done only rebuilt its report): "
           f"{timing}.", ""]
@@ -184,7 +233,9 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
             "".join(f"<li>{html.escape(x)}</li>" for x in summary), "</ul>",
             f'<img alt="sharing dial" src="data:image/png;base64,{img}">',
             "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),
-            "<h2>Ensemble gain over its own members at n_max</h2>", gains.to_html(index=False),
+            f"<h2>{GAINS}</h2>", gains.to_html(index=False), "<h2>The rules and their calibration</h2><ul>",
+            "".join(f"<li>{html.escape(x)}</li>" for x in rules), f"</ul><p>{html.escape(cal_text)}</p>",
+            cal.to_html(index=False) if len(cal) else "",
             "<p>Each level's full report: ", ", ".join(f'<a href="{u}">{u.split("/")[0]}</a>' for u in links),
             f"</p><p>Wall time per level in the run that finished the sweep (a level already done only rebuilt its "
             f"report): {html.escape(timing)}.</p></body></html>"]

@@ -273,26 +273,28 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
 
 
 def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
-    """Each ensemble's gold gain over its own members at n_max (95% interval) against its
-    members' error correlation on the pool (min-max over seeds), one panel per method and
-    label noise, one line per kind through the dial's levels
-    (rows of :func:`rewardherd.studies.dial.sharing_dial_table`)."""
+    """Each ensemble's gold gain over its own members (95% interval) at n_max (top row) and at
+    each curve's peak (bottom row) against its members' error correlation on the pool (min-max
+    over seeds), one panel per method and label noise, one line per kind through the dial's
+    levels (rows of :func:`rewardherd.studies.dial.sharing_dial_table`)."""
     plt = _plt()
     panels = list(dict.fromkeys(zip(table["noise"], table["method"], strict=True)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 3.6 * len(panels), 3.8), squeeze=False, sharey=True)
-    for ax, (noise, method) in zip(axes[0], panels, strict=True):
-        sub = table[(table["noise"] == noise) & (table["method"] == method)]
-        for kind, g in sub.groupby("kind", sort=False):
-            g = g.sort_values("level")
-            ax.errorbar(g["rho_bar"], g["gain"], yerr=[g["gain"] - g["gain_low"], g["gain_high"] - g["gain"]],
-                        xerr=[g["rho_bar"] - g["rho_bar_min"], g["rho_bar_max"] - g["rho_bar"]], marker="o",
-                        capsize=3, color=COLORS.get(kind, "#2ca02c"), label=kind)
-            for x, y, lv in zip(g["rho_bar"], g["gain"], g["level"], strict=True):
-                ax.annotate(f"{lv:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.axhline(0, color="black", lw=0.8, ls="--")
-        ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
-        ax.set_xlabel("members' error correlation rho_bar (pool)")
-    axes[0, 0].set_ylabel("gold gain over own members at n_max")
+    fig, axes = plt.subplots(2, len(panels), figsize=(1.2 + 3.6 * len(panels), 7.2), squeeze=False, sharey="row")
+    for row, (prefix, where) in enumerate((("", "at n_max"), ("peak_", "at each curve's peak"))):
+        for ax, (noise, method) in zip(axes[row], panels, strict=True):
+            sub = table[(table["noise"] == noise) & (table["method"] == method)]
+            for kind, g in sub.groupby("kind", sort=False):
+                g = g.sort_values("level")
+                y, lo, hi = g[f"{prefix}gain"], g[f"{prefix}gain_low"], g[f"{prefix}gain_high"]
+                ax.errorbar(g["rho_bar"], y, yerr=[y - lo, hi - y],
+                            xerr=[g["rho_bar"] - g["rho_bar_min"], g["rho_bar_max"] - g["rho_bar"]], marker="o",
+                            capsize=3, color=COLORS.get(kind, "#2ca02c"), label=kind)
+                for x, v, lv in zip(g["rho_bar"], y, g["level"], strict=True):
+                    ax.annotate(f"{lv:g}", (x, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.axhline(0, color="black", lw=0.8, ls="--")
+            ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
+            ax.set_xlabel("members' error correlation rho_bar (pool)")
+        axes[row, 0].set_ylabel(f"gold gain over own members\n{where}")
     axes[0, -1].legend(fontsize=8, title="point labels: markers level", title_fontsize=7)
     return _save(fig, path)
 

@@ -135,7 +135,8 @@ def _claims_table(claims: list[dict], calibration: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _calibration_table(calibration: dict) -> pd.DataFrame:
+def calibration_table(calibration: dict) -> pd.DataFrame:
+    """The calibration rows (``calibrate``'s) as the report shows them."""
     rows = [{"rule": r["claim"], "truth": r["truth"], "scenario": r["scenario"],
              "reproduced": f"{r['reproduced']:.2f} ± {r['reproduced se']:.2f}",
              "not reproduced": f"{r['not reproduced']:.2f} ± {r['not reproduced se']:.2f}",
@@ -185,7 +186,7 @@ def write_report(out: Path) -> Path:
     figs = all_figures(out)
     calibration = json.loads((res / "calibration.json").read_text()) if (res / "calibration.json").exists() else {}
     table = _claims_table(cl["claims"], calibration)
-    cal_df = _calibration_table(calibration)
+    cal_df = calibration_table(calibration)
     fits_df = pd.DataFrame(fits)
     unc_df = pd.DataFrame(unc)
     acc_df = opt_acc.groupby("noise")[["heldout_accuracy", "optimized_accuracy"]].agg(["mean", "min", "max"]).round(3)
