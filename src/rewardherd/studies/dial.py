@@ -209,8 +209,10 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     calibration = json.loads(calp.read_text()) if calp.exists() else {"rows": []}
     cal = calibration_table(calibration)
     rules = [f"{name}: {RULES[name]}" for name in ("ensemble_vs_own_members", "ensemble_vs_own_members_at_peak")]
+    size = calibration.get("size") or {}
     cal_text = (f"Both rules simulated where the effect is absent (null) and present (effect) at the levels' size "
-                f"({calibration.get('size')}, {calibration.get('replicates')} replicates per row; "
+                f"({size.get('seeds')} seeds x {size.get('prompts')} prompts, pool {size.get('pool')}, "
+                f"K = {size.get('members')}; {calibration.get('replicates')} replicates per row; "
                 "rewardherd.studies.calibration): the share of each verdict, with its Monte Carlo standard error. "
                 "Targets: reproduced <= 5% under a null, not reproduced <= 5% under an effect."
                 if len(cal) else "Not calibrated (calibration_replicates = 0).")
