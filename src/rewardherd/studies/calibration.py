@@ -283,17 +283,14 @@ def peak_scenarios() -> list[Scenario]:
     peaks at n_max) or falls from n <= 2 on (both peaks near n = 1); no simple world puts the
     ensemble's peak below its members' (every curve starts at the same gold at n = 1), so
     there is no opposite cell, and the herding world is a null here."""
-    return [
-        Scenario("ensemble_vs_own_members_at_peak", "null", "flat gold", World(gold="flat", sigma=1.0)),
-        Scenario("ensemble_vs_own_members_at_peak", "null", "identical members (no idiosyncratic part)",
-                 World(gold="shared_hack", b_shared=1.0, sigma=0.0, jitter=0.0)),
-        Scenario("ensemble_vs_own_members_at_peak", "null", "herding: shared hack, both curves peak at n <= 2",
-                 World(gold="shared_hack", gamma=2.0, b_shared=1.0, sigma=1.0)),
-        Scenario("ensemble_vs_own_members_at_peak", "effect", "idiosyncratic hacks, one per member",
-                 World(gold="idio_hacks", gamma=0.3, b_idio=0.6, sigma=0.5)),
-        Scenario("ensemble_vs_own_members_at_peak", "effect", "moderate: shared hack, noisy members (gamma 0.7)",
-                 World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0)),
-    ]
+    rule = "ensemble_vs_own_members_at_peak"
+    c3 = {sc.name: sc.world for sc in scenarios() if sc.claim == "ensemble_vs_own_members"}  # C3's worlds, reused
+    reused = [("flat gold", "null", ""), ("identical members (no idiosyncratic part)", "null", ""),
+              ("herding: shared hack sharpened by averaging", "null", "herding: shared hack, both curves peak at n <= 2"),
+              ("idiosyncratic hacks, one per member", "effect", "")]
+    return [*(Scenario(rule, truth, new or name, c3[name]) for name, truth, new in reused),
+            Scenario(rule, "effect", "moderate: shared hack, noisy members (gamma 0.7)",
+                     World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0))]
 
 
 def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False,
