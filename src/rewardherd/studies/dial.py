@@ -167,9 +167,9 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
                      + " (reproduced = the ensemble beats its own members).")
     for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
         hi, lo = g.loc[g["rho_bar"].idxmax()], g.loc[g["rho_bar"].idxmin()]
-        parts = [f"{where} {h[p + 'gain']:+.3f} [{h[p + 'gain_low']:+.3f}, {h[p + 'gain_high']:+.3f}] -> "
-                 f"{lw[p + 'gain']:+.3f} [{lw[p + 'gain_low']:+.3f}, {lw[p + 'gain_high']:+.3f}]"
-                 for p, where, h, lw in (("", "at n_max", hi, lo), ("peak_", "at peaks", hi, lo))]
+        parts = [f"{where} {hi[p + 'gain']:+.3f} [{hi[p + 'gain_low']:+.3f}, {hi[p + 'gain_high']:+.3f}] -> "
+                 f"{lo[p + 'gain']:+.3f} [{lo[p + 'gain_low']:+.3f}, {lo[p + 'gain_high']:+.3f}]"
+                 for p, where in (("", "at n_max"), ("peak_", "at peaks"))]
         lines.append(f"{kind} {method}, noise {noise:g}, from rho_bar {hi['rho_bar']:.2f} to {lo['rho_bar']:.2f}: "
                      f"gain {parts[0]}; {parts[1]}.")
     return lines
@@ -210,7 +210,8 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     cal = calibration_table(calibration)
     rules = [f"{name}: {RULES[name]}" for name in ("ensemble_vs_own_members", "ensemble_vs_own_members_at_peak")]
     size = calibration.get("size") or {}
-    cal_text = (f"Both rules simulated where the effect is absent (null) and present (effect) at the levels' size "
+    cal_text = (f"Both rules simulated where the effect is absent (null), present (effect) or, for C3 at n_max, "
+                f"reversed (opposite), at the levels' size "
                 f"({size.get('seeds')} seeds x {size.get('prompts')} prompts, pool {size.get('pool')}, "
                 f"K = {size.get('members')}; {calibration.get('replicates')} replicates per row; "
                 "rewardherd.studies.calibration): the share of each verdict, with its Monte Carlo standard error. "
