@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rewardherd.core.agreement import spearman
+from rewardherd.models.common import run_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,30 @@ def pad_right(ids: Sequence[Sequence[int]], pad_id: int, *, length: int | None =
     return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
-@torch.inference_mode()
-def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Scalar reward of each id sequence under one model, (b,) float64, input order."""
+def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64, *,
+              workers: int = 1) -> np.ndarray:
+    """Scalar reward of each id sequence under one model, (b,) float64, input order.
+
+    ``workers`` > 1 (CPU only; :func:`~rewardherd.models.common.cpu_batch_workers`) runs
+    that many length buckets at once (:func:`~rewardherd.models.common.run_concurrently`).
+    Each sequence is still scored in the same bucket; only the kernels' thread split differs.
+    """
     if len(ids) == 0:
         return np.zeros(0, dtype=np.float64)
     if any(len(x) == 0 for x in ids):
         raise ValueError("cannot score an empty token sequence")
     device = next(model.parameters()).device
     out = np.empty(len(ids), dtype=np.float64)
-    for batch in length_buckets([len(x) for x in ids], batch_size):
-        input_ids, mask = pad_right([ids[i] for i in batch], pad_id)
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits  # (b, 1)
-        out[batch] = logits[:, 0].float().cpu().numpy()
+    buckets = length_buckets([len(x) for x in ids], batch_size)
+
+    @torch.inference_mode()  # grad mode is per thread: each worker sets its own
+    def run(part: list[np.ndarray]) -> None:
+        for batch in part:
+            input_ids, mask = pad_right([ids[i] for i in batch], pad_id)
+            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits  # (b, 1)
+            out[batch] = logits[:, 0].float().cpu().numpy()
+
+    run_concurrently(run, buckets, workers if device.type == "cpu" else 1)
     return out
 
 
@@ -96,7 +108,8 @@ def resolve_score_dtype(name: str, device: torch.device | str = "cpu") -> str:
 
 
 def score_ids_checked(model, ids: Sequence[Sequence[int]], pad_id: int, dtype: str = "float32",
-                      batch_size: int = 128, probe: int = BF16_PROBE) -> tuple[np.ndarray, dict]:
+                      batch_size: int = 128, probe: int = BF16_PROBE, *,
+                      workers: int = 1) -> tuple[np.ndarray, dict]:
     """Score like :func:`score_ids`, in ``dtype`` (float32 | bfloat16 | auto), with a rank check.
 
     In bfloat16 the first ``probe`` sequences are also scored in float32; if the Spearman
@@ -107,17 +120,17 @@ def score_ids_checked(model, ids: Sequence[Sequence[int]], pad_id: int, dtype: s
     device = next(model.parameters()).device
     dtype = resolve_score_dtype(dtype, device)
     if dtype == "float32" or len(ids) < 3:
-        return score_ids(model, ids, pad_id, batch_size), {"dtype": "float32"}
+        return score_ids(model, ids, pad_id, batch_size, workers=workers), {"dtype": "float32"}
     head = list(ids[:probe])
-    ref = score_ids(model, head, pad_id, batch_size)
+    ref = score_ids(model, head, pad_id, batch_size, workers=workers)
     # A bfloat16 copy: casting the model itself back to float32 would leave its weights
     # rounded, and a fallback would then score with them.
-    scores = score_ids(copy.deepcopy(model).to(torch.bfloat16), ids, pad_id, batch_size)
+    scores = score_ids(copy.deepcopy(model).to(torch.bfloat16), ids, pad_id, batch_size, workers=workers)
     rho = float(spearman(ref, scores[: len(head)]))
     record = {"dtype": "bfloat16", "probe": len(head), "spearman_vs_float32": round(rho, 6),
               "tolerance": BF16_RANK_TOLERANCE}
     if not rho >= BF16_RANK_TOLERANCE:
         log.warning("bfloat16 scores disagree with float32 on the probe (Spearman %.5f < %.3f): "
                     "scoring in float32", rho, BF16_RANK_TOLERANCE)
-        return score_ids(model, ids, pad_id, batch_size), {**record, "dtype": "float32", "fallback": True}
+        return score_ids(model, ids, pad_id, batch_size, workers=workers), {**record, "dtype": "float32", "fallback": True}
     return scores, record

@@ -293,7 +293,7 @@ def _frozen_heap(fn):
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool and the held-out pairs. Idempotent."""
-    from rewardherd.models.common import load_member_model
+    from rewardherd.models.common import cpu_batch_workers, load_member_model
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.scoring import score_ids_checked
     from rewardherd.training.config import MemberSpec
@@ -316,7 +316,8 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     model, tok = load_member_model(model_dir)
     ids = pool_token_ids(Path(out_dir), Path(pool_path), model_dir, tok, config.train.max_length)
-    scores, precision = score_ids_checked(model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128)
+    scores, precision = score_ids_checked(model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128,
+                                          workers=cpu_batch_workers(next(model.parameters()).device))
     write_table_atomic(pd.DataFrame({"prompt_id": pool["prompt_id"], "sample_id": pool["sample_id"], "score": scores}),
                    scores_path)
     rec = {**info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "seconds": round(time.time() - t0, 2),
@@ -332,6 +333,7 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
     """Make one ensemble of a group kind (see :class:`GroupUnit`) and score the pool with
     it (multi_head and warm: one forward pass per sample for all members). Idempotent."""
     from rewardherd.models import Ensemble
+    from rewardherd.models.common import cpu_batch_workers
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.scoring import score_ids_checked
     from rewardherd.models.vectorized import GroupScorer
@@ -373,8 +375,9 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
         scores = GroupScorer("auto").score([m.model for m in ens.members], ids, pad_token_id(tok), 128)
         precision = [{"dtype": "float32"}] * k
     else:  # standalone members, scored like the finetune members (pool.score_dtype)
-        scores, precision = zip(*[score_ids_checked(m.model, ids, pad_token_id(tok), config.pool.score_dtype,
-                                                    batch_size=128) for m in ens.members], strict=True)
+        scores, precision = zip(*[score_ids_checked(m.model, ids, pad_token_id(tok), config.pool.score_dtype, batch_size=128,
+                                                    workers=cpu_batch_workers(next(m.model.parameters()).device))
+                                  for m in ens.members], strict=True)
     pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
     seconds = {"train_seconds": round(t_train, 2), "score_seconds": round(time.time() - t0 - t_train, 2),
                "seconds": round(time.time() - t0, 2)}
