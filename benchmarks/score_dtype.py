@@ -32,9 +32,8 @@ def main() -> None:
     import torch
 
     from rewardherd import core
-    from rewardherd.models.common import load_member_model
+    from rewardherd.models.common import cpu_batch_workers, load_member_model
     from rewardherd.models.formatting import encode_batch, pad_token_id
-    from rewardherd.models.common import cpu_batch_workers
     from rewardherd.models.scoring import native_bf16, score_ids
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,6 +88,7 @@ def main() -> None:
         same = np.array_equal(scores[1], scores[workers])
         print(f"{str(dtype):15s} workers=1 {one:6.2f} s   workers={workers} {many:6.2f} s   ratio {many / one:5.2f}   "
               f"bitwise equal: {same} (max |diff| {np.abs(scores[1] - scores[workers]).max():.2g})")
+
 
 if __name__ == "__main__":
     main()

@@ -35,8 +35,8 @@ def cpu_batch_workers(device: torch.device | str = "cpu") -> int:
     scores there (``benchmarks/score_dtype.py``). Sampling is not run this way: the
     policy's logits differ in the last bits between one and two threads, which flipped 5
     of 4,096 sampled responses (floating-point ties, see :mod:`rewardherd.policy.sampling`)
-    for about 8% less time. Two, not more: that is
-    all this was measured on, and it at most doubles the activation memory.
+    for about 8% less time. Two, not more: that is all this was measured on, and it at most
+    doubles the activation memory.
     """
     if torch.device(device).type != "cpu":
         return 1
