@@ -26,6 +26,7 @@ import pandas as pd
 
 from rewardherd.config import to_dict
 from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
+from rewardherd.studies.report import calibration_table, interval_text, md_table
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _intervals(table: pd.DataFrame, prefix: str) -> list[str]:
-    return [f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}]" for e, lo, hi in
+    return [interval_text(e, lo, hi) for e, lo, hi in
             zip(table[f"{prefix}gain"], table[f"{prefix}gain_low"], table[f"{prefix}gain_high"], strict=True)]
 
 
@@ -167,8 +168,8 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
                      + " (reproduced = the ensemble beats its own members).")
     for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
         hi, lo = g.loc[g["rho_bar"].idxmax()], g.loc[g["rho_bar"].idxmin()]
-        parts = [f"{where} {hi[p + 'gain']:+.3f} [{hi[p + 'gain_low']:+.3f}, {hi[p + 'gain_high']:+.3f}] -> "
-                 f"{lo[p + 'gain']:+.3f} [{lo[p + 'gain_low']:+.3f}, {lo[p + 'gain_high']:+.3f}]"
+        parts = [f"{where} " + " -> ".join(interval_text(x[p + "gain"], x[p + "gain_low"], x[p + "gain_high"])
+                                           for x in (hi, lo))
                  for p, where in (("", "at n_max"), ("peak_", "at peaks"))]
         lines.append(f"{kind} {method}, noise {noise:g}, from rho_bar {hi['rho_bar']:.2f} to {lo['rho_bar']:.2f}: "
                      f"gain {parts[0]}; {parts[1]}.")
@@ -195,7 +196,6 @@ def sweep_calibration(out: Path, levels) -> dict:
 def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     from rewardherd.studies.claims import RULES
     from rewardherd.studies.plots import sharing_dial
-    from rewardherd.studies.report import calibration_table, md_table
 
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)

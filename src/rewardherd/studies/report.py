@@ -298,11 +298,11 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
         for kind, r in first.iterrows():
             if kind == "pretrain" or r["forward_passes"] >= pre["forward_passes"]:
                 continue
+            gains = [interval_text(x["gain_vs_single"], x["gain_vs_single_low"], x["gain_vs_single_high"])
+                     for x in (r, pre)]
             head = (f"noise {noise:g}: {kind} ({r['method']}) at {r['forward_passes']} forward pass(es) gains "
-                    f"{r['gain_vs_single']:+.3f} [{r['gain_vs_single_low']:+.3f}, {r['gain_vs_single_high']:+.3f}] "
-                    f"gold over the average single member; the pretrain ensemble ({pre['method']}) at "
-                    f"{pre['forward_passes']} gains {pre['gain_vs_single']:+.3f} [{pre['gain_vs_single_low']:+.3f}, "
-                    f"{pre['gain_vs_single_high']:+.3f}]")
+                    f"{gains[0]} gold over the average single member; the pretrain ensemble ({pre['method']}) at "
+                    f"{pre['forward_passes']} gains {gains[1]}")
             if pre["verdict_vs_single"] == "reproduced":
                 lines.append(f"- {head}: {r['gain_vs_single'] / pre['gain_vs_single']:.0%} of its benefit.")
             else:
@@ -316,11 +316,16 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
     return lines, table
 
 
+def interval_text(estimate: float, low: float, high: float) -> str:
+    """An estimate with its interval as every report prints it: ``+0.123 [-0.010, +0.256]``."""
+    return f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def _gain_column(rows: pd.DataFrame, vs: str, blank_missing: bool = False) -> list[str]:
     """'gain [low, high] verdict' of each kinds row against ``vs`` ('' where not compared)."""
     cols = [rows[f"gain_vs_{vs}{end}"] for end in ("", "_low", "_high")]
     cols.append(rows[f"verdict_vs_{vs}"])
-    return ["" if blank_missing and pd.isna(e) else f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}] {v}"
+    return ["" if blank_missing and pd.isna(e) else f"{interval_text(e, lo, hi)} {v}"
             for e, lo, hi, v in zip(*cols, strict=True)]
 
 
