@@ -49,7 +49,7 @@ def main() -> None:
         r["seconds"] = round(time.time() - t, 1)
         r["target_met"] = cal.target_met(r)
         rows.append(r)
-        print(f"{sc.claim:26s} {sc.truth:8s} {sc.name[:52]:52s} "
+        print(f"{sc.claim[:17] + '/' + sc.kind[:8]:26s} {sc.truth:8s} {sc.name[:52]:52s} "
               f"{r['reproduced']:6.3f}±{r['reproduced se']:.3f} {r['not reproduced']:6.3f}±{r['not reproduced se']:.3f} "
               f"{r['inconclusive']:8.3f} {r['mean_estimate']:+9.4f} {('ok' if r['target_met'] else 'MISSED'):>7s} "
               f"{r['seconds']:5.0f}", flush=True)

@@ -1,10 +1,13 @@
 """A fast subset of the claim rules' calibration (benchmarks/claims_calibration.py runs it all,
 200 replicates per cell at the quick profile's size)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from rewardherd.studies import calibration as cal
+from rewardherd.studies import claims as cl
 
 SMALL = cal.Size(seeds=3, prompts=128, pool=128, members=4)
 
@@ -39,19 +42,71 @@ def test_the_sweeps_peak_rule_has_nulls_and_effects_and_its_own_cache(tmp_path):
     size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
     rows = cal.calibrate(size, 1, cache_dir=tmp_path, cells=cells)
     assert [r["scenario"] for r in rows] == [sc.name for sc in cells]
-    cal.calibrate(size, 1, cache_dir=tmp_path)  # the studies' scenarios: another file, not these rows
-    assert len(list((tmp_path / "calibration").glob("*.json"))) == 2
+    cal.calibrate(size, 1, cache_dir=tmp_path)  # the studies' scenarios: their own cells, not these rows
+    assert len(list((tmp_path / "calibration").glob("*.json"))) == len(cells) + len(cal.scenarios())
 
 
-def test_calibrate_caches_by_size(tmp_path):
+def test_calibrate_caches_each_cell_and_the_cache_equals_a_recomputation(tmp_path):
     size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
     a = cal.calibrate(size, 1, cache_dir=tmp_path)
     files = list((tmp_path / "calibration").glob("*.json"))
-    assert len(files) == 1 and len(a) == len(cal.scenarios())
-    assert cal.calibrate(size, 1, cache_dir=tmp_path) == a
+    assert len(files) == len(a) == len(cal.scenarios())
+    assert cal.calibrate(size, 1, cache_dir=tmp_path) == a  # read back from the cache
+    assert cal.calibrate(size, 1) == a  # recomputed from nothing: the same rows
+    assert len({r["key"] for r in a}) == len(a)
     summary = cal.summarize(a)
     assert set(summary) == {sc.claim for sc in cal.scenarios()}
-    assert all(0 <= s["false_positive"] <= 1 for s in summary.values())
+
+
+def test_changing_one_rule_recomputes_only_its_cells(tmp_path, monkeypatch):
+    size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
+    before = cal.calibrate(size, 1, cache_dir=tmp_path)
+    spec = cl.SPECS["underspecification"]
+    monkeypatch.setitem(cl.SPECS, spec.name, dataclasses.replace(spec, params={"null_draws": 2}))
+    simulated = []
+    real = cal.run_scenario
+    monkeypatch.setattr(cal, "run_scenario", lambda sc, *a, **k: simulated.append(sc.claim) or real(sc, *a, **k))
+    after = cal.calibrate(size, 1, cache_dir=tmp_path)
+    n_c1 = sum(sc.claim == spec.name for sc in cal.scenarios())
+    assert simulated == [spec.name] * n_c1
+    changed = [x["claim"] for x, y in zip(before, after, strict=True) if x["key"] != y["key"]]
+    assert changed == [spec.name] * n_c1
+
+
+def test_known_rows_are_reused_without_simulating(monkeypatch):
+    size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
+    rows = cal.calibrate(size, 1)
+    monkeypatch.setattr(cal, "run_scenario", lambda *a, **k: pytest.fail("simulated a known cell"))
+    assert cal.calibrate(size, 1, known=rows) == rows
+
+
+def test_each_rule_is_calibrated_on_every_kind_it_is_applied_to():
+    cells = cal.scenarios() + cal.peak_scenarios()
+    for name, spec in cl.SPECS.items():
+        kinds = {sc.kind for sc in cells if sc.claim == name}
+        assert kinds == set(spec.kinds), name
+    c5 = {(sc.truth, sc.kind) for sc in cells if sc.claim == "conservative_aggregation"}
+    assert {("null", "finetune"), ("effect", "finetune"), ("opposite", "finetune")} <= c5
+
+
+def test_calibration_applies_each_rule_with_its_specs_parameters(monkeypatch):
+    """run_once passes every rule exactly its ClaimSpec.params (and only call context besides)."""
+    seen = {}
+    for name in cl.SPECS:
+        real = getattr(cl, name)
+
+        def record(*a, _real=real, _name=name, **kw):
+            seen.setdefault(_name, kw)
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(cl, name, record)
+    size = cal.Size(seeds=2, prompts=16, pool=16, members=3)
+    for sc in cal.scenarios() + cal.peak_scenarios():
+        if sc.claim not in seen:
+            cal.run_once(sc, size, np.random.default_rng(0))
+    assert set(seen) == set(cl.SPECS)
+    for name, kw in seen.items():
+        assert {k: v for k, v in kw.items() if k not in ("seed", "comparison")} == cl.SPECS[name].params, name
 
 
 def test_target_met():

@@ -40,8 +40,8 @@ def bon_kl(n) -> np.ndarray:
 
 
 def n_grid(pool_size: int, max_fraction: float = 1.0) -> list[int]:
-    """Powers of two 1, 2, 4, ... up to ``max_fraction * pool_size``. WORLD_NOTES
-    recommends reporting n only up to about N/4 for low variance: pass
+    """Powers of two 1, 2, 4, ... up to ``max_fraction * pool_size``. The world prototype's
+    notes recommend reporting n only up to about N/4 for low variance: pass
     ``max_fraction=0.25``."""
     if pool_size < 1:
         raise ValueError(f"pool_size must be >= 1; got {pool_size}")

@@ -118,19 +118,18 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
         def ens_curve(kind: str, m: str, ens=ens) -> np.ndarray:  # (S, P, G)
             return np.stack([_curve(ens, prompts, ns, seed=s, kind=kind, method=m) for s in seeds])
 
-        for kind in ("finetune", "pretrain"):
+        for kind in cl.SPECS["ensemble_vs_own_members"].kinds:
             for m in methods:
-                r = cl.ensemble_vs_own_members(ens_curve(kind, m)[..., -1], mc[kind][..., -1],
-                                               comparison=f"{kind} ensemble ({m}) - its own {k} members, gold at "
-                                                          f"n={nmax}, {tag}")
+                r = cl.apply("ensemble_vs_own_members", ens_curve(kind, m)[..., -1], mc[kind][..., -1],
+                             comparison=f"{kind} ensemble ({m}) - its own {k} members, gold at n={nmax}, {tag}")
                 results.append(r.as_dict())
         for m in methods:
-            r = cl.pretrain_vs_finetune(ens_curve("pretrain", m)[..., -1], ens_curve("finetune", m)[..., -1],
-                                        comparison=f"pretrain - finetune ensemble ({m}), gold at n={nmax}, {tag}")
+            r = cl.apply("pretrain_vs_finetune", ens_curve("pretrain", m)[..., -1], ens_curve("finetune", m)[..., -1],
+                         comparison=f"pretrain - finetune ensemble ({m}), gold at n={nmax}, {tag}")
             results.append(r.as_dict())
         for m in methods:
             curve = ens_curve("pretrain", m)
-            r = cl.residual_overoptimization(curve, ns, select)
+            r = cl.apply("residual_overoptimization", curve, ns, select)
             extra = {}
             lencol = next((f for f in map(schema.feature_col, ("n_tokens", "n_words")) if f in ens.columns), None)
             if lencol:
@@ -141,25 +140,26 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
             d.update(comparison=f"pretrain ensemble ({m}): gold at held-out peak n={d['peak_n']} - gold at "
                                 f"n={nmax}, {tag}", **extra)
             results.append(d)
-        for kind in ("finetune", "pretrain"):
+        for kind in cl.SPECS["conservative_aggregation"].kinds:
             for m in conservative:
-                r = cl.conservative_aggregation(mc[kind].mean(axis=1), ens_curve(kind, m), ns, select)
+                r = cl.apply("conservative_aggregation", mc[kind].mean(axis=1), ens_curve(kind, m), ns, select)
                 d = r.as_dict()
                 d["comparison"] = (f"{kind}: own members' drop (peak n={d['members_peak_n']}) - {m} ensemble's drop "
                                    f"(peak n={d['ensemble_peak_n']}), {tag}")
                 results.append(d)
-        r = cl.gao_bon_form(mc["pretrain"].mean(axis=1), ns, select, n_boot=min(config.bootstrap, 1000))
+        r = cl.apply("gao_bon_form", mc["pretrain"].mean(axis=1), ns, select)
         d = r.as_dict()
         d["comparison"] = (f"Gao best-of-n fit of the pretrain ensemble's members (average), beta; R^2={d['r2']:.2f}, "
                            f"peak d*={d['peak_d']:.2f} (tested d <= {d['d_max']:.2f}), {tag}")
         results.append(d)
         z = pool_member_z(zt, members, "pretrain", noise, seeds)  # (S, P, K, N)
-        r = cl.cross_rm_transfer(z, nmax, comparison=f"pretrain members: predicted - actual gain of the other "
-                                                      f"members when one is optimized, n={nmax}, {tag}")
+        r = cl.apply("cross_rm_transfer", z, nmax, comparison=f"pretrain members: predicted - actual gain of the "
+                                                              f"other members when one is optimized, n={nmax}, {tag}")
         results.append(r.as_dict())
         top = max(2, z.shape[-1] // nmax)
-        r = cl.underspecification(z, top, comparison=f"pretrain members: Kendall tau on each prompt's top {top} of "
-                                                      f"{z.shape[-1]} (n={nmax}) - its Gaussian-copula expectation, {tag}")
+        r = cl.apply("underspecification", z, top,
+                     comparison=f"pretrain members: Kendall tau on each prompt's top {top} of {z.shape[-1]} "
+                                f"(n={nmax}) - its Gaussian-copula expectation, {tag}")
         results.append(r.as_dict())
     return results
 
@@ -243,14 +243,14 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
                     [_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s, method=m)[:, 0]
                      for s in seeds])
                 label = "WARM (weights averaged)" if kind == "warm" else f"{kind} ensemble ({m})"
-                vs_single = cl.ensemble_vs_own_members(
-                    ens, base, comparison=f"{label} - the average full fine-tuned single member, {tag}")
-                vs_own = cl.ensemble_vs_own_members(
-                    ens, own, comparison=f"{label} - its own {own.shape[1]} members"
-                                         f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
-                at_peak = cl.ensemble_vs_own_members_at_peak(own_curves.mean(axis=1), ens_curves, ns, select)
-                vs_ft = None if ft is None else cl.pretrain_vs_finetune(
-                    ens, ft, comparison=f"{label} - finetune ensemble ({m}), {tag}")
+                vs_single = cl.apply("ensemble_vs_own_members", ens, base,
+                                     comparison=f"{label} - the average full fine-tuned single member, {tag}")
+                vs_own = cl.apply("ensemble_vs_own_members", ens, own,
+                                  comparison=f"{label} - its own {own.shape[1]} members"
+                                             f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
+                at_peak = cl.apply("ensemble_vs_own_members_at_peak", own_curves.mean(axis=1), ens_curves, ns, select)
+                vs_ft = None if ft is None else cl.apply("pretrain_vs_finetune", ens, ft,
+                                                         comparison=f"{label} - finetune ensemble ({m}), {tag}")
                 if kind not in ("finetune", "pretrain"):
                     claims.append(vs_own.as_dict())
                 rows.append({"noise": noise, "kind": kind, "method": "weights averaged" if kind == "warm" else m,
@@ -271,8 +271,9 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
     return rows, claims
 
 
-def study_calibration(config, cells: pd.DataFrame) -> dict:
-    """The claim rules' calibration at this study's size (simulated; cached by size)."""
+def study_calibration(config, cells: pd.DataFrame, out: Path | None = None) -> dict:
+    """The claim rules' calibration at this study's size: simulated, except the cells that
+    ``out``'s stored calibration or the cache already has (each cell keyed by its content)."""
     from rewardherd.studies import calibration as cal
     from rewardherd.world.cache import default_cache_dir
 
@@ -283,7 +284,10 @@ def study_calibration(config, cells: pd.DataFrame) -> dict:
     # Shared through the world cache when the study uses one (the built-in world, or --cache-dir).
     cache = config.cache_dir or (default_cache_dir() if config.user is None else None)
     t = time.time()
-    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache)
+    # A finished study's rows are reused by key, so rebuilding its report simulates nothing.
+    previous = Path(out) / "results" / "calibration.json" if out is not None else None
+    known = json.loads(previous.read_text()).get("rows", []) if previous is not None and previous.exists() else []
+    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, known=known)
     return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
             "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 
@@ -501,7 +505,7 @@ def analyze(out: Path, config) -> None:
     kinds, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
     write_json_atomic(res / "kinds.json", kinds)
     write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl + kind_claims})
-    write_json_atomic(res / "calibration.json", study_calibration(config, cells))
+    write_json_atomic(res / "calibration.json", study_calibration(config, cells, out))
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")

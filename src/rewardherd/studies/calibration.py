@@ -27,6 +27,7 @@ running the rules; the calibration table reports whatever comes out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -82,6 +83,9 @@ class Scenario:
     world: World
     method: str = "mean"
     extra: dict = field(default_factory=dict)
+    kind: str = "pretrain"
+    """Whose simulated members the rule is applied to: "pretrain" or "finetune" (each kind
+    the study applies the rule to, :attr:`rewardherd.studies.claims.ClaimSpec.kinds`)."""
 
 
 def _t_or_normal(rng, shape, df):
@@ -142,35 +146,30 @@ def curves(member_z: np.ndarray, gold: np.ndarray, ns, method: str | None) -> np
 
 
 def run_once(sc: Scenario, size: Size, rng: np.random.Generator) -> claims.ClaimResult:
-    """Simulate one study and apply the scenario's claim function."""
+    """Simulate one study and apply the scenario's claim rule through :func:`claims.apply`,
+    with the parameters the study uses (its :class:`~rewardherd.studies.claims.ClaimSpec`)."""
     sim = simulate(sc.world, size, rng)
     ns = core.n_grid(size.pool, size.max_n_fraction)
     nmax = ns[-1]
     select = claims.split_prompts(size.prompts, seed=int(rng.integers(1 << 31)))
-    pre, ft, gold = sim["pretrain"], sim["finetune"], sim["gold"]
+    mem_z, gold = sim[sc.kind], sim["gold"]
+    apply = claims.apply
     if sc.claim == "underspecification":
-        return claims.underspecification(pre, max(2, size.pool // nmax), null_draws=8,
-                                         seed=int(rng.integers(1 << 31)))
+        return apply(sc.claim, mem_z, max(2, size.pool // nmax), seed=int(rng.integers(1 << 31)))
     if sc.claim == "cross_rm_transfer":
-        return claims.cross_rm_transfer(pre, nmax)
+        return apply(sc.claim, mem_z, nmax)
     if sc.claim == "ensemble_vs_own_members":
-        ens = curves(pre, gold, [nmax], sc.method)[..., 0]
-        mem = curves(pre, gold, [nmax], None)[..., 0]
-        return claims.ensemble_vs_own_members(ens, mem)
-    if sc.claim == "ensemble_vs_own_members_at_peak":
-        return claims.ensemble_vs_own_members_at_peak(curves(pre, gold, ns, None).mean(axis=1),
-                                                      curves(pre, gold, ns, sc.method), ns, select)
+        return apply(sc.claim, curves(mem_z, gold, [nmax], sc.method)[..., 0], curves(mem_z, gold, [nmax], None)[..., 0])
     if sc.claim == "pretrain_vs_finetune":
-        return claims.pretrain_vs_finetune(curves(pre, gold, [nmax], sc.method)[..., 0],
-                                           curves(ft, gold, [nmax], sc.method)[..., 0])
+        return apply(sc.claim, curves(sim["pretrain"], gold, [nmax], sc.method)[..., 0],
+                     curves(sim["finetune"], gold, [nmax], sc.method)[..., 0])
     if sc.claim == "residual_overoptimization":
-        return claims.residual_overoptimization(curves(pre, gold, ns, sc.method), ns, select)
-    if sc.claim == "conservative_aggregation":
-        mem = curves(pre, gold, ns, None).mean(axis=1)
-        return claims.conservative_aggregation(mem, curves(pre, gold, ns, sc.method), ns, select)
+        return apply(sc.claim, curves(mem_z, gold, ns, sc.method), ns, select)
+    members = curves(mem_z, gold, ns, None).mean(axis=1)  # (S, P, G): the members' average curve
+    if sc.claim in ("ensemble_vs_own_members_at_peak", "conservative_aggregation"):
+        return apply(sc.claim, members, curves(mem_z, gold, ns, sc.method), ns, select)
     if sc.claim == "gao_bon_form":
-        mem = curves(pre, gold, ns, None).mean(axis=1)
-        return claims.gao_bon_form(mem, ns, select, n_boot=200, seed=int(rng.integers(1 << 31)))
+        return apply(sc.claim, members, ns, select, seed=int(rng.integers(1 << 31)))
     raise ValueError(f"unknown claim {sc.claim!r}")
 
 
@@ -210,8 +209,18 @@ def target_met(row: dict, tolerance_se: float = 2.0) -> bool:
     return row[key] <= 0.05 + tolerance_se * se
 
 
+def by_kind(cells: list[Scenario]) -> list[Scenario]:
+    """Each cell once per ensemble kind its rule is applied to (``ClaimSpec.kinds``).
+
+    In this simulator the two kinds' members are drawn alike unless a world sets
+    ``ft_shares_hack`` or ``pre_shares_hack``, so a rule's rows for the two kinds differ by
+    their independent draws; they are there so that each applied rule has a measured rate.
+    """
+    return [dataclasses.replace(sc, kind=kind) for sc in cells for kind in claims.SPECS[sc.claim].kinds]
+
+
 def scenarios() -> list[Scenario]:
-    """Every (claim, truth) cell of the calibration table."""
+    """Every (claim, truth, kind) cell of the calibration table."""
     gauss = World(gold="rising", sigma=1.0, jitter=0.0)  # equicorrelated members, rho = 0.5
     # C1 (agreement on optimized outputs) and C2 (transfer between members) share their worlds.
     spikes = ("effect", "rare private errors (3% of samples, +4 sd, per member)",
@@ -220,7 +229,7 @@ def scenarios() -> list[Scenario]:
                    World(gold="rising", sigma=1.0, spike_rate=0.01, spike_size=3.0, jitter=0.0))
     heavy_tail = ("opposite", "heavy-tailed shared quality (t, 3 df)",
                   World(gold="rising", sigma=1.0, quality_df=3.0, jitter=0.0))
-    return [
+    return by_kind([
         Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.5", gauss),
         Scenario("underspecification", "null", "equicorrelated Gaussian members, rho=0.9",
                  World(gold="rising", sigma=1 / 3, jitter=0.0)),
@@ -272,7 +281,7 @@ def scenarios() -> list[Scenario]:
         Scenario("gao_bon_form", "effect", "moderate: weaker shared hack",
                  World(gold="shared_hack", gamma=1.2, b_shared=1.0, sigma=0.5)),
         Scenario("gao_bon_form", "opposite", "gold keeps rising", World(gold="rising", sigma=1.0)),
-    ]
+    ])
 
 
 def peak_scenarios() -> list[Scenario]:
@@ -284,46 +293,65 @@ def peak_scenarios() -> list[Scenario]:
     ensemble's peak below its members' (every curve starts at the same gold at n = 1), so
     there is no opposite cell, and the herding world is a null here."""
     rule = "ensemble_vs_own_members_at_peak"
-    c3 = {sc.name: sc.world for sc in scenarios() if sc.claim == "ensemble_vs_own_members"}  # C3's worlds, reused
+    c3 = {sc.name: sc.world for sc in scenarios() if sc.claim == "ensemble_vs_own_members" and sc.kind == "pretrain"}  # C3's worlds, reused
     reused = [("flat gold", "null", ""), ("identical members (no idiosyncratic part)", "null", ""),
               ("herding: shared hack sharpened by averaging", "null", "herding: shared hack, both curves peak at n <= 2"),
               ("idiosyncratic hacks, one per member", "effect", "")]
-    return [*(Scenario(rule, truth, new or name, c3[name]) for name, truth, new in reused),
-            Scenario(rule, "effect", "moderate: shared hack, noisy members (gamma 0.7)",
-                     World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0))]
+    return by_kind([*(Scenario(rule, truth, new or name, c3[name]) for name, truth, new in reused),
+                    Scenario(rule, "effect", "moderate: shared hack, noisy members (gamma 0.7)",
+                             World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0))])
+
+
+def cell_key(sc: Scenario, size: Size, replicates: int, seed: int = 0) -> str:
+    """The content key of one calibration cell: its scenario, the size, the replicate count,
+    the seed, its rule's parameters and version (:class:`~rewardherd.studies.claims.ClaimSpec`)
+    and the simulator's version. Changing one rule changes only its own cells' keys."""
+    from rewardherd.world.cache import hash_key
+
+    spec = claims.SPECS[sc.claim]
+    return hash_key({"scenario": repr(sc), "size": dataclasses.asdict(size), "replicates": replicates, "seed": seed,
+                     "params": spec.params, "rule_version": spec.version, "simulator": SIMULATOR_VERSION})
+
+
+def cell_seed(key: str) -> int:
+    """A cell's random seed, from its key: the same cell draws the same worlds whatever else is calibrated."""
+    return int(key[:8], 16)
 
 
 def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False,
-              cells: list[Scenario] | None = None) -> list[dict]:
+              cells: list[Scenario] | None = None, known: list[dict] | None = None) -> list[dict]:
     """Every scenario (``cells``; default :func:`scenarios`) at ``size``, ``replicates``
-    simulated studies each (cached by content).
+    simulated studies each; each row carries its :func:`cell_key`.
 
-    With ``cache_dir``, the rows are stored under ``<cache_dir>/calibration/<key>.json``,
-    keyed by the size, the replicate count, the seed and the scenarios, so studies of
-    the same size share one calibration.
+    A cell is simulated only if neither ``known`` (rows of an earlier calibration, e.g. a
+    finished study's ``results/calibration.json``) nor ``<cache_dir>/calibration/<key>.json``
+    has its key, and then stored there. So rows are shared by studies of the same size, and
+    changing one rule recomputes that rule's cells alone.
     """
-    import dataclasses
     import json
     from pathlib import Path
 
     from rewardherd.io import write_json_atomic
-    from rewardherd.world.cache import hash_key
 
     cells = scenarios() if cells is None else cells
-    key = hash_key({"size": dataclasses.asdict(size), "replicates": replicates, "seed": seed,
-                    "scenarios": [repr(sc) for sc in cells], "version": CALIBRATION_VERSION})
-    path = Path(cache_dir).expanduser() / "calibration" / f"{key}.json" if cache_dir is not None else None
-    if path is not None and path.exists():
-        return json.loads(path.read_text())["rows"]
+    have = {r["key"]: r for r in (known or []) if "key" in r}
+    folder = Path(cache_dir).expanduser() / "calibration" if cache_dir is not None else None
     rows = []
     for i, sc in enumerate(cells):
-        row = run_scenario(sc, size, replicates, seed=seed + i)
-        row["target_met"] = target_met(row)
+        key = cell_key(sc, size, replicates, seed)
+        path = folder / f"{key}.json" if folder is not None else None
+        if key in have:
+            row = have[key]
+        elif path is not None and path.exists():
+            row = json.loads(path.read_text())
+        else:
+            row = run_scenario(sc, size, replicates, seed=cell_seed(key))
+            row.update(kind=sc.kind, key=key, target_met=target_met(row))
+            if path is not None:
+                write_json_atomic(path, row)
+            if progress:
+                print(f"calibration {i + 1}/{len(cells)}: {sc.claim} {sc.truth} ({sc.kind})", flush=True)
         rows.append(row)
-        if progress:
-            print(f"calibration {i + 1}/{len(cells)}: {sc.claim} {sc.truth}", flush=True)
-    if path is not None:
-        write_json_atomic(path, {"size": dataclasses.asdict(size), "replicates": replicates, "rows": rows})
     return rows
 
 
@@ -344,5 +372,6 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-#: Bump when the scenarios or the simulator change meaning (invalidates cached calibrations).
-CALIBRATION_VERSION = 2
+#: Bump when the simulator (:func:`simulate`, :func:`curves`, :func:`run_scenario`) changes
+#: meaning: it invalidates every cached cell. A rule's own change bumps its ClaimSpec.version.
+SIMULATOR_VERSION = 3

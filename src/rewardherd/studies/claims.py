@@ -30,46 +30,38 @@ the best-of-n grid.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from rewardherd import core
 
-#: The rule of each claim function, in words (printed in the report).
-RULES: dict[str, str] = {
-    "underspecification": (
-        "mean Kendall tau between the ensemble's members on each prompt's top samples (top N/n_max by the "
-        "members' mean), minus the same statistic expected under a Gaussian copula with the members' "
-        "whole-pool rank agreement and the same selection; claimed negative (members disagree on optimized "
-        "outputs more than selection alone explains)."),
-    "cross_rm_transfer": (
-        "optimize member i by best-of-n_max; for every other member j, the gain j's whole-pool regression on i "
-        "predicts (slope x i's own gain) minus j's actual gain; claimed positive (optimizing one RM improves "
-        "the others less than their correlation predicts)."),
-    "ensemble_vs_own_members": (
-        "gold at n_max (fixed in advance) of the ensemble minus the average gold of its own K members, each "
-        "optimized alone; claimed positive."),
-    "ensemble_vs_own_members_at_peak": (
-        "each curve's peak n chosen on one half of the prompts (over every n, n_max included); on the other half, "
-        "the ensemble's gold at its peak minus the average gold of its own K members (each optimized alone) at "
-        "theirs; claimed positive."),
-    "pretrain_vs_finetune": (
-        "gold at n_max of the pretrain-seed ensemble minus the fine-tune-seed ensemble (same method, seed, "
-        "noise); claimed positive."),
-    "residual_overoptimization": (
-        "peak n chosen on one half of the prompts (among n < n_max), then on the other half gold at that n "
-        "minus gold at n_max; claimed positive (the ensemble is still over-optimized)."),
-    "conservative_aggregation": (
-        "peak-to-end gold drop of the ensemble's own members (average curve) minus that of the conservative "
-        "ensemble, each peak chosen on one half of the prompts and the drops measured on the other; claimed "
-        "positive."),
-    "gao_bon_form": (
-        "fit R(d) = d (alpha - beta d) to the average member's re-centred gold vs d = sqrt(KL_bon); reproduced "
-        "when the 95% pigeonhole-bootstrap intervals give alpha > 0, beta > 0 and a peak d* inside the tested "
-        "range, and the held-out peak-to-end drop is significant; not reproduced when beta < 0 or gold "
-        "significantly rises to the end."),
-}
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One claim rule: what the study applies and its calibration simulates, read by both.
+
+    The study (:func:`rewardherd.studies.analysis.claim_results`) and the calibration
+    (:func:`rewardherd.studies.calibration.run_once`) call a rule only through
+    :func:`apply`, which passes ``params``; so the false-positive rate next to a verdict is
+    measured for exactly the rule that gave it. ``version`` keys this rule's cached
+    calibration cells alone: bump it when the rule's meaning changes.
+    """
+
+    name: str
+    """The claim function's name in this module."""
+    label: str
+    """Report label (C1..C6)."""
+    direction: str
+    """The claimed sign of the estimate: "positive" or "negative"."""
+    rule: str
+    """The rule in words (printed in the report)."""
+    kinds: tuple[str, ...] = ("pretrain",)
+    """The ensemble kinds whose members the study applies it to; its calibration simulates each."""
+    params: dict = field(default_factory=dict)
+    """Keyword parameters of the rule (e.g. simulation or bootstrap draws), the same in study and calibration."""
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ class ClaimResult:
     label: str
     """Report label (C1..C6)."""
     claim: str
-    """Name of the claim function (its rule is RULES[claim])."""
+    """Name of the claim function (its spec is SPECS[claim])."""
     comparison: str
     """What was compared, in words."""
     estimate: float
@@ -96,6 +88,57 @@ class ClaimResult:
         d = asdict(self)
         extra = d.pop("extra")
         return {**d, **extra}
+
+
+SPECS: dict[str, ClaimSpec] = {s.name: s for s in (
+    ClaimSpec("underspecification", "C1", "negative", (
+        "mean Kendall tau between the ensemble's members on each prompt's top samples (top N/n_max by the "
+        "members' mean), minus the same statistic expected under a Gaussian copula with the members' "
+        "whole-pool rank agreement and the same selection; claimed negative (members disagree on optimized "
+        "outputs more than selection alone explains)."), params={"null_draws": 16}),
+    ClaimSpec("cross_rm_transfer", "C2", "positive", (
+        "optimize member i by best-of-n_max; for every other member j, the gain j's whole-pool regression on i "
+        "predicts (slope x i's own gain) minus j's actual gain; claimed positive (optimizing one RM improves "
+        "the others less than their correlation predicts).")),
+    ClaimSpec("ensemble_vs_own_members", "C3", "positive", (
+        "gold at n_max (fixed in advance) of the ensemble minus the average gold of its own K members, each "
+        "optimized alone; claimed positive."), kinds=("finetune", "pretrain")),
+    ClaimSpec("ensemble_vs_own_members_at_peak", "C3", "positive", (
+        "each curve's peak n chosen on one half of the prompts (over every n, n_max included); on the other half, "
+        "the ensemble's gold at its peak minus the average gold of its own K members (each optimized alone) at "
+        "theirs; claimed positive."), kinds=("finetune", "pretrain")),
+    ClaimSpec("pretrain_vs_finetune", "C3", "positive", (
+        "gold at n_max of the pretrain-seed ensemble minus the fine-tune-seed ensemble (same method, seed, "
+        "noise); claimed positive.")),
+    ClaimSpec("residual_overoptimization", "C4", "positive", (
+        "peak n chosen on one half of the prompts (among n < n_max), then on the other half gold at that n "
+        "minus gold at n_max; claimed positive (the ensemble is still over-optimized).")),
+    ClaimSpec("conservative_aggregation", "C5", "positive", (
+        "peak-to-end gold drop of the ensemble's own members (average curve) minus that of the conservative "
+        "ensemble, each peak chosen on one half of the prompts and the drops measured on the other; claimed "
+        "positive."), kinds=("finetune", "pretrain")),
+    ClaimSpec("gao_bon_form", "C6", "positive", (
+        "fit R(d) = d (alpha - beta d) to the average member's re-centred gold vs d = sqrt(KL_bon); reproduced "
+        "when the 95% pigeonhole-bootstrap intervals give alpha > 0, beta > 0 and a peak d* inside the tested "
+        "range, and the held-out peak-to-end drop is significant; not reproduced when beta < 0 or gold "
+        "significantly rises to the end."), params={"n_boot": 1000}),
+)}
+
+#: The rule of each claim function, in words (printed in the report).
+RULES: dict[str, str] = {name: spec.rule for name, spec in SPECS.items()}
+
+
+def apply(name: str, *args, **kwargs) -> ClaimResult:
+    """Apply claim rule ``name`` with its spec's parameters (:data:`SPECS`).
+
+    The one way the study and the calibration call a rule. ``kwargs`` carry the call's
+    own context (``comparison``, random ``seed``), never a rule parameter.
+    """
+    spec = SPECS[name]
+    clash = sorted(set(kwargs) & set(spec.params))
+    if clash:
+        raise TypeError(f"{name}: {clash} are fixed by its ClaimSpec; change them there, for study and calibration")
+    return getattr(sys.modules[__name__], name)(*args, **spec.params, **kwargs)
 
 
 def covers(seeds: int, prompts: int, world: str = "one world build") -> str:
@@ -117,7 +160,7 @@ def _grid(values, name: str) -> np.ndarray:
 def _result(label: str, claim: str, comparison: str, values: np.ndarray, direction: str, **extra) -> ClaimResult:
     iv = core.crossed_interval(values)
     return ClaimResult(label, claim, comparison, iv.estimate, iv.low, iv.high, core.decide(iv, direction),
-                       direction, RULES[claim], covers(*values.shape),
+                       direction, SPECS[claim].rule, covers(*values.shape),
                        {"interval": iv.method, "df": iv.df, **extra})
 
 
@@ -356,7 +399,7 @@ def gao_bon_form(curve, ns, select, *, n_boot: int = 500, seed: int = 0, compari
     S, P = c.shape[:2]
     return ClaimResult(
         "C6", "gao_bon_form", comparison or "Gao best-of-n fit of the average member's gold",
-        float(point[1]), float(lo[1]), float(hi[1]), verdict, "positive", RULES["gao_bon_form"], covers(S, P),
+        float(point[1]), float(lo[1]), float(hi[1]), verdict, "positive", SPECS["gao_bon_form"].rule, covers(S, P),
         {"interval": "pigeonhole_bootstrap", "n_boot": n_boot, "alpha": float(point[0]),
          "alpha_low": float(lo[0]), "alpha_high": float(hi[0]), "peak_d": float(point[2]),
          "peak_d_low": float(lo[2]), "peak_d_high": float(hi[2]), "d_max": d_max, "r2": fit.r2,

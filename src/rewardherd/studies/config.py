@@ -138,7 +138,7 @@ class RLSweep:
     enabled: bool = True
     """Run RL cells at all."""
     kinds: tuple[RLKind, ...] = ("single", "pretrain")
-    """Ensemble kinds optimized with RL (single = member 0)."""
+    """Ensemble kinds optimized with RL (single = member seed mod K of the seed's pretrain ensemble, `runner.rl_single_slot`)."""
     methods: tuple[str, ...] = ("uncertainty_weighted(lam=0.1)",)
     """Aggregations the ensembles are optimized with (single members always use their own score)."""
     noise: tuple[float, ...] = (0.25,)

@@ -137,7 +137,7 @@ def _claims_table(claims: list[dict], calibration: dict) -> pd.DataFrame:
 
 def calibration_table(calibration: dict) -> pd.DataFrame:
     """The calibration rows (``calibrate``'s) as the report shows them."""
-    rows = [{"rule": r["claim"], "truth": r["truth"], "scenario": r["scenario"],
+    rows = [{"rule": r["claim"], "members": r.get("kind", "pretrain"), "truth": r["truth"], "scenario": r["scenario"],
              "reproduced": f"{r['reproduced']:.2f} ± {r['reproduced se']:.2f}",
              "not reproduced": f"{r['not reproduced']:.2f} ± {r['not reproduced se']:.2f}",
              "inconclusive": f"{r['inconclusive']:.2f}", "target met": "yes" if r["target_met"] else "NO"}

@@ -5,7 +5,7 @@ and member score columns; which columns belong to which ensemble is the caller's
 knowledge, so it is passed in. The math is :func:`rewardherd.core.error_sharing`;
 this module only selects columns and tabulates. Member columns may be raw or
 standardized scores: errors are z-scored on the table itself (within each prompt by
-default, as WORLD_NOTES.md measured the built-in world), so both give the same
+default, as the world prototype's notes measured the built-in world), so both give the same
 result. Plot the table with :func:`rewardherd.studies.plots.sharing`.
 """
 

@@ -216,7 +216,7 @@ class PreferenceConfig:
     The distribution shift is on purpose: `sampling.max_new_tokens` here (short,
     the older policy) is below `WorldConfig.pool.max_new_tokens` (the policy being
     optimized), so the reward models never see the long responses that selection
-    favours. Without it the prototype showed no over-optimization (WORLD_NOTES.md).
+    favours. Without it the prototype showed no over-optimization (the prototype's notes, WORLD_NOTES.md in the project's shared docs).
     """
 
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=16))
