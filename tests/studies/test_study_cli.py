@@ -89,8 +89,15 @@ def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     assert res.exit_code == 0
     assert (out / "results" / "claims.json").stat().st_mtime_ns == before
     (out / "report.html").unlink()
+    # A user study has no cache: `report` must reuse the stored calibration cells.
+    from rewardherd.studies import calibration
+
+    cal_before = json.loads((out / "results" / "calibration.json").read_text())["rows"]
+    assert cal_before
+    monkeypatch.setattr(calibration, "run_scenario", lambda *a, **k: pytest.fail("report re-simulated a cell"))
     res = _run(["report", str(out)])
     assert res.exit_code == 0 and (out / "report.html").exists()
+    assert json.loads((out / "results" / "calibration.json").read_text())["rows"] == cal_before
 
     # Every table follows docs/schema.md: no name of an older rewardherd, one schema for
     # best-of-n cells, the pool and the RL rows.
