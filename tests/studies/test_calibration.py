@@ -9,6 +9,8 @@ import pytest
 from rewardherd.studies import calibration as cal
 from rewardherd.studies import claims as cl
 
+from .conftest import rule_params
+
 SMALL = cal.Size(seeds=3, prompts=128, pool=128, members=4)
 
 
@@ -89,24 +91,16 @@ def test_each_rule_is_calibrated_on_every_kind_it_is_applied_to():
     assert {("null", "finetune"), ("effect", "finetune"), ("opposite", "finetune")} <= c5
 
 
-def test_calibration_applies_each_rule_with_its_specs_parameters(monkeypatch):
+def test_calibration_applies_each_rule_with_its_specs_parameters(rule_calls):
     """run_once passes every rule exactly its ClaimSpec.params (and only call context besides)."""
-    seen = {}
-    for name in cl.SPECS:
-        real = getattr(cl, name)
-
-        def record(*a, _real=real, _name=name, **kw):
-            seen.setdefault(_name, kw)
-            return _real(*a, **kw)
-
-        monkeypatch.setattr(cl, name, record)
     size = cal.Size(seeds=2, prompts=16, pool=16, members=3)
     for sc in cal.scenarios() + cal.peak_scenarios():
-        if sc.claim not in seen:
+        if sc.claim not in rule_calls:
             cal.run_once(sc, size, np.random.default_rng(0))
-    assert set(seen) == set(cl.SPECS)
-    for name, kw in seen.items():
-        assert {k: v for k, v in kw.items() if k not in ("seed", "comparison")} == cl.SPECS[name].params, name
+    assert set(rule_calls) == set(cl.SPECS)
+    for name, calls in rule_calls.items():
+        for kw in calls:
+            assert rule_params(kw) == cl.SPECS[name].params, name
 
 
 def test_target_met():

@@ -9,6 +9,8 @@ import pytest
 from rewardherd.studies import analysis
 from rewardherd.studies import claims as cl
 
+from .conftest import rule_params
+
 S, P, K, N, NS = 2, 8, 3, 8, (1, 2)
 
 
@@ -37,22 +39,14 @@ def _tables(rng):
     return pd.DataFrame(cells), config, zt, pd.DataFrame(members)
 
 
-def test_the_study_applies_each_rule_with_its_specs_parameters(monkeypatch):
-    seen: dict[str, list[dict]] = {}
-    for name in cl.SPECS:
-        real = getattr(cl, name)
-
-        def record(*a, _real=real, _name=name, **kw):
-            seen.setdefault(_name, []).append(kw)
-            return _real(*a, **kw)
-
-        monkeypatch.setattr(cl, name, record)
+def test_the_study_applies_each_rule_with_its_specs_parameters(rule_calls):
+    seen = rule_calls
     results = analysis.claim_results(*_tables(np.random.default_rng(0)))
     study_rules = set(cl.SPECS) - {"ensemble_vs_own_members_at_peak"}  # that one is applied by kind_results
     assert set(seen) == study_rules
     for name, calls in seen.items():
         for kw in calls:
-            assert {k: v for k, v in kw.items() if k not in ("seed", "comparison")} == cl.SPECS[name].params, name
+            assert rule_params(kw) == cl.SPECS[name].params, name
     # every result carries its spec's label, direction and rule text
     for r in results:
         spec = cl.SPECS[r["claim"]]
