@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from rewardherd import core
 from rewardherd.core import (
     ErrorSharing,
     decompose_errors,
@@ -269,3 +270,46 @@ def test_bad_pairs_and_k_prime():
         label_error_sharing(np.array([[1.0, np.nan], [1.0, 0.0]]), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="NaN"):
         decompose_errors([[1.0, np.nan], [0.0, 1.0]])
+
+
+# ------------------------------------------------------------- residual error sharing
+def _synthetic_members(r: float, q: float, k: int = 5, b: int = 200_000, seed: int = 0):
+    """z_i = r g + sqrt(1 - r^2) (sqrt(q) s + sqrt(1 - q) u_i): gold correlation r, and
+    residual correlation q once gold is regressed out (s shared, u_i private noise)."""
+    rng = np.random.default_rng(seed)
+    g, s = rng.standard_normal(b), rng.standard_normal(b)
+    u = rng.standard_normal((k, b))
+    return r * g + np.sqrt(1 - r * r) * (np.sqrt(q) * s + np.sqrt(1 - q) * u), g
+
+
+@pytest.mark.parametrize("r,q", [(0.2, 0.1), (0.2, 0.8), (0.7, 0.3), (0.9, 0.0)])
+def test_residual_sharing_recovers_the_planted_residual_correlation(r, q):
+    scores, gold = _synthetic_members(r, q)
+    res = core.residual_error_sharing(scores, gold)
+    assert res.rho_bar == pytest.approx(q, abs=0.01)
+    # the plain rho_bar mixes in "misses gold": (c - 2r + 1) / (2 - 2r), c = r^2 + (1 - r^2) q
+    c = r * r + (1 - r * r) * q
+    assert core.error_sharing(scores, gold).rho_bar == pytest.approx((c - 2 * r + 1) / (2 - 2 * r), abs=0.01)
+
+
+def test_residual_sharing_is_low_where_plain_sharing_is_high_for_weak_members():
+    scores, gold = _synthetic_members(0.2, 0.1)
+    # plain: c = 0.04 + 0.96 * 0.1 = 0.136, rho_bar = (0.136 - 0.4 + 1) / 1.6 = 0.46; residual: 0.1
+    assert core.error_sharing(scores, gold).rho_bar > 0.4 > 0.15 > core.residual_error_sharing(scores, gold).rho_bar
+
+
+def test_residual_sharing_within_groups_matches_per_group_construction():
+    # Two prompts with gold on different scales: z-scoring within prompts removes the scale.
+    a, ga = _synthetic_members(0.5, 0.4, b=50_000, seed=1)
+    b, gb = _synthetic_members(0.5, 0.4, b=50_000, seed=2)
+    scores = np.hstack([a, 10 * b + 3])
+    gold = np.concatenate([ga, 5 * gb - 1])
+    groups = np.repeat([0, 1], 50_000)
+    res = core.residual_error_sharing(scores, gold, groups=groups)
+    assert res.n_groups == 2 and res.rho_bar == pytest.approx(0.4, abs=0.015)
+
+
+def test_residual_sharing_rejects_a_member_that_is_gold():
+    gold = np.random.default_rng(0).standard_normal(100)
+    with pytest.raises(ValueError, match="constant errors"):
+        core.residual_error_sharing(np.stack([gold, 2 * gold + 1]), gold)

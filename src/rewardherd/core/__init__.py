@@ -42,6 +42,7 @@ from rewardherd.core.sharing import (
     label_error_sharing,
     margin_error_sharing,
     member_errors,
+    residual_error_sharing,
 )
 from rewardherd.core.stats import (
     Interval,
@@ -69,6 +70,6 @@ __all__ = [
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
     "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",
-    "label_error_sharing", "margin_error_sharing", "member_errors",
+    "label_error_sharing", "margin_error_sharing", "member_errors", "residual_error_sharing",
     "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

@@ -100,6 +100,14 @@ def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"
 
     Returns ``(errors, n_groups, n_dropped)``: errors (K, b') over the kept samples in group
     order (input order without groups), groups kept (None without groups), samples dropped."""
+    z, n_groups, n_dropped = zscored(scores, gold, groups=groups, degenerate=degenerate)
+    return z[:-1] - z[-1], n_groups, n_dropped
+
+
+def zscored(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
+    """Members and gold z-scored on one reference set, stacked (K + 1, b'): members, then gold.
+
+    Arguments and the returned ``(z, n_groups, n_dropped)`` as in :func:`member_errors`."""
     s, g = _check_inputs(scores, gold, "")
     if degenerate not in ("error", "drop"):
         raise ValueError(f"degenerate must be 'error' or 'drop'; got {degenerate!r}")
@@ -110,8 +118,7 @@ def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"
         if const.any():
             bad = [n for n, c in zip(names, const, strict=True) if c]
             raise ValueError(f"cannot z-score: {', '.join(bad)} constant over all {s.shape[1]} samples")
-        z = zscore(block)
-        return z[:-1] - z[-1], None, 0  # (K, b)
+        return zscore(block), None, 0  # (K + 1, b)
     gid = np.asarray(groups)
     if gid.ndim != 1 or gid.shape[0] != s.shape[1]:
         raise ValueError(f"groups must be 1-D with one id per sample ({s.shape[1]}); got shape {gid.shape}")
@@ -136,8 +143,7 @@ def member_errors(scores, gold, *, groups=None, degenerate: Degenerate = "error"
                                  "pass degenerate='drop' to leave such groups out")
             dropped += idx.size
             continue
-        z = zscore(sub)
-        errs.append(z[:-1] - z[-1])
+        errs.append(zscore(sub))
         kept += 1
     if not errs:
         raise ValueError(f"no group could be z-scored ({dropped} samples dropped: single-sample or constant groups)")
@@ -186,6 +192,26 @@ def error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error"
     ``degenerate`` as in :func:`member_errors`."""
     e, n_groups, n_dropped = member_errors(scores, gold, groups=groups, degenerate=degenerate)
     return decompose_errors(e, scale=1.0, n_groups=n_groups, n_dropped=n_dropped)  # z units
+
+
+def residual_error_sharing(scores, gold, *, groups=None, degenerate: Degenerate = "error") -> ErrorSharing:
+    """Error sharing with gold's part regressed out of each member: what members share
+    beyond tracking gold.
+
+    With z-scored members z_i and gold z_g (as in :func:`error_sharing`), member i's residual
+    is z_i - beta_i z_g with beta_i = mean(z_i z_g) (its least-squares slope on gold; z_g
+    has mean 0 and variance 1). The decomposition of these residuals separates the two
+    things that :func:`error_sharing`'s rho_bar mixes: members that barely track gold share
+    the error "misses gold" whatever else they do (for within-prompt z-scores,
+    rho_bar = (c - 2r + 1) / (2 - 2r) with c the members' mutual and r their gold
+    correlation), while the residual rho_bar is their correlation once gold is removed.
+    Example: z_i = r g + sqrt(1 - r^2) (sqrt(q) s + sqrt(1 - q) u_i) with s shared and u_i
+    private noise gives a residual rho_bar of q whatever r is. Returns an
+    :class:`ErrorSharing` of the residuals."""
+    z, n_groups, n_dropped = zscored(scores, gold, groups=groups, degenerate=degenerate)
+    members, g = z[:-1], z[-1]
+    beta = (members * g).mean(axis=1, keepdims=True) / (g * g).mean()  # (K, 1)
+    return decompose_errors(members - beta * g, scale=1.0, n_groups=n_groups, n_dropped=n_dropped)
 
 
 def margin_error_sharing(chosen, rejected, gold_chosen, gold_rejected) -> ErrorSharing:
