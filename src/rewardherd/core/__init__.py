@@ -33,6 +33,16 @@ from rewardherd.core.bradley_terry import (
     preference_accuracy,
     preference_probability,
 )
+from rewardherd.core.diagnostics import (
+    CurveShape,
+    MemberDiagnostics,
+    curve_shape,
+    member_diagnostics,
+    pool_pair_accuracy,
+    prompt_residual_covariances,
+    residual_correlation_difference,
+    within_prompt_spearman,
+)
 from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
 from rewardherd.core.sharing import (
@@ -41,6 +51,7 @@ from rewardherd.core.sharing import (
     error_sharing,
     label_error_sharing,
     margin_error_sharing,
+    mean_pairwise_correlation,
     member_errors,
     residual_error_sharing,
 )
@@ -71,5 +82,8 @@ __all__ = [
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
     "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",
     "label_error_sharing", "margin_error_sharing", "member_errors", "residual_error_sharing",
+    "mean_pairwise_correlation", "CurveShape", "MemberDiagnostics", "curve_shape", "member_diagnostics",
+    "pool_pair_accuracy", "prompt_residual_covariances", "residual_correlation_difference",
+    "within_prompt_spearman",
     "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

@@ -150,6 +150,16 @@ def zscored(scores, gold, *, groups=None, degenerate: Degenerate = "error"):
     return np.hstack(errs), kept, dropped
 
 
+def mean_pairwise_correlation(cov) -> np.ndarray:
+    """Mean over pairs i < j of cov_ij / sqrt(cov_ii cov_jj) for (..., K, K) covariances, K >= 2."""
+    c = np.asarray(cov, dtype=np.float64)
+    if c.ndim < 2 or c.shape[-1] != c.shape[-2] or c.shape[-1] < 2:
+        raise ValueError(f"covariances must have shape (..., K, K) with K >= 2; got {c.shape}")
+    d = np.sqrt(np.diagonal(c, axis1=-2, axis2=-1))  # (..., K)
+    i, j = np.triu_indices(c.shape[-1], k=1)
+    return (c[..., i, j] / (d[..., i] * d[..., j])).mean(axis=-1)
+
+
 def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None = None,
                      n_dropped: int = 0) -> ErrorSharing:
     """Shared / idiosyncratic decomposition of a (K, b) error matrix (no z-scoring).
@@ -175,7 +185,7 @@ def decompose_errors(errors, *, scale: float | None = None, n_groups: int | None
     v = float(var.mean())
     pairs = list(itertools.combinations(range(k), 2))
     c = float(np.mean([cov[i, j] for i, j in pairs]))
-    rho = float(np.mean([cov[i, j] / np.sqrt(var[i] * var[j]) for i, j in pairs]))
+    rho = float(mean_pairwise_correlation(cov))
     mean_var = float(e.mean(axis=0).var())
     return ErrorSharing(
         k=k, n_samples=b, n_groups=n_groups, n_dropped=int(n_dropped),
