@@ -101,3 +101,23 @@ def test_pickled_world_drops_loaded_models_and_keeps_its_artifacts(built):
     assert "backbone_dirs" in vars(clone)  # handles travel: a worker neither builds nor verifies
     assert clone.backbone_dirs == world.backbone_dirs and clone.summary == world.summary
     assert clone.tokenizer.pad_token_id == world.tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("design", ["lexical"])
+def test_another_gold_design_rebuilds_only_the_gold_labelled_artifacts(built, corpus_file, design):
+    """The herding design is the module's world; another design reuses every model and
+    relabels (and resamples) only the artifacts that carry gold."""
+    world, cache = built
+    before = _entries(cache)
+    cfg = tiny_config(corpus_file)
+    other = build_world(dataclasses.replace(cfg, gold=dataclasses.replace(cfg.gold, design=design)),
+                        cache, progress=False)
+    assert {e.split("/")[0] for e in _entries(cache) - before} == {"preferences", "base_samples"}
+    assert other.policy_dir == world.policy_dir and other.backbone_dirs == world.backbone_dirs
+    import pandas as pd
+
+    samples = pd.read_parquet(other.preference_samples)
+    assert {"valence", "overlap", "repetition", "n_words"} <= set(samples.columns)
+    assert "relevance" not in samples.columns  # weight 0: never computed
+    s = other.summary
+    assert "valence_mean" in s["base_samples"] and "over_max_words_frac" in s["preferences"]["train"]

@@ -20,21 +20,47 @@ def test_words_and_repetition():
     assert repeated_bigram_fraction("one two") == 0.0
 
 
-def test_formula_terms(gold):
-    c = gold.components(PROMPTS, RESPONSES)
-    cfg = gold.config
+def test_lexical_gold_by_hand():
+    """Worked by hand from VADER's lexicon (happy 2.7, love 3.2) and the module's formula."""
+    c = GoldReward(GoldConfig(design="lexical")).components(PROMPTS, RESPONSES)
+    assert list(c.columns) == ["n_words", "valence", "overlap", "repetition", "gold"]
     assert list(c["n_words"]) == [8, 1, 0, 18]
+    # (2.7 + 3.2) / 4 = 1.475; 'the' of 8 words is in the prompt; 2 words short: -0.2
+    assert c.loc[0, "valence"] == pytest.approx(1.475) and c.loc[0, "overlap"] == pytest.approx(1 / 8)
+    assert c.loc[0, "gold"] == pytest.approx(1.475 + 0.125 - 0.2)
+    assert c.loc[1, "gold"] == pytest.approx(-0.9) and c.loc[2, "gold"] == pytest.approx(-1.0)
+    # 18 x 'the': overlap 1, repetition 1 - 1/17, 3 words over the limit at 0.05 each
+    assert c.loc[3, "repetition"] == pytest.approx(16 / 17)
+    assert c.loc[3, "gold"] == pytest.approx(1 - 2 * 16 / 17 - 0.15)
+
+
+@pytest.mark.parametrize("level", [0.0, 0.5, 1.0])
+def test_shared_error_scales_only_the_length_tail(level):
+    c = GoldReward(GoldConfig(design="lexical", shared_error=level)).components(PROMPTS, RESPONSES)
+    assert c.loc[3, "gold"] == pytest.approx(1 - 2 * 16 / 17 - level * 0.15)
+    assert c.loc[0, "gold"] == pytest.approx(1.475 + 0.125 - 0.2)  # under the limit: unchanged
+
+
+def test_herding_design_terms(gold):
+    c = gold.components(PROMPTS, RESPONSES)
+    assert list(c.columns) == ["n_words", "sentiment", "relevance", "repetition", "gold"]
     # Empty response: no sentiment, no relevance, only the short penalty.
-    assert c.loc[2, "sentiment"] == 0 and c.loc[2, "relevance"] == 0
-    assert c.loc[2, "gold"] == pytest.approx(-cfg.short_weight * cfg.min_words)
-    # Degenerate repetition is penalized, and so are words beyond max_words.
-    rebuilt = (cfg.sentiment_weight * c["sentiment"] + cfg.relevance_weight * c["relevance"]
-               - cfg.repetition_weight * c["repetition"]
-               - cfg.short_weight * np.maximum(0, cfg.min_words - c["n_words"])
-               - cfg.long_weight * np.maximum(0, c["n_words"] - cfg.max_words))
-    np.testing.assert_allclose(c["gold"], rebuilt, rtol=0, atol=1e-12)
+    assert c.loc[2, "sentiment"] == 0 and c.loc[2, "relevance"] == 0 and c.loc[2, "gold"] == pytest.approx(-1.0)
+    # 'sleep.' (no VADER word): its gold is its relevance less 9 missing words
+    assert c.loc[1, "sentiment"] == 0
+    assert c.loc[1, "gold"] == pytest.approx(c.loc[1, "relevance"] - 0.9)
     assert c.loc[3, "repetition"] > 0.8
     assert c.loc[0, "sentiment"] > 0.5 and c.loc[0, "gold"] > c.loc[1, "gold"]
+
+
+def test_design_fills_only_the_weights_left_unset():
+    cfg = GoldConfig(design="lexical", overlap_weight=0.0, repetition_weight=3.0)
+    assert [cfg.weight(t) for t in ("valence", "overlap", "repetition", "relevance")] == [1.0, 0.0, 3.0, 0.0]
+    assert cfg.active_terms() == ("valence", "repetition")
+    with pytest.raises(ValueError, match="gold.design"):
+        GoldConfig(design="nope")
+    with pytest.raises(ValueError, match="shared_error"):
+        GoldConfig(shared_error=1.5)
 
 
 def test_deterministic_and_batch_independent(gold):
@@ -43,7 +69,8 @@ def test_deterministic_and_batch_independent(gold):
     import torch
 
     def fresh(prompts, responses):
-        gold._memory.clear()  # score again rather than hit the in-memory cache
+        for memory in gold._memory.values():
+            memory.clear()  # score again rather than hit the in-memory cache
         return gold(prompts, responses)
 
     a = fresh(PROMPTS, RESPONSES)
@@ -66,19 +93,24 @@ def test_deterministic_and_batch_independent(gold):
 def test_memory_and_disk_cache(tmp_path):
     g1 = GoldReward(GoldConfig(), cache_dir=tmp_path)
     a = g1(PROMPTS, RESPONSES)
-    assert g1.stats == {"hits": 0, "misses": 4}
+    assert g1.stats == {"hits": 0, "misses": 16}  # term values: 4 terms x 4 samples
     g1(PROMPTS, RESPONSES)
-    assert g1.stats["hits"] == 4
+    assert g1.stats["hits"] == 16
     # A new instance reads the disk cache without loading the encoder.
     g2 = GoldReward(GoldConfig(), cache_dir=tmp_path)
     np.testing.assert_array_equal(g2(PROMPTS, RESPONSES), a)
-    assert g2.stats == {"hits": 4, "misses": 0} and g2._encoder is None
-    # Reweighting reuses the cached terms; another encoder setting has its own file.
+    assert g2.stats == {"hits": 16, "misses": 0} and g2._encoder is None
+    # Reweighting reuses the cached terms; another encoder setting keys relevance alone anew.
     g3 = GoldReward(GoldConfig(long_weight=1.0), cache_dir=tmp_path)
-    assert g3.db_path == g1.db_path and g3.key != g1.key
+    assert g3.term_keys == g1.term_keys and g3.key != g1.key
     assert g3(PROMPTS, RESPONSES)[3] < a[3] and g3._encoder is None
     g4 = GoldReward(GoldConfig(encoder_dtype="float32"), cache_dir=tmp_path)
-    assert g4.db_path != g1.db_path
+    changed = {t for t in g1.terms if g4.term_keys[t] != g1.term_keys[t]}
+    assert changed == {"relevance"}
+    # Another design computes only its new terms and reads the shared ones from disk.
+    g5 = GoldReward(GoldConfig(design="lexical"), cache_dir=tmp_path)
+    g5(PROMPTS, RESPONSES)
+    assert g5.stats == {"hits": 8, "misses": 8}  # n_words, repetition cached; valence, overlap new
 
 
 def test_length_mismatch(gold):

@@ -50,13 +50,14 @@ def _print_summary(summary: dict) -> None:
     pr = s["preferences"]
     typer.echo(f"  preference pairs (<= {pr['max_new_tokens']} new tokens): train "
                f"{pr['train']['pairs']}, held-out {pr['heldout']['pairs']}; chosen is longer in "
-               f"{pr['train'].get('chosen_longer_frac', float('nan')):.2f} of pairs of unequal length")
+               f"{pr['train'].get('chosen_longer_frac', float('nan')):.2f} of pairs of unequal length; "
+               f"{pr['train'].get('over_max_words_frac', float('nan')):.3f} of their responses beyond the gold limit")
     g = s["base_samples"]
     typer.echo(f"  base samples (<= {s['pool_max_new_tokens']} new tokens, {g['samples']}): gold "
                f"mean {g['gold_mean']:.3f} sd {g['gold_std']:.3f} [q10 {g['gold_q10']:.3f}, "
                f"q90 {g['gold_q90']:.3f}]; words mean {g['words_mean']:.1f}, q95 "
-               f"{g['words_q95']:.0f}, over the gold limit {g['over_max_words_frac']:.2f}; "
-               f"VADER zero {g['sentiment_zero_frac']:.2f}")
+               f"{g['words_q95']:.0f}, over the gold limit {g['over_max_words_frac']:.2f}; zero: "
+               + ", ".join(f"{k[:-len('_zero_frac')]} {v:.2f}" for k, v in g.items() if k.endswith("_zero_frac")))
     typer.echo(f"  build time of the artifacts: {s['build_seconds_total']:.1f}s; "
                f"this call: {s['wall_seconds_this_call']:.1f}s")
 

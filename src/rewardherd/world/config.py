@@ -259,25 +259,50 @@ class PreferenceConfig:
         check(self.max_heldout_pairs is None or self.max_heldout_pairs > 0, "max_heldout_pairs > 0")
 
 
+#: Gold designs (docs/world.md): each sets the weights a GoldConfig leaves at None.
+#: - ``herding``: the original world. VADER compound and MiniLM relevance, which the
+#:   ~0.4M-parameter proxies barely learn (within-prompt r ~ 0.27 on the pool), so their
+#:   errors are dominated by what they all miss: the herding end.
+#: - ``lexical``: word-level terms the proxies can read off tokens (lexicon valence,
+#:   prompt overlap), with the same repetition and length terms.
+GOLD_DESIGNS: dict[str, dict[str, float]] = {
+    "herding": {"sentiment_weight": 1.0, "relevance_weight": 1.0, "valence_weight": 0.0, "overlap_weight": 0.0,
+                "repetition_weight": 2.0},
+    "lexical": {"sentiment_weight": 0.0, "relevance_weight": 0.0, "valence_weight": 1.0, "overlap_weight": 1.0,
+                "repetition_weight": 2.0},
+}
+#: Terms whose weight is ``<name>_weight`` (the gold module's TERMS, less ``n_words``).
+WEIGHTED_TERMS = ("sentiment", "relevance", "valence", "overlap", "repetition")
+
+
 @dataclass(frozen=True)
 class GoldConfig:
     """The gold reward: "continue the opening so that it is uplifting, on topic, brief".
 
-    gold = sentiment_weight * VADER compound(response)
-         + relevance_weight * cos(MiniLM(prompt), MiniLM(response))
-         - repetition_weight * repeated-bigram fraction(response)
+    gold = sum of sign * weight * term (sentiment, relevance, valence, overlap: +; repetition: -)
          - short_weight * max(0, min_words - words)
-         - long_weight * max(0, words - max_words)
+         - shared_error * long_weight * max(0, words - max_words)
+    (definitions: rewardherd.world.gold). A weight left at None takes the design's value.
     """
 
-    sentiment_weight: float = 1.0
-    """Weight of VADER's compound score of the response (in [-1, 1])."""
+    design: Literal["herding", "lexical"] = "herding"
+    """Named gold design (docs/world.md): herding (VADER compound + MiniLM relevance, the
+    original world) or lexical (word-level valence + prompt overlap, learnable by the proxies)."""
 
-    relevance_weight: float = 1.0
-    """Weight of the cosine between all-MiniLM-L6-v2 embeddings of prompt and response."""
+    sentiment_weight: float | None = None
+    """Weight of VADER's compound score of the response (in [-1, 1]); None: the design's."""
 
-    repetition_weight: float = 2.0
-    """Weight of the fraction of repeated word bigrams in the response."""
+    relevance_weight: float | None = None
+    """Weight of the cosine between all-MiniLM-L6-v2 embeddings of prompt and response; None: the design's."""
+
+    valence_weight: float | None = None
+    """Weight of the response's summed VADER lexicon valences / 4; None: the design's."""
+
+    overlap_weight: float | None = None
+    """Weight of the share of the response's words found in the prompt; None: the design's."""
+
+    repetition_weight: float | None = None
+    """Weight of the fraction of repeated word bigrams in the response; None: the design's."""
 
     min_words: int = 10
     """Responses with fewer words are penalized per missing word (the preference data's
@@ -291,7 +316,11 @@ class GoldConfig:
     beyond the preference data's: the tail the proxies cannot see)."""
 
     long_weight: float = 0.05
-    """Penalty per word above max_words."""
+    """Penalty per word above max_words at full shared error."""
+
+    shared_error: float = 1.0
+    """Strength of the length tail in [0, 1] (the long penalty is shared_error * long_weight):
+    the error every member shares, since no preference pair shows it (docs/world.md)."""
 
     encoder_max_tokens: int = 64
     """MiniLM inputs are truncated to this many word pieces (throughput)."""
@@ -310,14 +339,25 @@ class GoldConfig:
     reduction split across another thread count rounds differently."""
 
     def __post_init__(self) -> None:
-        for name in ("sentiment_weight", "relevance_weight", "repetition_weight",
-                     "short_weight", "long_weight"):
-            check(getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
+        check(self.design in GOLD_DESIGNS, f"gold.design must be one of {sorted(GOLD_DESIGNS)}; got {self.design!r}")
+        for name in (*(f"{t}_weight" for t in WEIGHTED_TERMS), "short_weight", "long_weight"):
+            check(getattr(self, name) is None or getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
+        check(0.0 <= self.shared_error <= 1.0, f"gold.shared_error must be in [0, 1]; got {self.shared_error}")
         check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
         check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
         check(self.encoder_dtype in ("float32", "bfloat16"), "gold.encoder_dtype: float32|bfloat16")
         check(1 <= self.encoder_rows <= 1024, "gold.encoder_rows must be in [1, 1024]")
         check(1 <= self.encoder_threads <= 256, "gold.encoder_threads must be in [1, 256]")
+
+    def weight(self, term: str) -> float:
+        """The weight of a term of :data:`WEIGHTED_TERMS`: its field, or the design's value
+        where the field is None (so changing the design of a saved config changes its weights)."""
+        value = getattr(self, f"{term}_weight")
+        return float(GOLD_DESIGNS[self.design][f"{term}_weight"] if value is None else value)
+
+    def active_terms(self) -> tuple[str, ...]:
+        """The weighted terms gold computes: those of nonzero weight."""
+        return tuple(t for t in WEIGHTED_TERMS if self.weight(t) > 0.0)
 
 
 @dataclass(frozen=True)
@@ -372,6 +412,22 @@ class WorldConfig:
                "preferences.sampling.max_new_tokens must fit the policy's block_size")
         check(self.pool.max_new_tokens + self.prompts.max_words * 4 <= self.policy.lm.block_size,
                "pool.max_new_tokens plus a prompt must fit the policy's block_size")
+        shift = self.length_shift()
+        check(shift["preference_tokens"] < shift["pool_tokens"] and shift["max_words"] < shift["pool_tokens"],
+              f"the length shift needs preferences.sampling.max_new_tokens and gold.max_words below "
+              f"pool.max_new_tokens (the pool must reach the tail the preference data does not); got {shift}")
+
+    def length_shift(self) -> dict[str, int]:
+        """The numbers the world's shared error rests on, in one place (docs/world.md).
+
+        A response has at most as many words as tokens (the byte-level BPE splits at
+        spaces), so preference responses have at most ``preference_tokens`` words and pool
+        responses up to ``pool_tokens``: gold's tail beyond ``max_words`` is reachable in
+        the pool, and absent from the preference data whenever preference_tokens <=
+        max_words (the world summary reports the share of preference responses beyond it)."""
+        return {"preference_tokens": self.preferences.sampling.max_new_tokens,
+                "pool_tokens": self.pool.max_new_tokens, "min_words": self.gold.min_words,
+                "max_words": self.gold.max_words}
 
 
 _TINY_LM = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 96, "steps": 20, "batch_size": 8,

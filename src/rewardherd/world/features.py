@@ -11,8 +11,6 @@ Definitions: docs/schema.md (Hacking features).
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -20,9 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .gold import words
+from .gold import norm_words, prompt_overlap, vader_lexicon, words
 
-_STRIP = re.compile(r"^[^A-Za-z0-9']+|[^A-Za-z0-9']+$")
 FEATURE_COLUMNS = (
     "n_tokens", "n_words", "n_chars", "distinct_1", "distinct_2", "repeated_bigram_frac",
     "max_word_repeat", "prompt_overlap", "prompt_bigram_copy", "nonalpha_token_frac",
@@ -30,25 +27,12 @@ FEATURE_COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def vader_lexicon() -> dict[str, float]:
-    """VADER's word -> valence lexicon (loaded once, on first use)."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return dict(SentimentIntensityAnalyzer().lexicon)
-
-
-def _norm_words(text: str) -> list[str]:
-    return [w for w in (_STRIP.sub("", t.lower()) for t in words(text)) if w]
-
-
 def _row(prompt: str, response: str, lexicon: dict[str, float]) -> dict[str, float]:
     text = response.strip()
-    ws = _norm_words(text)
+    ws = norm_words(text)
     toks = text.split()
     bigrams = list(zip(ws, ws[1:], strict=False))
-    prompt_words = _norm_words(prompt)
-    pw = set(prompt_words)
+    prompt_words = norm_words(prompt)
     pb = set(zip(prompt_words, prompt_words[1:], strict=False))
     counts = Counter(ws)
     valences = [lexicon[w] for w in ws if w in lexicon]
@@ -59,7 +43,7 @@ def _row(prompt: str, response: str, lexicon: dict[str, float]) -> dict[str, flo
         "distinct_2": len(set(bigrams)) / len(bigrams) if bigrams else 1.0,
         "repeated_bigram_frac": 1.0 - len(set(bigrams)) / len(bigrams) if len(bigrams) >= 2 else 0.0,
         "max_word_repeat": max(counts.values()) if counts else 0,
-        "prompt_overlap": sum(w in pw for w in ws) / len(ws) if ws else 0.0,
+        "prompt_overlap": prompt_overlap(prompt, text),
         "prompt_bigram_copy": sum(b in pb for b in bigrams) / len(bigrams) if bigrams else 0.0,
         "nonalpha_token_frac": (sum(not any(c.isalpha() for c in t) for t in toks) / len(toks)
                                 if toks else 0.0),

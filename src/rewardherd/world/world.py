@@ -173,7 +173,9 @@ def build_preferences(policy: Any, tokenizer: Any, gold: Any, prompts: dict[str,
         write_pairs(pairs, out / f"{name}.jsonl")
         pairs.to_parquet(out / f"{name}_pairs.parquet", index=False)
         all_samples.append(samples.assign(split=name))
-        meta[name] = pair_summary(pairs)
+        # The tail gold charges beyond max_words must be (almost) absent here: docs/world.md.
+        meta[name] = {**pair_summary(pairs),
+                      "over_max_words_frac": float((samples["n_words"] > gold.config.max_words).mean())}
     pd.concat(all_samples, ignore_index=True).to_parquet(out / "samples.parquet", index=False)
     return meta
 
@@ -204,9 +206,8 @@ def _gold_stats(df: pd.DataFrame, config: WorldConfig) -> dict[str, float]:
         "gold_q10": float(np.quantile(g, 0.1)),
         "gold_q50": float(np.quantile(g, 0.5)),
         "gold_q90": float(np.quantile(g, 0.9)),
-        "sentiment_zero_frac": float((df["sentiment"] == 0).mean()),
-        "relevance_mean": float(df["relevance"].mean()),
-        "repetition_mean": float(df["repetition"].mean()),
+        **{f"{t}_mean": float(df[t].mean()) for t in config.gold.active_terms()},
+        **{f"{t}_zero_frac": float((df[t] == 0).mean()) for t in config.gold.active_terms()},
         "words_mean": float(w.mean()),
         "words_q95": float(np.quantile(w, 0.95)),
         "over_max_words_frac": float((w > config.gold.max_words).mean()),
