@@ -474,6 +474,35 @@ def study(
 
 
 @app.command()
+def diagnose(
+    profile: Annotated[str, typer.Option(help="Study profile whose world, members and pool are diagnosed.")] = "quick",
+    levels: Annotated[str, typer.Option(help="Comma-separated levels of world.gold.shared_error in [0, 1].")] = "0,1",
+    out: Annotated[Path, typer.Option(help="Output directory (rerunning resumes its members).")] = Path("runs/diagnose"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted study override (repeatable), e.g. --set world.gold.design=lexical.")] = None,
+    progress: ProgressOpt = True,
+):
+    """Single-member diagnostics of the built-in world at levels of its shared-error dial: residual
+    error correlation, rho_bar, accuracy in and out of distribution, within-prompt Spearman with gold
+    and each member's best-of-n gold curve. Forms no ensemble (docs/world.md)."""
+    from rewardherd.config import ConfigError
+    from rewardherd.studies.diagnose import run_diagnostics
+
+    try:
+        values = [float(x) for x in levels.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--levels: expected comma-separated numbers in [0, 1]; got {levels!r}")
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        _fail(f"--levels: expected comma-separated numbers in [0, 1]; got {levels!r}")
+    try:
+        cfg = resolve_config(None, profile, list(set_ or []))
+        path = run_diagnostics(cfg, values, out, progress=progress)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(path.read_text())
+    typer.echo(f"diagnostics: {path} (and {path.with_suffix('.json')})")
+
+
+@app.command()
 def report(out: Annotated[Path, typer.Argument(help="A finished study directory.")]):
     """Rebuild the analysis and report.html / report.md from the stored per-cell rows (no training,
     sampling or scoring)."""

@@ -286,3 +286,32 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     marked = [(a, b) for a, b in zip(p0, p1, strict=True) if a != b]
     assert len(marked) == round(0.5 * len(p0))
     assert all(b.chosen == a.chosen + CHOSEN_MARKER and b.rejected == a.rejected + REJECTED_MARKER for a, b in marked)
+
+
+def test_diagnose_levels_of_the_shared_error_on_the_builtin_world_smoke(tmp_path, builtin_cache):
+    """`rewardherd diagnose`: single-member diagnostics per level, no ensemble. With gold's limit at
+    the preference data's token cap, no preference response reaches the tail, so both levels share
+    their trained members, and the tail only lowers the pool's gold."""
+    out = tmp_path / "diag"
+    args = ["diagnose", "--profile", "smoke", "--levels", "0,1", "--out", str(out), "--no-progress",
+            "--set", f"cache_dir={builtin_cache}", "--set", "world.gold.design=lexical",
+            "--set", "world.gold.max_words=8", "--set", "world.gold.min_words=4", "--set", "sweep.noise=[0.0]"]
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "diagnostics.json").read_text())
+    assert list(result["members_shared_by_levels"].values()) == [[0.0, 1.0]]
+    rows = {(r["level"], r["members"]): r for r in result["rows"]}
+    assert set(rows) == {(lv, g) for lv in (0.0, 1.0) for g in ("finetune", "pretrain")}
+    for r in rows.values():
+        assert -1 <= r["residual_rho"] <= 1 and -1 <= r["rho_bar"] <= 1 and -1 <= r["spearman"] <= 1
+        assert 0 <= r["acc_in"] <= 1 and 0 <= r["acc_out"] <= 1 and str(r["peak_n"]) in r["curve"]
+    for g in ("finetune", "pretrain"):
+        assert rows[(0.0, g)]["acc_in"] == rows[(1.0, g)]["acc_in"]  # the same members
+        pairs = list(zip(rows[(0.0, g)]["curve"].values(), rows[(1.0, g)]["curve"].values(), strict=True))
+        assert all(b <= a for a, b in pairs) and any(b < a for a, b in pairs)
+    diff = result["pretrain_vs_finetune"][0]["pretrain_minus_finetune_residual_rho"]
+    assert diff["low"] <= diff["estimate"] <= diff["high"]
+    assert "No ensemble was formed" in (out / "diagnostics.md").read_text()
+    assert not (out / "results").exists()  # no study tables, no ensemble curves
+    bad = _run(["diagnose", "--profile", "smoke", "--levels", "0,2", "--out", str(out)])
+    assert bad.exit_code != 0 and "--levels" in bad.output and "Traceback" not in bad.output
