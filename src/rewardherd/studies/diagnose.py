@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rewardherd.config import config_hash
 from rewardherd.core import (
     curve_shape,
     member_diagnostics,
@@ -32,12 +33,17 @@ from rewardherd.core import (
     prompt_residual_covariances,
     residual_correlation_difference,
 )
-from rewardherd.config import config_hash
 from rewardherd.io import write_atomic, write_json_atomic
 from rewardherd.studies.config import StudyConfig
 from rewardherd.studies.inputs import resolve_inputs
 from rewardherd.studies.report import md_table
-from rewardherd.studies.runner import MemberUnit, _run_units, ensemble_members, ensure_pool, run_member_unit
+from rewardherd.studies.runner import (
+    MemberUnit,
+    _run_units,
+    ensemble_members,
+    ensure_pool,
+    run_member_unit,
+)
 
 log = logging.getLogger(__name__)
 GROUPS = ("finetune", "pretrain")
@@ -113,7 +119,7 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, diffs, seconds, data = [], [], {}, {}
-    pool = gold_of = None
+    pool = None
     for level in levels:
         t0 = time.time()
         cfg = replace(config, world=replace(config.world, gold=replace(config.world.gold, shared_error=float(level))))
@@ -128,10 +134,10 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
                       for u in (MemberUnit(b, ft, noise, seed)
                                 for b, ft in ensemble_members(g, seed, cfg.ensemble_size, pool_size))}.values())
         _run_units(run_member_unit, units,
-                   lambda u: (cfg, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
-                              str(pool_path), str(data_dir)), cfg, f"members (level {level:g})", progress)
-        gold_of = inputs.gold
-        gold = _matrix(pool, gold_of(pool["prompt"].tolist(), pool["response"].tolist()))
+                   lambda u, c=cfg, i=inputs, p=pool_path, d=data_dir: (
+                       c, str(i.backbones[u.backbone]), i.train_pairs, i.heldout_pairs, str(p), str(d)),
+                   cfg, f"members (level {level:g})", progress)
+        gold = _matrix(pool, inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()))
         for noise in cfg.sweep.noise:
             r, d = _level_rows(float(level), noise, cfg, data_dir, pool, gold, pool_size, n_boot)
             rows += r
