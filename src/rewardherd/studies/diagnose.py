@@ -27,7 +27,6 @@ import pandas as pd
 
 from rewardherd.config import config_hash
 from rewardherd.core import (
-    curve_shape,
     member_diagnostics,
     n_grid,
     prompt_residual_covariances,
@@ -82,13 +81,12 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
                      for b, ft in ensemble_members(group, seed, config.ensemble_size, pool_size)]
             scores, accs = _group_scores(data_dir, pool, units)
             d = member_diagnostics(scores, gold, ns)
-            shape = curve_shape(scores, gold, ns, n_boot=n_boot, seed=seed)
             cov, ok = prompt_residual_covariances(scores, gold)
             full = np.full((gold.shape[0], *cov.shape[1:]), np.nan)
             full[ok] = cov
             covs[group].append(full)
             kept &= ok
-            per_group[group].append({"d": d, "shape": shape, "acc_in": float(np.mean(accs))})
+            per_group[group].append({"d": d, "acc_in": float(np.mean(accs))})
     diff = residual_correlation_difference([c[kept] for c in covs["pretrain"]], [c[kept] for c in covs["finetune"]],
                                            n_boot=n_boot)
     for group in GROUPS:
@@ -104,7 +102,7 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
             "peak_n": int(ns[int(np.argmax(curve))]),
             "gain_to_peak": float(curve.max() - curve[0]), "drop_after_peak": float(curve.max() - curve[-1]),
             "curve": {int(n): float(v) for n, v in zip(ns, curve, strict=True)},
-            "per_seed_peak_n": [it["shape"].peak_n for it in items],
+            "per_seed_peak_n": [it["d"].peak_n for it in items],
         })
     return rows, {"level": level, "noise": noise, "pretrain_minus_finetune_residual_rho": diff.as_dict(),
                   "prompts_kept": int(kept.sum())}

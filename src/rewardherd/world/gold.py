@@ -102,11 +102,21 @@ def prompt_overlap(prompt: str, response: str) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def vader_lexicon() -> dict[str, float]:
-    """VADER's word -> valence lexicon (loaded once, on first use)."""
+def _vader() -> Any:
+    """VADER's SentimentIntensityAnalyzer (loaded once, on first use)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    return dict(SentimentIntensityAnalyzer().lexicon)
+    return SentimentIntensityAnalyzer()
+
+
+def vader_polarity(text: str) -> float:
+    """VADER's compound score of ``text``."""
+    return float(_vader().polarity_scores(text)["compound"])
+
+
+def vader_lexicon() -> dict[str, float]:
+    """VADER's word -> valence lexicon (the analyzer's own)."""
+    return _vader().lexicon
 
 
 def lexicon_valence(text: str) -> float:
@@ -160,7 +170,7 @@ def _encoder_settings(gold: GoldReward) -> dict:
 
 #: Every term gold can use, by name; a term's weight is ``GoldConfig.<name>_weight``.
 TERMS: dict[str, GoldTerm] = {t.name: t for t in (
-    GoldTerm("sentiment", +1.0, _per_response(lambda r: vader_polarity(r))),
+    GoldTerm("sentiment", +1.0, _per_response(vader_polarity)),
     GoldTerm("relevance", +1.0, _relevance, _encoder_settings),
     GoldTerm("valence", +1.0, _per_response(lexicon_valence)),
     GoldTerm("overlap", +1.0, lambda gold, prompts, responses: np.array(
@@ -168,18 +178,6 @@ TERMS: dict[str, GoldTerm] = {t.name: t for t in (
     GoldTerm("repetition", -1.0, _per_response(repeated_bigram_fraction)),
     GoldTerm("n_words", 0.0, _per_response(lambda r: float(len(words(r))))),
 )}
-
-
-@functools.lru_cache(maxsize=1)
-def _vader() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def vader_polarity(text: str) -> float:
-    """VADER's compound score of ``text``."""
-    return float(_vader().polarity_scores(text)["compound"])
 
 
 def gold_formula(config: GoldConfig, terms: dict[str, np.ndarray]) -> np.ndarray:
