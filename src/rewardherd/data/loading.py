@@ -75,13 +75,7 @@ def load_preferences(
         FileNotFoundError: ``path`` does not exist.
         ValueError: Unsupported file type, or inconsistent length options.
     """
-    if (tokenizer is None) != (max_length is None):
-        raise ValueError("tokenizer and max_length must be given together")
-    for name, limit in (("max_chars", max_chars), ("max_length", max_length)):
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise ValueError(f"{name} must be a positive int or None, got {limit!r}")
+    _check_length_options(max_chars, tokenizer, max_length)
     path = Path(path)
     fmt = detect_format(path)
     unit = location_unit(fmt)
@@ -95,31 +89,11 @@ def load_preferences(
         ctx = RowContext(path=str(path), line=loc, unit=unit)
         unknown.update(k for k in row if k not in KNOWN_FIELDS)
         parsed = parse_row(row, ctx)
-        conversational = isinstance(parsed.chosen, list)
-        if first_kind is None:
-            first_kind = (conversational, ctx.where)
-        elif conversational != first_kind[0]:
-            kinds = ("plain-text", "conversational")
-            raise ctx.error(
-                f"{kinds[conversational]} row in a file whose first row "
-                f"({first_kind[1]}) is {kinds[first_kind[0]]}",
-                "chosen",
-            )
+        first_kind = _check_kind(isinstance(parsed.chosen, list), first_kind, ctx)
         try:
             pairs.append(checker.check(parsed, ctx))
         except PreferenceDataError as e:
-            if not skip_invalid:
-                raise PreferenceDataError(
-                    f"{e.detail} (pass skip_invalid=True to skip such rows)",
-                    path=e.path,
-                    line=e.line,
-                    field=e.field,
-                    unit=e.unit,
-                    reason=e.reason,
-                ) from None
-            report.skipped[e.reason] = report.skipped.get(e.reason, 0) + 1
-            if len(report.examples) < MAX_EXAMPLES:
-                report.examples.append(f"{e} [{e.reason}]")
+            _skip_or_raise(e, skip_invalid, report)
     report.n_loaded = len(pairs)
     if unknown:
         report.warnings.append(f"ignored unknown fields: {', '.join(sorted(unknown))}")
@@ -134,6 +108,51 @@ def load_preferences(
     else:
         logger.info("%s", report.summary())
     return pairs, report
+
+
+def _check_length_options(max_chars: int | None, tokenizer: Any, max_length: int | None) -> None:
+    """ValueError unless ``tokenizer`` and ``max_length`` come together and both limits
+    are positive ints or None."""
+    if (tokenizer is None) != (max_length is None):
+        raise ValueError("tokenizer and max_length must be given together")
+    for name, limit in (("max_chars", max_chars), ("max_length", max_length)):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValueError(f"{name} must be a positive int or None, got {limit!r}")
+
+
+def _check_kind(
+    conversational: bool, first_kind: tuple[bool, str] | None, ctx: RowContext
+) -> tuple[bool, str]:
+    """The file's ``(is_conversational, where)`` after this row; a row of the other kind
+    than the first row is a PreferenceDataError."""
+    if first_kind is None:
+        return (conversational, ctx.where)
+    if conversational != first_kind[0]:
+        kinds = ("plain-text", "conversational")
+        raise ctx.error(
+            f"{kinds[conversational]} row in a file whose first row "
+            f"({first_kind[1]}) is {kinds[first_kind[0]]}",
+            "chosen",
+        )
+    return first_kind
+
+
+def _skip_or_raise(e: PreferenceDataError, skip_invalid: bool, report: LoadReport) -> None:
+    """Count a soft problem in ``report`` (with ``skip_invalid``) or re-raise it with a hint."""
+    if not skip_invalid:
+        raise PreferenceDataError(
+            f"{e.detail} (pass skip_invalid=True to skip such rows)",
+            path=e.path,
+            line=e.line,
+            field=e.field,
+            unit=e.unit,
+            reason=e.reason,
+        ) from None
+    report.skipped[e.reason] = report.skipped.get(e.reason, 0) + 1
+    if len(report.examples) < MAX_EXAMPLES:
+        report.examples.append(f"{e} [{e.reason}]")
 
 
 def _warn_prompt_in_completions(pairs: list[PreferencePair], report: LoadReport) -> None:

@@ -136,6 +136,36 @@ def _generate_batch(
     return results
 
 
+def _sample_rows(
+    model: Any,
+    row_ids: list[list[int]],
+    keys: np.ndarray,
+    order: np.ndarray,
+    *,
+    batch_size: int,
+    progress: bool,
+    **generate: Any,
+) -> list[list[int]]:
+    """Sampled token ids of every row (its prompt ids ``row_ids[r]``, its stream key
+    ``keys[r]``), in batches of ``batch_size`` rows taken in ``order``; ``generate`` are
+    :func:`_generate_batch`'s settings. The model is in eval mode meanwhile."""
+    from tqdm.auto import tqdm
+
+    tokens_out: list[list[int]] = [[] for _ in range(len(row_ids))]
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(order), desc="sampling", disable=not progress, leave=False)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        res = _generate_batch(model, [row_ids[r] for r in chunk], keys[chunk], **generate)
+        for r, toks in zip(chunk, res, strict=True):
+            tokens_out[r] = toks
+        bar.update(len(chunk))
+    bar.close()
+    model.train(was_training)
+    return tokens_out
+
+
 def sample_continuations(
     model: Any,
     tokenizer: Any,
@@ -166,8 +196,6 @@ def sample_continuations(
     the EOS included when emitted, for exact sequence log-probs), ``n_tokens`` (response
     tokens, EOS excluded) and ``stopped`` (True if the model emitted EOS).
     """
-    from tqdm.auto import tqdm
-
     if n < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError("n, max_new_tokens and batch_size must be >= 1")
     if temperature < 0.0 or not 0.0 < top_p <= 1.0:
@@ -188,22 +216,11 @@ def sample_continuations(
     keys = row_keys([prompts[i] for i in rows_p], rows_s, seed)
     # Group rows of similar prompt length to limit padding; stable, so deterministic.
     order = np.argsort(np.array([len(encoded[i]) for i in rows_p]), kind="stable")
-    tokens_out: list[list[int]] = [[] for _ in range(len(rows_p))]
-    was_training = model.training
-    model.eval()
-    bar = tqdm(total=len(order), desc="sampling", disable=not progress, leave=False)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        res = _generate_batch(
-            model, [encoded[rows_p[r]] for r in chunk], keys[chunk],
-            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            temperature=temperature, top_p=top_p, eos_id=eos_id, pad_id=pad_id,
-        )
-        for r, toks in zip(chunk, res, strict=True):
-            tokens_out[r] = toks
-        bar.update(len(chunk))
-    bar.close()
-    model.train(was_training)
+    tokens_out = _sample_rows(
+        model, [encoded[i] for i in rows_p], keys, order, batch_size=batch_size, progress=progress,
+        max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+        temperature=temperature, top_p=top_p, eos_id=eos_id, pad_id=pad_id,
+    )
     stopped = np.array([eos_id is not None and len(t) > 0 and t[-1] == eos_id
                         for t in tokens_out], dtype=bool)
     texts = tokenizer.batch_decode([t[:-1] if s else t for t, s in zip(tokens_out, stopped,
