@@ -106,8 +106,8 @@ def _drop_empty_out(out: Path, existed: bool) -> None:
 # --------------------------------------------------------------------- train
 @app.command()
 @config_options(TrainConfig, ("lr", "epochs", "batch_size", "max_length", "center_coef", "heldout_fraction", "lora_r",
-                              "shared_head_init"), into="hyper", given_only=True,
-                shared_head_init=typer.Option("--shared-head-init"))
+                              "shared_head_init", "bootstrap"), into="hyper", given_only=True,
+                shared_head_init=typer.Option("--shared-head-init"), bootstrap=typer.Option("--bootstrap"))
 def train(
     data: Annotated[Path | None, typer.Option(help=PAIRS_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="Ensemble directory to create (or resume).")] = None,

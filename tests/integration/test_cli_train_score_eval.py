@@ -279,7 +279,7 @@ def test_train_help_shows_the_config_field_docs():
     train_docs = field_docs(TrainConfig)
     ens_docs = field_docs(EnsembleConfig)
     for key in ("lr", "epochs", "batch_size", "max_length", "center_coef", "heldout_fraction", "lora_r",
-                "shared_head_init"):
+                "shared_head_init", "bootstrap"):
         assert train_docs[key] in text, key
         assert f"--{key.replace('_', '-')}" in text
     for key in ("backbones", "kind", "n_members", "seeds"):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rewardherd import core
+from rewardherd.data import bootstrap_counts
 from rewardherd.models import Ensemble, ManifestError, load_member_model
 from rewardherd.models.formatting import encode_batch, pad_token_id
 from rewardherd.models.multihead import HEADS_FILE, MultiHeadRewardModel, head_parameter_names
@@ -18,7 +19,7 @@ from rewardherd.models.tiny import rule_labelled_pairs
 from rewardherd.models.vectorized import GroupScorer, _SharedUnit, build_units
 from rewardherd.training.config import TrainConfig
 from rewardherd.training.ensemble import PlanMismatchError
-from rewardherd.training.multihead import bootstrap_counts, multihead_loss, train_multihead_ensemble
+from rewardherd.training.multihead import multihead_loss, train_multihead_ensemble
 
 ATOL = 1e-5
 CONFIG = TrainConfig(lr=2e-3, epochs=4, batch_size=16, max_length=48, warmup_ratio=0.0, device="cpu")

@@ -188,6 +188,30 @@ def test_training_is_reproducible(backbones, rule_split, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp dirs left
 
 
+def test_bootstrap_members_train_on_their_own_resample(backbones, rule_split, tmp_path):
+    """bootstrap=True: each member trains on the resample bootstrap_counts draws from its
+    fine-tune seed (so its weights differ from the full-data member's), and records how
+    many distinct pairs it saw."""
+    from rewardherd.data import bootstrap_counts, bootstrap_pairs
+    from rewardherd.training import TrainConfig
+
+    data = (rule_split[0][:48], rule_split[1][:16])
+    base = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64)
+    boot = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64, bootstrap=True)
+    full = train_member(MemberSpec(str(backbones[0]), 3), *data, tmp_path / "full", name="full", config=base,
+                        progress=False)
+    bag = train_member(MemberSpec(str(backbones[0]), 3), *data, tmp_path / "bag", name="bag", config=boot,
+                       progress=False)
+    counts = bootstrap_counts(48, [3])[0]
+    assert bag.train_config["n_train_pairs"] == full.train_config["n_train_pairs"] == 48
+    assert bag.train_config["n_distinct_train_pairs"] == int((counts > 0).sum()) < 48
+    assert full.train_config["n_distinct_train_pairs"] == 48
+    assert [p.id for p in bootstrap_pairs(data[0], 3)] == [p.id for p, c in zip(data[0], counts, strict=True)
+                                                          for _ in range(c)]
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "bag" / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_member_refuses_existing_directory_and_empty_data(backbones, rule_split, tmp_path, fast):
     (tmp_path / "m").mkdir()
     spec = MemberSpec(str(backbones[0]), 0)

@@ -1,4 +1,4 @@
-"""Preference data: schema, loading and validation, splits, label noise.
+"""Preference data: schema, loading and validation, splits, label noise, bootstrap resamples.
 
 Pairs follow TRL's conventions (explicit ``prompt``/``chosen``/``rejected``; also
 implicit-prompt and conversational inputs) so that :func:`to_trl_records` feeds
@@ -19,6 +19,7 @@ from rewardherd.data.loading import load_preferences, write_preferences
 from rewardherd.data.markers import plant_markers
 from rewardherd.data.noise import inject_label_noise
 from rewardherd.data.records import to_trl_records
+from rewardherd.data.resample import bootstrap_counts, bootstrap_pairs
 from rewardherd.data.schema import (
     SKIP_REASONS,
     LoadReport,
@@ -33,6 +34,8 @@ __all__ = [
     "LoadReport",
     "PreferenceDataError",
     "PreferencePair",
+    "bootstrap_counts",
+    "bootstrap_pairs",
     "inject_label_noise",
     "load_preferences",
     "make_pair_id",

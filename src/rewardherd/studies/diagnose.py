@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardherd.config import config_hash
+from rewardherd.config import config_hash, to_dict
 from rewardherd.core import (
     member_diagnostics,
     n_grid,
@@ -48,9 +48,11 @@ log = logging.getLogger(__name__)
 GROUPS = ("finetune", "pretrain")
 
 
-def _data_key(inputs) -> str:
-    return config_hash({split: [(p.id, p.prompt, p.chosen, p.rejected) for p in pairs]
-                        for split, pairs in (("train", inputs.train_pairs), ("heldout", inputs.heldout_pairs))})
+def _data_key(inputs, config: StudyConfig) -> str:
+    """Key of what a level's members are trained from: its pairs and the training config."""
+    return config_hash({"train_config": to_dict(config.train),
+                        **{split: [(p.id, p.prompt, p.chosen, p.rejected) for p in pairs]
+                           for split, pairs in (("train", inputs.train_pairs), ("heldout", inputs.heldout_pairs))}})
 
 
 def _matrix(pool: pd.DataFrame, values: np.ndarray) -> np.ndarray:
@@ -122,7 +124,7 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
         t0 = time.time()
         cfg = replace(config, world=replace(config.world, gold=replace(config.world.gold, shared_error=float(level))))
         inputs = resolve_inputs(cfg, progress=progress)
-        data_dir = out / f"data-{_data_key(inputs)[:12]}"
+        data_dir = out / f"data-{_data_key(inputs, cfg)[:12]}"
         data.setdefault(data_dir.name, []).append(float(level))
         pool_path = ensure_pool(inputs, cfg, out, progress)
         if pool is None:
@@ -141,7 +143,7 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
             rows += r
             diffs.append(d)
         seconds[f"{float(level):g}"] = round(time.time() - t0, 1)
-    result = {"design": config.world.gold.design, "levels": [float(x) for x in levels], "rows": rows,
+    result = {"design": config.world.gold.design, "bootstrap_members": config.train.bootstrap, "levels": [float(x) for x in levels], "rows": rows,
               "pretrain_vs_finetune": diffs, "members_shared_by_levels": data, "seconds": seconds,
               "world": config.world.name, "seeds": list(config.sweep.seeds), "ensemble_size": config.ensemble_size}
     write_json_atomic(out / "diagnostics.json", result)
@@ -168,7 +170,8 @@ def diagnostics_markdown(result: dict) -> str:
                               f"{d['pretrain_minus_finetune_residual_rho']['high']:+.3f}]")}
                          for d in result["pretrain_vs_finetune"]])
     lines = [
-        f"# Single-member diagnostics: gold design `{result['design']}`, world `{result['world']}`",
+        f"# Single-member diagnostics: gold design `{result['design']}`, world `{result['world']}`"
+        + (", members on bootstrap resamples" if result.get("bootstrap_members") else ""),
         "",
         f"Seeds {result['seeds']}, K = {result['ensemble_size']} members per group; levels of gold.shared_error "
         f"{result['levels']}. Means over seeds. residual_rho: error correlation with gold's part regressed out; "

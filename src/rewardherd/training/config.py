@@ -43,6 +43,8 @@ class TrainConfig:
     """Training device; None picks cuda when available, else cpu."""
     bf16: bool = False
     """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
+    bootstrap: bool = False
+    """Train each member on its own bootstrap resample of the training pairs, drawn from its fine-tune seed (bagging, Breiman 1996; :func:`rewardherd.data.bootstrap_pairs`), so members' finite-data errors differ and averaging can cancel them; off: every member trains on every pair (the papers' setting)."""
     shared_head_init: bool = False
     """Initialize every member's reward head from one fixed seed (WARM's shared initialization), so members differ only by data order and dropout; off: the fine-tune seed also seeds the head."""
 

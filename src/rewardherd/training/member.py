@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from rewardherd import core
+from rewardherd.data.resample import bootstrap_pairs
 from rewardherd.io import atomic_dir, write_table_atomic
 from rewardherd.models.common import default_device, fused_gelu
 from rewardherd.models.ensemble import tokenizer_fingerprint
@@ -190,6 +191,11 @@ def train_member(
         raise ValueError("merge_lora=False needs a LoRA member (config.lora_r)")
     t0 = time.time()
     seed = spec.finetune_seed
+    n_given = len(train_pairs)
+    if config.bootstrap:
+        train_pairs = bootstrap_pairs(train_pairs, seed)
+        log.info("member %s: bootstrap resample holds %d distinct of %d pairs", name,
+                 len({id(p) for p in train_pairs}), n_given)
     device = torch.device(config.device) if config.device else default_device()
     model, tokenizer = _load_for_training(spec, config, seed)
     rows, n_trunc = tokenize_pairs(tokenizer, train_pairs, config.max_length)
@@ -271,7 +277,8 @@ def train_member(
         heldout_accuracy=ev["accuracy"],
         n_heldout_pairs=len(heldout_pairs),
         standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
-        train_config={**asdict(config), "n_train_pairs": len(train_pairs), "n_truncated": n_trunc,
+        train_config={**asdict(config), "n_train_pairs": n_given,
+                      "n_distinct_train_pairs": len({id(p) for p in train_pairs}), "n_truncated": n_trunc,
                       "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                       "seconds": round(time.time() - t0, 2), "num_processes": trainer.accelerator.num_processes},
     )

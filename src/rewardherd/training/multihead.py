@@ -39,6 +39,7 @@ import torch
 
 from rewardherd import core
 from rewardherd.config import config_hash
+from rewardherd.data.resample import bootstrap_counts
 from rewardherd.io import atomic_dir
 from rewardherd.models.common import default_device
 from rewardherd.models.formatting import encode_batch, pad_token_id
@@ -52,17 +53,6 @@ from rewardherd.training.ensemble import PlanMismatchError, data_fingerprint
 log = logging.getLogger(__name__)
 
 KIND = "multi_head"
-
-
-def bootstrap_counts(n: int, seeds: Sequence[int]) -> np.ndarray:
-    """(K, n) int64: how often each head's bootstrap resample holds each pair.
-
-    Head k draws n pairs with replacement using ``numpy.random.default_rng(seeds[k])``.
-    """
-    out = np.empty((len(seeds), n), dtype=np.int64)
-    for k, s in enumerate(seeds):
-        out[k] = np.bincount(np.random.default_rng(int(s)).integers(0, n, size=n), minlength=n)
-    return out
 
 
 def multihead_loss(chosen: torch.Tensor, rejected: torch.Tensor, *, counts: torch.Tensor | None = None,
