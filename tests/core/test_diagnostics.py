@@ -10,6 +10,7 @@ from rewardherd.core import (
     prompt_residual_covariances,
     residual_correlation_difference,
     residual_error_sharing,
+    shared_residual_features,
     within_prompt_spearman,
 )
 from rewardherd.core.diagnostics import curve_shape
@@ -84,6 +85,26 @@ def test_difference_interval_finds_a_planted_gap_and_covers_zero_without_one():
     assert gap.estimate == pytest.approx(-0.4, abs=0.06) and gap.high < 0
     same = residual_correlation_difference(group(0.4), group(0.4), n_boot=300)
     assert same.low < 0 < same.high
+
+
+def test_shared_residual_features_find_the_planted_shared_error():
+    """The members' mean residual is sqrt(1-r^2) (sqrt(q) s + sqrt(1-q) mean_i u_i), so its
+    correlation with s is sqrt(q / (q + (1-q)/K)), with one member's private noise u_0
+    (sqrt(1-q)/K) / sqrt(q + (1-q)/K), and 0 with gold (regressed out) and with noise."""
+    rng = np.random.default_rng(3)
+    k, q = 5, 0.5
+    g = rng.standard_normal((200, 64))
+    s, v = rng.standard_normal((2, 200, 64))
+    u = rng.standard_normal((k, 200, 64))
+    z = 0.6 * g + 0.8 * (np.sqrt(q) * s + np.sqrt(1 - q) * u)
+    out = shared_residual_features(z, g, {"s": s, "u0": u[0], "gold": g, "other": v})
+    den = np.sqrt(q + (1 - q) / k)
+    assert out["s"]["shared_residual"] == pytest.approx(np.sqrt(q) / den, abs=0.02)
+    assert out["u0"]["shared_residual"] == pytest.approx(np.sqrt(1 - q) / k / den, abs=0.02)
+    assert abs(out["gold"]["shared_residual"]) < 0.02 and out["gold"]["gold"] == pytest.approx(1.0)
+    assert abs(out["other"]["shared_residual"]) < 0.03 and abs(out["s"]["gold"]) < 0.03
+    with pytest.raises(ValueError, match="feature 'bad' must have shape"):
+        shared_residual_features(z, g, {"bad": s[:10]})
 
 
 def test_bad_shapes_raise_clear_errors():

@@ -295,7 +295,8 @@ def test_diagnose_levels_of_the_shared_error_on_the_builtin_world_smoke(tmp_path
     out = tmp_path / "diag"
     args = ["diagnose", "--profile", "smoke", "--levels", "0,1", "--out", str(out), "--no-progress",
             "--set", f"cache_dir={builtin_cache}", "--set", "world.gold.design=lexical",
-            "--set", "world.gold.max_words=8", "--set", "world.gold.min_words=4", "--set", "sweep.noise=[0.0]"]
+            "--set", "world.gold.max_words=8", "--set", "world.gold.min_words=4", "--set", "sweep.noise=[0.0]",
+            "--set", "train.bootstrap=true"]
     res = _run(args)
     assert res.exit_code == 0, res.output
     result = json.loads((out / "diagnostics.json").read_text())
@@ -311,6 +312,15 @@ def test_diagnose_levels_of_the_shared_error_on_the_builtin_world_smoke(tmp_path
         assert all(b <= a for a, b in pairs) and any(b < a for a, b in pairs)
     diff = result["pretrain_vs_finetune"][0]["pretrain_minus_finetune_residual_rho"]
     assert diff["low"] <= diff["estimate"] <= diff["high"]
+    feats = rows[(0.0, "finetune")]["shared_residual_features"]
+    assert {"n_words", "prompt_overlap"} <= set(feats)
+    assert all(-1 <= v["shared_residual"] <= 1 for v in feats.values() if v["shared_residual"] == v["shared_residual"])
+    # the tail charges long responses, so gold's own correlation with length falls at level 1
+    assert rows[(1.0, "finetune")]["shared_residual_features"]["n_words"]["gold"] < feats["n_words"]["gold"]
+    infos = [json.loads(p.read_text()) for p in out.glob("data-*/members/*/info.json")]
+    assert infos and all(i["train_config"]["bootstrap"] for i in infos)
+    assert all(i["train_config"]["n_distinct_train_pairs"] < i["train_config"]["n_train_pairs"] for i in infos)
+    assert result["bootstrap_members"] is True
     assert "No ensemble was formed" in (out / "diagnostics.md").read_text()
     assert not (out / "results").exists()  # no study tables, no ensemble curves
     bad = _run(["diagnose", "--profile", "smoke", "--levels", "0,2", "--out", str(out)])

@@ -41,6 +41,7 @@ from rewardherd.core.diagnostics import (
     pool_pair_accuracy,
     prompt_residual_covariances,
     residual_correlation_difference,
+    shared_residual_features,
     within_prompt_spearman,
 )
 from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, gao_curve
@@ -83,7 +84,7 @@ __all__ = [
     "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",
     "label_error_sharing", "margin_error_sharing", "member_errors", "residual_error_sharing",
     "mean_pairwise_correlation", "CurveShape", "MemberDiagnostics", "curve_shape", "member_diagnostics",
-    "pool_pair_accuracy", "prompt_residual_covariances", "residual_correlation_difference",
+    "pool_pair_accuracy", "prompt_residual_covariances", "residual_correlation_difference", "shared_residual_features",
     "within_prompt_spearman",
     "Strength", "clean_selection", "preference_strength", "strength_margin", "average_weights",
 ]

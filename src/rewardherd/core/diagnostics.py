@@ -119,15 +119,9 @@ def pool_pair_accuracy(scores, gold) -> np.ndarray:
     return agree[:, keep].mean(axis=1)
 
 
-def prompt_residual_covariances(scores, gold) -> tuple[np.ndarray, np.ndarray]:
-    """Per-prompt sums of outer products of the members' residual errors, the sufficient
-    statistics of :func:`.sharing.residual_error_sharing` within prompts.
-
-    Returns ``(cov, kept)``: cov (p', K, K), each prompt's R R^T / (p' N) so that their
-    sum is the residuals' covariance; kept (p,) bool, the prompts that could be z-scored
-    (gold and every member non-constant). Members' slopes on gold are fitted on all kept
-    prompts together, as in :func:`.sharing.residual_error_sharing`."""
-    s, g = _check_pool(scores, gold)
+def _prompt_residuals(s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals (p', K, N) of the z-scored members on z-scored gold within each kept
+    prompt, slopes fitted on all kept prompts together; and kept (p,) bool."""
     k, p, n = s.shape
     blocks, kept = [], np.zeros(p, dtype=bool)
     for j in range(p):
@@ -141,8 +135,49 @@ def prompt_residual_covariances(scores, gold) -> tuple[np.ndarray, np.ndarray]:
     z = np.stack(blocks)  # (p', K + 1, N)
     members, zg = z[:, :-1], z[:, -1:]
     beta = (members * zg).sum(axis=(0, 2)) / (zg * zg).sum()  # (K,)
-    r = members - beta[None, :, None] * zg  # (p', K, N)
-    return np.einsum("pkn,pln->pkl", r, r) / (len(blocks) * n), kept
+    return members - beta[None, :, None] * zg, kept
+
+
+def prompt_residual_covariances(scores, gold) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prompt sums of outer products of the members' residual errors, the sufficient
+    statistics of :func:`.sharing.residual_error_sharing` within prompts.
+
+    Returns ``(cov, kept)``: cov (p', K, K), each prompt's R R^T / (p' N) so that their
+    sum is the residuals' covariance; kept (p,) bool, the prompts that could be z-scored
+    (gold and every member non-constant). Members' slopes on gold are fitted on all kept
+    prompts together, as in :func:`.sharing.residual_error_sharing`."""
+    s, g = _check_pool(scores, gold)
+    r, kept = _prompt_residuals(s, g)
+    return np.einsum("pkn,pln->pkl", r, r) / (r.shape[0] * r.shape[2]), kept
+
+
+def _within_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pooled within-prompt correlation of two (p, N) arrays (each centred per prompt)."""
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def shared_residual_features(scores, gold, features) -> dict[str, dict[str, float]]:
+    """What the members' shared residual error is made of: for each named feature (p, N)
+    of the pool, the pooled within-prompt correlation of the members' mean residual (the
+    residuals of :func:`prompt_residual_covariances`, averaged over members: the part
+    averaging cannot cancel) with the feature (``shared_residual``), beside gold's
+    (``gold``), over the prompts that could be z-scored. A feature constant everywhere
+    gives NaN. E.g. members over-rewarding length show a positive ``shared_residual`` on
+    the response length whatever gold's own correlation with it."""
+    s, g = _check_pool(scores, gold)
+    r, kept = _prompt_residuals(s, g)
+    shared, gk = r.mean(axis=1), g[kept]  # (p', N)
+    out = {}
+    for name, values in features.items():
+        f = to_numpy(values)
+        if f.shape != g.shape:
+            raise ValueError(f"feature {name!r} must have shape (prompts, pool) = {g.shape}; got {f.shape}")
+        if not np.all(np.isfinite(f)):
+            raise ValueError(f"feature {name!r} contains NaN or infinite values")
+        out[name] = {"shared_residual": _within_correlation(shared, f[kept]), "gold": _within_correlation(gk, f[kept])}
+    return out
 
 
 def member_diagnostics(scores, gold, ns) -> MemberDiagnostics:

@@ -25,12 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rewardherd import schema
 from rewardherd.config import config_hash, to_dict
 from rewardherd.core import (
     member_diagnostics,
     n_grid,
     prompt_residual_covariances,
     residual_correlation_difference,
+    shared_residual_features,
 )
 from rewardherd.io import write_atomic, write_json_atomic
 from rewardherd.studies.config import StudyConfig
@@ -77,6 +79,8 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
     rows, covs = [], {g: [] for g in GROUPS}
     kept = np.ones(gold.shape[0], dtype=bool)
     per_group: dict[str, list] = {g: [] for g in GROUPS}
+    features = {schema.strip(schema.FEATURE, c): _matrix(pool, pool[c].to_numpy())
+                for c in schema.columns(schema.FEATURE, pool.columns)}
     for seed in config.sweep.seeds:
         for group in GROUPS:
             units = [MemberUnit(b, ft, noise, seed)
@@ -88,7 +92,8 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
             full[ok] = cov
             covs[group].append(full)
             kept &= ok
-            per_group[group].append({"d": d, "acc_in": float(np.mean(accs))})
+            per_group[group].append({"d": d, "acc_in": float(np.mean(accs)),
+                                     "features": shared_residual_features(scores, gold, features)})
     diff = residual_correlation_difference([c[kept] for c in covs["pretrain"]], [c[kept] for c in covs["finetune"]],
                                            n_boot=n_boot)
     for group in GROUPS:
@@ -105,6 +110,8 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
             "gain_to_peak": float(curve.max() - curve[0]), "drop_after_peak": float(curve.max() - curve[-1]),
             "curve": {int(n): float(v) for n, v in zip(ns, curve, strict=True)},
             "per_seed_peak_n": [it["d"].peak_n for it in items],
+            "shared_residual_features": {f: {k: float(np.mean([it["features"][f][k] for it in items]))
+                                             for k in ("shared_residual", "gold")} for f in features},
         })
     return rows, {"level": level, "noise": noise, "pretrain_minus_finetune_residual_rho": diff.as_dict(),
                   "prompts_kept": int(kept.sum())}
@@ -156,7 +163,24 @@ def diagnostics_table(result: dict) -> pd.DataFrame:
     """One row per (level, noise, member group): the preregistration table."""
     df = pd.DataFrame(result["rows"])
     df["curve"] = [" ".join(f"{v:+.3f}" for v in c.values()) for c in df["curve"]]
-    return df.drop(columns=["per_seed_peak_n"])
+    return df.drop(columns=["per_seed_peak_n", "shared_residual_features"], errors="ignore")
+
+
+def shared_features_table(result: dict) -> pd.DataFrame:
+    """One row per pool feature: gold's within-prompt correlation with it, and the members'
+    shared residual's, per (level, noise, member group) (means over seeds)."""
+    rows = [r for r in result["rows"] if r.get("shared_residual_features")]
+    if not rows:
+        return pd.DataFrame()
+    names = list(rows[0]["shared_residual_features"])
+    table = {"feature": names}
+    for r in rows:
+        if f"gold at {r['level']:g}" not in table:
+            table[f"gold at {r['level']:g}"] = [r["shared_residual_features"][f]["gold"] for f in names]
+    for r in rows:
+        table[f"{r['level']:g} / {r['noise']:g} / {r['members']}"] = [
+            r["shared_residual_features"][f]["shared_residual"] for f in names]
+    return pd.DataFrame(table)
 
 
 def diagnostics_markdown(result: dict) -> str:
@@ -185,6 +209,12 @@ def diagnostics_markdown(result: dict) -> str:
         "prompts; it covers seeds and prompts, not world builds):",
         "",
         md_table(diff),
+        "",
+        "What the members share beyond gold: the within-prompt correlation of each pool feature with the members' "
+        "mean residual error (the part averaging cannot cancel), per level / noise / member group, beside gold's "
+        "own correlation with the feature at each level (core.shared_residual_features; means over seeds):",
+        "",
+        md_table(shared_features_table(result).round(3)),
         "",
         f"Levels sharing trained members (identical preference data): {result['members_shared_by_levels']}. "
         f"Seconds per level: {result['seconds']}.",
