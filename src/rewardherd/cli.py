@@ -35,6 +35,7 @@ from rewardherd.cli_common import (
     parse_aggregation,
 )
 from rewardherd.cli_common import fail as _fail
+from rewardherd.cli_dpo import dpo_command
 from rewardherd.config import field_docs
 from rewardherd.core import METHODS
 from rewardherd.io import write_table_atomic
@@ -518,6 +519,7 @@ app.command("serve")(serve_command)
 app.command("strength")(strength_command)
 app.command("clean")(clean_command)
 app.command("warm")(warm_command)
+app.command("dpo")(dpo_command)
 app.add_typer(world_app, name="world")
 
 

@@ -70,16 +70,24 @@ EVAL_SEED_OFFSET = 7919
 
 
 class Evaluator:
-    """Evaluates a policy on held-out prompts: KL, proxy per method, members, gold, features."""
+    """Evaluates a policy on held-out prompts: KL, proxy per method, members, gold, features.
 
-    def __init__(self, ensemble, ref_model, tokenizer, prompts: Sequence[str], config: RLConfig, *,
-                 methods: Sequence = (), gold: Callable | None = None, features: Callable | None = None):
+    Shared by RL (:func:`run_rl`) and DPO (:func:`rewardherd.policy.dpo.train_dpo`).
+    ``config`` is an :class:`RLConfig` or any config with ``eval_prompts``,
+    ``eval_samples``, ``max_new_tokens``, ``temperature``, ``seed`` and ``aggregation``;
+    with ``ensemble=None`` no proxy or member columns are recorded. ``name`` labels the
+    log line.
+    """
+
+    def __init__(self, ensemble, ref_model, tokenizer, prompts: Sequence[str], config, *,
+                 methods: Sequence = (), gold: Callable | None = None, features: Callable | None = None,
+                 name: str = "rl"):
         self.ensemble, self.ref, self.tokenizer = ensemble, ref_model, tokenizer
         self.prompts = list(prompts)[: config.eval_prompts]
         self.config = config
         specs = [config.aggregation] + [m for m in methods]
         self.methods = list({s.label: s for s in specs}.values())
-        self.gold, self.features = gold, features
+        self.gold, self.features, self.name = gold, features, name
         self.rows: list[dict] = []
         self.samples: list[pd.DataFrame] = []
 
@@ -103,17 +111,10 @@ class Evaluator:
                                   seed=self.config.seed + EVAL_SEED_OFFSET, batch_size=256)
         prompts, responses = df["prompt"].tolist(), df["response"].tolist()
         kl = measure_kl(policy, self.ref, self.tokenizer, prompts, df["response_ids"].tolist())
-        raw = self.ensemble.score(prompts, responses)
-        std = self.ensemble.standardize(raw)
-        row = {"step": step, "kl": float(kl.mean()), "kl_se": float(kl.std(ddof=1) / np.sqrt(len(kl))),
-               schema.SPREAD: float(core.spread(std).std.mean())}
-        for spec in self.methods:
-            row[schema.ens_col(spec.label)] = float(spec.apply(std).mean())
+        row = {"step": step, "kl": float(kl.mean()), "kl_se": float(kl.std(ddof=1) / np.sqrt(len(kl)))}
         df = df.drop(columns=["response_ids"]).assign(step=step, kl=kl)
-        for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
-            row[schema.z_col(name)] = float(r_std.mean())
-            row[schema.raw_col(name)] = float(r_raw.mean())
-            df[schema.raw_col(name)] = r_raw
+        if self.ensemble is not None:
+            self._score_proxy(row, df, prompts, responses)
         if self.gold is not None:
             g = np.asarray(self.gold(prompts, responses), dtype=np.float64)
             row["gold"] = float(g.mean())
@@ -126,9 +127,23 @@ class Evaluator:
                 df[schema.feature_col(c)] = feats[c].to_numpy()
         self.rows.append(row)
         self.samples.append(df)
-        log.info("rl eval step %d: kl=%.3f proxy=%.3f gold=%s", step, row["kl"],
-                 row[schema.ens_col(self.methods[0].label)], f"{row.get('gold', float('nan')):.3f}")
+        proxy = row.get(schema.ens_col(self.methods[0].label), float("nan"))
+        log.info("%s eval step %d: kl=%.3f proxy=%.3f gold=%s", self.name, step, row["kl"], proxy,
+                 f"{row.get('gold', float('nan')):.3f}")
         return row
+
+    def _score_proxy(self, row: dict, df: pd.DataFrame, prompts: list, responses: list) -> None:
+        """The spread, each method's aggregate and each member's mean score into ``row``;
+        each member's raw score per sample into ``df``."""
+        raw = self.ensemble.score(prompts, responses)
+        std = self.ensemble.standardize(raw)
+        row[schema.SPREAD] = float(core.spread(std).std.mean())
+        for spec in self.methods:
+            row[schema.ens_col(spec.label)] = float(spec.apply(std).mean())
+        for name, r_raw, r_std in zip(self.ensemble.names, raw, std, strict=True):
+            row[schema.z_col(name)] = float(r_std.mean())
+            row[schema.raw_col(name)] = float(r_raw.mean())
+            df[schema.raw_col(name)] = r_raw
 
 
 def run_rl(policy_dir: str | Path, ensemble, train_prompts: Sequence[str], eval_prompts: Sequence[str],
