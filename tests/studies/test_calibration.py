@@ -48,13 +48,15 @@ def test_the_sweeps_peak_rule_has_nulls_and_effects_and_its_own_cache(tmp_path):
     assert len(list((tmp_path / "calibration").glob("*.json"))) == len(cells) + len(cal.scenarios())
 
 
-def test_calibrate_caches_each_cell_and_the_cache_equals_a_recomputation(tmp_path):
+def test_calibrate_caches_each_cell_and_the_cache_equals_a_recomputation(tmp_path, monkeypatch):
     size = cal.Size(seeds=1, prompts=16, pool=16, members=2)
     a = cal.calibrate(size, 1, cache_dir=tmp_path)
     files = list((tmp_path / "calibration").glob("*.json"))
     assert len(files) == len(a) == len(cal.scenarios())
-    assert cal.calibrate(size, 1, cache_dir=tmp_path) == a  # read back from the cache
-    assert cal.calibrate(size, 1) == a  # recomputed from nothing: the same rows
+    assert cal.calibrate(size, 1) == a  # recomputed from nothing (same seeds): the same rows
+    with monkeypatch.context() as m:  # a second call reads every cell from the cache, simulating none
+        m.setattr(cal, "run_scenario", lambda *a, **k: pytest.fail("simulated a cached cell"))
+        assert cal.calibrate(size, 1, cache_dir=tmp_path) == a
     assert len({r["key"] for r in a}) == len(a)
     summary = cal.summarize(a)
     assert set(summary) == {sc.claim for sc in cal.scenarios()}

@@ -116,3 +116,27 @@ def test_memory_and_disk_cache(tmp_path):
 def test_length_mismatch(gold):
     with pytest.raises(ValueError):
         gold(["a"], [])
+
+
+def test_herding_gold_by_hand(gold):
+    """VADER's compound score is round(s / sqrt(s^2 + 15), 4) for a summed valence s
+    (happy 2.7, sad -2.1); MiniLM's cosine of a text with itself is 1 (unit vectors)."""
+    prompts = ["happy", "happy sad", "The sun rises over"]
+    responses = [" happy", "happy sad ", " The sun rises over"]
+    c = gold.components(prompts, responses)
+    assert c.loc[0, "sentiment"] == pytest.approx(round(2.7 / np.sqrt(2.7 ** 2 + 15), 4))  # 0.5719
+    assert c.loc[1, "sentiment"] == pytest.approx(round(0.6 / np.sqrt(0.6 ** 2 + 15), 4))  # 0.1531
+    assert c.loc[2, "sentiment"] == 0.0  # no lexicon word
+    # each response (stripped) is its prompt: relevance 1
+    np.testing.assert_allclose(c["relevance"], 1.0, atol=1e-5)
+    # gold = sentiment + relevance - 2 repetition - 0.1 per word short of 10
+    assert c.loc[0, "gold"] == pytest.approx(0.5719 + 1.0 - 0.9, abs=1e-5)  # 1 word: 9 short
+    assert c.loc[1, "gold"] == pytest.approx(0.1531 + 1.0 - 0.8, abs=1e-5)  # 2 words
+    assert c.loc[2, "gold"] == pytest.approx(0.0 + 1.0 - 0.6, abs=1e-5)  # 4 words, no repeated bigram
+
+
+def test_whitespace_only_responses_score_zero_on_every_term(gold):
+    c = gold.components(["Some prompt", "Other"], ["   ", "\n"])
+    for term in ("n_words", "sentiment", "relevance", "repetition"):
+        assert c[term].tolist() == [0.0, 0.0], term
+    assert c["gold"].tolist() == pytest.approx([-1.0, -1.0])  # ten words short
