@@ -9,8 +9,9 @@ from rewardherd.models import Ensemble, Manifest, ManifestError
 from rewardherd.training import EnsembleConfig, PlanMismatchError, TrainConfig, train_ensemble
 from rewardherd.training import ensemble as training_ensemble
 
-#: Cheap config: accuracy does not matter here, only which members get trained.
-QUICK = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64)
+#: Cheap config: accuracy does not matter here, only which members get trained. One member at
+#: a time (TRL), so a kill can fall between two members' training.
+QUICK = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64, batched=False)
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +203,39 @@ def test_corrupt_manifest_in_output_is_an_error_without_overwrite(tmp_path, back
         train_ensemble(*small_split, out, cfg, QUICK, progress=False)
     assert calls == []
     assert (out / "ensemble.json").read_text() == "{not json"
+
+
+def test_killed_batched_run_keeps_members_written_before_the_kill(tmp_path, backbones, small_split, monkeypatch):
+    """Batched members are written one by one after training together; a kill between two
+    writes keeps the written member (recorded in the manifest) and retrains only the rest."""
+    from rewardherd.training import member as training_member
+
+    out = tmp_path / "ens"
+    cfg = EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),), n_members=3)
+    batched = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64)
+    real_finish, real_members = training_member._finish_member, training_ensemble.train_members
+    finished, batches = [], []
+
+    def finish(*args, name, **kwargs):
+        if name == "member_1" and not finished:
+            finished.append(name)
+            raise KeyboardInterrupt
+        return real_finish(*args, name=name, **kwargs)
+
+    def members(specs, *args, names, **kwargs):
+        batches.append(list(names))
+        return real_members(specs, *args, names=names, **kwargs)
+
+    monkeypatch.setattr(training_member, "_finish_member", finish)
+    monkeypatch.setattr(training_ensemble, "train_members", members)
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(*small_split, out, cfg, batched, progress=False)
+    partial = Manifest.read(out)
+    assert [m.name for m in partial.members] == ["member_0"]
+    assert partial.members[0].train_config["batched_with"] == 3
+    mtimes = _mtimes(out / "member_0")
+    manifest = train_ensemble(*small_split, out, cfg, batched, progress=False)
+    assert batches == [["member_0", "member_1", "member_2"], ["member_1", "member_2"]]
+    assert _mtimes(out / "member_0") == mtimes
+    assert manifest.complete and [m.name for m in manifest.members] == ["member_0", "member_1", "member_2"]
+    assert manifest.members[0] == partial.members[0]

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How each reward member is trained (TRL RewardTrainer, Bradley-Terry)."""
+    """How each reward member is trained (Bradley-Terry; batched members in rewardherd's loop, else TRL's RewardTrainer)."""
 
     lr: float = 1e-4
     """Peak learning rate of AdamW."""
@@ -45,6 +45,8 @@ class TrainConfig:
     """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
     bootstrap: bool = False
     """Train each member on its own bootstrap resample of the training pairs, drawn from its fine-tune seed (bagging, Breiman 1996; :func:`rewardherd.data.bootstrap_pairs`), so members' finite-data errors differ and averaging can cancel them; off: every member trains on every pair (the papers' setting)."""
+    batched: bool = True
+    """Train the members of one ensemble together in one loop (:mod:`rewardherd.training.batched`) where they share an architecture and tokenizer: one setup, one optimizer, vmapped on CUDA; each keeps its own seed for head, data order, bootstrap and dropout. Off: each member alone through TRL's RewardTrainer (from the same seed, another member: TRL draws its data order from torch's global RNG)."""
     shared_head_init: bool = False
     """Initialize every member's reward head from one fixed seed (WARM's shared initialization), so members differ only by data order and dropout; off: the fine-tune seed also seeds the head."""
 

@@ -23,8 +23,9 @@ from pathlib import Path
 from rewardherd.config import config_hash
 from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.schema import hashed_kind
+from rewardherd.training.batched import backbones_batchable
 from rewardherd.training.config import EnsembleConfig, MemberSpec, TrainConfig
-from rewardherd.training.member import is_main_process, train_member
+from rewardherd.training.member import is_main_process, train_member, train_members
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,12 @@ def data_fingerprint(pairs: Sequence) -> str:
 
 
 def plan_hash(specs: Sequence[MemberSpec], config: TrainConfig, data_fp: str, kind: str) -> str:
-    # hashed_kind: the pre-rename name, so plans hashed before the kinds were renamed still match.
-    return config_hash({"kind": hashed_kind(kind), "members": [asdict(s) for s in specs], "train": asdict(config),
+    # hashed_kind: the pre-rename name, so plans hashed before the kinds were renamed still match;
+    # batched=False (the TRL path) is left out, so ensembles trained before it existed still resume.
+    train = asdict(config)
+    if not config.batched:
+        train.pop("batched")
+    return config_hash({"kind": hashed_kind(kind), "members": [asdict(s) for s in specs], "train": train,
                         "data": data_fp})
 
 
@@ -143,6 +148,7 @@ def train_ensemble(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(specs), initial=len(done), desc="members", unit="member")
+    todo = []
     for i, spec in enumerate(specs):
         name = f"member_{i}"
         if name in done:
@@ -154,7 +160,9 @@ def train_ensemble(
             shutil.rmtree(stale, ignore_errors=True)
             target.rename(stale)
             log.warning("member %s was on disk but not in the manifest; retraining it", name)
-        info = train_member(spec, train_pairs, heldout_pairs, target, name=name, config=config, progress=progress)
+        todo.append((name, spec, target))
+
+    def record(info: MemberInfo) -> None:
         manifest.members.append(info)
         if main:
             manifest.write(out_dir)
@@ -163,6 +171,14 @@ def train_ensemble(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(acc=f"{info.heldout_accuracy:.3f}")
+
+    if (config.batched and len(todo) > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1
+            and backbones_batchable([s.backbone for _, s, _ in todo])):
+        train_members([s for _, s, _ in todo], train_pairs, heldout_pairs, [t for _, _, t in todo],
+                      names=[n for n, _, _ in todo], config=config, progress=progress, on_member_done=record)
+    else:
+        for name, spec, target in todo:
+            record(train_member(spec, train_pairs, heldout_pairs, target, name=name, config=config, progress=progress))
     if bar is not None:
         bar.close()
     manifest.complete = True

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -152,6 +152,103 @@ def _load_for_training(spec: MemberSpec, cfg: TrainConfig, seed: int):
     return fused_gelu(model), tokenizer
 
 
+def _check_member_args(out_dir: Path, train_pairs, heldout_pairs, name: str, config: TrainConfig,
+                       merge_lora: bool) -> None:
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; refusing to overwrite a trained member")
+    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
+        raise ValueError(f"member {name}: need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+    if not merge_lora and config.lora_r is None:
+        raise ValueError("merge_lora=False needs a LoRA member (config.lora_r)")
+
+
+def _peft_config(config: TrainConfig):
+    if config.lora_r is None:
+        return None
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                      modules_to_save=["score"])
+
+
+def _reward_config(config: TrainConfig, work: Path, seed: int, device: torch.device, n_rows: int, progress: bool):
+    from trl import RewardConfig
+
+    return RewardConfig(
+        output_dir=str(work / "trainer"),
+        learning_rate=config.lr,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        seed=seed,
+        data_seed=seed,
+        bf16=config.bf16 and device.type == "cuda",
+        gradient_checkpointing=False,
+        center_rewards_coefficient=config.center_coef if config.center_coef != 0 else None,
+        max_length=None,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="steps",
+        logging_steps=max(1, n_rows // config.batch_size // 10),
+        disable_tqdm=not progress,
+        use_cpu=device.type == "cpu",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def _run_trl(model, tokenizer, rows: list[dict], args, peft_config, progress: bool):
+    """Fit ``model`` with TRL's RewardTrainer; returns the trainer (its model is the trained one)."""
+    from datasets import Dataset
+    from transformers.utils import logging as hf_logging
+    from trl import RewardTrainer
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer, peft_config=peft_config)
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
+        trainer.train()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return trainer
+
+
+def _finish_member(model, tokenizer, spec: MemberSpec, heldout_pairs, out_dir: Path, *, name: str,
+                   config: TrainConfig, merge_lora: bool, heldout_scores, write: bool, train_record: dict) -> MemberInfo:
+    """Evaluate a trained member on the held-out pairs, save it (atomically, where ``write``) and
+    return its manifest entry; ``train_record`` joins the config in the entry's ``train_config``."""
+    model.eval()
+    ev = evaluate_pairs(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
+    if write:
+        with atomic_dir(out_dir) as staged:
+            model.save_pretrained(staged, safe_serialization=True)
+            tokenizer.save_pretrained(staged)
+        if heldout_scores is not None:
+            write_table_atomic(pd.DataFrame({"id": [p.id for p in heldout_pairs], "chosen": ev["chosen_scores"],
+                                             "rejected": ev["rejected_scores"]}), Path(heldout_scores))
+    info = MemberInfo(
+        name=name,
+        path=out_dir.name,
+        backbone=str(spec.backbone),
+        finetune_seed=spec.finetune_seed,
+        pretrain_seed=spec.pretrain_seed,
+        format="hf" if merge_lora else "lora",
+        heldout_accuracy=ev["accuracy"],
+        n_heldout_pairs=len(heldout_pairs),
+        standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
+        train_config={**asdict(config), **train_record},
+    )
+    log.info("member %s: held-out accuracy %.3f (%d pairs)", name, ev["accuracy"], len(heldout_pairs))
+    return info
+
+
 def train_member(
     spec: MemberSpec,
     train_pairs: Sequence,
@@ -164,7 +261,7 @@ def train_member(
     merge_lora: bool = True,
     heldout_scores: str | Path | None = None,
 ) -> MemberInfo:
-    """Train one member and save it as a standalone HF directory at ``out_dir``.
+    """Train one member with TRL's RewardTrainer and save it as a standalone HF directory at ``out_dir``.
 
     The directory is written to a temporary sibling and renamed into place, so a
     killed run never leaves a half-written member behind.
@@ -178,17 +275,8 @@ def train_member(
     write the member's score of each held-out pair's responses there (Parquet: ``id``,
     ``chosen``, ``rejected``), from the same pass that measures its accuracy.
     """
-    from datasets import Dataset
-    from transformers.utils import logging as hf_logging
-    from trl import RewardConfig, RewardTrainer
-
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} exists; refusing to overwrite a trained member")
-    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
-        raise ValueError(f"member {name}: need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
-    if not merge_lora and config.lora_r is None:
-        raise ValueError("merge_lora=False needs a LoRA member (config.lora_r)")
+    _check_member_args(out_dir, train_pairs, heldout_pairs, name, config, merge_lora)
     t0 = time.time()
     seed = spec.finetune_seed
     n_given = len(train_pairs)
@@ -202,86 +290,96 @@ def train_member(
     if n_trunc:
         log.warning("member %s: %d of %d training sequences exceed max_length=%d and were truncated",
                     name, n_trunc, 2 * len(rows), config.max_length)
-    peft_config = None
-    if config.lora_r is not None:
-        from peft import LoraConfig, TaskType
-
-        peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                                 modules_to_save=["score"])
+    peft_config = _peft_config(config)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
-        args = RewardConfig(
-            output_dir=str(work / "trainer"),
-            learning_rate=config.lr,
-            num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size,
-            lr_scheduler_type=config.lr_scheduler,
-            warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay,
-            seed=seed,
-            data_seed=seed,
-            bf16=config.bf16 and device.type == "cuda",
-            gradient_checkpointing=False,
-            center_rewards_coefficient=config.center_coef if config.center_coef != 0 else None,
-            max_length=None,
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="steps",
-            logging_steps=max(1, len(rows) // config.batch_size // 10),
-            disable_tqdm=not progress,
-            use_cpu=device.type == "cpu",
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-        )
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            trainer = RewardTrainer(
-                model=model,
-                args=args,
-                train_dataset=Dataset.from_list(rows),
-                processing_class=tokenizer,
-                peft_config=peft_config,
-            )
-            if not progress:
-                from transformers.trainer_callback import PrinterCallback
-
-                trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
-            trainer.train()
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        trainer = _run_trl(model, tokenizer, rows, _reward_config(config, work, seed, device, len(rows), progress),
+                           peft_config, progress)
         model = trainer.model
         if peft_config is not None and merge_lora:
             model = model.merge_and_unload()
-        model.eval()
-        ev = evaluate_pairs(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         # Under `accelerate launch` every process trains (DDP); only the main one writes.
-        if trainer.accelerator.is_main_process:
-            with atomic_dir(out_dir) as staged:
-                model.save_pretrained(staged, safe_serialization=True)
-                tokenizer.save_pretrained(staged)
-            if heldout_scores is not None:
-                write_table_atomic(pd.DataFrame({"id": [p.id for p in heldout_pairs], "chosen": ev["chosen_scores"],
-                                                 "rejected": ev["rejected_scores"]}), Path(heldout_scores))
+        info = _finish_member(
+            model, tokenizer, spec, heldout_pairs, out_dir, name=name, config=config, merge_lora=merge_lora,
+            heldout_scores=heldout_scores, write=trainer.accelerator.is_main_process,
+            train_record={"n_train_pairs": n_given, "n_distinct_train_pairs": len({id(p) for p in train_pairs}),
+                          "n_truncated": n_trunc, "first_loss": losses[0] if losses else None,
+                          "last_loss": losses[-1] if losses else None, "seconds": round(time.time() - t0, 2),
+                          "num_processes": trainer.accelerator.num_processes})
         trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    info = MemberInfo(
-        name=name,
-        path=out_dir.name,
-        backbone=str(spec.backbone),
-        finetune_seed=spec.finetune_seed,
-        pretrain_seed=spec.pretrain_seed,
-        format="hf" if merge_lora else "lora",
-        heldout_accuracy=ev["accuracy"],
-        n_heldout_pairs=len(heldout_pairs),
-        standardization={"mean": ev["mean"], "std": ev["std"], "n": ev["n"]},
-        train_config={**asdict(config), "n_train_pairs": n_given,
-                      "n_distinct_train_pairs": len({id(p) for p in train_pairs}), "n_truncated": n_trunc,
-                      "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                      "seconds": round(time.time() - t0, 2), "num_processes": trainer.accelerator.num_processes},
-    )
-    log.info("member %s: held-out accuracy %.3f (%d pairs) in %.1fs", name, ev["accuracy"], len(heldout_pairs),
-             time.time() - t0)
     return info
+
+
+def train_members(
+    specs: Sequence[MemberSpec],
+    train_pairs: Sequence,
+    heldout_pairs: Sequence,
+    out_dirs: Sequence[str | Path],
+    *,
+    names: Sequence[str],
+    config: TrainConfig = TrainConfig(),
+    progress: bool = True,
+    heldout_scores: Sequence[str | Path | None] | None = None,
+    stepping: str = "auto",
+    on_member_done: Callable[[MemberInfo], None] | None = None,
+) -> list[MemberInfo]:
+    """Train same-architecture members together in one loop (:mod:`rewardherd.training.batched`)
+    and save each as a standalone HF directory, as :func:`train_member` does one; LoRA members
+    (``config.lora_r``) are merged. Every member trains on ``train_pairs`` (its own bootstrap
+    resample with ``config.bootstrap``); members are written only once all have trained.
+    ``stepping``: auto (loop on CPU, vmap on CUDA), loop or vmap. Returns the manifest entries in
+    order."""
+    from rewardherd.training import batched
+
+    out_dirs = [Path(d) for d in out_dirs]
+    heldout_scores = list(heldout_scores) if heldout_scores is not None else [None] * len(specs)
+    if not len(specs) == len(out_dirs) == len(names) == len(heldout_scores) or not specs:
+        raise ValueError(f"train_members: {len(specs)} specs, {len(out_dirs)} out_dirs, {len(names)} names and "
+                         f"{len(heldout_scores)} heldout_scores paths must be equal and non-zero")
+    for d, name in zip(out_dirs, names, strict=True):
+        _check_member_args(d, train_pairs, heldout_pairs, name, config, True)
+    t0 = time.time()
+    device = torch.device(config.device) if config.device else default_device()
+    loaded = [_load_for_training(s, config, s.finetune_seed) for s in specs]
+    models, tokenizers = [m for m, _ in loaded], [t for _, t in loaded]
+    if config.lora_r is not None:
+        from peft import get_peft_model
+
+        models = [_seeded(lambda m=m: get_peft_model(m, _peft_config(config)), s.finetune_seed)
+                  for m, s in zip(models, specs, strict=True)]
+    batched.check_batchable(models, tokenizers, names)
+    tok = tokenizers[0]
+    prompts, chosen, rejected, margins = _pairs_columns(train_pairs)
+    c_ids, tc = _encode_batch(tok, prompts, chosen, config.max_length)
+    r_ids, tr = _encode_batch(tok, prompts, rejected, config.max_length)
+    if tc + tr:
+        log.warning("%d of %d training sequences exceed max_length=%d and were truncated", tc + tr,
+                    2 * len(c_ids), config.max_length)
+    margin_t = (torch.tensor([0.0 if m is None else float(m) for m in margins])
+                if any(m is not None for m in margins) else None)
+    orders = [batched.MemberOrder(len(c_ids), s.finetune_seed, config.bootstrap) for s in specs]
+    losses = batched.run_steps(models, orders, c_ids, r_ids, margin_t, pad_token_id(tok), config, device,
+                               seeds=[s.finetune_seed for s in specs], stepping=stepping, progress=progress)
+    seconds = round(time.time() - t0, 2)
+    infos = []
+    for k, (model, spec) in enumerate(zip(models, specs, strict=True)):
+        if config.lora_r is not None:
+            model = model.merge_and_unload()
+        infos.append(_finish_member(
+            model.cpu(), tok, spec, heldout_pairs, out_dirs[k], name=names[k], config=config, merge_lora=True,
+            heldout_scores=heldout_scores[k], write=True,
+            train_record={"n_train_pairs": len(c_ids), "n_distinct_train_pairs": orders[k].n_distinct,
+                          "n_truncated": tc + tr, "first_loss": losses[k][0], "last_loss": losses[k][-1],
+                          "seconds": seconds, "batched_with": len(specs),
+                          "stepping": batched.resolve_scoring(stepping, device), "num_processes": 1}))
+        if on_member_done is not None:
+            on_member_done(infos[-1])
+    return infos
+
+
+def _seeded(fn, seed: int):
+    torch.manual_seed(seed)
+    return fn()

@@ -1,0 +1,151 @@
+"""Batched member training (rewardherd.training.batched): members trained together are the
+members trained alone (the loop: bit for bit; vmap: to float rounding), each keeps its own
+seed, and they come out as standard HF members."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rewardherd.models import Ensemble
+from rewardherd.training import EnsembleConfig, TrainConfig, train_ensemble
+from rewardherd.training.batched import MemberOrder, backbones_batchable, total_steps
+from rewardherd.training.config import MemberSpec
+from rewardherd.training.member import train_members
+
+ONE_EPOCH = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64)
+
+
+def _weights(d):
+    return load_file(d / "model.safetensors")
+
+
+def _max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def _train(root, specs, split, config=ONE_EPOCH, **kw):
+    dirs = [root / f"m{i}" for i in range(len(specs))]
+    infos = train_members(specs, *split, dirs, names=[f"m{i}" for i in range(len(specs))], config=config,
+                          progress=False, **kw)
+    return dirs, infos
+
+
+@pytest.fixture(scope="module")
+def dropout_free(tmp_path_factory, backbones):
+    """Copies of the two tiny backbones with dropout off (the built-in world's have none)."""
+    out = []
+    for b in backbones:
+        d = tmp_path_factory.mktemp("nodrop") / b.name
+        shutil.copytree(b, d)
+        cfg = json.loads((d / "config.json").read_text())
+        cfg.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        (d / "config.json").write_text(json.dumps(cfg))
+        out.append(d)
+    return out
+
+
+def test_loop_members_together_equal_members_alone_bit_for_bit(tmp_path, backbones, rule_split):
+    # The tiny backbones have dropout 0.1: each member's masks come from its own RNG stream.
+    specs = [MemberSpec(str(backbones[0]), 7, 0), MemberSpec(str(backbones[0]), 8, 0),
+             MemberSpec(str(backbones[1]), 9, 1)]
+    together, infos = _train(tmp_path / "together", specs, rule_split)
+    for k, spec in enumerate(specs):
+        (alone,), (info,) = _train(tmp_path / f"alone{k}", [spec], rule_split)
+        assert _max_diff(_weights(together[k]), _weights(alone)) == 0.0
+        assert infos[k].heldout_accuracy == info.heldout_accuracy
+        assert infos[k].standardization == info.standardization
+    assert infos[0].train_config["batched_with"] == 3 and infos[0].train_config["stepping"] == "loop"
+    # Different seeds are different members (head, data order, dropout).
+    assert _max_diff(_weights(together[0]), _weights(together[1])) > 1e-3
+
+
+def test_vmap_matches_the_loop_to_float_rounding(tmp_path, dropout_free, rule_split):
+    specs = [MemberSpec(str(dropout_free[0]), 3, 0), MemberSpec(str(dropout_free[1]), 4, 1)]
+    loop, loop_infos = _train(tmp_path / "loop", specs, rule_split, stepping="loop")
+    vm, vm_infos = _train(tmp_path / "vmap", specs, rule_split, stepping="vmap")
+    for a, b, ia, ib in zip(loop, vm, loop_infos, vm_infos, strict=True):
+        assert _max_diff(_weights(a), _weights(b)) < 1e-4  # measured ~7e-6 after one epoch
+        assert ia.standardization["mean"] == pytest.approx(ib.standardization["mean"], abs=1e-5)
+        assert ib.train_config["stepping"] == "vmap"
+
+
+def test_members_keep_their_bootstrap_and_order_seeds():
+    a, b, again = MemberOrder(100, 1, True), MemberOrder(100, 2, True), MemberOrder(100, 1, True)
+    assert a.n_distinct < 100 and a.n_distinct != b.n_distinct or not np.array_equal(a.pool, b.pool)
+    assert np.array_equal(a.pool, again.pool)
+    # Within an epoch each resampled pair comes once per copy; the last batch is short.
+    batches = [a.next(16) for _ in range(7)]
+    assert [len(x) for x in batches] == [16] * 6 + [4]
+    assert sorted(np.concatenate(batches).tolist()) == sorted(a.pool.tolist())
+    assert not np.array_equal(batches[0], again.next(16)[::-1])
+    plain = MemberOrder(10, 0, False)
+    assert sorted(plain.pool.tolist()) == list(range(10)) and plain.n_distinct == 10
+    assert total_steps(100, TrainConfig(epochs=2, batch_size=16)) == 14
+    assert total_steps(100, TrainConfig(epochs=0.5, batch_size=16)) == 4
+
+
+def test_batched_members_are_standard_hf_members(tmp_path, finetune_ensemble, rule_split):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out, manifest, _ = finetune_ensemble  # trained by train_ensemble, batched by default
+    assert all(m.train_config["batched_with"] == 3 for m in manifest.members)
+    ens = Ensemble.load(out, device="cpu")
+    prompts, responses = ["item 1: ", "item 2: "], ["good kind warm", "sad cold"]
+    scores = ens.score(prompts, responses)
+    model = AutoModelForSequenceClassification.from_pretrained(out / "member_1")
+    tok = AutoTokenizer.from_pretrained(out / "member_1")
+    from rewardherd.models.formatting import encode, pad_token_id
+    from rewardherd.models.scoring import score_ids
+
+    ids = [encode(tok, p, r, 64)[0] for p, r in zip(prompts, responses, strict=True)]
+    alone = score_ids(model.eval(), ids, pad_token_id(tok), 8)
+    assert scores.shape == (3, 2)
+    np.testing.assert_allclose(scores[1], alone, rtol=0, atol=1e-5)  # raw member scores, loaded two ways
+    assert all(m.heldout_accuracy >= 0.9 for m in manifest.members)
+
+
+def test_no_batched_trains_through_trl_and_mixed_shapes_train_one_at_a_time(tmp_path, backbones, rule_split,
+                                                                            monkeypatch):
+    from rewardherd.models.tiny import build_saved_backbones
+
+    small = rule_split[0][:32], rule_split[1][:16]
+    trl = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64, batched=False)
+    m = train_ensemble(*small, tmp_path / "trl", EnsembleConfig(kind="finetune", backbones=(str(backbones[0]),),
+                                                                n_members=2), trl, progress=False)
+    assert all("batched_with" not in x.train_config for x in m.members)
+    wide = build_saved_backbones(tmp_path / "wide", [5], n_embd=48)[0]
+    assert backbones_batchable([backbones[0], backbones[1]])
+    assert not backbones_batchable([backbones[0], wide])
+    m = train_ensemble(*small, tmp_path / "mixed", EnsembleConfig(kind="pretrain", backbones=(str(backbones[0]),
+                                                                  str(wide)), pretrain_seeds=(0, 5)),
+                       ONE_EPOCH, progress=False)
+    assert all("batched_with" not in x.train_config for x in m.members)
+
+
+def test_lora_members_train_batched_and_merge(tmp_path, backbones, rule_split):
+    lora = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64, lora_r=4)
+    dirs, infos = _train(tmp_path, [MemberSpec(str(backbones[0]), 1, 0), MemberSpec(str(backbones[0]), 2, 0)],
+                         rule_split, config=lora)
+    base = load_file(backbones[0] / "model.safetensors")
+    w0, w1 = _weights(dirs[0]), _weights(dirs[1])
+    assert not any("lora" in k for k in w0)  # merged: a standalone member
+    attn = next(k for k in w0 if k.endswith("attn.c_attn.weight"))
+    assert _max_diff({attn: w0[attn]}, {attn: base[attn]}) > 0  # the adapter moved the merged weights
+    assert _max_diff({attn: w0[attn]}, {attn: w1[attn]}) > 0  # and differs per seed
+    assert all(i.format == "hf" and i.train_config["lora_r"] == 4 for i in infos)
+
+
+def test_bad_batches_are_clear_errors(tmp_path, backbones, rule_split):
+    with pytest.raises(ValueError, match="must be equal"):
+        train_members([MemberSpec(str(backbones[0]), 1, 0)], *rule_split, [tmp_path / "a", tmp_path / "b"],
+                      names=["a"], progress=False)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        train_members([MemberSpec(str(backbones[0]), 1, 0)], *rule_split, [tmp_path / "x"], names=["x"],
+                      progress=False)
+    assert torch.get_default_dtype() == torch.float32
