@@ -48,26 +48,28 @@ def _run(args):
 
 def test_study_runs_resumes_and_reports(components, tmp_path, monkeypatch):
     out = tmp_path / "study"
-    # Simulated kill: the third member unit raises; finished units must survive.
+    # Simulated kill: the second batch of member units (noise 0.25) raises; the first batch's
+    # three units (noise 0: finetune members 0 and 1, pretrain member 1) must survive.
     from rewardherd.studies import runner
 
-    real = runner.run_member_unit
+    real = runner.run_member_batch
     calls = {"n": 0}
 
-    def flaky(unit, *a, **k):
+    def flaky(batch, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise RuntimeError("simulated kill")
-        return real(unit, *a, **k)
+        return real(batch, *a, **k)
 
-    monkeypatch.setattr(runner, "run_member_unit", flaky)
+    monkeypatch.setattr(runner, "run_member_batch", flaky)
     with pytest.raises(RuntimeError, match="simulated kill"):
         _run(["study", str(components), "--out", str(out), "--no-progress"])
     done = sorted(p.parent.name for p in (out / "members").glob("*/info.json"))
-    assert len(done) == 2
+    assert len(done) == 3 and all("noise0__" in d for d in done)
+    assert {json.loads((out / "members" / d / "info.json").read_text())["batched_with"] for d in done} == {3}
     mtimes = {d: (out / "members" / d / "info.json").stat().st_mtime_ns for d in done}
 
-    monkeypatch.setattr(runner, "run_member_unit", real)
+    monkeypatch.setattr(runner, "run_member_batch", real)
     res = _run(["study", str(components), "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "report:" in res.output

@@ -40,10 +40,9 @@ from rewardherd.studies.inputs import resolve_inputs
 from rewardherd.studies.report import md_table
 from rewardherd.studies.runner import (
     MemberUnit,
-    _run_units,
     ensemble_members,
     ensure_pool,
-    run_member_unit,
+    run_members,
 )
 
 log = logging.getLogger(__name__)
@@ -140,10 +139,8 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
         units = list({u.name: u for noise in cfg.sweep.noise for seed in cfg.sweep.seeds for g in GROUPS
                       for u in (MemberUnit(b, ft, noise, seed)
                                 for b, ft in ensemble_members(g, seed, cfg.ensemble_size, pool_size))}.values())
-        _run_units(run_member_unit, units,
-                   lambda u, c=cfg, i=inputs, p=pool_path, d=data_dir: (
-                       c, str(i.backbones[u.backbone]), i.train_pairs, i.heldout_pairs, str(p), str(d)),
-                   cfg, f"members (level {level:g})", progress)
+        run_members(units, cfg, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs, pool_path, data_dir,
+                    f"members (level {level:g})", progress)
         gold = _matrix(pool, inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()))
         for noise in cfg.sweep.noise:
             r, d = _level_rows(float(level), noise, cfg, data_dir, pool, gold, pool_size, n_boot)

@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,6 +70,27 @@ class LoraUnit(MemberUnit):
     @property
     def name(self) -> str:
         return f"lora__{super().name}"
+
+
+@dataclass(frozen=True)
+class MemberBatch:
+    """Member units trained together in one loop (:func:`rewardherd.training.member.train_members`):
+    those of one (noise, seed) and one training config (full or LoRA), which share the noisy
+    training pairs. Each unit keeps its own directory, seed and results; only the cost is shared."""
+
+    units: tuple[MemberUnit, ...]
+
+    @property
+    def name(self) -> str:
+        return f"batch__{self.units[0].name}__x{len(self.units)}"
+
+
+def member_batches(units: Sequence[MemberUnit]) -> list[MemberBatch]:
+    """``units`` grouped into :class:`MemberBatch` groups, in first-seen order."""
+    groups: dict[tuple, list[MemberUnit]] = {}
+    for u in units:
+        groups.setdefault((type(u), u.noise, u.seed), []).append(u)
+    return [MemberBatch(tuple(g)) for g in groups.values()]
 
 
 @dataclass(frozen=True)
@@ -327,6 +349,84 @@ def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_
     return rec
 
 
+def _unit_done(out: Path, unit) -> bool:
+    d = out / "members" / unit.name
+    return (d / "info.json").exists() and (d / "scores.parquet").exists()
+
+
+def score_members(models, ids, pad: int, dtype: str) -> tuple[np.ndarray, list[dict]]:
+    """(k, n) pool scores of ``models`` and each one's precision record: one bucketed pass for
+    all members (:class:`~rewardherd.models.vectorized.GroupScorer`) in float32; in bfloat16
+    each member alone, so each keeps its own float32 rank probe (:func:`score_ids_checked`)."""
+    from rewardherd.models.common import cpu_batch_workers
+    from rewardherd.models.scoring import resolve_score_dtype, score_ids_checked
+    from rewardherd.models.vectorized import GroupScorer
+
+    device = next(models[0].parameters()).device
+    if resolve_score_dtype(dtype, device) == "float32":
+        return GroupScorer("auto").score(models, ids, pad, 128), [{"dtype": "float32"}] * len(models)
+    scores, precision = zip(*[score_ids_checked(m, ids, pad, dtype, batch_size=128, workers=cpu_batch_workers(device))
+                              for m in models], strict=True)
+    return np.stack(scores), list(precision)
+
+
+@_frozen_heap
+def run_member_batch(batch: MemberBatch, config: StudyConfig, backbones: Sequence[str], train_pairs, heldout_pairs,
+                     pool_path: str, out_dir: str) -> list[dict]:
+    """Train the batch's unfinished member units together, then score the shared pool and the
+    held-out pairs with all of them; writes what :func:`run_member_unit` writes per unit. Idempotent."""
+    from rewardherd.models.common import load_member_model
+    from rewardherd.models.formatting import pad_token_id
+    from rewardherd.training.config import MemberSpec
+    from rewardherd.training.member import train_members
+
+    out = Path(out_dir)
+    todo = [(u, b) for u, b in zip(batch.units, backbones, strict=True) if not _unit_done(out, u)]
+    if todo:
+        t0 = time.time()
+        dirs = [out / "members" / u.name for u, _ in todo]
+        for d in dirs:
+            if (d / "model").exists():  # trained but not recorded: retrain, never trust a half-finished unit
+                shutil.rmtree(d / "model")
+            d.mkdir(parents=True, exist_ok=True)
+        first = batch.units[0]
+        train, flipped = noisy_train_pairs(train_pairs, first.noise, first.seed)
+        train_config = replace(config.train, lora_r=config.lora_r) if isinstance(first, LoraUnit) else config.train
+        infos = train_members([MemberSpec(b, u.finetune_seed, u.backbone) for u, b in todo], train, heldout_pairs,
+                              [d / "model" for d in dirs], names=[u.name for u, _ in todo], config=train_config,
+                              progress=False, heldout_scores=[d / "heldout.parquet" for d in dirs])
+        t_train = time.time() - t0
+        models, tok = zip(*[load_member_model(d / "model") for d in dirs], strict=True)
+        ids = pool_token_ids(out, Path(pool_path), dirs[0] / "model", tok[0], config.train.max_length)
+        scores, precision = score_members(list(models), ids, pad_token_id(tok[0]), config.pool.score_dtype)
+        pool = pd.read_parquet(pool_path, columns=["prompt_id", "sample_id"])
+        t_score = time.time() - t0 - t_train
+        for k, ((unit, _), d, info) in enumerate(zip(todo, dirs, infos, strict=True)):
+            write_table_atomic(pool.assign(score=scores[k]), d / "scores.parquet")
+            write_json_atomic(d / "info.json", {
+                **info.__dict__, "unit": unit.__dict__, "n_flipped": len(flipped), "batch": batch.name,
+                "batched_with": len(todo), "seconds": round((t_train + t_score) / len(todo), 2),
+                "train_seconds": round(t_train / len(todo), 2), "score_seconds": round(t_score / len(todo), 2),
+                "pool_scores": precision[k]})
+    return [json.loads((out / "members" / u.name / "info.json").read_text()) for u in batch.units]
+
+
+def run_members(units: Sequence[MemberUnit], config: StudyConfig, backbones: Sequence[str], train_pairs,
+                heldout_pairs, pool_path, out_dir, desc: str, progress: bool) -> None:
+    """Train and score member units: in :class:`MemberBatch` groups with ``config.train.batched``,
+    else one at a time through TRL (:func:`run_member_unit`)."""
+    from rewardherd.training.batched import backbones_batchable
+
+    if config.train.batched and backbones_batchable(backbones):
+        _run_units(run_member_batch, member_batches(units),
+                   lambda b: (config, [str(backbones[u.backbone]) for u in b.units], train_pairs, heldout_pairs,
+                              str(pool_path), str(out_dir)), config, desc, progress)
+    else:
+        _run_units(run_member_unit, units,
+                   lambda u: (config, str(backbones[u.backbone]), train_pairs, heldout_pairs, str(pool_path),
+                              str(out_dir)), config, desc, progress)
+
+
 @_frozen_heap
 def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_size: int, train_pairs, heldout_pairs,
                    pool_path: str, out_dir: str) -> dict:
@@ -514,7 +614,7 @@ def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) 
         return []
     if config.executor == "ray":
         return _run_ray(fn, units, args, config, desc)
-    if config.workers > 1 and fn is run_member_unit:
+    if config.workers > 1 and fn in (run_member_unit, run_member_batch):
         return _run_processes(fn, units, args, config.workers, desc, progress)
     from tqdm.auto import tqdm
 
@@ -758,10 +858,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     timings["pool"] = time.time() - t
     t = time.time()
     pool_size = len(inputs.backbones)
-    units = plan_members(config, pool_size)
-    _run_units(run_member_unit, units,
-               lambda u: (config, str(inputs.backbones[u.backbone]), inputs.train_pairs, inputs.heldout_pairs,
-                          str(pool_path), str(out)), config, "members", progress)
+    run_members(plan_members(config, pool_size), config, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs,
+                pool_path, out, "members", progress)
     groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, pool_size, kind)]
     _run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
                lambda u: (config, str(inputs.backbones[u.backbone]), pool_size, inputs.train_pairs,

@@ -1,0 +1,145 @@
+"""Batched member training and scoring against the one-at-a-time path, on the quick world.
+
+Usage::
+
+    python benchmarks/batched_training.py                 # quick world (built or cached), ~10 min on 2 cores
+    python benchmarks/batched_training.py --prompts 256   # the study's full pool (slower)
+
+Every ratio comes from this one run, timed back to back on the same machine (run it
+alone: two heavy jobs on 2 cores make each several times slower). Parts:
+
+1. **training** on the quick study's training pairs and config (seed 0, noise 0):
+   one member through TRL's RewardTrainer (the ``batched=False`` path), one member
+   in rewardherd's loop, and K members of one backbone trained together (loop, and
+   vmap when ``--vmap``);
+2. **scoring** the pool with K members: each member alone (``score_ids_checked``,
+   as the unbatched study does) against one bucketed pass for all
+   (``runner.score_members``);
+3. **per-seed study cost**: the member units of one (noise, seed) of the quick study
+   (finetune + pretrain, member 0 shared: 2K - 1 units) through ``run_member_unit``
+   one at a time, then through ``run_member_batch``.
+
+The pool is sampled from the world's policy once per ``--prompts`` (x the study's
+128 samples per prompt) into ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", type=int, default=64, help="pool prompts (the quick study uses 256)")
+    ap.add_argument("--k", type=int, default=5, help="ensemble size (the quick study's)")
+    ap.add_argument("--vmap", action="store_true", help="also time vmap stepping (slower on CPU)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
+    args = ap.parse_args()
+
+    import pandas as pd
+    import torch
+
+    from rewardherd.models.common import cpu_batch_workers, load_member_model
+    from rewardherd.models.formatting import pad_token_id
+    from rewardherd.models.scoring import score_ids_checked
+    from rewardherd.studies import runner
+    from rewardherd.studies.config import resolve_config
+    from rewardherd.studies.inputs import resolve_inputs
+    from rewardherd.training.config import MemberSpec
+    from rewardherd.training.member import train_member, train_members
+
+    config = resolve_config(profile="quick", overrides=[f"pool.prompts={args.prompts}"])
+    work = args.work or Path(tempfile.mkdtemp(prefix="batched-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = resolve_inputs(config, progress=False)
+    train, _ = runner.noisy_train_pairs(inputs.train_pairs, 0.0, 0)
+    held = inputs.heldout_pairs
+    k = args.k
+    bb = str(inputs.backbones[runner.draw_backbones(0, k, len(inputs.backbones))[0]])
+    specs = [MemberSpec(bb, i, 0) for i in range(k)]
+    print(f"torch threads {torch.get_num_threads()}, {len(train)} training pairs, {len(held)} held-out, K={k}, "
+          f"pool {args.prompts} x {config.pool.size}")
+
+    def fresh(name):
+        d = work / name
+        shutil.rmtree(d, ignore_errors=True)
+        return d
+
+    rows = {}
+    rows["train: one member, TRL"], _ = timed(lambda: train_member(
+        specs[0], train, held, fresh("trl") / "m", name="m", config=config.train, progress=False))
+    rows["train: one member, batched loop"], _ = timed(lambda: train_members(
+        specs[:1], train, held, [fresh("one") / "m"], names=["m"], config=config.train, progress=False))
+    rows[f"train: {k} members, batched loop"], _ = timed(lambda: train_members(
+        specs, train, held, [fresh("loop") / f"m{i}" for i in range(k)], names=[f"m{i}" for i in range(k)],
+        config=config.train, progress=False, stepping="loop"))
+    if args.vmap:
+        rows[f"train: {k} members, batched vmap"], _ = timed(lambda: train_members(
+            specs, train, held, [fresh("vmap") / f"m{i}" for i in range(k)], names=[f"m{i}" for i in range(k)],
+            config=config.train, progress=False, stepping="vmap"))
+
+    pool_path = runner.ensure_pool(inputs, config, work, progress=False)
+    models, toks = zip(*[load_member_model(work / "loop" / f"m{i}") for i in range(k)], strict=True)
+    ids = runner.pool_token_ids(work, pool_path, work / "loop" / "m0", toks[0], config.train.max_length)
+    pad = pad_token_id(toks[0])
+    rows[f"score: {k} members one at a time"], _ = timed(lambda: [score_ids_checked(
+        m, ids, pad, config.pool.score_dtype, batch_size=128, workers=cpu_batch_workers()) for m in models])
+    rows[f"score: {k} members, one pass"], _ = timed(lambda: runner.score_members(
+        list(models), ids, pad, config.pool.score_dtype))
+
+    units = [u for u in runner.plan_members(config, len(inputs.backbones)) if u.noise == 0.0 and u.seed == 0
+             and type(u) is runner.MemberUnit]
+    seq_out, bat_out = fresh("study-seq"), fresh("study-batched")
+    for d in (seq_out, bat_out):
+        d.mkdir()
+        shutil.copy(pool_path, d / "pool.parquet")
+    seq_cfg = replace(config, train=replace(config.train, batched=False))
+    rows[f"study seed: {len(units)} units one at a time (TRL)"], _ = timed(lambda: [runner.run_member_unit(
+        u, seq_cfg, str(inputs.backbones[u.backbone]), inputs.train_pairs, held, str(seq_out / "pool.parquet"),
+        str(seq_out)) for u in units])
+    rows[f"study seed: {len(units)} units batched"], _ = timed(lambda: runner.run_member_batch(
+        runner.MemberBatch(tuple(units)), config, [str(inputs.backbones[u.backbone]) for u in units],
+        inputs.train_pairs, held, str(bat_out / "pool.parquet"), str(bat_out)))
+
+    one = rows["train: one member, TRL"]
+    print(f"\n{'part':58s} {'seconds':>8s} {'/ one TRL member':>17s}")
+    for name, s in rows.items():
+        print(f"{name:58s} {s:8.2f} {s / one:17.2f}")
+    ratios = {
+        f"train {k} batched / one member (TRL)": rows[f"train: {k} members, batched loop"] / one,
+        f"train {k} batched / one member (same loop)": rows[f"train: {k} members, batched loop"]
+        / rows["train: one member, batched loop"],
+        "score one pass / one at a time": rows[f"score: {k} members, one pass"]
+        / rows[f"score: {k} members one at a time"],
+        "study seed batched / one at a time": rows[f"study seed: {len(units)} units batched"]
+        / rows[f"study seed: {len(units)} units one at a time (TRL)"],
+    }
+    print()
+    for name, r in ratios.items():
+        print(f"{name:58s} {r:8.2f}")
+    acc = {name: [json.loads((d / "members" / u.name / "info.json").read_text())["heldout_accuracy"] for u in units]
+           for name, d in (("one at a time", seq_out), ("batched", bat_out))}
+    print("\nheld-out accuracy of the seed's units:",
+          {n: [round(a, 3) for a in v] for n, v in acc.items()},
+          {n: round(sum(v) / len(v), 4) for n, v in acc.items()})
+    print(pd.Series(rows).round(2).to_json())
+
+
+if __name__ == "__main__":
+    main()
