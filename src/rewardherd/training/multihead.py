@@ -28,7 +28,6 @@ clipped at 1.0 (TRL's default), fp32 on CPU.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -47,6 +46,7 @@ from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.models.multihead import BACKBONE_DIR, FORMAT, MultiHeadRewardModel
 from rewardherd.models.scoring import pad_right
 from rewardherd.models.vectorized import GroupScorer
+from rewardherd.training.batched import MAX_GRAD_NORM, schedule, total_steps
 from rewardherd.training.config import TrainConfig
 from rewardherd.training.ensemble import PlanMismatchError, data_fingerprint
 
@@ -119,19 +119,11 @@ def train_multihead_ensemble(
     ``overwrite`` replaces a directory trained with a different plan; the same plan
     finds the finished directory and returns its manifest.
     """
-    from tqdm.auto import tqdm
-    from transformers import AutoTokenizer, get_scheduler
+    from transformers import AutoTokenizer
 
     out_dir = Path(out_dir)
     seeds = tuple(range(n_heads)) if seeds is None else tuple(int(s) for s in seeds)
-    if len(seeds) != n_heads:
-        raise ValueError(f"{len(seeds)} seeds for {n_heads} heads")
-    if config.lora_r is not None:
-        raise ValueError("multi-head ensembles train the backbone in full; set lora_r=None")
-    if config.shared_head_init:
-        raise ValueError("multi-head ensembles need distinct head initializations; set shared_head_init=False")
-    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
-        raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+    _check_args(seeds, n_heads, config, train_pairs, heldout_pairs)
     plan = config_hash({"kind": KIND, "backbone": str(backbone), "n_heads": n_heads, "seeds": list(seeds),
                         "bootstrap": bootstrap, "label_smoothing": label_smoothing, "train": asdict(config),
                         "data": data_fingerprint(list(train_pairs) + list(heldout_pairs))})
@@ -146,65 +138,18 @@ def train_multihead_ensemble(
         if tokenizer.eos_token is None:
             raise ValueError(f"{backbone}: tokenizer has neither pad nor eos token")
         tokenizer.pad_token = tokenizer.eos_token
-    pad = pad_token_id(tokenizer)
-    model = MultiHeadRewardModel.from_backbone(backbone, n_heads, seeds, pad_id=pad)
+    model = MultiHeadRewardModel.from_backbone(backbone, n_heads, seeds, pad_id=pad_token_id(tokenizer))
     model.to(device).train()
-
-    prompts = [p.prompt for p in train_pairs]
-    c_ids, tc = encode_batch(tokenizer, prompts, [p.chosen for p in train_pairs], config.max_length)
-    r_ids, tr = encode_batch(tokenizer, prompts, [p.rejected for p in train_pairs], config.max_length)
-    if tc + tr:
-        log.warning("%d of %d training sequences exceed max_length=%d and were truncated", tc + tr,
-                    2 * len(train_pairs), config.max_length)
-    margins = [p.margin for p in train_pairs]
-    margin_all = None
-    if any(m is not None for m in margins):
-        margin_all = torch.tensor([0.0 if m is None else float(m) for m in margins])
-    n = len(train_pairs)
-    counts = torch.from_numpy(bootstrap_counts(n, seeds)) if bootstrap else None
-
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, math.ceil(config.epochs * steps_per_epoch))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=math.ceil(config.warmup_ratio * total),
-                              num_training_steps=total)
-    torch.manual_seed(seeds[0])  # dropout
-    order_rng = np.random.default_rng(seeds[0])
-    losses: list[float] = []
-    bar = tqdm(total=total, desc="multi-head", unit="step", disable=not progress)
-    step, order = 0, np.empty(0, dtype=np.int64)
-    while step < total:
-        if len(order) == 0:
-            order = order_rng.permutation(n)
-        idx, order = order[: config.batch_size], order[config.batch_size:]
-        seqs = [c_ids[i] for i in idx] + [r_ids[i] for i in idx]
-        input_ids, mask = pad_right(seqs, pad)
-        logits = model(input_ids.to(device), mask.to(device))  # (2b, K)
-        scores = logits.float().T  # (K, 2b)
-        chosen, rejected = scores[:, : len(idx)], scores[:, len(idx):]
-        loss = multihead_loss(
-            chosen, rejected,
-            counts=None if counts is None else counts[:, torch.from_numpy(idx)].to(device),
-            margin=None if margin_all is None else margin_all[torch.from_numpy(idx)].to(device),
-            center_coef=config.center_coef, label_smoothing=label_smoothing,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    bar.close()
+    data = _encode(tokenizer, train_pairs, config)
+    counts = torch.from_numpy(bootstrap_counts(len(train_pairs), seeds)) if bootstrap else None
+    losses = _fit(model, data, counts, config, seeds[0], label_smoothing, device, progress)
 
     model.eval()
     stats = evaluate_heads(model, tokenizer, heldout_pairs, config.max_length, config.eval_batch_size)
     seconds = round(time.time() - t0, 2)
     shared_cfg = {**asdict(config), "n_heads": n_heads, "bootstrap": bootstrap, "label_smoothing": label_smoothing,
-                  "n_train_pairs": n, "n_truncated": tc + tr, "steps": total, "first_loss": losses[0],
-                  "last_loss": losses[-1], "seconds": seconds}
+                  "n_train_pairs": len(train_pairs), "n_truncated": data["n_truncated"], "steps": len(losses),
+                  "first_loss": losses[0], "last_loss": losses[-1], "seconds": seconds}
     members = []
     for k, st in enumerate(stats):
         cfg = dict(shared_cfg)
@@ -222,6 +167,72 @@ def train_multihead_ensemble(
     log.info("multi-head ensemble: %d heads, held-out accuracy %s in %.1fs", n_heads,
              [round(s["accuracy"], 3) for s in stats], seconds)
     return manifest
+
+
+def _check_args(seeds, n_heads: int, config: TrainConfig, train_pairs, heldout_pairs) -> None:
+    if len(seeds) != n_heads:
+        raise ValueError(f"{len(seeds)} seeds for {n_heads} heads")
+    if config.lora_r is not None:
+        raise ValueError("multi-head ensembles train the backbone in full; set lora_r=None")
+    if config.shared_head_init:
+        raise ValueError("multi-head ensembles need distinct head initializations; set shared_head_init=False")
+    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
+        raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
+
+
+def _encode(tokenizer, train_pairs, config: TrainConfig) -> dict:
+    """Token ids of every pair's chosen and rejected response, margins (or None), truncation count."""
+    prompts = [p.prompt for p in train_pairs]
+    c_ids, tc = encode_batch(tokenizer, prompts, [p.chosen for p in train_pairs], config.max_length)
+    r_ids, tr = encode_batch(tokenizer, prompts, [p.rejected for p in train_pairs], config.max_length)
+    if tc + tr:
+        log.warning("%d of %d training sequences exceed max_length=%d and were truncated", tc + tr,
+                    2 * len(train_pairs), config.max_length)
+    margins = [p.margin for p in train_pairs]
+    margin_all = None
+    if any(m is not None for m in margins):
+        margin_all = torch.tensor([0.0 if m is None else float(m) for m in margins])
+    return {"chosen": c_ids, "rejected": r_ids, "margin": margin_all, "n_truncated": tc + tr,
+            "pad": pad_token_id(tokenizer)}
+
+
+def _fit(model, data: dict, counts, config: TrainConfig, seed: int, label_smoothing: float, device,
+         progress: bool) -> list[float]:
+    """The joint training loop: seed ``seed`` orders the data and seeds dropout. Returns the loss per step."""
+    from tqdm.auto import tqdm
+
+    c_ids, r_ids, margin_all = data["chosen"], data["rejected"], data["margin"]
+    n = len(c_ids)
+    total = total_steps(n, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = schedule(optimizer, config, total)
+    torch.manual_seed(seed)  # dropout
+    order_rng = np.random.default_rng(seed)
+    losses: list[float] = []
+    bar = tqdm(total=total, desc="multi-head", unit="step", disable=not progress)
+    order = np.empty(0, dtype=np.int64)
+    while len(losses) < total:
+        if len(order) == 0:
+            order = order_rng.permutation(n)
+        idx, order = order[: config.batch_size], order[config.batch_size:]
+        input_ids, mask = pad_right([c_ids[i] for i in idx] + [r_ids[i] for i in idx], data["pad"])
+        scores = model(input_ids.to(device), mask.to(device)).float().T  # (K, 2b)
+        loss = multihead_loss(
+            scores[:, : len(idx)], scores[:, len(idx):],
+            counts=None if counts is None else counts[:, torch.from_numpy(idx)].to(device),
+            margin=None if margin_all is None else margin_all[torch.from_numpy(idx)].to(device),
+            center_coef=config.center_coef, label_smoothing=label_smoothing,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
+    return losses
 
 
 def _existing(out_dir: Path, plan: str, overwrite: bool) -> Manifest | None:
