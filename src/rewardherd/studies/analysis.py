@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -287,7 +288,8 @@ def study_calibration(config, cells: pd.DataFrame, out: Path | None = None) -> d
     # A finished study's rows are reused by key, so rebuilding its report simulates nothing.
     previous = Path(out) / "results" / "calibration.json" if out is not None else None
     known = json.loads(previous.read_text()).get("rows", []) if previous is not None and previous.exists() else []
-    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, known=known)
+    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, known=known,
+                         workers=os.cpu_count() or 1)  # cells are independent: one process per core
     return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
             "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 

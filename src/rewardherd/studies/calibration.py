@@ -319,14 +319,18 @@ def cell_seed(key: str) -> int:
 
 
 def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, progress: bool = False,
-              cells: list[Scenario] | None = None, known: list[dict] | None = None) -> list[dict]:
+              cells: list[Scenario] | None = None, known: list[dict] | None = None,
+              workers: int = 1) -> list[dict]:
     """Every scenario (``cells``; default :func:`scenarios`) at ``size``, ``replicates``
     simulated studies each; each row carries its :func:`cell_key`.
 
     A cell is simulated only if neither ``known`` (rows of an earlier calibration, e.g. a
     finished study's ``results/calibration.json``) nor ``<cache_dir>/calibration/<key>.json``
     has its key, and then stored there. So rows are shared by studies of the same size, and
-    changing one rule recomputes that rule's cells alone.
+    changing one rule recomputes that rule's cells alone. Cells to simulate run in ``workers``
+    spawned processes (1: in this process, where a patched :data:`claims.SPECS` is seen); each
+    cell's seed comes from its key, so the rows do not depend on how many run at once or in
+    which order.
     """
     import json
     from pathlib import Path
@@ -336,23 +340,45 @@ def calibrate(size: Size, replicates: int, *, seed: int = 0, cache_dir=None, pro
     cells = scenarios() if cells is None else cells
     have = {r["key"]: r for r in (known or []) if "key" in r}
     folder = Path(cache_dir).expanduser() / "calibration" if cache_dir is not None else None
-    rows = []
-    for i, sc in enumerate(cells):
-        key = cell_key(sc, size, replicates, seed)
+    keys = [cell_key(sc, size, replicates, seed) for sc in cells]
+    rows: dict[str, dict] = {}
+    todo = []
+    for sc, key in zip(cells, keys, strict=True):
         path = folder / f"{key}.json" if folder is not None else None
         if key in have:
-            row = have[key]
+            rows[key] = have[key]
         elif path is not None and path.exists():
-            row = json.loads(path.read_text())
-        else:
-            row = run_scenario(sc, size, replicates, seed=cell_seed(key))
-            row.update(kind=sc.kind, key=key, target_met=target_met(row))
-            if path is not None:
-                write_json_atomic(path, row)
-            if progress:
-                print(f"calibration {i + 1}/{len(cells)}: {sc.claim} {sc.truth} ({sc.kind})", flush=True)
-        rows.append(row)
-    return rows
+            rows[key] = json.loads(path.read_text())
+        elif key not in {k for _, k in todo}:
+            todo.append((sc, key))
+    for i, (sc, key, row) in enumerate(_simulate_cells(todo, size, replicates, workers)):
+        row.update(kind=sc.kind, key=key, target_met=target_met(row))
+        if folder is not None:
+            write_json_atomic(folder / f"{key}.json", row)
+        rows[key] = row
+        if progress:
+            print(f"calibration {i + 1}/{len(todo)}: {sc.claim} {sc.truth} ({sc.kind})", flush=True)
+    return [rows[k] for k in keys]
+
+
+def _run_cell(sc: Scenario, size: Size, replicates: int, key: str) -> dict:
+    return run_scenario(sc, size, replicates, seed=cell_seed(key))
+
+
+def _simulate_cells(todo: list[tuple[Scenario, str]], size: Size, replicates: int, workers: int):
+    """Yield (scenario, key, row) for each cell of ``todo``, in order, simulated in ``workers`` processes."""
+    workers = min(len(todo), max(1, workers))
+    if workers <= 1:
+        for sc, key in todo:
+            yield sc, key, _run_cell(sc, size, replicates, key)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_cell, sc, size, replicates, key) for sc, key in todo]
+        for (sc, key), f in zip(todo, futures, strict=True):
+            yield sc, key, f.result()
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
