@@ -110,3 +110,13 @@ def test_target_met():
            "not reproduced": 0.0, "not reproduced se": 0.0}
     assert cal.target_met(row)
     assert not cal.target_met({**row, "reproduced": 0.2, "reproduced se": float(np.sqrt(0.2 * 0.8 / 200))})
+
+
+def test_cells_simulated_in_processes_equal_cells_simulated_in_order(tmp_path):
+    cells = [_cell("pretrain_vs_finetune", "null"), _cell("cross_rm_transfer", "effect"),
+             _cell("ensemble_vs_own_members", "null")]
+    tiny = cal.Size(seeds=2, prompts=32, pool=32, members=3)
+    here = cal.calibrate(tiny, 2, cells=cells, workers=1)
+    spawned = cal.calibrate(tiny, 2, cells=cells, workers=2)
+    assert [r["key"] for r in spawned] == [r["key"] for r in here]
+    assert spawned == here  # every share, estimate and key: a cell's draws depend on its key alone
