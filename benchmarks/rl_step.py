@@ -41,7 +41,7 @@ def make_ensemble(backbones, k):
     return Ensemble(members, Manifest(kind="explicit", members=[m.info for m in members]))
 
 
-def step_times(policy_dir, ens, prompts, steps, batch_prompts, generations, max_new_tokens):
+def step_times(policy_dir, ens, prompts, steps, batch_prompts, generations, max_new_tokens, kv_sampler=False):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import RLOOConfig, RLOOTrainer
@@ -54,7 +54,10 @@ def step_times(policy_dir, ens, prompts, steps, batch_prompts, generations, max_
                           max_completion_length=max_new_tokens, max_steps=steps, learning_rate=1e-5,
                           report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, bf16=False,
                           gradient_checkpointing=False, disable_tqdm=True, seed=0)
-        trainer = RLOOTrainer(model=AutoModelForCausalLM.from_pretrained(policy_dir), args=args,
+        from rewardherd.policy.rl import kv_sampling_trainer
+
+        cls = kv_sampling_trainer(RLOOTrainer) if kv_sampler else RLOOTrainer
+        trainer = cls(model=AutoModelForCausalLM.from_pretrained(policy_dir), args=args,
                               reward_funcs=[ens.as_reward_function("mean")],
                               train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tok)
         from transformers.trainer_callback import PrinterCallback
@@ -76,6 +79,8 @@ def main() -> None:
     ap.add_argument("--prompts-per-step", type=int, default=4)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--sampler", action="store_true",
+                    help="instead: the ensemble's RL step with TRL's generate vs rewardherd's KV-cached sampler")
     a = ap.parse_args()
 
     from rewardherd.world import build_world
@@ -85,6 +90,9 @@ def main() -> None:
     mnt = world.config.pool.max_new_tokens
     single = make_ensemble(world.backbone_dirs, 1)
     ens = make_ensemble(world.backbone_dirs, a.members)
+    if a.sampler:
+        compare_samplers(world, ens, prompts, a, mnt)
+        return
     res = {"single": [], "ensemble": []}
     arms = (("single", single), ("ensemble", ens))
     for r in range(a.rounds):  # alternate arms so drifting machine load hits both alike
@@ -111,6 +119,20 @@ def main() -> None:
     print(f"reward call per batch: single {call['single'] * 1000:.1f} ms, {a.members} members "
           f"{call['ensemble'] * 1000:.1f} ms ({call['ensemble'] / call['single']:.1f}x; "
           f"{(call['ensemble'] - call['single']) / s_med * 100:.1f}% of a single-RM step)")
+
+def compare_samplers(world, ens, prompts, a, mnt) -> None:
+    """The K-member RL step with TRL's ``generate`` and with ``RLConfig.kv_sampler``, alternating rounds."""
+    res = {"generate": [], "kv sampler": []}
+    for r in range(a.rounds):
+        for label in res:
+            times, wall = step_times(world.policy_dir, ens, prompts, a.steps, a.prompts_per_step, a.generations, mnt,
+                                     kv_sampler=label == "kv sampler")
+            res[label] += times
+            print(f"round {r} {label:>10}: median step {statistics.median(times):.3f} s (wall {wall:.1f} s)")
+    g, k = statistics.median(res["generate"]), statistics.median(res["kv sampler"])
+    print(f"median RL step, {a.members} members, batch {a.prompts_per_step}x{a.generations}, <= {mnt} tokens: "
+          f"generate {g:.3f} s, kv sampler {k:.3f} s -> ratio {k / g:.2f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -75,3 +75,30 @@ def test_reward_function_drops_into_trl_grpo(tiny, tmp_path):
     trainer.train()
     keys = set().union(*[h.keys() for h in trainer.state.log_history])
     assert "ens/std" in keys and "rewards/ensemble_min/mean" in keys
+
+
+def test_rl_rollouts_come_from_the_kv_sampler_and_are_seeded(tiny, monkeypatch):
+    """With kv_sampler (the default) TRL's generate is never called; the same seed gives the same run."""
+    import torch
+    from transformers import GenerationMixin
+
+    from rewardherd.policy import sampling
+
+    root, policy, ens = tiny
+    calls = []
+    real = sampling.generate_ids
+    monkeypatch.setattr(sampling, "generate_ids", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+
+    def no_generate(*a, **k):
+        raise AssertionError("TRL's generate was called")
+
+    monkeypatch.setattr(GenerationMixin, "generate", no_generate)
+    cfg = RLConfig(steps=2, eval_every=2, lr=5e-3, kl_coef=0.05, max_new_tokens=6, eval_prompts=4, eval_samples=2,
+                   num_generations=4, prompts_per_step=2, save_checkpoints=False)
+    prompts = [f"item {i}: " for i in range(30)]
+    runs = [run_rl(policy, ens, prompts, [f"item {i}: " for i in range(200, 204)], root / f"kv{i}", cfg,
+                   gold=rule_gold, progress=False) for i in range(2)]
+    assert calls == [8, 8, 8, 8]  # 2 steps x (2 prompts x 4 generations), twice
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    assert runs[0]["kl"].iloc[-1] > 0
+    assert torch.get_default_dtype() == torch.float32

@@ -72,6 +72,8 @@ class RLConfig:
     """Save the policy at every evaluation."""
     bf16: bool = False
     """bf16 on GPU; always off on CPU."""
+    kv_sampler: bool = True
+    """Sample RL rollouts with rewardherd's KV-cached loop (:mod:`rewardherd.policy.sampling`; the same temperature and top-p, ~2.7x faster than ``generate`` on CPU) instead of TRL's ``model.generate``; its draws come from torch's seeded RNG, so runs stay reproducible but differ from ``generate``'s. Off, or with top-k, min-p, a repetition penalty, several EOS ids, images or vLLM: TRL's own generation."""
 
     def __post_init__(self):
         _ = self.aggregation  # validates method and params

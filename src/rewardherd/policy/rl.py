@@ -146,6 +146,29 @@ class Evaluator:
             df[schema.raw_col(name)] = r_raw
 
 
+def kv_sampling_trainer(base):
+    """``base`` (TRL's RLOOTrainer) whose rollouts come from :func:`rewardherd.policy.sampling.generate_ids`
+    (a KV-cached loop) where TRL would call ``model.generate`` with plain temperature / top-p sampling."""
+
+    class KVSamplingTrainer(base):
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields):
+            from rewardherd.policy.sampling import generate_ids
+
+            gc = self.generation_config
+            plain = (not self.use_vllm and images is None and not multimodal_fields and not gc.top_k
+                     and gc.min_p is None and gc.repetition_penalty in (None, 1.0) and len(self.eos_token_ids) == 1)
+            if not plain:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields)
+            # One 63-bit stream key per row from torch's RNG (seeded by TRL from args.seed).
+            keys = torch.randint(0, 2**62, (len(prompt_ids),), dtype=torch.int64).numpy().astype(np.uint64)
+            return generate_ids(self.accelerator.unwrap_model(self.model), [list(p) for p in prompt_ids], keys,
+                                max_new_tokens=gc.max_new_tokens, temperature=gc.temperature,
+                                top_p=1.0 if gc.top_p is None else gc.top_p, eos_id=self.eos_token_ids[0],
+                                pad_id=self._tokenizer.pad_token_id)
+
+    return KVSamplingTrainer
+
+
 def run_rl(policy_dir: str | Path, ensemble, train_prompts: Sequence[str], eval_prompts: Sequence[str],
            out_dir: str | Path, config: RLConfig = RLConfig(), *, gold: Callable | None = None,
            features: Callable | None = None, methods: Sequence = (), progress: bool = True) -> pd.DataFrame:
@@ -202,7 +225,8 @@ def run_rl(policy_dir: str | Path, ensemble, train_prompts: Sequence[str], eval_
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        trainer = RLOOTrainer(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
+        trainer_cls = kv_sampling_trainer(RLOOTrainer) if config.kv_sampler else RLOOTrainer
+        trainer = trainer_cls(model=policy, reward_funcs=[reward_fn], args=args, train_dataset=Dataset.from_list(rows),
                               processing_class=tokenizer, callbacks=[_EvalCallback()])
         if not progress:
             from transformers.trainer_callback import PrinterCallback

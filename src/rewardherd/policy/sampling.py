@@ -136,6 +136,21 @@ def _generate_batch(
     return results
 
 
+def generate_ids(model: Any, prompt_ids: list[list[int]], keys: np.ndarray, *, max_new_tokens: int,
+                 temperature: float, top_p: float, eos_id: int | None, pad_id: int, min_new_tokens: int = 0,
+                 batch_size: int | None = None) -> list[list[int]]:
+    """Sampled continuation ids of each prompt (its ids ``prompt_ids[r]``, its stream key ``keys[r]``),
+    each ending at its first EOS (kept) or after ``max_new_tokens``; the model's train/eval mode is
+    left as it is. ``batch_size`` rows per KV-cached pass (None: all at once)."""
+    step = len(prompt_ids) if batch_size is None else batch_size
+    out: list[list[int]] = []
+    for start in range(0, len(prompt_ids), max(1, step)):
+        out += _generate_batch(model, prompt_ids[start:start + step], keys[start:start + step],
+                               max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                               temperature=temperature, top_p=top_p, eos_id=eos_id, pad_id=pad_id)
+    return out
+
+
 def _sample_rows(
     model: Any,
     row_ids: list[list[int]],
