@@ -29,7 +29,7 @@ from typing import Literal
 
 from rewardherd.config import ConfigError, check, from_dict, load_yaml, resolve_profile, to_dict
 from rewardherd.core import Aggregation
-from rewardherd.policy.config import PoolSampling, RLConfig
+from rewardherd.policy.config import DPOConfig, PoolSampling, RLConfig
 from rewardherd.schema import STUDY_KINDS, RLKind, StudyKind
 from rewardherd.training.config import TrainConfig
 from rewardherd.world.config import PROFILES as WORLD_PROFILES
@@ -149,12 +149,69 @@ class RLSweep:
     """KL penalty coefficients (TRL's beta)."""
 
 
+#: DAA objectives of the study's ``daa`` arm: TRL loss terms (RPO's second weight is ``daa_sweep.rpo_weight``).
+DAA_OBJECTIVES = {"dpo": ("sigmoid",), "ipo": ("ipo",), "rpo": ("sigmoid", "sft")}
+#: Training data of the ``daa`` arm (see :class:`DAASweep`).
+DAA_DATA = ("noisy", "cleaned", "relabelled")
+
+
+@dataclass(frozen=True)
+class DAASweep:
+    """Which direct-alignment (DAA) units run: one per objective x beta x data x seed, each a
+    `rewardherd dpo` run on the world's training pairs (hyperparameters: the `dpo` section)."""
+
+    enabled: bool = False
+    """Run the DAA arm at all."""
+    objectives: tuple[Literal["dpo", "ipo", "rpo"], ...] = ("dpo", "rpo")
+    """dpo (TRL sigmoid), ipo, rpo (sigmoid + rpo_weight x the NLL of the chosen responses)."""
+    rpo_weight: float = 1.0
+    """Weight of RPO's SFT term (TRL loss_weights [1, rpo_weight])."""
+    betas: tuple[float, ...] = (0.1,)
+    """KL regularization strengths (TRL's beta; DPOConfig.kl_coef)."""
+    data: tuple[Literal["noisy", "cleaned", "relabelled"], ...] = ("noisy",)
+    """noisy: the world's training pairs with `noise` of labels flipped; cleaned: those pairs cleaned as the
+    cleaned kind cleans them (`clean` section, rewardherd.cleaning); relabelled: not implemented yet."""
+    noise: float = 0.25
+    """Label-noise level of the training pairs (the seed's flips, as the members see them)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds (each redraws the label flips, the data order and the evaluation samples)."""
+    max_pairs: int | None = None
+    """Train on at most this many of the noisy pairs (a random subset fixed by the seed, drawn before
+    cleaning); None: all of them."""
+
+    def __post_init__(self):
+        check(self.max_pairs is None or self.max_pairs >= 2, f"daa_sweep.max_pairs must be >= 2; got {self.max_pairs}")
+        check(len(self.objectives) >= 1 and len(set(self.objectives)) == len(self.objectives),
+              f"daa_sweep.objectives must be distinct, from {sorted(DAA_OBJECTIVES)}; got {list(self.objectives)}")
+        bad = [o for o in self.objectives if o not in DAA_OBJECTIVES]
+        check(not bad, f"daa_sweep.objectives: unknown {bad}; choose from {sorted(DAA_OBJECTIVES)}")
+        bad = [d for d in self.data if d not in DAA_DATA]
+        check(not bad, f"daa_sweep.data: unknown {bad}; choose from {list(DAA_DATA)}")
+        check("relabelled" not in self.data, "daa_sweep.data: relabelled is not implemented yet; use noisy or cleaned")
+        check(len(self.data) >= 1 and len(set(self.data)) == len(self.data), "daa_sweep.data must be distinct, >= 1")
+        check(len(self.betas) >= 1 and all(b > 0 for b in self.betas), f"daa_sweep.betas must be > 0; got {list(self.betas)}")
+        check(self.rpo_weight >= 0, f"daa_sweep.rpo_weight must be >= 0; got {self.rpo_weight}")
+        check(0 <= self.noise < 0.5, f"daa_sweep.noise must be in [0, 0.5); got {self.noise}")
+        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "daa_sweep.seeds: distinct, >= 1")
+
+    def loss(self, objective: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """TRL ``loss_type`` and ``loss_weights`` of an objective."""
+        losses = DAA_OBJECTIVES[objective]
+        return losses, (1.0, self.rpo_weight) if objective == "rpo" else (1.0,)
+
+
+#: The study's DAA runs evaluate only at step 0 and at their checkpoints (eval_every above any run's
+#: length), so every seed's curve has the same points, in epochs, whatever its number of pairs.
+_DAA_DPO = DPOConfig(epochs=1.0, lr=5e-6, batch_size=8, max_length=128, eval_every=10 ** 9,
+                     checkpoint_fractions=(0.125, 0.25, 0.5, 0.75, 1.0), eval_prompts=64, eval_samples=2)
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """The over-optimization study."""
 
     profile: str = "quick"
-    """Profile name (smoke, quick, kinds, sharing, full); informational once resolved."""
+    """Profile name (smoke, quick, kinds, sharing, daa, full); informational once resolved."""
     world_seed: int = 0
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
@@ -182,6 +239,11 @@ class StudyConfig:
     and max_new_tokens is the world's (or user's) pool setting."""
     rl_sweep: RLSweep = field(default_factory=RLSweep)
     """Which RL cells run."""
+    dpo: DPOConfig = field(default_factory=lambda: _DAA_DPO)
+    """Hyperparameters of every DAA unit; each unit sets loss_type, loss_weights, kl_coef and seed from
+    `daa_sweep`, and max_new_tokens is the world's (or user's) pool setting."""
+    daa_sweep: DAASweep = field(default_factory=DAASweep)
+    """Which direct-alignment units run (off by default)."""
     executor: Literal["local", "ray"] = "local"
     """local: sequential with progress bars; ray: cells and member trainings as Ray tasks."""
     ray_address: str | None = None
@@ -248,6 +310,17 @@ PROFILES: dict[str, dict] = {
     # Issue 13's error-sharing sweep, no RL; levels fixed from single-member diagnostics (docs/sharing_dial.md).
     "sharing": {**_QUICK, "profile": "sharing", "sweep": {**_QUICK["sweep"], "noise": [0.0], "markers": [0, 0.75, 0.9, 1]},
                 "rl_sweep": {"enabled": False}},
+    # Issue 26's direct-alignment arm beside best-of-n and RL: the quick study at noise 0.25 only (its members, pool,
+    # RL and claims) plus DPO and RPO at beta 0.1 on noisy and cleaned pairs over 2 seeds (8 DAA units).
+    # Estimate, not run: one DAA unit (384 pairs, batch 8 -> 48 steps, 6 evaluations of 48 prompts x 2 samples)
+    # took 187 s in a timed smoke run on the quick world (/tmp script around train_dpo, gold 0.125 epoch peak) while
+    # another study used ~1.3 of the 2 cores, so 8 units <= 25 min (about 15 min idle); the quick study's other
+    # stages at one noise level ~8-11 min (README: members 494-677 s at two levels, pool 54-76 s, RL 89-118 s); the
+    # cross-fitted cleaning of 2 x 384 pairs and C7's calibration (5 cells) under a minute: 25-37 min in all.
+    "daa": {**_QUICK, "profile": "daa", "sweep": {**_QUICK["sweep"], "noise": [0.25]},
+            "dpo": {"lr": 5e-5, "eval_prompts": 48},
+            "daa_sweep": {"enabled": True, "objectives": ["dpo", "rpo"], "betas": [0.1], "data": ["noisy", "cleaned"],
+                          "noise": 0.25, "seeds": [0, 1], "max_pairs": 384}},
     # The largest grid that runs end to end in <= 2.5 h on 2 CPU cores (issue 15). It keeps the quick world and
     # size: the paper-scale world (world.name=full: 10 backbones of 2x128 at 1500 steps, a 4x192 policy at 4000)
     # needs about 3 h of training steps alone here (0.5 s and 0.85 s per step measured), and at 9 seeds the
@@ -262,10 +335,16 @@ PROFILES: dict[str, dict] = {
         "rl": {"steps": 200},
         "rl_sweep": {"kinds": ["single", "finetune", "pretrain"], "methods": ["mean", "uncertainty_weighted(lam=0.1)"],
                      "noise": [0.25], "seeds": [0, 1, 2], "kl_coefs": [0.01]},
+        # the daa profile's arm with IPO and a third seed: 18 DAA units, about 50 min more at the daa estimate
+        "dpo": {"lr": 5e-5, "eval_prompts": 48},
+        "daa_sweep": {"enabled": True, "objectives": ["dpo", "ipo", "rpo"], "betas": [0.1], "data": ["noisy", "cleaned"],
+                      "noise": 0.25, "seeds": [0, 1, 2], "max_pairs": 384},
     },
 }
 
 #: RL settings each cell sets itself (see StudyConfig.rl).
+PER_CELL_DPO = {"loss_type": "daa_sweep.objectives", "loss_weights": "daa_sweep.rpo_weight",
+                "kl_coef": "daa_sweep.betas", "seed": "daa_sweep.seeds", "max_new_tokens": "world.pool.max_new_tokens"}
 PER_CELL_RL = {"method": "rl_sweep.methods", "params": "rl_sweep.methods", "kl_coef": "rl_sweep.kl_coefs",
                "seed": "rl_sweep.seeds", "max_new_tokens": "world.pool.max_new_tokens"}
 #: Keys a study config refuses (older names, per-cell RL settings), each with what to write instead.
@@ -275,6 +354,7 @@ REFUSED = {
     **{k: f"is now sweep.{k}" for k in ("kinds", "methods", "noise", "seeds", "sizes")},
     **{f"rl.{k}": f"is now rl_sweep.{k}" for k in ("enabled", "kinds", "methods", "noise", "seeds", "kl_coefs")},
     **{f"rl.{k}": f"is set per RL cell; use {new!r}" for k, new in PER_CELL_RL.items()},
+    **{f"dpo.{k}": f"is set per DAA unit; use {new!r}" for k, new in PER_CELL_DPO.items()},
 }
 
 
@@ -299,5 +379,5 @@ def _has(data, dotted: str) -> bool:
     return isinstance(data, dict) and head in data and (not rest or _has(data[head], rest))
 
 
-__all__ = ["StudyConfig", "CleanConfig", "Sweep", "RLSweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config",
+__all__ = ["StudyConfig", "CleanConfig", "Sweep", "RLSweep", "DAASweep", "PoolConfig", "UserSource", "PROFILES", "resolve_config",
            "to_dict", "replace"]

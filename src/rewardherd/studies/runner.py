@@ -130,6 +130,22 @@ class RLUnit:
         return f"rl__{self.kind}__{m}__noise{self.noise:g}__seed{self.seed}__kl{self.kl_coef:g}"
 
 
+@dataclass(frozen=True)
+class DAAUnit:
+    """One direct-alignment run: an objective (``daa_sweep.objectives``) at one beta, on one
+    training data variant (``daa_sweep.data``) of one seed's noisy pairs."""
+
+    objective: str
+    beta: float
+    data: str
+    noise: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"daa__{self.objective}__beta{self.beta:g}__{self.data}__noise{self.noise:g}__seed{self.seed}"
+
+
 def draw_backbones(seed: int, k: int, pool_size: int) -> list[int]:
     """The K backbones of one seed, drawn without replacement from the pool.
 
@@ -241,6 +257,15 @@ def plan_rl(config: StudyConfig) -> list[RLUnit]:
                     methods = ["mean"] if kind == "single" else list(sweep.methods)
                     out += [RLUnit(kind, m, noise, seed, kl) for m in methods]
     return out
+
+
+def plan_daa(config: StudyConfig) -> list[DAAUnit]:
+    """Every DAA unit: objective x beta x data x seed at ``daa_sweep.noise`` (none unless enabled)."""
+    sweep = config.daa_sweep
+    if not sweep.enabled:
+        return []
+    return [DAAUnit(o, b, d, sweep.noise, s) for s in sweep.seeds for d in sweep.data for b in sweep.betas
+            for o in sweep.objectives]
 
 
 # ------------------------------------------------------------------ helpers
@@ -572,6 +597,66 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     return str(d)
 
 
+def daa_train_pairs(unit: DAAUnit, config: StudyConfig, inputs, out: Path) -> tuple[list, dict]:
+    """The unit's training pairs and a summary: the seed's noisy pairs (at most ``daa_sweep.max_pairs``
+    of them, a subset fixed by the seed), or those cleaned as the cleaned kind cleans them
+    (:func:`clean_for_study`, on the seed's first backbone; with every pair, the cross-fitted
+    strength is shared with the cleaned kind's unit of that noise and seed)."""
+    train, flipped = noisy_train_pairs(inputs.train_pairs, unit.noise, unit.seed)
+    cap = config.daa_sweep.max_pairs
+    if cap is not None and cap < len(train):
+        keep = np.sort(np.random.default_rng([unit.seed, cap]).choice(len(train), size=cap, replace=False))
+        train = [train[i] for i in keep]
+        flipped = sorted(set(flipped) & {p.id for p in train})
+    if unit.data == "noisy":
+        return train, {"n_pairs": len(train), "n_flipped": len(flipped)}
+    if unit.data != "cleaned":
+        raise ValueError(f"DAA data {unit.data!r} is not implemented")
+    k, pool_size = config.ensemble_size, len(inputs.backbones)
+    group = GroupUnit("cleaned", draw_backbones(unit.seed, k, pool_size)[0], unit.noise, unit.seed)
+    # all pairs: the cleaned kind's strength table is the same one; a subset gets its own
+    work = (out / "members" / group.name if cap is None else out / "cells" / f"daa_strength__{group.name}__pairs{cap}")
+    work = work / "strength"
+    work.parent.mkdir(parents=True, exist_ok=True)
+    cleaned, summary = clean_for_study(train, flipped, str(inputs.backbones[group.backbone]), group, config, work)
+    shutil.rmtree(work, ignore_errors=True)  # the fold ensembles; strength.parquet is kept
+    return cleaned, {"n_flipped": len(flipped), "cleaning": summary, "n_pairs": len(cleaned)}
+
+
+def _daa_proxy(out: Path, unit: DAAUnit, config: StudyConfig, pool_size: int):
+    """The seed's pretrain ensemble as the DAA run's proxy, when the study trained its members; else None."""
+    from rewardherd.models import Ensemble
+
+    k = config.ensemble_size
+    units = [MemberUnit(b, ft, unit.noise, unit.seed) for b, ft in ensemble_members("pretrain", unit.seed, k, pool_size)]
+    if not all(_unit_done(out, u) for u in units):
+        return None
+    return Ensemble.load(build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, pool_size))
+
+
+@_frozen_heap
+def run_daa_unit(unit: DAAUnit, config: StudyConfig, inputs, out_dir: str) -> str:
+    """Train one DAA unit (:func:`rewardherd.policy.dpo.train_dpo`) into ``cells/<unit>/``; idempotent
+    (``DONE`` marks a finished unit; an unfinished one resumes from its latest checkpoint)."""
+    from rewardherd.policy.dpo import train_dpo
+
+    out = Path(out_dir)
+    d = out / "cells" / unit.name
+    if (d / "DONE").exists():
+        return str(d)
+    pairs, summary = daa_train_pairs(unit, config, inputs, out)
+    losses, weights = config.daa_sweep.loss(unit.objective)
+    cfg = replace(config.dpo, loss_type=losses, loss_weights=weights, kl_coef=unit.beta, seed=unit.seed,
+                  max_new_tokens=inputs.max_new_tokens)
+    t0 = time.time()
+    train_dpo(inputs.policy_dir, pairs, inputs.eval_prompts, d, cfg, ensemble=_daa_proxy(out, unit, config,
+              len(inputs.backbones)), gold=inputs.gold, gold_name="study", progress=False)
+    shutil.rmtree(d / "checkpoints", ignore_errors=True)  # the evaluation tables keep every checkpoint's numbers
+    shutil.rmtree(d / "policy", ignore_errors=True)
+    write_json_atomic(d / "DONE", {**unit.__dict__, **summary, "seconds": round(time.time() - t0, 1)})
+    return str(d)
+
+
 # ---------------------------------------------------------------- executors
 def check_study_columns(out: Path) -> None:
     """Refuse a study whose tables use the column names of an older rewardherd (``f/``,
@@ -876,6 +961,9 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     t = time.time()
     _run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
     timings["rl"] = time.time() - t
+    t = time.time()
+    _run_units(run_daa_unit, plan_daa(config), lambda u: (config, inputs, str(out)), config, "daa", progress)
+    timings["daa"] = time.time() - t
     t = time.time()
     from rewardherd.studies.analysis import analyze
 
