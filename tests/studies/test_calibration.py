@@ -85,7 +85,7 @@ def test_known_rows_are_reused_without_simulating(monkeypatch):
 
 
 def test_each_rule_is_calibrated_on_every_kind_it_is_applied_to():
-    cells = cal.scenarios() + cal.peak_scenarios()
+    cells = cal.scenarios() + cal.peak_scenarios() + cal.daa_scenarios()
     for name, spec in cl.SPECS.items():
         kinds = {sc.kind for sc in cells if sc.claim == name}
         assert kinds == set(spec.kinds), name
@@ -95,10 +95,10 @@ def test_each_rule_is_calibrated_on_every_kind_it_is_applied_to():
 
 def test_calibration_applies_each_rule_with_its_specs_parameters(rule_calls):
     """run_once passes every rule exactly its ClaimSpec.params (and only call context besides)."""
-    size = cal.Size(seeds=2, prompts=16, pool=16, members=3)
-    for sc in cal.scenarios() + cal.peak_scenarios():
+    size, daa_size = cal.Size(seeds=2, prompts=16, pool=16, members=3), cal.DAASize(seeds=2, prompts=16, points=4)
+    for sc in cal.scenarios() + cal.peak_scenarios() + cal.daa_scenarios():
         if sc.claim not in rule_calls:
-            cal.run_once(sc, size, np.random.default_rng(0))
+            cal.run_once(sc, daa_size if sc.claim == "rpo_vs_dpo_drop" else size, np.random.default_rng(0))
     assert set(rule_calls) == set(cl.SPECS)
     for name, calls in rule_calls.items():
         for kw in calls:

@@ -44,7 +44,7 @@ from rewardherd.core.diagnostics import (
     shared_residual_features,
     within_prompt_spearman,
 )
-from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, gao_curve
+from rewardherd.core.fits import GaoFit, fit_gao, fit_gao_batch, fit_gao_pigeonhole, gao_curve
 from rewardherd.core.kl import kl_penalized_reward, kl_per_token, sequence_kl
 from rewardherd.core.sharing import (
     ErrorSharing,
@@ -78,7 +78,7 @@ __all__ = [
     "parse_number", "ensemble_std", "ensemble_var", "spread", "to_numpy", "auroc", "pairwise_kendall", "mean_pairwise_kendall", "gaussian_copula_correlation",
     "spearman",
     "top1_agreement", "bon_estimate", "bon_kl", "bon_weights", "n_grid", "select_best_of_n",
-    "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch",
+    "bradley_terry_loss", "preference_accuracy", "preference_probability", "GaoFit", "fit_gao", "fit_gao_batch", "fit_gao_pigeonhole",
     "gao_curve", "kl_per_token", "kl_penalized_reward", "sequence_kl", "Interval", "decide",
     "paired_bootstrap", "crossed_interval", "pigeonhole_bootstrap", "clip_reward", "log_sigmoid_centre",
     "member_statistics", "standardize", "zscore", "ErrorSharing", "decompose_errors", "error_sharing",

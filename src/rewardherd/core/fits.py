@@ -99,3 +99,41 @@ def fit_gao_batch(d, rewards, form: Form) -> tuple[np.ndarray, np.ndarray]:
     X = np.stack([x1, -x2], axis=1)  # (k, 2)
     coef, *_ = np.linalg.lstsq(X, y.T, rcond=None)  # (2, B)
     return coef[0], coef[1]
+
+
+def fit_gao_pigeonhole(gold, kl, form: Form = "rl", n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> dict:
+    """Gao's curve fitted to per-(seed, prompt) evaluation curves, with a pigeonhole-bootstrap interval.
+
+    ``gold`` and ``kl``: (S, P, T) gold and KL of each seed's run on each prompt at its T
+    evaluation points (point 0: the reference policy). The fitted curve is the mean over
+    seeds and prompts of gold re-centred on point 0 against d = sqrt(mean KL, clipped at
+    0); seeds and prompts are resampled independently (:func:`rewardherd.core.stats.pigeonhole_bootstrap`)
+    and the fit recomputed on each table. Returns :meth:`GaoFit.as_dict` plus ``alpha_low``,
+    ``alpha_high``, ``beta_low``, ``beta_high``, ``peak_d_low``, ``peak_d_high`` (quantiles
+    of the replicates; a replicate without a turning point has peak inf) and ``n_boot``.
+    """
+    from rewardherd.core.stats import pigeonhole_bootstrap
+
+    g, k = to_numpy(gold), to_numpy(kl)
+    if g.ndim != 3 or g.shape != k.shape or g.shape[2] < 2:
+        raise ValueError(f"gold and kl must have one shape (seeds, prompts, T >= 2); got {g.shape} and {k.shape}")
+    y = g - g[..., :1]
+
+    def curve(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.sqrt(np.clip(v[..., 1].mean(axis=(0, 1)), 0.0, None)), v[..., 0].mean(axis=(0, 1))
+
+    def stat(v: np.ndarray) -> np.ndarray:
+        d, r = curve(v)
+        a, b = fit_gao_batch(d, r[None, :], form)
+        with np.errstate(over="ignore", divide="ignore"):
+            peak = (a[0] / (2 * b[0]) if form == "bon" else np.exp(a[0] / b[0] - 1.0)) if b[0] > 0 else np.inf
+        return np.array([a[0], b[0], peak])
+
+    both = np.stack([y, k], axis=-1)  # (S, P, T, 2)
+    fit = fit_gao(*curve(both), form)
+    boots = pigeonhole_bootstrap(both, stat, n_boot=n_boot, seed=seed)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo, hi = np.quantile(boots, q, axis=0, method="inverted_cdf")
+    return {**fit.as_dict(), "alpha_low": float(lo[0]), "alpha_high": float(hi[0]), "beta_low": float(lo[1]),
+            "beta_high": float(hi[1]), "peak_d_low": float(lo[2]), "peak_d_high": float(hi[2]), "n_boot": n_boot}

@@ -498,6 +498,9 @@ def analyze(out: Path, config) -> None:
                 f = core.fit_gao(d, g["gold"].to_numpy() - g["gold"].iloc[0], "rl")
                 fits.append({"optimizer": "rl", "cell": cell, **f.as_dict()})
         fits += rl_arm_fits(rl, n_boot=min(config.bootstrap, 1000))
+    from rewardherd.studies.daa import analyze_daa
+
+    fits += analyze_daa(out, config)
     write_json_atomic(res / "fits.json", fits)
     from rewardherd.studies.claims import RULES
 

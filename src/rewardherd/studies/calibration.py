@@ -145,9 +145,59 @@ def curves(member_z: np.ndarray, gold: np.ndarray, ns, method: str | None) -> np
     return np.stack(out)
 
 
+@dataclass(frozen=True)
+class DAAWorld:
+    """A simulated direct-alignment arm pair (DPO and RPO at one beta and data).
+
+    The mean gold of an objective at training progress x in [0, 1] rises linearly by ``rise``
+    up to ``peak`` and then falls linearly by its drop to the end; each seed scales both by
+    ``1 + seed_sd * N(0, 1)`` (its own draw per objective), each prompt adds one offset shared
+    by both objectives and every evaluation (sd ``prompt_sd``), and each (seed, prompt,
+    evaluation) adds independent noise of sd ``noise_sd`` (a handful of samples' gold).
+    """
+
+    rise: float = 1.0
+    dpo_drop: float = 1.0
+    rpo_drop: float = 1.0
+    peak: float = 0.3
+    seed_sd: float = 0.2
+    prompt_sd: float = 1.0
+    noise_sd: float = 1.0
+
+
+@dataclass(frozen=True)
+class DAASize:
+    """The DAA arm's size: seeds, evaluation prompts and evaluations per run (step 0 included)."""
+
+    seeds: int = 1
+    prompts: int = 64
+    points: int = 6
+
+
+def _daa_hump(x: np.ndarray, rise: float, drop: float, peak: float) -> np.ndarray:
+    return rise * np.minimum(x / peak, 1.0) - drop * np.clip((x - peak) / (1.0 - peak), 0.0, None)
+
+
+def simulate_daa(world: DAAWorld, size: DAASize, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(S, P, T) gold curves of DPO and RPO (see :class:`DAAWorld`)."""
+    S, P, T = size.seeds, size.prompts, size.points
+    x = np.linspace(0.0, 1.0, T)
+    offset = world.prompt_sd * rng.standard_normal((1, P, 1))
+    out = []
+    for drop in (world.dpo_drop, world.rpo_drop):
+        scale = 1.0 + world.seed_sd * rng.standard_normal((S, 1, 1))
+        mean = scale * _daa_hump(x, world.rise, drop, world.peak)[None, None, :]
+        out.append(mean + offset + world.noise_sd * rng.standard_normal((S, P, T)))
+    return out[0], out[1]
+
+
 def run_once(sc: Scenario, size: Size, rng: np.random.Generator) -> claims.ClaimResult:
     """Simulate one study and apply the scenario's claim rule through :func:`claims.apply`,
     with the parameters the study uses (its :class:`~rewardherd.studies.claims.ClaimSpec`)."""
+    if sc.claim == "rpo_vs_dpo_drop":  # the DAA arm: its own simulator and size (DAAWorld, DAASize)
+        dpo, rpo = simulate_daa(sc.world, size, rng)
+        select = claims.split_prompts(size.prompts, seed=int(rng.integers(1 << 31)))
+        return claims.apply(sc.claim, dpo, rpo, np.arange(size.points), select)
     sim = simulate(sc.world, size, rng)
     ns = core.n_grid(size.pool, size.max_n_fraction)
     nmax = ns[-1]
@@ -300,6 +350,20 @@ def peak_scenarios() -> list[Scenario]:
     return by_kind([*(Scenario(rule, truth, new or name, c3[name]) for name, truth, new in reused),
                     Scenario(rule, "effect", "moderate: shared hack, noisy members (gamma 0.7)",
                              World(gold="shared_hack", gamma=0.7, b_shared=1.0, sigma=1.0))])
+
+
+def daa_scenarios() -> list[Scenario]:
+    """The cells of the DAA arm's rule (:func:`rewardherd.studies.claims.rpo_vs_dpo_drop`), simulated
+    at the arm's own size (:class:`DAASize`). Kept apart from :func:`scenarios` like
+    :func:`peak_scenarios`. Drops are in units of the per-(seed, prompt, evaluation) noise sd."""
+    rule = "rpo_vs_dpo_drop"
+    return by_kind([
+        Scenario(rule, "null", "flat gold (neither objective moves)", DAAWorld(rise=0.0, dpo_drop=0.0, rpo_drop=0.0)),
+        Scenario(rule, "null", "same hump: both drop by 1 after the peak", DAAWorld()),
+        Scenario(rule, "effect", "RPO does not drop (DPO drops by 2)", DAAWorld(dpo_drop=2.0, rpo_drop=0.0)),
+        Scenario(rule, "effect", "moderate: RPO drops by 0.5, DPO by 1", DAAWorld(rpo_drop=0.5)),
+        Scenario(rule, "opposite", "RPO drops by 2, DPO does not", DAAWorld(dpo_drop=0.0, rpo_drop=2.0)),
+    ])
 
 
 def cell_key(sc: Scenario, size: Size, replicates: int, seed: int = 0) -> str:

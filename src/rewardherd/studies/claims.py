@@ -122,6 +122,10 @@ SPECS: dict[str, ClaimSpec] = {s.name: s for s in (
         "when the 95% pigeonhole-bootstrap intervals give alpha > 0, beta > 0 and a peak d* inside the tested "
         "range, and the held-out peak-to-end drop is significant; not reproduced when beta < 0 or gold "
         "significantly rises to the end."), params={"n_boot": 1000}),
+    ClaimSpec("rpo_vs_dpo_drop", "C7", "positive", (
+        "direct alignment at one beta on one training data: each objective's peak evaluation chosen on one half of "
+        "the evaluation prompts (among evaluations before the last), then on the other half DPO's gold drop from "
+        "its peak to the end minus RPO's; claimed positive (RPO's SFT term makes it drop less)."), kinds=("daa",)),
 )}
 
 #: The rule of each claim function, in words (printed in the report).
@@ -405,3 +409,20 @@ def gao_bon_form(curve, ns, select, *, n_boot: int = 500, seed: int = 0, compari
          "peak_d_low": float(lo[2]), "peak_d_high": float(hi[2]), "d_max": d_max, "r2": fit.r2,
          "drop": drop.estimate, "drop_low": drop.low, "drop_high": drop.high,
          "drop_peak_n": drop.extra["peak_n"]})
+
+
+# ------------------------------------------------------------------ C7
+def rpo_vs_dpo_drop(dpo_curve, rpo_curve, points, select, *, comparison: str = "") -> ClaimResult:
+    """C7: RPO's gold falls less from its peak to the end of training than DPO's.
+
+    Curves (S, P, T): each objective's gold on each evaluation prompt at its T evaluations
+    (``points``, ascending, e.g. steps or epochs; the last is the end of training), same seeds,
+    beta and data; ``select``: (P,) the prompts that choose each curve's peak
+    (:func:`split_prompts`); drops are measured on the others (:func:`held_out_drop`).
+    """
+    d_dpo, p_dpo = held_out_drop(dpo_curve, points, select)
+    d_rpo, p_rpo = held_out_drop(rpo_curve, points, select)
+    return _result("C7", "rpo_vs_dpo_drop",
+                   comparison or f"DPO's drop (peak at {p_dpo}) minus RPO's drop (peak at {p_rpo})",
+                   d_dpo - d_rpo, "positive", dpo_peak=p_dpo, rpo_peak=p_rpo, dpo_drop=float(d_dpo.mean()),
+                   rpo_drop=float(d_rpo.mean()))

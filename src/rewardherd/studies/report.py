@@ -31,6 +31,7 @@ CLAIM_NAMES = {
     "C4": "ensembles are still over-optimized (shared errors survive)",
     "C5": "conservative aggregation (min, uncertainty-weighted) shrinks over-optimization",
     "C6": "gold follows the Gao best-of-n form and turns down within the tested range",
+    "C7": "direct alignment: RPO's gold drops less from its peak to the end of training than DPO's",
 }
 
 
@@ -162,6 +163,11 @@ CAN_DECIDE = {
     "sharing": ("One level of the error-sharing sweep: the quick study's size at noise 0 without RL, so what the quick "
                 "profile decides at noise 0, for a world whose preference data carry this level of markers (see "
                 "world.preferences.markers in the configuration, and the sweep's report one folder up)."),
+    "daa": ("The quick study at label noise 0.25 plus the direct-alignment arm (DPO and RPO at one beta, on noisy "
+            "and cleaned pairs, 2 seeds, 384 pairs each): the best-of-n claims as the quick profile decides them at "
+            "one noise level; for DAA, Gao's RL-form fits with pigeonhole intervals over its 2 seeds and the "
+            "evaluation prompts, and C7 (RPO's drop vs DPO's) at the power its calibration rows report for this "
+            "size. Two seeds barely sample seed variance, the DAA runs are short, and one world build is fixed."),
     "full": ("The full profile: the quick study's world and size (5 members, 6 seeds, 256 x 128 pool) with every "
              "ensemble kind, six aggregations, ensemble sizes 1-5, calibration at 100 replicates and an RL grid with "
              "3 seeds per arm. It decides what the quick profile decides, at the same calibrated power, for more "
@@ -204,6 +210,11 @@ def write_report(out: Path) -> Path:
     md += ["## Figures", ""]
     for k, p in figs.items():
         md += [f"![{k}](figures/{p.name})", "", f"*{CAPTIONS.get(k, k)}*", ""]
+    daa_text, daa_claims_df, daa_cal_df = _daa_section(res)
+    if daa_text:
+        md += ["## Direct alignment (DPO, IPO, RPO) beside best-of-n and RL", "", daa_text, "",
+               md_table(daa_claims_df) if not daa_claims_df.empty else "", "",
+               md_table(daa_cal_df) if not daa_cal_df.empty else "", ""]
     kind_lines, kinds_df = _kinds(res)
     if not kinds_df.empty:
         md += ["## Every ensemble kind and its cost", "", KINDS_TEXT, "", *kind_lines, "", md_table(kinds_df), ""]
@@ -224,8 +235,21 @@ def write_report(out: Path) -> Path:
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
                                            versions, cal_df, _calibration_text(calibration), (sharing_text, sharing_df),
-                                           (kind_lines, kinds_df)))
+                                           (kind_lines, kinds_df), (daa_text, daa_claims_df, daa_cal_df)))
     return out / "report.html"
+
+
+def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """The DAA arm's paragraph (generated from its results), its C7 claims with their calibration,
+    and that calibration's rows; empty without a DAA arm."""
+    from rewardherd.studies.daa import daa_paragraph
+
+    if not (res / "daa.parquet").exists():
+        return "", pd.DataFrame(), pd.DataFrame()
+    fits = json.loads((res / "daa_fits.json").read_text())
+    stored = json.loads((res / "daa_claims.json").read_text())
+    text = daa_paragraph(pd.read_parquet(res / "daa.parquet"), fits, stored["claims"])
+    return text, _claims_table(stored["claims"], stored["calibration"]), calibration_table(stored["calibration"])
 
 
 def _md_inline(s: str) -> str:
@@ -347,7 +371,7 @@ def _sharing_table(res: Path) -> pd.DataFrame:
 
 
 def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text,
-          sharing, kinds) -> str:
+          sharing, kinds, daa=("", pd.DataFrame(), pd.DataFrame())) -> str:
     sharing_text, sharing_df = sharing
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
@@ -373,6 +397,8 @@ def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, 
         *(["<h2>Every ensemble kind and its cost</h2>", f"<p>{html.escape(KINDS_TEXT)}</p><ul>",
            "".join(f"<li>{html.escape(s[2:])}</li>" for s in kinds[0]), "</ul>", kinds[1].to_html(index=False)]
           if not kinds[1].empty else []),
+        *(["<h2>Direct alignment (DPO, IPO, RPO) beside best-of-n and RL</h2>", f"<p>{html.escape(daa[0])}</p>",
+           daa[1].to_html(index=False), daa[2].to_html(index=False) if not daa[2].empty else ""] if daa[0] else []),
         "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
         "<h2>Shared and idiosyncratic error (in distribution and on the best-of-n pool)</h2>",
         f"<p>{_md_inline(sharing_text)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",

@@ -1,0 +1,166 @@
+"""The study's direct-alignment (DAA) arm, from stored units to tables, fits, its claim and a paragraph.
+
+Each unit (:class:`rewardherd.studies.runner.DAAUnit`) is one `rewardherd dpo` run in
+``cells/daa__...`` whose evaluations are at step 0 and at each checkpoint fraction of an
+epoch (``StudyConfig.dpo``), so every seed's curve has the same T points. An *arm* is
+(objective, beta, data, noise); its seeds are replicates. Here:
+
+- ``results/daa.parquet``: one row per (arm, seed, evaluation): objective, beta, data, noise,
+  seed, step, epoch, kl, sqrt_kl, gold, proxy (the seed's pretrain-ensemble mean when the
+  study trained it, else NaN), on the same gold-vs-sqrt(KL) axes as best-of-n and RL;
+- ``results/daa_fits.json``: Gao's RL form R(d) = d (alpha - beta log d) per arm
+  (:func:`rewardherd.core.fit_gao_pigeonhole`: pigeonhole bootstrap over seeds and prompts);
+- ``results/daa_claims.json``: C7 (:func:`rewardherd.studies.claims.rpo_vs_dpo_drop`) per
+  (beta, data) with both DPO and RPO, and its calibration at the arm's size
+  (:func:`rewardherd.studies.calibration.daa_scenarios`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rewardherd import core, schema
+from rewardherd.io import write_json_atomic, write_table_atomic
+
+ARM = ["objective", "beta", "data", "noise"]
+
+
+def daa_units(out: Path) -> list[tuple[dict, Path]]:
+    """(unit record, directory) of every finished DAA unit."""
+    return [(json.loads((d / "DONE").read_text()), d) for d in sorted((out / "cells").glob("daa__*"))
+            if (d / "DONE").exists()]
+
+
+def daa_table(out: Path) -> pd.DataFrame:
+    """One row per (arm, seed, evaluation) (see the module docstring); empty without DAA units."""
+    frames = []
+    for unit, d in daa_units(out):
+        ev = pd.read_parquet(d / "dpo_eval.parquet")
+        proxy = ev[schema.ens_col("mean")] if schema.ens_col("mean") in ev else np.nan
+        frames.append(pd.DataFrame({**{k: unit[k] for k in (*ARM, "seed")}, "step": ev["step"], "epoch": ev["epoch"],
+                                    "kl": ev["kl"], "sqrt_kl": np.sqrt(np.clip(ev["kl"], 0, None)),
+                                    "gold": ev["gold"], "proxy": proxy}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def daa_samples(out: Path) -> pd.DataFrame:
+    """Every evaluated sample of every DAA unit, with its unit's arm and seed and its evaluation's ordinal."""
+    frames = []
+    for unit, d in daa_units(out):
+        s = pd.read_parquet(d / "dpo_samples.parquet", columns=["prompt_id", "sample_id", "step", "kl", "gold"])
+        s["point"] = s["step"].rank(method="dense").astype(int) - 1
+        frames.append(s.assign(**{k: unit[k] for k in (*ARM, "seed")}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def arm_arrays(samples: pd.DataFrame, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """(S, P, T) per-prompt mean gold and KL of one arm's samples, seeds in ``seeds`` order.
+
+    Seeds are aligned by evaluation ordinal (the study evaluates at fixed epoch fractions);
+    runs with fewer evaluations than the others are a ValueError."""
+    per = samples.groupby(["seed", "prompt_id", "point"])[["gold", "kl"]].mean()
+    T = samples.groupby("seed")["point"].nunique()
+    if T.nunique() != 1:
+        raise ValueError(f"DAA seeds of one arm have different numbers of evaluations: {T.to_dict()}")
+    prompts = sorted(samples["prompt_id"].unique())
+    idx = pd.MultiIndex.from_product([list(seeds), prompts, range(int(T.iloc[0]))])
+    per = per.reindex(idx)
+    shape = (len(seeds), len(prompts), int(T.iloc[0]))
+    return per["gold"].to_numpy().reshape(shape), per["kl"].to_numpy().reshape(shape)
+
+
+def arm_fits(samples: pd.DataFrame, n_boot: int, seed: int = 0) -> list[dict]:
+    """Gao's RL form per arm, with its pigeonhole-bootstrap interval over seeds and prompts."""
+    rows = []
+    for arm, g in samples.groupby(ARM):
+        seeds = sorted(g["seed"].unique())
+        gold, kl = arm_arrays(g, seeds)
+        fit = core.fit_gao_pigeonhole(gold, kl, "rl", n_boot=n_boot, seed=seed)
+        S, P = gold.shape[:2]
+        rows.append({"optimizer": "daa", **dict(zip(ARM, arm, strict=True)), "seeds": S, "prompts": P, **fit,
+                     "covers": f"{S} seed(s) x {P} evaluation prompts (pigeonhole bootstrap); world fixed"})
+    return rows
+
+
+def daa_claims(samples: pd.DataFrame) -> list[dict]:
+    """C7 per (beta, data, noise) where the study ran both DPO and RPO (same seeds and prompts)."""
+    from rewardherd.studies import claims as cl
+
+    results = []
+    for (beta, data, noise), g in samples.groupby(["beta", "data", "noise"]):
+        if not {"dpo", "rpo"} <= set(g["objective"]):
+            continue
+        seeds = sorted(set(g.loc[g["objective"] == "dpo", "seed"]) & set(g.loc[g["objective"] == "rpo", "seed"]))
+        dpo, _ = arm_arrays(g[(g["objective"] == "dpo") & g["seed"].isin(seeds)], seeds)
+        rpo, _ = arm_arrays(g[(g["objective"] == "rpo") & g["seed"].isin(seeds)], seeds)
+        select = cl.split_prompts(dpo.shape[1], seed=0)
+        r = cl.apply("rpo_vs_dpo_drop", dpo, rpo, np.arange(dpo.shape[2]), select,
+                     comparison=f"DPO's held-out peak-to-end gold drop minus RPO's, beta {beta:g}, {data} data, "
+                                f"noise {noise:g}")
+        results.append({**r.as_dict(), "beta": beta, "data": data, "noise": noise})
+    return results
+
+
+def daa_calibration(config, samples: pd.DataFrame) -> dict:
+    """C7's calibration at the arm's size (seeds, evaluation prompts, evaluations), cached like the study's."""
+    from rewardherd.studies import calibration as cal
+    from rewardherd.world.cache import default_cache_dir
+
+    size = cal.DAASize(seeds=len(config.daa_sweep.seeds), prompts=int(samples["prompt_id"].nunique()),
+                       points=int(samples["point"].nunique()))
+    if config.calibration_replicates < 1:
+        return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}}
+    cache = config.cache_dir or (default_cache_dir() if config.user is None else None)
+    t = time.time()
+    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, cells=cal.daa_scenarios())
+    return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
+            "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
+
+
+def analyze_daa(out: Path, config) -> list[dict]:
+    """Write the DAA arm's tables, fits, claims and calibration (nothing without DAA units); return the fits."""
+    res = Path(out) / "results"
+    table = daa_table(Path(out))
+    if table.empty:
+        return []
+    write_table_atomic(table, res / "daa.parquet")
+    samples = daa_samples(Path(out))
+    fits = arm_fits(samples, n_boot=min(config.bootstrap, 1000))
+    write_json_atomic(res / "daa_fits.json", fits)
+    write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples),
+                                                "calibration": daa_calibration(config, samples)})
+    return fits
+
+
+def _arm_label(row) -> str:
+    return f"{row['objective'].upper()} (beta {row['beta']:g}, {row['data']} data)"
+
+
+def daa_paragraph(table: pd.DataFrame, fits: list[dict], claims: list[dict]) -> str:
+    """What the built-in world shows for the DAA arm, in words generated from its results."""
+    if table.empty:
+        return ""
+    parts = []
+    for arm, g in table.groupby(ARM):
+        m = g.groupby("epoch")[["gold", "sqrt_kl"]].mean().sort_index()
+        peak = m["gold"].idxmax()
+        row = dict(zip(ARM, arm, strict=True))
+        shape = ("peaks before the end and falls" if peak < m.index.max() and m["gold"].iloc[-1] < m["gold"].max()
+                 else "rises to the end of training (no peak inside the tested range)")
+        parts.append(f"{_arm_label(row)}: mean gold {m['gold'].iloc[0]:.3f} at step 0, highest ({m['gold'].max():.3f}) "
+                     f"at epoch {peak:g} (sqrt KL {m.loc[peak, 'sqrt_kl']:.2f}), {m['gold'].iloc[-1]:.3f} at the end; "
+                     f"its curve {shape}.")
+    for f in fits:
+        iv = (f"95% interval [{f['beta_low']:.3g}, {f['beta_high']:.3g}]" if np.isfinite(f["beta_low"])
+              else "no interval")
+        parts.append(f"Gao's RL form on {_arm_label(f)}: alpha {f['alpha']:.3g} "
+                     f"[{f['alpha_low']:.3g}, {f['alpha_high']:.3g}], beta {f['beta']:.3g} ({iv}), R^2 {f['r2']:.2f}.")
+    for c in claims:
+        parts.append(f"C7 ({c['comparison']}): {c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}], "
+                     f"{c['verdict']}.")
+    return " ".join(parts)

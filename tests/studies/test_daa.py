@@ -1,0 +1,235 @@
+"""The study's direct-alignment arm: config, the RL-form fit with its pigeonhole interval, C7 applied
+alike by the study and its calibration, the calibration's verdict directions, and a smoke run on tiny
+local models end to end (units, tables, fits, claim, figure, paragraph)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rewardherd import core
+from rewardherd.config import ConfigError
+from rewardherd.studies import calibration as cal
+from rewardherd.studies import claims as cl
+from rewardherd.studies import daa
+from rewardherd.studies.config import PROFILES, resolve_config
+from rewardherd.studies.runner import DAAUnit, plan_daa
+
+from .conftest import rule_params
+
+# ------------------------------------------------------------------ config
+
+
+def test_daa_is_off_by_default_and_the_profile_turns_it_on():
+    assert plan_daa(resolve_config(profile="quick")) == []
+    cfg = resolve_config(profile="daa")
+    units = plan_daa(cfg)
+    sw = cfg.daa_sweep
+    assert sw.enabled and len(units) == len(sw.objectives) * len(sw.betas) * len(sw.data) * len(sw.seeds)
+    assert len({u.name for u in units}) == len(units)
+    assert PROFILES["full"]["daa_sweep"]["enabled"] is True
+    assert cfg.daa_sweep.loss("rpo") == (("sigmoid", "sft"), (1.0, cfg.daa_sweep.rpo_weight))
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ("daa_sweep.objectives=[slic]", "is not one of"),
+    ("daa_sweep.data=[relabelled]", "not implemented"),
+    ("daa_sweep.betas=[0]", "betas must be > 0"),
+    ("dpo.kl_coef=0.2", "set per DAA unit"),
+])
+def test_bad_daa_settings_fail_clearly(override, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(profile="quick", overrides=[override])
+
+
+# ------------------------------------------------------------------ fit
+
+
+def _rl_curves(alpha, beta, S=3, P=40, T=8, noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    d = np.linspace(0.0, 4.0, T)
+    gao = core.gao_curve(d, alpha, beta, "rl")
+    gold = gao[None, None, :] + noise * rng.standard_normal((S, P, T)) + rng.standard_normal((1, P, 1))
+    kl = d ** 2 * (1 + 0.05 * rng.standard_normal((S, P, T)))  # sampled KL: noisy, exactly 0 at the reference
+    return gold, kl
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 0.8), (0.6, 0.2)])
+def test_the_rl_form_fit_recovers_alpha_and_beta_with_an_interval_around_them(alpha, beta):
+    gold, kl = _rl_curves(alpha, beta)
+    f = core.fit_gao_pigeonhole(gold, kl, "rl", n_boot=200)
+    assert f["alpha"] == pytest.approx(alpha, abs=0.03) and f["beta"] == pytest.approx(beta, abs=0.03)
+    assert f["alpha_low"] <= alpha <= f["alpha_high"] and f["beta_low"] <= beta <= f["beta_high"]
+    assert f["peak_d"] == pytest.approx(np.exp(alpha / beta - 1), rel=0.1)
+    assert f["beta_high"] - f["beta_low"] < 0.1
+
+
+def test_the_interval_widens_with_prompt_noise_and_refuses_bad_shapes():
+    tight = core.fit_gao_pigeonhole(*_rl_curves(1.0, 0.8, noise=0.01), "rl", n_boot=200)
+    wide = core.fit_gao_pigeonhole(*_rl_curves(1.0, 0.8, noise=0.5), "rl", n_boot=200)
+    assert wide["beta_high"] - wide["beta_low"] > 3 * (tight["beta_high"] - tight["beta_low"])
+    with pytest.raises(ValueError, match="one shape"):
+        core.fit_gao_pigeonhole(np.zeros((2, 3, 4)), np.zeros((2, 3, 5)))
+
+
+# ------------------------------------------------------------------ C7, study vs calibration
+
+
+def _samples(rng, S=2, P=8, T=4, objectives=("dpo", "rpo")):
+    """A synthetic table of DAA samples: what daa_samples reads from the units."""
+    rows = []
+    for obj in objectives:
+        for s in range(S):
+            for p in range(P):
+                for t in range(T):
+                    for j in range(2):
+                        rows.append({"objective": obj, "beta": 0.1, "data": "noisy", "noise": 0.25, "seed": s,
+                                     "prompt_id": p, "sample_id": j, "step": 3 * t, "point": t,
+                                     "kl": 0.1 * t + 0.01 * rng.random(), "gold": rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_the_study_and_the_calibration_apply_c7_with_its_specs_parameters(rule_calls):
+    results = daa.daa_claims(_samples(np.random.default_rng(0)))
+    assert len(results) == 1 and results[0]["claim"] == "rpo_vs_dpo_drop"
+    study_calls = list(rule_calls.pop("rpo_vs_dpo_drop"))
+    for sc in cal.daa_scenarios():
+        cal.run_once(sc, cal.DAASize(seeds=2, prompts=8, points=4), np.random.default_rng(0))
+    calibration_calls = rule_calls["rpo_vs_dpo_drop"]
+    assert study_calls and len(calibration_calls) == len(cal.daa_scenarios())
+    spec = cl.SPECS["rpo_vs_dpo_drop"]
+    for kw in study_calls + calibration_calls:
+        assert rule_params(kw) == spec.params
+    r = results[0]
+    assert (r["label"], r["direction"], r["rule"]) == (spec.label, spec.direction, spec.rule)
+    assert {sc.kind for sc in cal.daa_scenarios()} == set(spec.kinds)
+
+
+def test_c7_needs_both_objectives():
+    assert daa.daa_claims(_samples(np.random.default_rng(0), objectives=("dpo", "ipo"))) == []
+
+
+def test_c7_by_hand():
+    """Peaks chosen on the selection prompts; drops on the others; DPO's minus RPO's."""
+    select = cl.split_prompts(4, seed=0)
+    dpo = np.zeros((1, 4, 3))
+    dpo[..., 1] = 2.0  # peak at point 1, ends at 0: drop 2
+    rpo = np.zeros((1, 4, 3))
+    rpo[..., 1], rpo[..., 2] = 1.0, 0.5  # peak at point 1: drop 0.5
+    r = cl.apply("rpo_vs_dpo_drop", dpo, rpo, np.arange(3), select)
+    assert r.estimate == pytest.approx(1.5) and r.extra["dpo_peak"] == r.extra["rpo_peak"] == 1
+
+
+@pytest.mark.parametrize(("truth", "verdict", "at_least"), [
+    ("null", "reproduced", None), ("effect", "reproduced", 4), ("opposite", "not reproduced", 4)])
+def test_calibration_scenarios_give_the_expected_verdict_direction(truth, verdict, at_least):
+    size = cal.DAASize(seeds=4, prompts=64, points=6)  # the direction, at a size where the strong cells have power
+    for sc in [sc for sc in cal.daa_scenarios() if sc.truth == truth][:1]:
+        row = cal.run_scenario(sc, size, replicates=6, seed=3)
+        if at_least is None:  # a null: almost never reproduced
+            assert row["reproduced"] <= 1 / 6
+        else:
+            assert row[verdict] >= at_least / 6
+            assert row["reproduced" if truth == "opposite" else "not reproduced"] == 0
+
+
+def test_daa_calibration_is_its_own_cells(tmp_path):
+    size = cal.DAASize(seeds=1, prompts=8, points=3)
+    rows = cal.calibrate(size, 1, cache_dir=tmp_path, cells=cal.daa_scenarios())
+    assert [r["claim"] for r in rows] == ["rpo_vs_dpo_drop"] * len(cal.daa_scenarios())
+    assert {r["truth"] for r in rows} == {"null", "effect", "opposite"}
+    assert len(list((tmp_path / "calibration").glob("*.json"))) == len(rows)
+
+
+def test_paragraph_is_generated_from_the_results():
+    table = pd.DataFrame({"objective": "dpo", "beta": 0.1, "data": "noisy", "noise": 0.25, "seed": 0,
+                          "step": [0, 2, 4], "epoch": [0.0, 0.5, 1.0], "kl": [0.0, 1.0, 4.0],
+                          "sqrt_kl": [0.0, 1.0, 2.0], "gold": [0.0, 0.3, 0.1], "proxy": np.nan})
+    text = daa.daa_paragraph(table, [], [])
+    assert "highest (0.300) at epoch 0.5" in text and "peaks before the end" in text
+    rising = daa.daa_paragraph(table.assign(gold=[0.0, 0.1, 0.3]), [], [])
+    assert "rises to the end" in rising and "peaks before" not in rising
+
+
+# ------------------------------------------------------------------ smoke run
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    import yaml
+
+    from rewardherd.data import split_by_prompt, write_preferences
+    from rewardherd.models.tiny import build_saved_backbones, rule_labelled_pairs
+
+    root = tmp_path_factory.mktemp("daa")
+    bbs = build_saved_backbones(root, [0, 1, 7])
+    train, held = split_by_prompt(rule_labelled_pairs(64, seed=3), heldout_fraction=0.25)
+    write_preferences(train, root / "train.jsonl")
+    write_preferences(held, root / "heldout.jsonl")
+    (root / "prompts.txt").write_text("".join(f"item {i}: \n" for i in range(500, 508)))
+    cfg = {"profile": "smoke", "rl_sweep": {"enabled": False},
+           "user": {"policy": str(bbs[2]), "preferences": str(root / "train.jsonl"),
+                    "heldout_preferences": str(root / "heldout.jsonl"), "backbones": [str(bbs[0]), str(bbs[1])],
+                    "prompts": str(root / "prompts.txt"), "gold": "rewardherd.models.tiny:rule_gold",
+                    "max_new_tokens": 6},
+           "train": {"epochs": 1.0, "lr": 2e-3, "batch_size": 16, "max_length": 64},
+           "clean": {"folds": 2, "members": 1},
+           "dpo": {"batch_size": 8, "lr": 5e-3, "max_length": 64, "eval_prompts": 8, "eval_samples": 2,
+                   "checkpoint_fractions": [0.5, 1.0]},
+           "daa_sweep": {"enabled": True, "objectives": ["dpo", "rpo"], "data": ["noisy", "cleaned"],
+                         "seeds": [0, 1]}}
+    (root / "study.yaml").write_text(yaml.safe_dump(cfg))
+    return resolve_config(root / "study.yaml"), root
+
+
+def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
+    from rewardherd.studies import plots, runner
+    from rewardherd.studies.inputs import resolve_inputs
+
+    config, _ = smoke
+    inputs = resolve_inputs(config, progress=False)
+    out = tmp_path / "study"
+    units = plan_daa(config)
+    assert len(units) == 8
+    for u in units:
+        runner.run_daa_unit(u, config, inputs, str(out))
+    done = {u.name: json.loads((out / "cells" / u.name / "DONE").read_text()) for u in units}
+    cleaned = [r for r in done.values() if r["data"] == "cleaned"]
+    assert all(r["cleaning"]["n_pairs"] == len(inputs.train_pairs) for r in cleaned)
+    assert all(r["n_pairs"] == r["cleaning"]["n_written"] for r in cleaned)
+    mtime = (out / "cells" / units[0].name / "DONE").stat().st_mtime_ns
+    runner.run_daa_unit(units[0], config, inputs, str(out))  # idempotent: nothing retrained
+    assert (out / "cells" / units[0].name / "DONE").stat().st_mtime_ns == mtime
+
+    (out / "results").mkdir()
+    fits = daa.analyze_daa(out, config)
+    table = pd.read_parquet(out / "results" / "daa.parquet")
+    assert list(table.columns) == ["objective", "beta", "data", "noise", "seed", "step", "epoch", "kl", "sqrt_kl",
+                                   "gold", "proxy"]
+    assert len(table) == len(units) * 3  # step 0 and the two checkpoints
+    assert (table.loc[table["step"] == 0, "kl"] == 0).all() and (table.loc[table["step"] > 0, "kl"] != 0).any()
+    assert len(fits) == 4 and all(f["seeds"] == 2 and f["prompts"] == 8 for f in fits)
+    # the tiny rule gold barely moves on tiny-policy text: the fit's plumbing, not its values (tested above)
+    assert all(np.isfinite([f["alpha"], f["alpha_low"], f["beta_high"]]).all() and f["alpha_low"] <= f["alpha_high"]
+               and f["n_points"] == 3 for f in fits)
+    stored = json.loads((out / "results" / "daa_claims.json").read_text())
+    assert [c["data"] for c in stored["claims"]] == ["cleaned", "noisy"]
+    assert stored["calibration"]["size"] == {"seeds": 2, "prompts": 8, "points": 3}
+    assert len(stored["calibration"]["rows"]) == len(cal.daa_scenarios())
+
+    bon = pd.DataFrame({"noise": 0.25, "kind": ["pretrain"] * 2 + ["single"] * 2, "method": "mean", "size": [2, 2, 1, 1],
+                        "n": [1, 2, 1, 2], "kl": [0.0, 0.19, 0.0, 0.19], "gold_delta": [0.0, 0.1, 0.0, 0.05]})
+    path = plots.optimizers(bon, None, table, tmp_path / "optimizers.png")
+    assert path.exists() and path.stat().st_size > 1000
+    from rewardherd.studies.report import _daa_section
+
+    text, claims_df, cal_df = _daa_section(out / "results")
+    assert "DPO (beta 0.1, cleaned data)" in text and "C7" in text
+    assert list(claims_df["claim"]) == ["C7", "C7"] and len(cal_df) == len(cal.daa_scenarios())
+
+
+def test_a_unit_is_named_by_all_of_its_axes():
+    a = DAAUnit("dpo", 0.1, "noisy", 0.25, 0)
+    assert len({a.name, DAAUnit("rpo", 0.1, "noisy", 0.25, 0).name, DAAUnit("dpo", 0.2, "noisy", 0.25, 0).name,
+                DAAUnit("dpo", 0.1, "cleaned", 0.25, 0).name, DAAUnit("dpo", 0.1, "noisy", 0.25, 1).name}) == 5
