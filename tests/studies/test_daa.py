@@ -150,6 +150,12 @@ def test_paragraph_is_generated_from_the_results():
     assert "highest (0.300) at epoch 0.5" in text and "peaks before the end" in text
     rising = daa.daa_paragraph(table.assign(gold=[0.0, 0.1, 0.3]), [], [])
     assert "rises to the end" in rising and "peaks before" not in rising
+    flat = daa.daa_paragraph(table.assign(gold=0.0), [], [])
+    assert "never rises above its step-0 gold" in flat and "rises to the end" not in flat
+    fit = {"objective": "rpo", "kl_coef": 0.2, "data": "cleaned", "alpha": 1.0, "alpha_low": 0.5, "alpha_high": 1.5,
+           "beta": 0.7, "beta_low": 0.1, "beta_high": 0.9, "r2": 0.9}
+    assert "Gao's RL form on RPO (beta 0.2, cleaned data): alpha 1 [0.5, 1.5], beta 0.7" in daa.daa_paragraph(
+        table, [fit], [])
 
 
 # ------------------------------------------------------------------ smoke run
@@ -209,7 +215,7 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
                                    "gold", "proxy"]
     assert len(table) == len(units) * 3  # step 0 and the two checkpoints
     assert (table.loc[table["step"] == 0, "kl"] == 0).all() and (table.loc[table["step"] > 0, "kl"] != 0).any()
-    assert len(fits) == 4 and all(f["seeds"] == 2 and f["prompts"] == 8 for f in fits)
+    assert len(fits) == 4 and all(f["seeds"] == 2 and f["prompts"] == 8 and f["kl_coef"] == 0.1 for f in fits)
     # the tiny rule gold barely moves on tiny-policy text: the fit's plumbing, not its values (tested above)
     assert all(np.isfinite([f["alpha"], f["alpha_low"], f["beta_high"]]).all() and f["alpha_low"] <= f["alpha_high"]
                and f["n_points"] == 3 for f in fits)

@@ -82,7 +82,9 @@ def arm_fits(samples: pd.DataFrame, n_boot: int, seed: int = 0) -> list[dict]:
         gold, kl = arm_arrays(g, seeds)
         fit = core.fit_gao_pigeonhole(gold, kl, "rl", n_boot=n_boot, seed=seed)
         S, P = gold.shape[:2]
-        rows.append({"optimizer": "daa", **dict(zip(ARM, arm, strict=True)), "seeds": S, "prompts": P, **fit,
+        objective, kl_coef, data, noise = arm  # the arm's beta is kl_coef here, as in RL's rows: fit["beta"] is Gao's
+        rows.append({"optimizer": "daa", "objective": objective, "kl_coef": kl_coef, "data": data, "noise": noise,
+                     "seeds": S, "prompts": P, **fit,
                      "covers": f"{S} seed(s) x {P} evaluation prompts (pigeonhole bootstrap); world fixed"})
     return rows
 
@@ -137,8 +139,18 @@ def analyze_daa(out: Path, config) -> list[dict]:
     return fits
 
 
-def _arm_label(row) -> str:
-    return f"{row['objective'].upper()} (beta {row['beta']:g}, {row['data']} data)"
+def _arm_label(objective: str, beta: float, data: str) -> str:
+    return f"{objective.upper()} (beta {beta:g}, {data} data)"
+
+
+def _shape(gold: pd.Series) -> str:
+    """How a mean gold curve (indexed by epoch) moves, in words."""
+    top, start, end = gold.max(), gold.iloc[0], gold.iloc[-1]
+    if gold.idxmax() < gold.index.max() and end < top:
+        return "peaks before the end of training and falls"
+    if end > start:
+        return "rises to the end of training (no peak inside the tested range)"
+    return "never rises above its step-0 gold"
 
 
 def daa_paragraph(table: pd.DataFrame, fits: list[dict], claims: list[dict]) -> str:
@@ -149,16 +161,13 @@ def daa_paragraph(table: pd.DataFrame, fits: list[dict], claims: list[dict]) -> 
     for arm, g in table.groupby(ARM):
         m = g.groupby("epoch")[["gold", "sqrt_kl"]].mean().sort_index()
         peak = m["gold"].idxmax()
-        row = dict(zip(ARM, arm, strict=True))
-        shape = ("peaks before the end and falls" if peak < m.index.max() and m["gold"].iloc[-1] < m["gold"].max()
-                 else "rises to the end of training (no peak inside the tested range)")
-        parts.append(f"{_arm_label(row)}: mean gold {m['gold'].iloc[0]:.3f} at step 0, highest ({m['gold'].max():.3f}) "
+        parts.append(f"{_arm_label(*arm[:3])}: mean gold {m['gold'].iloc[0]:.3f} at step 0, highest ({m['gold'].max():.3f}) "
                      f"at epoch {peak:g} (sqrt KL {m.loc[peak, 'sqrt_kl']:.2f}), {m['gold'].iloc[-1]:.3f} at the end; "
-                     f"its curve {shape}.")
+                     f"its curve {_shape(m['gold'])}.")
     for f in fits:
         iv = (f"95% interval [{f['beta_low']:.3g}, {f['beta_high']:.3g}]" if np.isfinite(f["beta_low"])
               else "no interval")
-        parts.append(f"Gao's RL form on {_arm_label(f)}: alpha {f['alpha']:.3g} "
+        parts.append(f"Gao's RL form on {_arm_label(f['objective'], f['kl_coef'], f['data'])}: alpha {f['alpha']:.3g} "
                      f"[{f['alpha_low']:.3g}, {f['alpha_high']:.3g}], beta {f['beta']:.3g} ({iv}), R^2 {f['r2']:.2f}.")
     for c in claims:
         parts.append(f"C7 ({c['comparison']}): {c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}], "

@@ -164,8 +164,8 @@ def optimizers(curves: pd.DataFrame, rl_rows: pd.DataFrame | None, daa: pd.DataF
     bon = bon[np.isclose(bon["noise"], noise) & bon["kind"].isin(["pretrain", "single"])]
     for (kind, method), g in bon.groupby(["kind", "method"]):
         g = g.sort_values("n")
-        ax.plot(np.sqrt(g["kl"]), g["gold_delta"], color="grey" if kind == "single" else "tab:blue",
-                ls=":" if kind == "single" else "-", lw=1.2, label=f"best-of-n: {kind} ({method})")
+        style = {"color": "grey", "ls": ":"} if kind == "single" else _style(kind, method)
+        ax.plot(np.sqrt(g["kl"]), g["gold_delta"], lw=1.2, label=f"best-of-n: {kind} ({method})", **style)
     if rl_rows is not None and not rl_rows.empty and "gold" in rl_rows:
         for cell, g in rl_rows.groupby(["unit_kind", "unit_method", "unit_kl_coef"]):
             m = g.groupby("step")[["kl", "gold"]].mean().sort_index()
@@ -393,10 +393,11 @@ CAPTIONS = {
               "at inference (forward passes per scored response; log scale). The legend gives each kind's training "
               "time per ensemble (WARM's includes its members'). The kinds table below has every method and the "
               "comparison with each kind's own members."),
-    "optimizers": ("Best-of-n (blue: pretrain ensembles; grey dotted: the single-RM average), RL (red) and direct "
-                   "alignment (green DPO, purple IPO, orange RPO; dashed: cleaned data) on one axis: gold minus the "
-                   "reference policy's gold against sqrt(KL(pi || pi_ref)), each averaged over its seeds. Best-of-n's "
-                   "KL is the analytic log n - (n-1)/n; RL's and DAA's are sampled on held-out prompts."),
+    "optimizers": ("Best-of-n (pretrain ensembles in their kind's colour, one line style per method; grey dotted: "
+                   "the single-RM average), RL (red) and direct alignment (green DPO, purple IPO, orange RPO; "
+                   "dashed: cleaned data) on one axis: gold minus the reference policy's gold against "
+                   "sqrt(KL(pi || pi_ref)), each averaged over its seeds. Best-of-n's KL is the analytic "
+                   "log n - (n-1)/n; RL's and DAA's are sampled on held-out prompts."),
     "rl": ("RL with a KL penalty (TRL RLOO): gold and the optimized proxy relative to step 0, against sqrt(KL) "
            "measured on held-out prompts. In the quick profile these runs are short illustrations, not evidence."),
 }
