@@ -234,6 +234,40 @@ def clean_pairs(
     return cleaned, summary
 
 
+def relabel_pairs(pairs: Sequence[PreferencePair], strength: pd.DataFrame, *, drop_uncertain: float,
+                  where: str = "strength table") -> tuple[list[PreferencePair], dict]:
+    """Relabel every pair by its ensemble's mean strength, after dropping the most uncertain share.
+
+    The ``drop_uncertain`` share of the pairs (rounded down) with the largest strength
+    ``std`` (the members' disagreement) is dropped; each kept pair whose mean strength is
+    negative swaps chosen and rejected (its id kept), so every kept label is the ensemble's.
+    Every pair id needs a row in ``strength``; ``pairs`` are not modified.
+
+    Returns ``(relabelled, summary)``: pairs in input order and a JSON-able summary."""
+    if not 0 <= drop_uncertain < 1:
+        raise ValueError(f"drop_uncertain must be in [0, 1); got {drop_uncertain}")
+    pairs = list(pairs)
+    by_id = strength.set_index("id")
+    ids = [p.id for p in pairs]
+    missing = [i for i in ids if i not in by_id.index]
+    if missing:
+        raise KeyError(f"{where}: no row for {len(missing)} of {len(ids)} pair id(s), e.g. {missing[:5]}; "
+                       "was it measured on this data?")
+    mean = by_id.loc[ids, "mean"].to_numpy(dtype=np.float64)
+    std = by_id.loc[ids, "std"].to_numpy(dtype=np.float64)
+    drop = np.zeros(len(ids), dtype=bool)
+    drop[np.argsort(-std, kind="stable")[: int(drop_uncertain * len(ids))]] = True
+    flip = (mean < 0) & ~drop
+    out = [dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen) if flip[i] else p
+           for i, p in enumerate(pairs) if not drop[i]]
+    return out, {"n_pairs": len(pairs), "n_written": len(out), "n_flipped": int(flip.sum()),
+                 "n_dropped": int(drop.sum()), "drop_uncertain": drop_uncertain,
+                 "dropped_std_min": float(std[drop].min()) if drop.any() else None,
+                 "in_sample": bool(by_id.loc[ids, "in_sample"].astype(bool).any()),
+                 "ids_flipped": [i for i, f in zip(ids, flip, strict=True) if f],
+                 "ids_dropped": [i for i, d in zip(ids, drop, strict=True) if d]}
+
+
 # ------------------------------------------------------------------ figure
 def strength_histogram(table: pd.DataFrame, path: str | Path) -> Path:
     """Histogram of the mean strength, and std against mean, as a PNG at ``path``."""

@@ -34,13 +34,29 @@ def test_daa_is_off_by_default_and_the_profile_turns_it_on():
 
 @pytest.mark.parametrize(("override", "match"), [
     ("daa_sweep.objectives=[slic]", "is not one of"),
-    ("daa_sweep.data=[relabelled]", "not implemented"),
+    ("daa_sweep.relabel_drop=1", "relabel_drop must be in"),
     ("daa_sweep.betas=[0]", "betas must be > 0"),
     ("dpo.kl_coef=0.2", "set per DAA unit"),
 ])
 def test_bad_daa_settings_fail_clearly(override, match):
     with pytest.raises(ConfigError, match=match):
         resolve_config(profile="quick", overrides=[override])
+
+
+def test_relabel_pairs_by_hand():
+    from rewardherd.cleaning import relabel_pairs
+    from rewardherd.models.tiny import rule_labelled_pairs
+
+    pairs = rule_labelled_pairs(5, seed=0)
+    table = pd.DataFrame({"id": [p.id for p in pairs], "mean": [1.0, -2.0, -0.5, 0.3, 2.0],
+                          "std": [0.1, 0.2, 5.0, 0.3, 4.0], "in_sample": False})
+    out, summary = relabel_pairs(pairs, table, drop_uncertain=0.4)  # drops the two largest std: pairs 2 and 4
+    assert [p.id for p in out] == [pairs[i].id for i in (0, 1, 3)]
+    assert (out[1].chosen, out[1].rejected) == (pairs[1].rejected, pairs[1].chosen)  # negative vote: swapped
+    assert out[0] is pairs[0] and out[2] is pairs[3]
+    assert summary["n_flipped"] == 1 and summary["n_dropped"] == 2 and summary["dropped_std_min"] == 4.0
+    with pytest.raises(KeyError, match="no row"):
+        relabel_pairs(pairs, table.iloc[1:], drop_uncertain=0.0)
 
 
 # ------------------------------------------------------------------ fit
@@ -183,7 +199,7 @@ def smoke(tmp_path_factory):
            "clean": {"folds": 2, "members": 1},
            "dpo": {"batch_size": 8, "lr": 5e-3, "max_length": 64, "eval_prompts": 8, "eval_samples": 2,
                    "checkpoint_fractions": [0.5, 1.0]},
-           "daa_sweep": {"enabled": True, "objectives": ["dpo", "rpo"], "data": ["noisy", "cleaned"],
+           "daa_sweep": {"enabled": True, "objectives": ["dpo", "rpo"], "data": ["noisy", "cleaned", "relabelled"],
                          "seeds": [0, 1]}}
     (root / "study.yaml").write_text(yaml.safe_dump(cfg))
     return resolve_config(root / "study.yaml"), root
@@ -197,13 +213,18 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
     inputs = resolve_inputs(config, progress=False)
     out = tmp_path / "study"
     units = plan_daa(config)
-    assert len(units) == 8
+    assert len(units) == 12
     for u in units:
         runner.run_daa_unit(u, config, inputs, str(out))
     done = {u.name: json.loads((out / "cells" / u.name / "DONE").read_text()) for u in units}
-    cleaned = [r for r in done.values() if r["data"] == "cleaned"]
-    assert all(r["cleaning"]["n_pairs"] == len(inputs.train_pairs) for r in cleaned)
-    assert all(r["n_pairs"] == r["cleaning"]["n_written"] for r in cleaned)
+    for data in ("cleaned", "relabelled"):
+        rows = [r for r in done.values() if r["data"] == data]
+        assert len(rows) == 4 and all(r["cleaning"]["n_pairs"] == len(inputs.train_pairs) for r in rows)
+        assert all(r["n_pairs"] == r["cleaning"]["n_written"] < len(inputs.train_pairs) for r in rows)
+    relabelled = [r for r in done.values() if r["data"] == "relabelled"]
+    assert all(r["cleaning"]["n_dropped"] == int(0.2 * len(inputs.train_pairs)) for r in relabelled)
+    # one cross-fitting per seed, shared by cleaned and relabelled (and by the cleaned kind)
+    assert len(list((out / "members").glob("cleaned__*/strength.parquet"))) == 2
     mtime = (out / "cells" / units[0].name / "DONE").stat().st_mtime_ns
     runner.run_daa_unit(units[0], config, inputs, str(out))  # idempotent: nothing retrained
     assert (out / "cells" / units[0].name / "DONE").stat().st_mtime_ns == mtime
@@ -215,12 +236,12 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
                                    "gold", "proxy"]
     assert len(table) == len(units) * 3  # step 0 and the two checkpoints
     assert (table.loc[table["step"] == 0, "kl"] == 0).all() and (table.loc[table["step"] > 0, "kl"] != 0).any()
-    assert len(fits) == 4 and all(f["seeds"] == 2 and f["prompts"] == 8 and f["kl_coef"] == 0.1 for f in fits)
+    assert len(fits) == 6 and all(f["seeds"] == 2 and f["prompts"] == 8 and f["kl_coef"] == 0.1 for f in fits)
     # the tiny rule gold barely moves on tiny-policy text: the fit's plumbing, not its values (tested above)
     assert all(np.isfinite([f["alpha"], f["alpha_low"], f["beta_high"]]).all() and f["alpha_low"] <= f["alpha_high"]
                and f["n_points"] == 3 for f in fits)
     stored = json.loads((out / "results" / "daa_claims.json").read_text())
-    assert [c["data"] for c in stored["claims"]] == ["cleaned", "noisy"]
+    assert [c["data"] for c in stored["claims"]] == ["cleaned", "noisy", "relabelled"]
     assert stored["calibration"]["size"] == {"seeds": 2, "prompts": 8, "points": 3}
     assert len(stored["calibration"]["rows"]) == len(cal.daa_scenarios())
 
@@ -232,7 +253,7 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
 
     text, claims_df, cal_df = _daa_section(out / "results")
     assert "DPO (beta 0.1, cleaned data)" in text and "C7" in text
-    assert list(claims_df["claim"]) == ["C7", "C7"] and len(cal_df) == len(cal.daa_scenarios())
+    assert list(claims_df["claim"]) == ["C7"] * 3 and len(cal_df) == len(cal.daa_scenarios())
 
 
 def test_a_unit_is_named_by_all_of_its_axes():

@@ -170,7 +170,10 @@ class DAASweep:
     """KL regularization strengths (TRL's beta; DPOConfig.kl_coef)."""
     data: tuple[Literal["noisy", "cleaned", "relabelled"], ...] = ("noisy",)
     """noisy: the world's training pairs with `noise` of labels flipped; cleaned: those pairs cleaned as the
-    cleaned kind cleans them (`clean` section, rewardherd.cleaning); relabelled: not implemented yet."""
+    cleaned kind cleans them (`clean` section, rewardherd.cleaning); relabelled: those pairs labelled by the
+    sign of the same cross-fitted ensemble vote, the relabel_drop share with the largest vote std dropped."""
+    relabel_drop: float = 0.2
+    """relabelled data: share of the pairs, most uncertain (largest std of the members' votes) first, dropped."""
     noise: float = 0.25
     """Label-noise level of the training pairs (the seed's flips, as the members see them)."""
     seeds: tuple[int, ...] = (0,)
@@ -187,7 +190,7 @@ class DAASweep:
         check(not bad, f"daa_sweep.objectives: unknown {bad}; choose from {sorted(DAA_OBJECTIVES)}")
         bad = [d for d in self.data if d not in DAA_DATA]
         check(not bad, f"daa_sweep.data: unknown {bad}; choose from {list(DAA_DATA)}")
-        check("relabelled" not in self.data, "daa_sweep.data: relabelled is not implemented yet; use noisy or cleaned")
+        check(0 <= self.relabel_drop < 1, f"daa_sweep.relabel_drop must be in [0, 1); got {self.relabel_drop}")
         check(len(self.data) >= 1 and len(set(self.data)) == len(self.data), "daa_sweep.data must be distinct, >= 1")
         check(len(self.betas) >= 1 and all(b > 0 for b in self.betas), f"daa_sweep.betas must be > 0; got {list(self.betas)}")
         check(self.rpo_weight >= 0, f"daa_sweep.rpo_weight must be >= 0; got {self.rpo_weight}")

@@ -526,18 +526,10 @@ def clean_for_study(train, flipped, backbone: str, unit: GroupUnit, config: Stud
     label flips the study injected. The strength table is kept beside the unit
     (``strength.parquet``).
     """
-    from rewardherd.cleaning import clean_pairs, cross_fit_strength, read_strength
-    from rewardherd.training import EnsembleConfig
+    from rewardherd.cleaning import clean_pairs
 
     c = config.clean
-    votes = EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=c.members,
-                           seeds=tuple(1000 * unit.seed + 500 + i for i in range(c.members)))  # not the members' seeds
-    path = work.parent / "strength.parquet"
-    if path.exists():  # a rerun after the members failed: the cross-fitting is done
-        table = read_strength(path)
-    else:
-        table = cross_fit_strength(train, votes, c.folds, config.train, work, seed=unit.seed)
-        write_table_atomic(table, path)
+    table = study_strength(train, backbone, unit, config, work)
     cleaned, summary = clean_pairs(train, table, flip_below=c.flip_below, drop_between=c.drop_between)
     noisy = set(flipped)
     found, dropped = set(summary["ids_flipped"]), set(summary["ids_dropped"])
@@ -548,6 +540,24 @@ def clean_for_study(train, flipped, backbone: str, unit: GroupUnit, config: Stud
             "noise_dropped": len(dropped & noisy) / len(noisy) if noisy else None,
             "auroc_low_strength_for_noise": core.auroc(-table["mean"].to_numpy(),
                                                        table["id"].isin(noisy).to_numpy()) if noisy else None}
+
+
+def study_strength(train, backbone: str, unit, config: StudyConfig, work: Path) -> pd.DataFrame:
+    """Cross-fitted ensemble-vote strength of ``train`` (``config.clean``'s folds and members, on
+    ``backbone``, seeded by ``unit.seed``), kept as ``work.parent / "strength.parquet"`` and read
+    back from there on a rerun."""
+    from rewardherd.cleaning import cross_fit_strength, read_strength
+    from rewardherd.training import EnsembleConfig
+
+    c = config.clean
+    votes = EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=c.members,
+                           seeds=tuple(1000 * unit.seed + 500 + i for i in range(c.members)))  # not the members' seeds
+    path = work.parent / "strength.parquet"
+    if path.exists():  # a rerun after the members failed: the cross-fitting is done
+        return read_strength(path)
+    table = cross_fit_strength(train, votes, c.folds, config.train, work, seed=unit.seed)
+    write_table_atomic(table, path)
+    return table
 
 
 def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, pool_size: int) -> Path:
@@ -599,9 +609,11 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
 
 def daa_train_pairs(unit: DAAUnit, config: StudyConfig, inputs, out: Path) -> tuple[list, dict]:
     """The unit's training pairs and a summary: the seed's noisy pairs (at most ``daa_sweep.max_pairs``
-    of them, a subset fixed by the seed), or those cleaned as the cleaned kind cleans them
-    (:func:`clean_for_study`, on the seed's first backbone; with every pair, the cross-fitted
-    strength is shared with the cleaned kind's unit of that noise and seed)."""
+    of them, a subset fixed by the seed); those cleaned as the cleaned kind cleans them
+    (:func:`clean_for_study`, on the seed's first backbone); or those relabelled by the sign of
+    the same cross-fitted ensemble vote after dropping the ``daa_sweep.relabel_drop`` share with
+    the largest vote std (:func:`rewardherd.cleaning.relabel_pairs`). With every pair, the
+    cross-fitted strength is shared with the cleaned kind's unit of that noise and seed."""
     train, flipped = noisy_train_pairs(inputs.train_pairs, unit.noise, unit.seed)
     cap = config.daa_sweep.max_pairs
     if cap is not None and cap < len(train):
@@ -610,17 +622,28 @@ def daa_train_pairs(unit: DAAUnit, config: StudyConfig, inputs, out: Path) -> tu
         flipped = sorted(set(flipped) & {p.id for p in train})
     if unit.data == "noisy":
         return train, {"n_pairs": len(train), "n_flipped": len(flipped)}
-    if unit.data != "cleaned":
-        raise ValueError(f"DAA data {unit.data!r} is not implemented")
+    if unit.data not in ("cleaned", "relabelled"):
+        raise ValueError(f"unknown DAA data {unit.data!r}")
     k, pool_size = config.ensemble_size, len(inputs.backbones)
     group = GroupUnit("cleaned", draw_backbones(unit.seed, k, pool_size)[0], unit.noise, unit.seed)
     # all pairs: the cleaned kind's strength table is the same one; a subset gets its own
     work = (out / "members" / group.name if cap is None else out / "cells" / f"daa_strength__{group.name}__pairs{cap}")
     work = work / "strength"
     work.parent.mkdir(parents=True, exist_ok=True)
-    cleaned, summary = clean_for_study(train, flipped, str(inputs.backbones[group.backbone]), group, config, work)
+    backbone = str(inputs.backbones[group.backbone])
+    if unit.data == "cleaned":
+        pairs, summary = clean_for_study(train, flipped, backbone, group, config, work)
+    else:  # the same cross-fitted votes: each pair judged by members that never trained on it
+        from rewardherd.cleaning import relabel_pairs
+
+        pairs, summary = relabel_pairs(train, study_strength(train, backbone, group, config, work),
+                                       drop_uncertain=config.daa_sweep.relabel_drop)
+        noisy = set(flipped)
+        summary = {**{k: v for k, v in summary.items() if not k.startswith("ids_")},
+                   "noise_flipped_back": len(set(summary["ids_flipped"]) & noisy) / len(noisy) if noisy else None,
+                   "noise_dropped": len(set(summary["ids_dropped"]) & noisy) / len(noisy) if noisy else None}
     shutil.rmtree(work, ignore_errors=True)  # the fold ensembles; strength.parquet is kept
-    return cleaned, {"n_flipped": len(flipped), "cleaning": summary, "n_pairs": len(cleaned)}
+    return pairs, {"n_flipped": len(flipped), "cleaning": summary, "n_pairs": len(pairs)}
 
 
 def _daa_proxy(out: Path, unit: DAAUnit, config: StudyConfig, pool_size: int):
