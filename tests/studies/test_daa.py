@@ -166,6 +166,11 @@ def test_paragraph_is_generated_from_the_results():
     assert "highest (0.300) at epoch 0.5" in text and "peaks before the end" in text
     rising = daa.daa_paragraph(table.assign(gold=[0.0, 0.1, 0.3]), [], [])
     assert "rises to the end" in rising and "peaks before" not in rising
+    curves = pd.DataFrame({"noise": [0.25, 0.25, 0.0], "kind": "pretrain", "method": "mean", "n": [1, 4, 4],
+                           "kl": [0.0, 0.64, 0.64], "gold_delta": [0.0, 0.2, 0.9]})
+    beside = daa.beside_text(curves, None, table)
+    assert "largest gold gain +0.200 (mean, n=4, sqrt KL 0.80)" in beside  # the DAA arm's noise, not 0's +0.9
+    assert "Direct alignment: largest gold gain +0.300 (DPO (beta 0.1, noisy data); its end sqrt KL 2.00)" in beside
     flat = daa.daa_paragraph(table.assign(gold=0.0), [], [])
     assert "never rises above its step-0 gold" in flat and "rises to the end" not in flat
     fit = {"objective": "rpo", "kl_coef": 0.2, "data": "cleaned", "alpha": 1.0, "alpha_low": 0.5, "alpha_high": 1.5,

@@ -173,3 +173,32 @@ def daa_paragraph(table: pd.DataFrame, fits: list[dict], claims: list[dict]) -> 
         parts.append(f"C7 ({c['comparison']}): {c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}], "
                      f"{c['verdict']}.")
     return " ".join(parts)
+
+
+def beside_text(curves: pd.DataFrame, rl: pd.DataFrame | None, table: pd.DataFrame) -> str:
+    """One sentence per optimizer family at the DAA arm's label noise: each one's largest mean gold
+    gain over its reference and the sqrt(KL) where it is reached, so the three can be read together."""
+    if table.empty:
+        return ""
+    noise = float(table["noise"].iloc[0])
+    parts = []
+    bon = curves[np.isclose(curves["noise"], noise) & (curves["kind"] == "pretrain")] if not curves.empty else curves
+    if not bon.empty:
+        best = bon.loc[bon["gold_delta"].idxmax()]
+        parts.append(f"Best-of-n (pretrain ensembles, noise {noise:g}): largest gold gain {best['gold_delta']:+.3f} "
+                     f"({best['method']}, n={int(best['n'])}, sqrt KL {np.sqrt(best['kl']):.2f}).")
+    if rl is not None and not rl.empty and "gold" in rl:
+        gains = []
+        for _, g in rl.groupby(["unit_kind", "unit_method", "unit_kl_coef"]):
+            m = g.groupby("step")[["kl", "gold"]].mean().sort_index()
+            gains.append(((m["gold"] - m["gold"].iloc[0]).max(), np.sqrt(max(m["kl"].iloc[-1], 0.0))))
+        top = max(gains)
+        parts.append(f"RL: largest gold gain {top[0]:+.3f} over {len(gains)} arm(s) (end sqrt KL up to "
+                     f"{max(k for _, k in gains):.2f}).")
+    gains = []
+    for arm, g in table.groupby(ARM):
+        m = g.groupby("epoch")[["gold", "sqrt_kl"]].mean().sort_index()
+        gains.append(((m["gold"] - m["gold"].iloc[0]).max(), _arm_label(*arm[:3]), m["sqrt_kl"].iloc[-1]))
+    top = max(gains)
+    parts.append(f"Direct alignment: largest gold gain {top[0]:+.3f} ({top[1]}; its end sqrt KL {top[2]:.2f}).")
+    return " ".join(parts)

@@ -242,13 +242,16 @@ def write_report(out: Path) -> Path:
 def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """The DAA arm's paragraph (generated from its results), its C7 claims with their calibration,
     and that calibration's rows; empty without a DAA arm."""
-    from rewardherd.studies.daa import daa_paragraph
+    from rewardherd.studies.daa import beside_text, daa_paragraph
 
     if not (res / "daa.parquet").exists():
         return "", pd.DataFrame(), pd.DataFrame()
     fits = json.loads((res / "daa_fits.json").read_text())
     stored = json.loads((res / "daa_claims.json").read_text())
-    text = daa_paragraph(pd.read_parquet(res / "daa.parquet"), fits, stored["claims"])
+    table = pd.read_parquet(res / "daa.parquet")
+    rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
+    curves = pd.read_parquet(res / "curves.parquet") if (res / "curves.parquet").exists() else pd.DataFrame()
+    text = " ".join(t for t in (beside_text(curves, rl, table), daa_paragraph(table, fits, stored["claims"])) if t)
     return text, _claims_table(stored["claims"], stored["calibration"]), calibration_table(stored["calibration"])
 
 
