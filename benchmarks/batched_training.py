@@ -15,9 +15,10 @@ alone: two heavy jobs on 2 cores make each several times slower). Parts:
 2. **scoring** the pool with K members: each member alone (``score_ids_checked``,
    as the unbatched study does) against one bucketed pass for all
    (``runner.score_members``);
-3. **per-seed study cost**: the member units of one (noise, seed) of the quick study
-   (finetune + pretrain, member 0 shared: 2K - 1 units) through ``run_member_unit``
-   one at a time, then through ``run_member_batch``.
+3. **the study's member stage, 2 seeds**: the member units of seeds 0 and 1 at noise 0
+   (finetune + pretrain, member 0 shared: 2 x (2K - 1) units) through ``runner.run_members``
+   one at a time through TRL (the ``train.batched=false`` path), batched in one process,
+   and batched in 2 processes of 1 torch thread (``workers=2``).
 
 The pool is sampled from the world's policy once per ``--prompts`` (x the study's
 128 samples per prompt) into ``--work``.
@@ -103,20 +104,18 @@ def main() -> None:
     rows[f"score: {k} members, one pass"], _ = timed(lambda: runner.score_members(
         list(models), ids, pad, config.pool.score_dtype))
 
-    units = [u for u in runner.plan_members(config, len(inputs.backbones)) if u.noise == 0.0 and u.seed == 0
+    units = [u for u in runner.plan_members(config, len(inputs.backbones)) if u.noise == 0.0 and u.seed in (0, 1)
              and type(u) is runner.MemberUnit]
-    seq_out, bat_out = fresh("study-seq"), fresh("study-batched")
-    for d in (seq_out, bat_out):
+    seq_out, bat_out, par_out = fresh("study-seq"), fresh("study-batched"), fresh("study-batched-2p")
+    for d in (seq_out, bat_out, par_out):
         d.mkdir()
         shutil.copy(pool_path, d / "pool.parquet")
-    seq_cfg = replace(config, train=replace(config.train, batched=False))
-    rows[f"study seed: {len(units)} units one at a time (TRL)"], _ = timed(lambda: [runner.run_member_unit(
-        u, seq_cfg, str(inputs.backbones[u.backbone]), inputs.train_pairs, held, str(seq_out / "pool.parquet"),
-        str(seq_out)) for u in units])
-    rows[f"study seed: {len(units)} units batched"], _ = timed(lambda: runner.run_member_batch(
-        runner.MemberBatch(tuple(units)), config, [str(inputs.backbones[u.backbone]) for u in units],
-        inputs.train_pairs, held, str(bat_out / "pool.parquet"), str(bat_out)))
-
+    arms = ((seq_out, "one at a time (TRL), 1 process", replace(config, train=replace(config.train, batched=False))),
+            (bat_out, "batched, 1 process", config), (par_out, "batched, 2 processes x 1 thread",
+                                                     replace(config, workers=2)))
+    for out, label, cfg in arms:
+        rows[f"study, 2 seeds: {len(units)} units {label}"], _ = timed(lambda o=out, c=cfg: runner.run_members(
+            units, c, inputs.backbones, inputs.train_pairs, held, o / "pool.parquet", o, "members", False))
     one = rows["train: one member, TRL"]
     print(f"\n{'part':58s} {'seconds':>8s} {'/ one TRL member':>17s}")
     for name, s in rows.items():
@@ -127,14 +126,17 @@ def main() -> None:
         / rows["train: one member, batched loop"],
         "score one pass / one at a time": rows[f"score: {k} members, one pass"]
         / rows[f"score: {k} members one at a time"],
-        "study seed batched / one at a time": rows[f"study seed: {len(units)} units batched"]
-        / rows[f"study seed: {len(units)} units one at a time (TRL)"],
+        "study member stage batched / one at a time": rows[f"study, 2 seeds: {len(units)} units batched, 1 process"]
+        / rows[f"study, 2 seeds: {len(units)} units one at a time (TRL), 1 process"],
+        "study member stage batched, 2 processes / one at a time":
+        rows[f"study, 2 seeds: {len(units)} units batched, 2 processes x 1 thread"]
+        / rows[f"study, 2 seeds: {len(units)} units one at a time (TRL), 1 process"],
     }
     print()
     for name, r in ratios.items():
         print(f"{name:58s} {r:8.2f}")
     acc = {name: [json.loads((d / "members" / u.name / "info.json").read_text())["heldout_accuracy"] for u in units]
-           for name, d in (("one at a time", seq_out), ("batched", bat_out))}
+           for name, d in (("one at a time", seq_out), ("batched", bat_out), ("batched, 2 processes", par_out))}
     print("\nheld-out accuracy of the seed's units:",
           {n: [round(a, 3) for a in v] for n, v in acc.items()},
           {n: round(sum(v) / len(v), 4) for n, v in acc.items()})
