@@ -83,6 +83,10 @@ def main() -> None:
         return d
 
     rows = {}
+    # Warm-up (imports, first-call costs) of both paths on a few pairs, not timed.
+    train_member(specs[0], train[:32], held[:8], fresh("warm-trl") / "m", name="w", config=config.train, progress=False)
+    train_members(specs[:1], train[:32], held[:8], [fresh("warm-loop") / "m"], names=["w"], config=config.train,
+                  progress=False)
     rows["train: one member, TRL"], _ = timed(lambda: train_member(
         specs[0], train, held, fresh("trl") / "m", name="m", config=config.train, progress=False))
     rows["train: one member, batched loop"], _ = timed(lambda: train_members(
