@@ -73,7 +73,7 @@ def _group_scores(data_dir: Path, pool: pd.DataFrame, units: list[MemberUnit]) -
 
 
 def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path, pool: pd.DataFrame,
-                gold: np.ndarray, pool_size: int, n_boot: int) -> tuple[list[dict], dict]:
+                gold: np.ndarray, n_backbones: int, n_boot: int) -> tuple[list[dict], dict]:
     ns = n_grid(gold.shape[1], config.pool.max_n_fraction)
     rows, covs = [], {g: [] for g in GROUPS}
     kept = np.ones(gold.shape[0], dtype=bool)
@@ -83,7 +83,7 @@ def _level_rows(level: float, noise: float, config: StudyConfig, data_dir: Path,
     for seed in config.sweep.seeds:
         for group in GROUPS:
             units = [MemberUnit(b, ft, noise, seed)
-                     for b, ft in ensemble_members(group, seed, config.ensemble_size, pool_size)]
+                     for b, ft in ensemble_members(group, seed, config.ensemble_size, n_backbones)]
             scores, accs = _group_scores(data_dir, pool, units)
             d = member_diagnostics(scores, gold, ns)
             cov, ok = prompt_residual_covariances(scores, gold)
@@ -135,15 +135,15 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
         pool_path = ensure_pool(inputs, cfg, out, progress)
         if pool is None:
             pool = pd.read_parquet(pool_path).sort_values(["prompt_id", "sample_id"], ignore_index=True)
-        pool_size = len(inputs.backbones)
+        n_backbones = len(inputs.backbones)
         units = list({u.name: u for noise in cfg.sweep.noise for seed in cfg.sweep.seeds for g in GROUPS
                       for u in (MemberUnit(b, ft, noise, seed)
-                                for b, ft in ensemble_members(g, seed, cfg.ensemble_size, pool_size))}.values())
+                                for b, ft in ensemble_members(g, seed, cfg.ensemble_size, n_backbones))}.values())
         run_members(units, cfg, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs, pool_path, data_dir,
                     f"members (level {level:g})", progress)
         gold = _matrix(pool, inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()))
         for noise in cfg.sweep.noise:
-            r, d = _level_rows(float(level), noise, cfg, data_dir, pool, gold, pool_size, n_boot)
+            r, d = _level_rows(float(level), noise, cfg, data_dir, pool, gold, n_backbones, n_boot)
             rows += r
             diffs.append(d)
         seconds[f"{float(level):g}"] = round(time.time() - t0, 1)

@@ -146,27 +146,27 @@ class DAAUnit:
         return f"daa__{self.objective}__beta{self.beta:g}__{self.data}__noise{self.noise:g}__seed{self.seed}"
 
 
-def draw_backbones(seed: int, k: int, pool_size: int) -> list[int]:
+def draw_backbones(seed: int, k: int, n_backbones: int) -> list[int]:
     """The K backbones of one seed, drawn without replacement from the pool.
 
     Backbones are a random unit of the study: each seed draws its pretrain ensemble's
     K backbones, and the fine-tune ensemble uses the first of them. With a pool of
     exactly K every seed uses every backbone, in another order.
     """
-    if pool_size < k:
-        raise ValueError(f"the backbone pool has {pool_size} backbones; an ensemble of K={k} needs at least K")
-    rng = np.random.default_rng([seed, pool_size, k])
-    return [int(b) for b in rng.choice(pool_size, size=k, replace=False)]
+    if n_backbones < k:
+        raise ValueError(f"the backbone pool has {n_backbones} backbones; an ensemble of K={k} needs at least K")
+    rng = np.random.default_rng([seed, n_backbones, k])
+    return [int(b) for b in rng.choice(n_backbones, size=k, replace=False)]
 
 
-def ensemble_members(kind: str, seed: int, k: int, pool_size: int) -> list[tuple[int, int]]:
+def ensemble_members(kind: str, seed: int, k: int, n_backbones: int) -> list[tuple[int, int]]:
     """(backbone index, fine-tune seed) of each member of an ensemble kind.
 
     finetune: K members on the seed's first drawn backbone, fine-tune seeds 1000*seed + i;
     pretrain: member i on the seed's i-th drawn backbone, fine-tune seed 1000*seed + i.
     Member 0 is the same model in both kinds and is trained once.
     """
-    drawn = draw_backbones(seed, k, pool_size)
+    drawn = draw_backbones(seed, k, n_backbones)
     if kind == "finetune":
         return [(drawn[0], 1000 * seed + i) for i in range(k)]
     if kind == "pretrain":
@@ -174,50 +174,50 @@ def ensemble_members(kind: str, seed: int, k: int, pool_size: int) -> list[tuple
     raise ValueError(f"unknown ensemble kind {kind!r}")
 
 
-def kind_units(kind: str, noise: float, seed: int, k: int, pool_size: int) -> list[str]:
+def kind_units(kind: str, noise: float, seed: int, k: int, n_backbones: int) -> list[str]:
     """Names of the score units of one ensemble of a study kind, in slot order (each unit
     directory under ``members/`` holds ``scores.parquet`` and ``info.json``)."""
     if kind in ("finetune", "pretrain"):
-        return [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, k, pool_size)]
+        return [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, k, n_backbones)]
     if kind == "lora":
-        return [LoraUnit(b, ft, noise, seed).name for b, ft in ensemble_members("finetune", seed, k, pool_size)]
-    return GroupUnit(kind, draw_backbones(seed, k, pool_size)[0], noise, seed).units(k)
+        return [LoraUnit(b, ft, noise, seed).name for b, ft in ensemble_members("finetune", seed, k, n_backbones)]
+    return GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed).units(k)
 
 
-def plan_groups(config: StudyConfig, pool_size: int, kind: str) -> list[GroupUnit]:
+def plan_groups(config: StudyConfig, n_backbones: int, kind: str) -> list[GroupUnit]:
     """The study's GroupUnits of one kind (multi_head, cleaned or warm; none unless in config.sweep.kinds)."""
     if kind not in config.sweep.kinds:
         return []
     k = config.ensemble_size
-    return [GroupUnit(kind, draw_backbones(seed, k, pool_size)[0], noise, seed)
+    return [GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed)
             for noise in config.sweep.noise for seed in config.sweep.seeds]
 
 
-def plan_members(config: StudyConfig, pool_size: int) -> list[MemberUnit]:
+def plan_members(config: StudyConfig, n_backbones: int) -> list[MemberUnit]:
     """Every member unit to train: the finetune and pretrain kinds' (member 0 is shared),
     the lora kind's adapters, and those the RL cells need."""
     units: dict[str, MemberUnit] = {}
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
             for kind in ("finetune", "pretrain"):
-                for b, ft in ensemble_members(kind, seed, config.ensemble_size, pool_size):
+                for b, ft in ensemble_members(kind, seed, config.ensemble_size, n_backbones):
                     u = MemberUnit(b, ft, noise, seed)
                     units[u.name] = u
             if "lora" in config.sweep.kinds:
-                for b, ft in ensemble_members("finetune", seed, config.ensemble_size, pool_size):
+                for b, ft in ensemble_members("finetune", seed, config.ensemble_size, n_backbones):
                     u = LoraUnit(b, ft, noise, seed)
                     units[u.name] = u
     for noise in config.rl_sweep.noise if config.rl_sweep.enabled else ():
         for seed in config.rl_sweep.seeds:
             for kind in config.rl_sweep.kinds:
                 for b, ft in ensemble_members("finetune" if kind == "finetune" else "pretrain", seed,
-                                              config.ensemble_size, pool_size):
+                                              config.ensemble_size, n_backbones):
                     u = MemberUnit(b, ft, noise, seed)
                     units.setdefault(u.name, u)
     return list(units.values())
 
 
-def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFrame:
+def members_table(config: StudyConfig, n_backbones: int, out: Path) -> pd.DataFrame:
     """One row per (kind, noise, seed, slot): which trained unit is that ensemble member.
 
     Columns: kind, noise, seed, slot, unit, backbone, finetune_seed, heldout_accuracy,
@@ -229,7 +229,7 @@ def members_table(config: StudyConfig, pool_size: int, out: Path) -> pd.DataFram
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
             for kind in config.sweep.kinds:
-                for slot, unit in enumerate(kind_units(kind, noise, seed, config.ensemble_size, pool_size)):
+                for slot, unit in enumerate(kind_units(kind, noise, seed, config.ensemble_size, n_backbones)):
                     info = json.loads((out / "members" / unit / "info.json").read_text())
                     rows.append({"kind": kind, "noise": noise, "seed": seed, "slot": slot, "unit": unit,
                                  "backbone": info["unit"]["backbone"],
@@ -453,7 +453,7 @@ def run_members(units: Sequence[MemberUnit], config: StudyConfig, backbones: Seq
 
 
 @_frozen_heap
-def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_size: int, train_pairs, heldout_pairs,
+def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbones: int, train_pairs, heldout_pairs,
                    pool_path: str, out_dir: str) -> dict:
     """Make one ensemble of a group kind (see :class:`GroupUnit`) and score the pool with
     it (multi_head and warm: one forward pass per sample for all members). Idempotent."""
@@ -477,7 +477,7 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
         shutil.rmtree(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
-    seeds = [ft for _, ft in ensemble_members("finetune", unit.seed, k, pool_size)]  # paired with finetune
+    seeds = [ft for _, ft in ensemble_members("finetune", unit.seed, k, n_backbones)]  # paired with finetune
     extra = {"n_flipped": len(flipped)}
     if unit.kind == "multi_head":
         train_multihead_ensemble(train, heldout_pairs, model_dir, backbone, k, config.train, seeds=seeds,
@@ -489,7 +489,7 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, pool_siz
                        EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=k, seeds=tuple(seeds)),
                        config.train, progress=False)
     else:
-        ens_dir = build_ensemble_dir(out, "finetune", unit.noise, unit.seed, k, pool_size)
+        ens_dir = build_ensemble_dir(out, "finetune", unit.noise, unit.seed, k, n_backbones)
         warm_average(ens_dir, model_dir, heldout_pairs=heldout_pairs)
     t_train = time.time() - t0
     ens = Ensemble.load(model_dir)
@@ -560,10 +560,10 @@ def study_strength(train, backbone: str, unit, config: StudyConfig, work: Path) 
     return table
 
 
-def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, pool_size: int) -> Path:
+def build_ensemble_dir(out: Path, kind: str, noise: float, seed: int, k: int, n_backbones: int) -> Path:
     """Write a manifest over already trained members (relative paths into members/)."""
     infos = []
-    for b, ft in ensemble_members(kind, seed, k, pool_size):
+    for b, ft in ensemble_members(kind, seed, k, n_backbones):
         unit = MemberUnit(b, ft, noise, seed)
         rec = json.loads((out / "members" / unit.name / "info.json").read_text())
         fields = {f: rec[f] for f in MemberInfo.__dataclass_fields__ if f in rec}
@@ -590,14 +590,14 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
         return str(d)
     if d.exists():
         shutil.rmtree(d)
-    k, pool_size = config.ensemble_size, len(inputs.backbones)
+    k, n_backbones = config.ensemble_size, len(inputs.backbones)
     if unit.kind == "single":
-        ens_dir = build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, pool_size)
+        ens_dir = build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, n_backbones)
         ens = Ensemble.load(ens_dir)
         slot = rl_single_slot(unit.seed, k)
         ens = Ensemble(ens.members[slot:slot + 1], ens.manifest, ens_dir)
     else:
-        ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, k, pool_size))
+        ens = Ensemble.load(build_ensemble_dir(out, unit.kind, unit.noise, unit.seed, k, n_backbones))
     spec = core.Aggregation.parse(unit.method)
     rl_cfg = replace(config.rl, method=spec.method, params=dict(spec.params), kl_coef=unit.kl_coef,
                      max_new_tokens=inputs.max_new_tokens, seed=unit.seed)
@@ -624,8 +624,8 @@ def daa_train_pairs(unit: DAAUnit, config: StudyConfig, inputs, out: Path) -> tu
         return train, {"n_pairs": len(train), "n_flipped": len(flipped)}
     if unit.data not in ("cleaned", "relabelled"):
         raise ValueError(f"unknown DAA data {unit.data!r}")
-    k, pool_size = config.ensemble_size, len(inputs.backbones)
-    group = GroupUnit("cleaned", draw_backbones(unit.seed, k, pool_size)[0], unit.noise, unit.seed)
+    k, n_backbones = config.ensemble_size, len(inputs.backbones)
+    group = GroupUnit("cleaned", draw_backbones(unit.seed, k, n_backbones)[0], unit.noise, unit.seed)
     # all pairs: the cleaned kind's strength table is the same one; a subset gets its own
     work = (out / "members" / group.name if cap is None else out / "cells" / f"daa_strength__{group.name}__pairs{cap}")
     work = work / "strength"
@@ -646,15 +646,15 @@ def daa_train_pairs(unit: DAAUnit, config: StudyConfig, inputs, out: Path) -> tu
     return pairs, {"n_flipped": len(flipped), "cleaning": summary, "n_pairs": len(pairs)}
 
 
-def _daa_proxy(out: Path, unit: DAAUnit, config: StudyConfig, pool_size: int):
+def _daa_proxy(out: Path, unit: DAAUnit, config: StudyConfig, n_backbones: int):
     """The seed's pretrain ensemble as the DAA run's proxy, when the study trained its members; else None."""
     from rewardherd.models import Ensemble
 
     k = config.ensemble_size
-    units = [MemberUnit(b, ft, unit.noise, unit.seed) for b, ft in ensemble_members("pretrain", unit.seed, k, pool_size)]
+    units = [MemberUnit(b, ft, unit.noise, unit.seed) for b, ft in ensemble_members("pretrain", unit.seed, k, n_backbones)]
     if not all(_unit_done(out, u) for u in units):
         return None
-    return Ensemble.load(build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, pool_size))
+    return Ensemble.load(build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, n_backbones))
 
 
 @_frozen_heap
@@ -846,7 +846,7 @@ def _with_unit_scores(table: pd.DataFrame, out: Path, unit: str) -> tuple[pd.Dat
 
 
 def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame,
-               pool_size: int) -> Path | None:
+               n_backbones: int) -> Path | None:
     """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
     (noise, seed): each kind's ensemble with every method (warm: its one model), and each
     of its members alone (``member`` set). None when the study has no extra kind."""
@@ -860,7 +860,7 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
     methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
     frames = []
     for kind in extra:
-        units = kind_units(kind, noise, seed, config.ensemble_size, pool_size)
+        units = kind_units(kind, noise, seed, config.ensemble_size, n_backbones)
         cols, stats = [], []
         for unit in units:
             table, col, st = _with_unit_scores(table, out, unit)
@@ -880,7 +880,7 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
     return path
 
 
-def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, pool_size: int) -> Path:
+def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, n_backbones: int) -> Path:
     """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
     path = out / "cells" / f"bon__noise{noise:g}__seed{seed}.parquet"
     if path.exists():
@@ -890,7 +890,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     stats = {}
     table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
     for kind in ("finetune", "pretrain"):
-        for b, ft in ensemble_members(kind, seed, k, pool_size):
+        for b, ft in ensemble_members(kind, seed, k, n_backbones):
             unit = MemberUnit(b, ft, noise, seed)
             if (b, ft) in names:
                 continue
@@ -903,7 +903,7 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
     frames = []
     for kind in ("finetune", "pretrain"):
-        cols = [names[bf] for bf in ensemble_members(kind, seed, k, pool_size)]
+        cols = [names[bf] for bf in ensemble_members(kind, seed, k, n_backbones)]
         st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
         c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
         frames.append(c.assign(kind=kind, member="", size=k))
@@ -965,21 +965,21 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     pool_path = ensure_pool(inputs, config, out, progress)
     timings["pool"] = time.time() - t
     t = time.time()
-    pool_size = len(inputs.backbones)
-    run_members(plan_members(config, pool_size), config, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs,
+    n_backbones = len(inputs.backbones)
+    run_members(plan_members(config, n_backbones), config, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs,
                 pool_path, out, "members", progress)
-    groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, pool_size, kind)]
+    groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, n_backbones, kind)]
     _run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
-               lambda u: (config, str(inputs.backbones[u.backbone]), pool_size, inputs.train_pairs,
+               lambda u: (config, str(inputs.backbones[u.backbone]), n_backbones, inputs.train_pairs,
                           inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
     timings["members"] = time.time() - t
     t = time.time()
     pool = pd.read_parquet(pool_path)
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
-            bon_cell(out, config, noise, seed, pool, pool_size)
-            kinds_cell(out, config, noise, seed, pool, pool_size)
-    write_table_atomic(members_table(config, pool_size, out), out / "results" / "members.parquet")
+            bon_cell(out, config, noise, seed, pool, n_backbones)
+            kinds_cell(out, config, noise, seed, pool, n_backbones)
+    write_table_atomic(members_table(config, n_backbones, out), out / "results" / "members.parquet")
     timings["bon"] = time.time() - t
     t = time.time()
     _run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
