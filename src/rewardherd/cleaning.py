@@ -161,6 +161,18 @@ def read_strength(path: str | Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ cleaning
+
+def _strength_rows(strength, pairs, where: str):
+    """``strength`` indexed by pair id, and the ids of ``pairs``; KeyError naming ``where``
+    if a pair has no row."""
+    by_id = strength.set_index("id")
+    ids = [p.id for p in pairs]
+    missing = [i for i in ids if i not in by_id.index]
+    if missing:
+        raise KeyError(f"{where}: no row for {len(missing)} of {len(ids)} pair id(s), e.g. {missing[:5]}; "
+                       "was it measured on this data?")
+    return by_id, ids
+
 def clean_pairs(
     pairs: Sequence[PreferencePair],
     strength: pd.DataFrame,
@@ -182,12 +194,7 @@ def clean_pairs(
     Returns ``(cleaned, summary)``: cleaned pairs in input order and a JSON-able summary
     (counts, strength cut-offs, ids flipped and dropped)."""
     pairs = list(pairs)
-    by_id = strength.set_index("id")
-    ids = [p.id for p in pairs]
-    missing = [i for i in ids if i not in by_id.index]
-    if missing:
-        raise KeyError(f"{where}: no row for {len(missing)} of {len(ids)} pair id(s), e.g. {missing[:5]}; "
-                       "was it measured on this data?")
+    by_id, ids = _strength_rows(strength, pairs, where)
     unused = len(by_id) - len(set(ids))
     if unused > 0:
         log.warning("%s: %d row(s) match no pair of the data and are ignored", where, unused)
@@ -247,12 +254,7 @@ def relabel_pairs(pairs: Sequence[PreferencePair], strength: pd.DataFrame, *, dr
     if not 0 <= drop_uncertain < 1:
         raise ValueError(f"drop_uncertain must be in [0, 1); got {drop_uncertain}")
     pairs = list(pairs)
-    by_id = strength.set_index("id")
-    ids = [p.id for p in pairs]
-    missing = [i for i in ids if i not in by_id.index]
-    if missing:
-        raise KeyError(f"{where}: no row for {len(missing)} of {len(ids)} pair id(s), e.g. {missing[:5]}; "
-                       "was it measured on this data?")
+    by_id, ids = _strength_rows(strength, pairs, where)
     mean = by_id.loc[ids, "mean"].to_numpy(dtype=np.float64)
     std = by_id.loc[ids, "std"].to_numpy(dtype=np.float64)
     drop = np.zeros(len(ids), dtype=bool)
