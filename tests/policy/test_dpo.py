@@ -26,22 +26,14 @@ from rewardherd.policy import dpo as dpo_mod
 from rewardherd.policy.dpo import DPOConfig, PlanMismatchError, dpo_schedule, dpo_trainer, train_dpo
 from rewardherd.policy.rl import Evaluator, measure_kl
 
+from .conftest import OneMember
+
 EVAL_PROMPTS = [f"item {i}: " for i in range(200, 206)]  # training prompts are item 0..31
 # 32 pairs / batch 8 = 4 steps per epoch; checkpoints at steps 2 and 4
 SMALL = dict(batch_size=8, lr=5e-3, eval_every=2, eval_prompts=6, eval_samples=2, max_new_tokens=6,
              max_length=64, checkpoint_fractions=(0.5, 1.0))
 
 
-class _OneMember:
-    """The smallest ensemble the evaluator needs: one member scoring by length."""
-
-    names = ["m0"]
-
-    def score(self, prompts, responses):
-        return np.array([[float(len(r)) for r in responses]])
-
-    def standardize(self, raw):
-        return raw
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +52,7 @@ def run(world):
     """An uninterrupted 4-step DPO run with dropout kept on during training."""
     cfg = DPOConfig(**SMALL, disable_dropout=False)
     table = train_dpo(world["policy"], world["pairs"], EVAL_PROMPTS, world["root"] / "run", cfg,
-                      ensemble=_OneMember(), gold=rule_gold, progress=False)
+                      ensemble=OneMember(), gold=rule_gold, progress=False)
     return table, world["root"] / "run", cfg
 
 
@@ -188,12 +180,12 @@ def test_a_killed_run_resumes_from_its_latest_checkpoint(world, run, monkeypatch
 
     monkeypatch.setattr(Evaluator, "__call__", kill_at_4)
     with pytest.raises(KeyboardInterrupt):
-        train_dpo(world["policy"], world["pairs"], EVAL_PROMPTS, out, cfg, ensemble=_OneMember(), gold=rule_gold,
+        train_dpo(world["policy"], world["pairs"], EVAL_PROMPTS, out, cfg, ensemble=OneMember(), gold=rule_gold,
                   progress=False)
     assert (out / "checkpoints" / "epoch_0.5").is_dir() and not (out / "checkpoints" / "epoch_1").exists()
     calls.clear()
     monkeypatch.setattr(Evaluator, "__call__", lambda self, policy, step: calls.append(step) or real(self, policy, step))
-    resumed = train_dpo(world["policy"], world["pairs"], EVAL_PROMPTS, out, cfg, ensemble=_OneMember(),
+    resumed = train_dpo(world["policy"], world["pairs"], EVAL_PROMPTS, out, cfg, ensemble=OneMember(),
                         gold=rule_gold, progress=False)
     assert calls == [4]  # steps 1-2 and their evaluations were not redone
     cols = ["step", "epoch", "kl", "kl_se", "ens/mean", "gold"]

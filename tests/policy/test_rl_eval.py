@@ -6,17 +6,7 @@ import torch
 from rewardherd.models.tiny import build_backbone, build_tokenizer
 from rewardherd.policy.rl import Evaluator, RLConfig, response_logprobs
 
-
-class _OneMember:
-    """The smallest ensemble the evaluator needs: one member scoring by length."""
-
-    names = ["m0"]
-
-    def score(self, prompts, responses):
-        return np.array([[float(len(r)) for r in responses]])
-
-    def standardize(self, raw):
-        return raw
+from .conftest import OneMember
 
 
 def test_kl_is_exactly_zero_for_a_dropout_policy_in_train_mode():
@@ -27,7 +17,7 @@ def test_kl_is_exactly_zero_for_a_dropout_policy_in_train_mode():
     ref = build_backbone(tok, seed=0).eval()
     policy.train()
     torch.manual_seed(0)
-    ev = Evaluator(_OneMember(), ref, tok, [f"item {i}: " for i in range(6)],
+    ev = Evaluator(OneMember(), ref, tok, [f"item {i}: " for i in range(6)],
                    RLConfig(eval_prompts=6, eval_samples=2, max_new_tokens=6, method="mean"))
     row = ev(policy, 0)
     assert row["kl"] == 0.0
