@@ -103,10 +103,12 @@ def main() -> None:
     models, toks = zip(*[load_member_model(work / "loop" / f"m{i}") for i in range(k)], strict=True)
     ids = runner.pool_token_ids(work, pool_path, work / "loop" / "m0", toks[0], config.train.max_length)
     pad = pad_token_id(toks[0])
-    rows[f"score: {k} members one at a time"], _ = timed(lambda: [score_ids_checked(
-        m, ids, pad, config.pool.score_dtype, batch_size=128, workers=cpu_batch_workers()) for m in models])
-    rows[f"score: {k} members, one pass"], _ = timed(lambda: runner.score_members(
-        list(models), ids, pad, config.pool.score_dtype))
+    # float32: in bfloat16 (the quick study's `auto` where the CPU runs it natively) score_members scores
+    # member by member, each with its own float32 probe, exactly as the one-at-a-time path does.
+    rows[f"score: {k} members one at a time (float32)"], _ = timed(lambda: [score_ids_checked(
+        m, ids, pad, "float32", batch_size=128, workers=cpu_batch_workers()) for m in models])
+    rows[f"score: {k} members, one pass (float32)"], _ = timed(lambda: runner.score_members(
+        list(models), ids, pad, "float32"))
 
     units = [u for u in runner.plan_members(config, len(inputs.backbones)) if u.noise == 0.0 and u.seed in (0, 1)
              and type(u) is runner.MemberUnit]
@@ -128,8 +130,8 @@ def main() -> None:
         f"train {k} batched / one member (TRL)": rows[f"train: {k} members, batched loop"] / one,
         f"train {k} batched / one member (same loop)": rows[f"train: {k} members, batched loop"]
         / rows["train: one member, batched loop"],
-        "score one pass / one at a time": rows[f"score: {k} members, one pass"]
-        / rows[f"score: {k} members one at a time"],
+        "score one pass / one at a time (float32)": rows[f"score: {k} members, one pass (float32)"]
+        / rows[f"score: {k} members one at a time (float32)"],
         "study member stage batched / one at a time": rows[f"study, 2 seeds: {len(units)} units batched, 1 process"]
         / rows[f"study, 2 seeds: {len(units)} units one at a time (TRL), 1 process"],
         "study member stage batched, 2 processes / one at a time":
