@@ -417,7 +417,7 @@ def bon(
 
 @app.command()
 @config_options(RLConfig, ("steps", "lr", "num_generations", "prompts_per_step", "max_new_tokens", "temperature",
-                           "eval_every", "eval_samples", "seed", "save_checkpoints", "bf16"),
+                           "eval_every", "eval_samples", "seed", "save_checkpoints", "bf16", "kv_sampler"),
                 into="options")  # --eval-prompts is the held-out prompts file (its first RLConfig.eval_prompts are used)
 def rl(
     policy: Annotated[Path, typer.Option(help=POLICY_HELP + "; also the KL reference.")],

@@ -388,8 +388,10 @@ def _recorder(monkeypatch, kill_on=None):
 
 def test_train_killed_after_first_member_resumes_on_rerun(tmp_path, work, monkeypatch):
     out = tmp_path / "ens"
+    # One member at a time (TRL), so the kill falls between two members' training; the batched
+    # path's kill between two members' writes is tests/training/test_resume.py's.
     cmd = ["train", "--data", work["data"], "--backbone", work["backbone"], "--out", out, "--members", "3",
-           "--epochs", "1", *HYPER]
+           "--epochs", "1", "--no-batched", *HYPER]
 
     calls = _recorder(monkeypatch, kill_on=2)
     result = invoke(cmd)

@@ -378,23 +378,29 @@ def test_8_library_refuses_inputs_it_cannot_mean(work, call, exc, needle):
 
 
 # ------------------------------------------- 9. leftovers of a killed run
-def test_9_resume_removes_temporary_member_directories(work, tmp_path, monkeypatch):
-    out = tmp_path / "o"
-    real, calls = training_ensemble.train_member, []
+@pytest.mark.parametrize("batched", [False, True])
+def test_9_resume_removes_temporary_member_directories(work, tmp_path, monkeypatch, batched):
+    from rewardherd.training import member as training_member
 
-    def killed_on_second(spec, *args, name, **kwargs):
+    out = tmp_path / "o"
+    # One at a time the kill comes while member_1 trains; batched, while member_1 is being written.
+    owner, attr = (training_member, "_finish_member") if batched else (training_ensemble, "train_member")
+    real, calls = getattr(owner, attr), []
+
+    def killed_on_second(*args, name, **kwargs):
         calls.append(name)
         if len(calls) == 2:
             (out / f".{name}.tmp-killed").mkdir()  # what SIGKILL leaves mid-member
             raise KeyboardInterrupt
-        return real(spec, *args, name=name, **kwargs)
+        return real(*args, name=name, **kwargs)
 
-    monkeypatch.setattr(training_ensemble, "train_member", killed_on_second)
+    monkeypatch.setattr(owner, attr, killed_on_second)
     cmd = ["train", "--data", work["data"], "--backbone", work["backbone"], "--out", out, "--members", "2",
-           "--epochs", "1", "--batch-size", "16", "--max-length", "48", "--heldout-fraction", "0.34", "--no-progress"]
+           "--epochs", "1", "--batch-size", "16", "--max-length", "48", "--heldout-fraction", "0.34", "--no-progress",
+           "--batched" if batched else "--no-batched"]
     assert invoke(cmd).exit_code != 0
     assert (out / ".member_1.tmp-killed").is_dir()
-    monkeypatch.setattr(training_ensemble, "train_member", real)
+    monkeypatch.setattr(owner, attr, real)
     result = invoke(cmd)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["ensemble.json", "member_0", "member_1"]
