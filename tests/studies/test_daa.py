@@ -158,6 +158,32 @@ def test_daa_calibration_is_its_own_cells(tmp_path):
     assert len(list((tmp_path / "calibration").glob("*.json"))) == len(rows)
 
 
+def test_arm_band_by_hand():
+    """2 seeds x 3 prompts x 2 evaluations, 2 samples per (seed, prompt, evaluation): the band's
+    estimate is the mean per-(seed, prompt) gain over step 0, and its interval is the crossed t
+    interval of exactly those gains; step 0 has gain 0 and a zero-width interval."""
+    rows = []
+    gain = np.array([[0.1, 0.3, 0.2], [0.0, 0.4, 0.5]])  # (seed, prompt) at the second evaluation
+    for seed in (0, 1):
+        for p in range(3):
+            for point, step in enumerate((0, 8)):
+                base = 0.05 * p + 0.01 * seed
+                for sample, jitter in enumerate((-0.02, 0.02)):
+                    rows.append({"objective": "dpo", "beta": 0.1, "data": "noisy", "noise": 0.25, "seed": seed,
+                                 "prompt_id": f"p{p}", "sample_id": sample, "step": step, "point": point,
+                                 "kl": [0.0, 0.25 if seed == 0 else 1.0][point] + jitter * point,
+                                 "gold": base + gain[seed, p] * point + jitter})
+    band = daa.arm_band(pd.DataFrame(rows))
+    assert list(band["point"]) == [0, 1] and set(band["seeds"]) == {2} and set(band["prompts"]) == {3}
+    first, second = band.iloc[0], band.iloc[1]
+    assert first["estimate"] == pytest.approx(0.0) and first["low"] == first["high"] == pytest.approx(0.0)
+    assert second["estimate"] == pytest.approx(gain.mean())
+    iv = core.crossed_interval(gain)
+    assert (second["low"], second["high"]) == (pytest.approx(iv.low), pytest.approx(iv.high))
+    assert second["low"] < gain.mean() < second["high"]
+    assert second["sqrt_kl"] == pytest.approx((0.5 + 1.0) / 2)  # each seed's sqrt(mean KL), then averaged
+
+
 def test_paragraph_is_generated_from_the_results():
     table = pd.DataFrame({"objective": "dpo", "beta": 0.1, "data": "noisy", "noise": 0.25, "seed": 0,
                           "step": [0, 2, 4], "epoch": [0.0, 0.5, 1.0], "kl": [0.0, 1.0, 4.0],
@@ -252,7 +278,10 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
 
     bon = pd.DataFrame({"noise": 0.25, "kind": ["pretrain"] * 2 + ["single"] * 2, "method": "mean", "size": [2, 2, 1, 1],
                         "n": [1, 2, 1, 2], "kl": [0.0, 0.19, 0.0, 0.19], "gold_delta": [0.0, 0.1, 0.0, 0.05]})
-    path = plots.optimizers(bon, None, table, tmp_path / "optimizers.png")
+    band = pd.read_parquet(out / "results" / "daa_band.parquet")
+    assert len(band) == len(fits) * 3 and (band["low"] <= band["estimate"]).all()
+    assert (band.loc[band["point"] == 0, "estimate"] == 0).all()
+    path = plots.optimizers(bon, None, band, tmp_path / "optimizers.png")
     assert path.exists() and path.stat().st_size > 1000
     from rewardherd.studies.report import _daa_section
 

@@ -8,6 +8,9 @@ epoch (``StudyConfig.dpo``), so every seed's curve has the same T points. An *ar
 - ``results/daa.parquet``: one row per (arm, seed, evaluation): objective, beta, data, noise,
   seed, step, epoch, kl, sqrt_kl, gold, proxy (the seed's pretrain-ensemble mean when the
   study trained it, else NaN), on the same gold-vs-sqrt(KL) axes as best-of-n and RL;
+- ``results/daa_band.parquet``: per arm and evaluation, the mean gold gain over step 0 with its
+  95% crossed seeds x prompts t interval (:func:`rewardherd.core.crossed_interval`: seed and
+  prompt variance, not world builds), the band the optimizers figure shades;
 - ``results/daa_fits.json``: Gao's RL form R(d) = d (alpha - beta log d) per arm
   (:func:`rewardherd.core.fit_gao_pigeonhole`: pigeonhole bootstrap over seeds and prompts);
 - ``results/daa_claims.json``: C7 (:func:`rewardherd.studies.claims.rpo_vs_dpo_drop`) per
@@ -74,6 +77,25 @@ def arm_arrays(samples: pd.DataFrame, seeds) -> tuple[np.ndarray, np.ndarray]:
     return per["gold"].to_numpy().reshape(shape), per["kl"].to_numpy().reshape(shape)
 
 
+def arm_band(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and evaluation ordinal (``point``): sqrt(KL) (each seed's, averaged over seeds, as in
+    ``daa.parquet``) and the mean gold gain over step 0 (estimate, low, high).
+
+    The gain is per (seed, prompt) (the prompt's mean gold at the evaluation minus at step 0,
+    same seed), so the interval is :func:`rewardherd.core.crossed_interval` over seeds x
+    prompts; it covers seed and prompt variance, not the world build."""
+    rows = []
+    for arm, g in samples.groupby(ARM):
+        seeds = sorted(g["seed"].unique())
+        gold, kl = arm_arrays(g, seeds)
+        sqrt_kl = np.sqrt(np.clip(kl.mean(axis=1), 0, None)).mean(axis=0)  # each seed's sqrt(mean KL), averaged
+        for t in range(gold.shape[2]):
+            iv = core.crossed_interval(gold[:, :, t] - gold[:, :, 0])
+            rows.append({**dict(zip(ARM, arm, strict=True)), "point": t, "sqrt_kl": float(sqrt_kl[t]), "seeds": len(seeds),
+                         "prompts": gold.shape[1], "estimate": iv.estimate, "low": iv.low, "high": iv.high})
+    return pd.DataFrame(rows)
+
+
 def arm_fits(samples: pd.DataFrame, n_boot: int, seed: int = 0) -> list[dict]:
     """Gao's RL form per arm, with its pigeonhole-bootstrap interval over seeds and prompts."""
     rows = []
@@ -132,6 +154,7 @@ def analyze_daa(out: Path, config) -> list[dict]:
         return []
     write_table_atomic(table, res / "daa.parquet")
     samples = daa_samples(Path(out))
+    write_table_atomic(arm_band(samples), res / "daa_band.parquet")
     fits = arm_fits(samples, n_boot=min(config.bootstrap, 1000))
     write_json_atomic(res / "daa_fits.json", fits)
     write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples),

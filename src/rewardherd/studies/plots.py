@@ -151,36 +151,45 @@ def rl(rl_rows: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def optimizers(curves: pd.DataFrame, rl_rows: pd.DataFrame | None, daa: pd.DataFrame, path: Path) -> Path | None:
-    """Best-of-n, RL and the DAA arms on one axis: gold minus gold of the reference policy
-    against sqrt(KL(pi || pi_ref)), each curve averaged over its seeds; best-of-n at the DAA
-    arm's label noise (its pretrain ensembles, every method, and the single-RM average)."""
-    if daa.empty:
+def optimizers(curves: pd.DataFrame, rl_rows: pd.DataFrame | None, band: pd.DataFrame, path: Path) -> Path | None:
+    """Best-of-n, RL and the DAA arms on one axis, one panel per DAA training data: gold minus gold
+    of the reference policy against sqrt(KL(pi || pi_ref)). Best-of-n at the DAA arm's label noise
+    (its pretrain ensembles, every method, and the single-RM average) and RL (averaged over seeds)
+    are the same in every panel; each DAA arm (``daa.arm_band``) is shaded with its 95% crossed
+    seeds x prompts interval."""
+    if band.empty:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    noise = float(daa["noise"].iloc[0])
+    datas = [d for d in ("noisy", "cleaned", "relabelled") if d in set(band["data"])]
+    datas += sorted(set(band["data"]) - set(datas))
+    fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.8), squeeze=False, sharey=True)
+    noise = float(band["noise"].iloc[0])
     bon = _main_curves(curves)
     bon = bon[np.isclose(bon["noise"], noise) & bon["kind"].isin(["pretrain", "single"])]
-    for (kind, method), g in bon.groupby(["kind", "method"]):
-        g = g.sort_values("n")
-        style = {"color": "grey", "ls": ":"} if kind == "single" else _style(kind, method)
-        ax.plot(np.sqrt(g["kl"]), g["gold_delta"], lw=1.2, label=f"best-of-n: {kind} ({method})", **style)
-    if rl_rows is not None and not rl_rows.empty and "gold" in rl_rows:
-        for cell, g in rl_rows.groupby(["unit_kind", "unit_method", "unit_kl_coef"]):
-            m = g.groupby("step")[["kl", "gold"]].mean().sort_index()
-            ax.plot(np.sqrt(np.clip(m["kl"], 0, None)), m["gold"] - m["gold"].iloc[0], marker="s", ms=3, lw=1,
-                    color="tab:red", alpha=0.8, label=f"RL: {cell[0]} ({cell[1]}), kl_coef {cell[2]:g}")
     colors = {"dpo": "tab:green", "ipo": "tab:purple", "rpo": "tab:orange"}
-    for (obj, beta, data), g in daa.groupby(["objective", "beta", "data"]):
-        m = g.groupby("epoch")[["sqrt_kl", "gold"]].mean().sort_index()
-        ax.plot(m["sqrt_kl"], m["gold"] - m["gold"].iloc[0], marker="o", ms=3, color=colors.get(obj, "black"),
-                ls="-" if data == "noisy" else "--", label=f"{obj.upper()} beta {beta:g}, {data} data")
-    ax.axhline(0, color="black", lw=0.5)
-    ax.set_xlabel("sqrt(KL(pi || pi_ref)) (best-of-n: analytic; RL, DAA: sampled k1 on held-out prompts)")
-    ax.set_ylabel("gold - gold of the reference policy")
-    ax.set_title(f"Three optimizers on one axis (label noise {noise:g})")
-    ax.legend(fontsize=6, ncol=2)
+    betas = sorted(band["beta"].unique())
+    markers = dict(zip(betas, ["o", "^", "s", "D", "v", "P"] * len(betas), strict=False))
+    for ax, data in zip(axes[0], datas, strict=True):
+        for (kind, method), g in bon.groupby(["kind", "method"]):
+            g = g.sort_values("n")
+            style = {"color": "grey", "ls": ":"} if kind == "single" else _style(kind, method)
+            ax.plot(np.sqrt(g["kl"]), g["gold_delta"], lw=1.0, label=f"best-of-n: {kind} ({method})", **style)
+        if rl_rows is not None and not rl_rows.empty and "gold" in rl_rows:
+            for cell, g in rl_rows.groupby(["unit_kind", "unit_method", "unit_kl_coef"]):
+                m = g.groupby("step")[["kl", "gold"]].mean().sort_index()
+                ax.plot(np.sqrt(np.clip(m["kl"], 0, None)), m["gold"] - m["gold"].iloc[0], marker="s", ms=3, lw=1,
+                        color="tab:red", alpha=0.8, label=f"RL: {cell[0]} ({cell[1]}), kl_coef {cell[2]:g}")
+        for (obj, beta), g in band[band["data"] == data].groupby(["objective", "beta"]):
+            g = g.sort_values("point")
+            color = colors.get(obj, "black")
+            ax.plot(g["sqrt_kl"], g["estimate"], marker=markers[beta], ms=3.5, lw=1.4, color=color,
+                    label=f"{obj.upper()} beta {beta:g}")
+            ax.fill_between(g["sqrt_kl"], g["low"], g["high"], color=color, alpha=0.10, lw=0)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_xlabel("sqrt(KL(pi || pi_ref))")
+        ax.set_title(f"DAA on {data} pairs (label noise {noise:g})", fontsize=10)
+        ax.legend(fontsize=5.5, ncol=2)
+    axes[0, 0].set_ylabel("gold - gold of the reference policy")
     return _save(fig, path)
 
 
@@ -394,10 +403,12 @@ CAPTIONS = {
               "time per ensemble (WARM's includes its members'). The kinds table below has every method and the "
               "comparison with each kind's own members."),
     "optimizers": ("Best-of-n (pretrain ensembles in their kind's colour, one line style per method; grey dotted: "
-                   "the single-RM average), RL (red) and direct alignment (green DPO, purple IPO, orange RPO; "
-                   "dashed: cleaned data) on one axis: gold minus the reference policy's gold against "
-                   "sqrt(KL(pi || pi_ref)), each averaged over its seeds. Best-of-n's KL is the analytic "
-                   "log n - (n-1)/n; RL's and DAA's are sampled on held-out prompts."),
+                   "the single-RM average), RL (red) and direct alignment (green DPO, purple IPO, orange RPO; one "
+                   "marker per beta) on one axis, one panel per DAA training data (the world's noisy pairs, pairs "
+                   "cleaned by the ensemble, pairs relabelled by it): gold minus the reference policy's gold "
+                   "against sqrt(KL(pi || pi_ref)), each averaged over its seeds. Shading: each DAA arm's 95% "
+                   "interval over seeds x prompts (crossed t; the world build is fixed). Best-of-n's KL is the "
+                   "analytic log n - (n-1)/n; RL's and DAA's are sampled k1 on held-out prompts."),
     "rl": ("RL with a KL penalty (TRL RLOO): gold and the optimized proxy relative to step 0, against sqrt(KL) "
            "measured on held-out prompts. In the quick profile these runs are short illustrations, not evidence."),
 }
@@ -425,8 +436,9 @@ def all_figures(out: Path) -> dict[str, Path]:
     rl_rows = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
     if rl_rows is not None:
         made["rl"] = rl(rl_rows, figs / "rl.png")
-    if (res / "daa.parquet").exists():
-        made["optimizers"] = optimizers(curves, rl_rows, pd.read_parquet(res / "daa.parquet"), figs / "optimizers.png")
+    if (res / "daa_band.parquet").exists():
+        made["optimizers"] = optimizers(curves, rl_rows, pd.read_parquet(res / "daa_band.parquet"),
+                                        figs / "optimizers.png")
     sharing_rows = pd.read_parquet(res / "sharing.parquet") if (res / "sharing.parquet").exists() else None
     if sharing_rows is not None and not sharing_rows.empty:
         made["sharing"] = sharing(sharing_rows, figs / "sharing.png")
