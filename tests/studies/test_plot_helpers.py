@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from rewardherd.studies import kinds as ks
 from rewardherd.studies import plots
 
 
@@ -22,10 +23,10 @@ def _curves(sizes=(3,), features=False):
 
 
 def test_style_colours_by_kind_and_dashes_by_method_name():
-    assert plots._style("pretrain", "min") == {"color": plots.COLORS["pretrain"], "ls": "--"}
+    assert plots._style("pretrain", "min") == {"color": ks.color("pretrain"), "ls": "--"}
     assert plots._style("finetune", "uncertainty_weighted(lam=0.5)")["ls"] == ":"  # parameters do not matter
     assert plots._style("single", "something_new")["ls"] == (0, (5, 1, 1, 1))  # an unknown method's fallback
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="unknown ensemble kind 'no_such_kind'"):
         plots._style("no_such_kind", "mean")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rewardherd.studies import kinds as ks
 from rewardherd.studies import report as rp
 
 
@@ -146,7 +147,9 @@ def test_kinds_section_states_a_cheap_kinds_share_only_of_a_significant_benefit(
             _kind_row("warm", "weights averaged", 1, 0.04, "inconclusive", noise=0.5)]
     (tmp_path / "kinds.json").write_text(json.dumps(rows))
     lines, table = rp._kinds(tmp_path)
-    assert lines == [
+    # first what each kind in the table is (its registry description), then the cheap kinds' sentences
+    assert lines[:4] == [f"- {k}: {ks.spec(k).description}" for k in ("pretrain", "multi_head", "finetune", "warm")]
+    assert lines[4:] == [
         "- noise 0: multi_head (mean) at 1 forward pass(es) gains +0.150 [+0.050, +0.250] gold over the average "
         "single member; the pretrain ensemble (mean) at 2 gains +0.200 [+0.100, +0.300]: 75% of its benefit.",
         "- noise 0.5: warm (weights averaged) at 1 forward pass(es) gains +0.040 [-0.060, +0.140] gold over the "

@@ -19,6 +19,7 @@ import pandas as pd
 
 from rewardherd import core, schema
 from rewardherd.io import write_json_atomic, write_table_atomic
+from rewardherd.studies import kinds
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
         single = c[c["kind"] == "single"]
 
         mc = {kind: _member_curves(single, members, kind, noise, seeds, prompts, ns)
-              for kind in ("finetune", "pretrain")}
+              for kind in kinds.MAIN_KINDS}
 
         def ens_curve(kind: str, m: str, ens=ens) -> np.ndarray:  # (S, P, G)
             return np.stack([_curve(ens, prompts, ns, seed=s, kind=kind, method=m) for s in seeds])
@@ -165,10 +166,6 @@ def claim_results(cells: pd.DataFrame, config, zt: pd.DataFrame, members: pd.Dat
     return results
 
 
-#: Kinds whose whole ensemble scores a response in one forward pass (the rest: one per member).
-ONE_PASS_KINDS = ("multi_head", "warm")
-
-
 def load_kind_cells(out: Path) -> pd.DataFrame:
     """The extra kinds' best-of-n cells (empty when the study has none)."""
     files = sorted((out / "cells").glob("kinds__*.parquet"))
@@ -177,14 +174,15 @@ def load_kind_cells(out: Path) -> pd.DataFrame:
 
 def kind_costs(members: pd.DataFrame, kind: str, noise: float, seeds) -> dict:
     """Mean over seeds of one ensemble's training and pool-scoring seconds, each trained
-    model counted once (warm adds the training of the finetune members it averages)."""
+    model counted once, plus the training of the kinds its spec's ``train_includes`` names
+    (warm: the finetune members it averages)."""
     train, score = [], []
     for s in seeds:
         m = members[(members["kind"] == kind) & (members["noise"] == noise) & (members["seed"] == s)]
         m = m.drop_duplicates("trained")
         t = float(m["train_seconds"].sum())
-        if kind == "warm":
-            f = members[(members["kind"] == "finetune") & (members["noise"] == noise) & (members["seed"] == s)]
+        for other in kinds.spec(kind).train_includes:
+            f = members[(members["kind"] == other) & (members["noise"] == noise) & (members["seed"] == s)]
             t += float(f.drop_duplicates("trained")["train_seconds"].sum())
         train.append(t)
         score.append(float(m["score_seconds"].sum()))
@@ -225,36 +223,34 @@ def kind_results(cells: pd.DataFrame, kcells: pd.DataFrame, config, members: pd.
         base = np.stack([np.stack([_curve(single, prompts, [nmax], seed=s, member=u)[:, 0] for u in us])
                          for s, us in zip(seeds, full, strict=True)])  # (S, 2K-1, P)
         for kind in config.sweep.kinds:
-            if kind in ("finetune", "pretrain"):
-                ens_rows, mem_rows, own_kind = c[(c["kind"] == kind) & (c["size"] == k)], single, kind
-            else:
-                ens_rows, mem_rows = x[(x["kind"] == kind) & (x["member"] == "")], x[x["member"] != ""]
-                own_kind = "finetune" if kind == "warm" else kind
-                if kind == "warm":
-                    mem_rows = single
-            own_curves = _member_curves(mem_rows, members, own_kind, noise, seeds, prompts, ns)  # (S, K, P, G)
+            sp = kinds.spec(kind)
+            ens_rows = (c[(c["kind"] == kind) & (c["size"] == k)] if sp.main
+                        else x[(x["kind"] == kind) & (x["member"] == "")])
+            mem_rows = single if kinds.spec(sp.own).main else x[x["member"] != ""]  # where its members' curves are
+            own_curves = _member_curves(mem_rows, members, sp.own, noise, seeds, prompts, ns)  # (S, K, P, G)
             own = own_curves[..., -1]
             cost = kind_costs(members, kind, noise, seeds)
-            passes = 1 if kind in ONE_PASS_KINDS else k
-            for m in (["mean"] if kind == "warm" else methods):
+            passes = sp.forward_passes(k)
+            for m in (["mean"] if sp.fixed_method else methods):
                 ens_curves = np.stack([_curve(ens_rows, prompts, ns, seed=s, method=m) for s in seeds])  # (S, P, G)
                 ens = ens_curves[..., -1]
-                # warm is compared with the finetune mean only if the study computed it
+                # a fixed-method kind (warm) is compared with the finetune mean only if the study computed it
                 ft = None if kind == "finetune" or m not in methods else np.stack(
                     [_curve(c[(c["kind"] == "finetune") & (c["size"] == k)], prompts, [nmax], seed=s, method=m)[:, 0]
                      for s in seeds])
-                label = "WARM (weights averaged)" if kind == "warm" else f"{kind} ensemble ({m})"
+                label = sp.label(m)
                 vs_single = cl.apply("ensemble_vs_own_members", ens, base,
                                      comparison=f"{label} - the average full fine-tuned single member, {tag}")
                 vs_own = cl.apply("ensemble_vs_own_members", ens, own,
                                   comparison=f"{label} - its own {own.shape[1]} members"
-                                             f"{' (the finetune members it averages)' if kind == 'warm' else ''}, {tag}")
+                                             f"{f' (the {sp.own} members it averages)' if sp.own != kind else ''}, "
+                                             f"{tag}")
                 at_peak = cl.apply("ensemble_vs_own_members_at_peak", own_curves.mean(axis=1), ens_curves, ns, select)
                 vs_ft = None if ft is None else cl.apply("pretrain_vs_finetune", ens, ft,
                                                          comparison=f"{label} - finetune ensemble ({m}), {tag}")
-                if kind not in ("finetune", "pretrain"):
+                if not sp.main:
                     claims.append(vs_own.as_dict())
-                rows.append({"noise": noise, "kind": kind, "method": "weights averaged" if kind == "warm" else m,
+                rows.append({"noise": noise, "kind": kind, "method": sp.method_name(m),
                              "members": int(own.shape[1]), "forward_passes": passes, **cost,
                              "gold": float(ens.mean()),
                              "gain_vs_single": vs_single.estimate, "gain_vs_single_low": vs_single.low,
@@ -337,7 +333,7 @@ def uncertainty(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[dict]:
     gz = _z_floored(gold)
     bad = gold < np.median(gold)
     for noise in config.sweep.noise:
-        for kind in ("finetune", "pretrain"):
+        for kind in kinds.MAIN_KINDS:
             sp, sa, au = [], [], []
             for seed in config.sweep.seeds:
                 mem = member_units(members, kind, noise, seed)
@@ -358,7 +354,7 @@ def optimized_accuracy(zt: pd.DataFrame, config, members: pd.DataFrame) -> list[
     rows = []
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
-            units = sorted({u for kind in ("finetune", "pretrain") for u in member_units(members, kind, noise, seed)})
+            units = sorted({u for kind in kinds.MAIN_KINDS for u in member_units(members, kind, noise, seed)})
             pre = member_units(members, "pretrain", noise, seed)
             frame = zt[["prompt_id", "gold", *units]]
             acc = {m: [] for m in units}
@@ -386,9 +382,9 @@ def sharing_rows(zt: pd.DataFrame, config, members: pd.DataFrame, out: Path) -> 
     frames = []
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
-            kinds = {kind: member_units(members, kind, noise, seed) for kind in ("finetune", "pretrain")}
+            groups = {kind: member_units(members, kind, noise, seed) for kind in kinds.MAIN_KINDS}
             try:
-                t = sharing_table(zt, kinds, degenerate="drop")
+                t = sharing_table(zt, groups, degenerate="drop")
             except ValueError as e:  # e.g. gold constant within every prompt: nothing to decompose
                 log.warning("error sharing not computed for noise %g, seed %s: %s", noise, seed, e)
                 continue
@@ -407,7 +403,7 @@ def heldout_sharing(out: Path, config, members: pd.DataFrame) -> list[pd.DataFra
     frames = []
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
-            for kind in ("finetune", "pretrain"):
+            for kind in kinds.MAIN_KINDS:
                 tabs = [pd.read_parquet(out / "members" / u / "heldout.parquet").set_index("id")
                         for u in member_units(members, kind, noise, seed)]
                 ids = tabs[0].index.intersection(gold.index)
@@ -507,16 +503,16 @@ def analyze(out: Path, config) -> None:
     members = pd.read_parquet(res / "members.parquet")
     zt = member_z_table(out, pool, members)
     cl = claim_results(cells, config, zt, members)
-    kinds, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
-    write_json_atomic(res / "kinds.json", kinds)
+    kind_rows, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
+    write_json_atomic(res / "kinds.json", kind_rows)
     write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl + kind_claims})
     write_json_atomic(res / "calibration.json", study_calibration(config, cells, out))
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")
     write_table_atomic(sharing_rows(zt, config, members, out), res / "sharing.parquet")
-    cross_matrix(cells, config).to_parquet(res / "cross.parquet", index=False)
-    pool.to_parquet(out / "samples.parquet", index=False)
+    write_table_atomic(cross_matrix(cells, config), res / "cross.parquet")
+    write_table_atomic(pool, out / "samples.parquet")
 
 
 def cross_matrix(cells: pd.DataFrame, config) -> pd.DataFrame:

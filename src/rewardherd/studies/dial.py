@@ -26,6 +26,7 @@ import pandas as pd
 
 from rewardherd.config import to_dict
 from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
+from rewardherd.studies import kinds
 from rewardherd.studies.report import calibration_table, interval_text, md_table
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
         sharing = pd.read_parquet(res / "sharing.parquet")
         members = pd.read_parquet(res / "members.parquet")
         for r in json.loads((res / "kinds.json").read_text()):
-            if r["kind"] not in ("finetune", "pretrain"):
+            if not kinds.spec(r["kind"]).main:
                 continue
             sh = sharing[(sharing["kind"] == r["kind"]) & (sharing["noise"] == r["noise"])]
             pool, held = sh[sh["where"] == "pool"], sh[sh["where"] == "heldout"]

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from rewardherd import schema
+from rewardherd.studies import kinds as ks
 
 METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
                  "uncertainty_weighted": ":", "soft_min": (0, (3, 1, 1, 1, 1, 1))}
-COLORS = {"single": "#7f7f7f", "finetune": "#1f77b4", "pretrain": "#d62728", "multi_head": "#9467bd",
-          "lora": "#2ca02c", "warm": "#ff7f0e", "cleaned": "#8c564b"}
 
 
 def _plt():
@@ -36,7 +35,7 @@ def _save(fig, path: Path) -> Path:
 def _style(kind: str, method: str) -> dict:
     """Colour by ensemble kind, line style by aggregation method."""
     base = method.split("(")[0]
-    return {"color": COLORS[kind], "ls": METHOD_STYLES.get(base, (0, (5, 1, 1, 1)))}
+    return {"color": ks.color(kind), "ls": METHOD_STYLES.get(base, (0, (5, 1, 1, 1)))}
 
 
 def _ensemble_size(curves: pd.DataFrame) -> int:
@@ -63,21 +62,21 @@ def bon_gold(curves: pd.DataFrame, band: pd.DataFrame, path: Path, value: str = 
         for c, method in enumerate(methods):
             ax = axes[r, c]
             d = np.sqrt(single["kl"])
-            ax.plot(d, single[value], color=COLORS["single"], marker="o", ms=3, label="single RM (avg)")
-            ax.fill_between(d, single[f"{value}_low"], single[f"{value}_high"], color=COLORS["single"], alpha=0.15)
+            ax.plot(d, single[value], color=ks.SINGLE_COLOR, marker="o", ms=3, label="single RM (avg)")
+            ax.fill_between(d, single[f"{value}_low"], single[f"{value}_high"], color=ks.SINGLE_COLOR, alpha=0.15)
             b = band[band["noise"] == noise]
             for which, ls in (("best", ":"), ("worst", "--")):
                 bb = b[b["which"] == which].sort_values("n")
-                ax.plot(np.sqrt(bb["kl"]), bb["gold"] - base, color=COLORS["single"], ls=ls, lw=1,
+                ax.plot(np.sqrt(bb["kl"]), bb["gold"] - base, color=ks.SINGLE_COLOR, ls=ls, lw=1,
                         label=f"{which} member")
-            for kind in ("finetune", "pretrain"):
+            for kind in ks.MAIN_KINDS:
                 g = curves[(curves["kind"] == kind) & (curves["noise"] == noise) & (curves["method"] == method)
                            & (curves["size"] == k)].sort_values("n")
                 if g.empty:
                     continue
                 d = np.sqrt(g["kl"])
-                ax.plot(d, g[value], color=COLORS[kind], marker="o", ms=3, label=f"{kind} ensemble")
-                ax.fill_between(d, g[f"{value}_low"], g[f"{value}_high"], color=COLORS[kind], alpha=0.15)
+                ax.plot(d, g[value], color=ks.color(kind), marker="o", ms=3, label=f"{kind} ensemble")
+                ax.fill_between(d, g[f"{value}_low"], g[f"{value}_high"], color=ks.color(kind), alpha=0.15)
             ax.axhline(0, color="black", lw=0.5)
             ax.set_title(f"{method}, label noise {noise:g}", fontsize=10)
             if r == len(noises) - 1:
@@ -256,10 +255,10 @@ def sizes(curves: pd.DataFrame, path: Path) -> Path | None:
             g = g.sort_values("size")
             ax.errorbar(g["size"], g["gold_delta"], yerr=[g["gold_delta"] - g["gold_delta_low"],
                                                           g["gold_delta_high"] - g["gold_delta"]],
-                        color=COLORS[kind], marker="o", ms=3, capsize=2, alpha=0.8, label=f"{kind} {method}")
+                        color=ks.color(kind), marker="o", ms=3, capsize=2, alpha=0.8, label=f"{kind} {method}")
         single = curves[(curves["kind"] == "single") & (curves["noise"] == noise) & (curves["n"] == nmax)]
         if not single.empty:
-            ax.axhline(single["gold_delta"].iloc[0], color=COLORS["single"], ls="--", label="single RM (avg)")
+            ax.axhline(single["gold_delta"].iloc[0], color=ks.SINGLE_COLOR, ls="--", label="single RM (avg)")
         ax.set_xlabel("ensemble size")
         ax.set_title(f"gold - gold(n=1) at n={nmax}, noise {noise:g}", fontsize=10)
     axes[0, 0].legend(fontsize=6)
@@ -289,7 +288,7 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
         sub = t[(t["where"] == where) & ((t["noise"] == noise) if not np.isnan(noise) else t["noise"].isna())]
         g = sub.groupby("kind", sort=False)[cols].mean()
         x = np.arange(len(g))
-        colors = [COLORS.get(k, "#2ca02c") for k in g.index]
+        colors = [ks.color(k) for k in g.index]
         ax.bar(x, g["shared_variance"], color=colors)
         ax.bar(x, g["idiosyncratic_variance"], bottom=g["shared_variance"], color=colors, alpha=0.35, hatch="//")
         ax.hlines(g["mean_error_variance"], x - 0.4, x + 0.4, color="black", lw=1.5)
@@ -330,7 +329,7 @@ def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
                 y, lo, hi = g[f"{prefix}gain"], g[f"{prefix}gain_low"], g[f"{prefix}gain_high"]
                 ax.errorbar(g["rho_bar"], y, yerr=[y - lo, hi - y],
                             xerr=[g["rho_bar"] - g["rho_bar_min"], g["rho_bar_max"] - g["rho_bar"]], marker="o",
-                            capsize=3, color=COLORS.get(kind, "#2ca02c"), label=kind)
+                            capsize=3, color=ks.color(kind), label=kind)
                 for x, v, lv in zip(g["rho_bar"], y, g["level"], strict=True):
                     ax.annotate(f"{lv:g}", (x, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
             ax.axhline(0, color="black", lw=0.8, ls="--")
@@ -354,11 +353,11 @@ def kinds(rows: pd.DataFrame, path: Path) -> Path | None:
     for j, noise in enumerate(noises):
         ax = axes[0, j]
         g = first[first["noise"] == noise].reset_index(drop=True)
-        ax.axhline(0, color=COLORS["single"], ls="--", lw=1)
+        ax.axhline(0, color=ks.SINGLE_COLOR, ls="--", lw=1)
         for i, r in g.iterrows():
             x = r["forward_passes"] * (1 + 0.06 * (i - len(g) / 2))  # spread kinds that share a cost
             err = [[r["gain_vs_single"] - r["gain_vs_single_low"]], [r["gain_vs_single_high"] - r["gain_vs_single"]]]
-            ax.errorbar([x], [r["gain_vs_single"]], yerr=err, fmt="o", capsize=3, color=COLORS.get(r["kind"], "k"),
+            ax.errorbar([x], [r["gain_vs_single"]], yerr=err, fmt="o", capsize=3, color=ks.color(r["kind"]),
                         label=f"{r['kind']} ({r['method']}), train {r['train_seconds']:.0f} s")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(g["forward_passes"].unique()), [str(v) for v in sorted(g["forward_passes"].unique())])
@@ -431,7 +430,7 @@ def all_figures(out: Path) -> dict[str, Path]:
     rows = pd.DataFrame(json.loads((res / "kinds.json").read_text())) if (res / "kinds.json").exists() else None
     if rows is not None and not rows.empty:
         made["kinds"] = kinds(rows, figs / "kinds.png")
-        if set(rows["kind"]) - {"finetune", "pretrain"}:  # a study of kinds: its cost figure is the headline
+        if ks.extra(rows["kind"].unique()):  # a study of kinds: its cost figure is the headline
             made = {"kinds": made.pop("kinds"), **made}
     rl_rows = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
     if rl_rows is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rewardherd.studies import kinds as ks
 from rewardherd.studies.config import __doc__ as DEFINITIONS
 from rewardherd.studies.plots import CAPTIONS
 
@@ -320,7 +321,7 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
     rows = pd.DataFrame(json.loads(p.read_text())) if p.exists() else pd.DataFrame()
     if rows.empty:
         return [], rows
-    lines = []
+    lines = [f"- {kind}: {ks.spec(kind).description}" for kind in rows["kind"].unique()]
     for noise, g in rows.groupby("noise"):
         first = g.groupby("kind", sort=False).head(1).set_index("kind")
         pre = first.loc["pretrain"]

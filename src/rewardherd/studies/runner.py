@@ -40,6 +40,7 @@ from rewardherd.config import config_hash, to_dict
 from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves, sample_pool
+from rewardherd.studies import kinds
 from rewardherd.studies.config import StudyConfig
 from rewardherd.studies.inputs import resolve_inputs
 
@@ -107,13 +108,11 @@ class GroupUnit:
 
     @property
     def name(self) -> str:
-        tag = "mh" if self.kind == "multi_head" else self.kind
-        return f"{tag}__bb{self.backbone}__noise{self.noise:g}__seed{self.seed}"
+        return f"{kinds.spec(self.kind).unit_tag}__bb{self.backbone}__noise{self.noise:g}__seed{self.seed}"
 
     def units(self, k: int) -> list[str]:
-        if self.kind == "warm":
-            return [self.name]
-        return [f"{self.name}__{'h' if self.kind == 'multi_head' else 'm'}{i}" for i in range(k)]
+        tag = kinds.spec(self.kind).slot_tag
+        return [self.name] if tag is None else [f"{self.name}__{tag}{i}" for i in range(k)]
 
 
 @dataclass(frozen=True)
@@ -174,39 +173,43 @@ def ensemble_members(kind: str, seed: int, k: int, n_backbones: int) -> list[tup
     raise ValueError(f"unknown ensemble kind {kind!r}")
 
 
+UNIT_CLASSES = {"members": MemberUnit, "lora": LoraUnit}
+
+
+def kind_member_units(kind: str, noise: float, seed: int, k: int, n_backbones: int) -> list[MemberUnit]:
+    """The member units of one ensemble of a kind that trains members one by one (its spec's
+    ``units`` is members or lora), in slot order."""
+    sp = kinds.spec(kind)
+    return [UNIT_CLASSES[sp.units](b, ft, noise, seed) for b, ft in ensemble_members(sp.layout, seed, k, n_backbones)]
+
+
 def kind_units(kind: str, noise: float, seed: int, k: int, n_backbones: int) -> list[str]:
     """Names of the score units of one ensemble of a study kind, in slot order (each unit
     directory under ``members/`` holds ``scores.parquet`` and ``info.json``)."""
-    if kind in ("finetune", "pretrain"):
-        return [MemberUnit(b, ft, noise, seed).name for b, ft in ensemble_members(kind, seed, k, n_backbones)]
-    if kind == "lora":
-        return [LoraUnit(b, ft, noise, seed).name for b, ft in ensemble_members("finetune", seed, k, n_backbones)]
-    return GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed).units(k)
+    if kinds.spec(kind).units == "group":
+        return GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed).units(k)
+    return [u.name for u in kind_member_units(kind, noise, seed, k, n_backbones)]
 
 
-def plan_groups(config: StudyConfig, n_backbones: int, kind: str) -> list[GroupUnit]:
-    """The study's GroupUnits of one kind (multi_head, cleaned or warm; none unless in config.sweep.kinds)."""
-    if kind not in config.sweep.kinds:
-        return []
+def plan_groups(config: StudyConfig, n_backbones: int) -> list[GroupUnit]:
+    """The study's GroupUnits: one per (kind, noise, seed) of each kind in ``sweep.kinds`` that
+    trains a whole ensemble at once, in the registry's order (warm after the members it averages)."""
     k = config.ensemble_size
     return [GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed)
+            for kind, sp in kinds.KINDS.items() if sp.units == "group" and kind in config.sweep.kinds
             for noise in config.sweep.noise for seed in config.sweep.seeds]
 
 
 def plan_members(config: StudyConfig, n_backbones: int) -> list[MemberUnit]:
-    """Every member unit to train: the finetune and pretrain kinds' (member 0 is shared),
-    the lora kind's adapters, and those the RL cells need."""
+    """Every member unit to train: those of the kinds in ``sweep.kinds`` that train members one
+    by one (finetune and pretrain share member 0; lora's adapters) and those the RL cells need."""
     units: dict[str, MemberUnit] = {}
     for noise in config.sweep.noise:
         for seed in config.sweep.seeds:
-            for kind in ("finetune", "pretrain"):
-                for b, ft in ensemble_members(kind, seed, config.ensemble_size, n_backbones):
-                    u = MemberUnit(b, ft, noise, seed)
-                    units[u.name] = u
-            if "lora" in config.sweep.kinds:
-                for b, ft in ensemble_members("finetune", seed, config.ensemble_size, n_backbones):
-                    u = LoraUnit(b, ft, noise, seed)
-                    units[u.name] = u
+            for kind, sp in kinds.KINDS.items():
+                if kind in config.sweep.kinds and sp.units != "group":
+                    for u in kind_member_units(kind, noise, seed, config.ensemble_size, n_backbones):
+                        units[u.name] = u
     for noise in config.rl_sweep.noise if config.rl_sweep.enabled else ():
         for seed in config.rl_sweep.seeds:
             for kind in config.rl_sweep.kinds:
@@ -462,9 +465,6 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbo
     from rewardherd.models.formatting import pad_token_id
     from rewardherd.models.scoring import score_ids_checked
     from rewardherd.models.vectorized import GroupScorer
-    from rewardherd.training import EnsembleConfig, train_ensemble
-    from rewardherd.training.multihead import train_multihead_ensemble
-    from rewardherd.training.warm import warm_average
 
     out, k = Path(out_dir), config.ensemble_size
     names = unit.units(k)
@@ -477,26 +477,14 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbo
         shutil.rmtree(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     train, flipped = noisy_train_pairs(train_pairs, unit.noise, unit.seed)
-    seeds = [ft for _, ft in ensemble_members("finetune", unit.seed, k, n_backbones)]  # paired with finetune
-    extra = {"n_flipped": len(flipped)}
-    if unit.kind == "multi_head":
-        train_multihead_ensemble(train, heldout_pairs, model_dir, backbone, k, config.train, seeds=seeds,
-                                 progress=False)
-    elif unit.kind == "cleaned":
-        cleaned, extra["cleaning"] = clean_for_study(train, flipped, backbone, unit, config, d / "strength")
-        shutil.rmtree(d / "strength", ignore_errors=True)  # the fold ensembles; strength.parquet is kept
-        train_ensemble(cleaned, heldout_pairs, model_dir,
-                       EnsembleConfig(kind="finetune", backbones=(backbone,), n_members=k, seeds=tuple(seeds)),
-                       config.train, progress=False)
-    else:
-        ens_dir = build_ensemble_dir(out, "finetune", unit.noise, unit.seed, k, n_backbones)
-        warm_average(ens_dir, model_dir, heldout_pairs=heldout_pairs)
+    extra = {"n_flipped": len(flipped), **GROUP_TRAINERS[unit.kind](
+        GroupJob(unit, config, backbone, n_backbones, train, flipped, heldout_pairs, out, d, model_dir))}
     t_train = time.time() - t0
     ens = Ensemble.load(model_dir)
     tok = ens.members[0].tokenizer
     tok_dir = next(p.parent for p in sorted(model_dir.rglob("tokenizer_config.json")))
     ids = pool_token_ids(out, Path(pool_path), tok_dir, tok, config.train.max_length)
-    if unit.kind == "multi_head":  # one pass for every head (float32)
+    if kinds.spec(unit.kind).heads:  # one pass for every head (float32)
         scores = GroupScorer("auto").score([m.model for m in ens.members], ids, pad_token_id(tok), 128)
         precision = [{"dtype": "float32"}] * k
     else:  # standalone members, scored like the finetune members (pool.score_dtype)
@@ -516,6 +504,63 @@ def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbo
                "pool_scores": precision[i]}
         write_json_atomic(ud / "info.json", rec)
     return rec
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """What a group kind's trainer gets: the unit, its noisy training pairs (``flipped``: the
+    ids the study flipped), the held-out pairs, the study directory, the unit's directory and
+    where the ensemble goes (``model_dir``, an ensemble directory)."""
+
+    unit: GroupUnit
+    config: StudyConfig
+    backbone: str
+    n_backbones: int
+    train: list
+    flipped: list
+    heldout_pairs: list
+    out: Path
+    unit_dir: Path
+    model_dir: Path
+
+    @property
+    def seeds(self) -> list[int]:
+        """The members' fine-tune seeds: paired with the finetune kind's of the same seed."""
+        return [ft for _, ft in ensemble_members("finetune", self.unit.seed, self.config.ensemble_size,
+                                                 self.n_backbones)]
+
+
+def _train_multi_head(job: GroupJob) -> dict:
+    from rewardherd.training.multihead import train_multihead_ensemble
+
+    train_multihead_ensemble(job.train, job.heldout_pairs, job.model_dir, job.backbone, job.config.ensemble_size,
+                             job.config.train, seeds=job.seeds, progress=False)
+    return {}
+
+
+def _train_cleaned(job: GroupJob) -> dict:
+    from rewardherd.training import EnsembleConfig, train_ensemble
+
+    cleaned, summary = clean_for_study(job.train, job.flipped, job.backbone, job.unit, job.config,
+                                       job.unit_dir / "strength")
+    shutil.rmtree(job.unit_dir / "strength", ignore_errors=True)  # the fold ensembles; strength.parquet is kept
+    train_ensemble(cleaned, job.heldout_pairs, job.model_dir,
+                   EnsembleConfig(kind="finetune", backbones=(job.backbone,), n_members=job.config.ensemble_size,
+                                  seeds=tuple(job.seeds)), job.config.train, progress=False)
+    return {"cleaning": summary}
+
+
+def _train_warm(job: GroupJob) -> dict:
+    from rewardherd.training.warm import warm_average
+
+    u = job.unit
+    ens_dir = build_ensemble_dir(job.out, "finetune", u.noise, u.seed, job.config.ensemble_size, job.n_backbones)
+    warm_average(ens_dir, job.model_dir, heldout_pairs=job.heldout_pairs)
+    return {}
+
+
+#: How each group kind (``kinds.KindSpec.units == "group"``) makes its ensemble; returns extra info.json fields.
+GROUP_TRAINERS = {"multi_head": _train_multi_head, "cleaned": _train_cleaned, "warm": _train_warm}
 
 
 def clean_for_study(train, flipped, backbone: str, unit: GroupUnit, config: StudyConfig,
@@ -850,7 +895,7 @@ def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd
     """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
     (noise, seed): each kind's ensemble with every method (warm: its one model), and each
     of its members alone (``member`` set). None when the study has no extra kind."""
-    extra = [kind for kind in config.sweep.kinds if kind not in ("finetune", "pretrain")]
+    extra = kinds.extra(config.sweep.kinds)
     path = out / "cells" / f"kinds__noise{noise:g}__seed{seed}.parquet"
     if not extra or path.exists():
         return path if extra else None
@@ -889,8 +934,8 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     names: dict[tuple[int, int], str] = {}
     stats = {}
     table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
-    for kind in ("finetune", "pretrain"):
-        for b, ft in ensemble_members(kind, seed, k, n_backbones):
+    for kind in kinds.MAIN_KINDS:
+        for b, ft in ensemble_members(kinds.spec(kind).layout, seed, k, n_backbones):
             unit = MemberUnit(b, ft, noise, seed)
             if (b, ft) in names:
                 continue
@@ -902,8 +947,8 @@ def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.D
     values = ["gold"] + [c for c in table.columns if c.startswith((schema.FEATURE, schema.Z))]
     methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
     frames = []
-    for kind in ("finetune", "pretrain"):
-        cols = [names[bf] for bf in ensemble_members(kind, seed, k, n_backbones)]
+    for kind in kinds.MAIN_KINDS:
+        cols = [names[bf] for bf in ensemble_members(kinds.spec(kind).layout, seed, k, n_backbones)]
         st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
         c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
         frames.append(c.assign(kind=kind, member="", size=k))
@@ -968,7 +1013,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     n_backbones = len(inputs.backbones)
     run_members(plan_members(config, n_backbones), config, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs,
                 pool_path, out, "members", progress)
-    groups = [g for kind in ("multi_head", "cleaned", "warm") for g in plan_groups(config, n_backbones, kind)]
+    groups = plan_groups(config, n_backbones)
     _run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
                lambda u: (config, str(inputs.backbones[u.backbone]), n_backbones, inputs.train_pairs,
                           inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
