@@ -107,7 +107,7 @@ def _drop_empty_out(out: Path, existed: bool) -> None:
 # --------------------------------------------------------------------- train
 @app.command()
 @config_options(TrainConfig, ("lr", "epochs", "batch_size", "max_length", "center_coef", "heldout_fraction", "lora_r",
-                              "shared_head_init", "bootstrap", "batched"), into="hyper", given_only=True,
+                              "shared_head_init", "bootstrap", "member_label_noise", "batched"), into="hyper", given_only=True,
                 shared_head_init=typer.Option("--shared-head-init"), bootstrap=typer.Option("--bootstrap"),
                 batched=typer.Option("--batched/--no-batched"))
 def train(

@@ -206,5 +206,8 @@ def test_invalid_arguments(tiny_backbone, pairs, tmp_path):
     with pytest.raises(ValueError, match="shared_head_init"):
         train_multihead_ensemble(*pairs, tmp_path / "x", tiny_backbone, 2, TrainConfig(shared_head_init=True),
                                  progress=False)
+    with pytest.raises(ValueError, match="cannot see different labels"):
+        train_multihead_ensemble(*pairs, tmp_path / "x", tiny_backbone, 2, TrainConfig(member_label_noise=0.1),
+                                 progress=False)
     with pytest.raises(ValueError, match="held-out"):
         train_multihead_ensemble(pairs[0], [], tmp_path / "x", tiny_backbone, 2, CONFIG, progress=False)

@@ -13,6 +13,7 @@ from rewardherd.studies.config import (
     _has,
     resolve_config,
 )
+from rewardherd.training import TrainConfig
 
 USER = UserSource(policy="p", preferences="t.jsonl", heldout_preferences="h.jsonl", backbones=("b0", "b1"),
                   prompts="e.txt", gold="m:f")
@@ -44,6 +45,9 @@ USER = UserSource(policy="p", preferences="t.jsonl", heldout_preferences="h.json
     (lambda: StudyConfig(world_seed=-1), "calibration_replicates and world_seed must be >= 0"),
     (lambda: StudyConfig(sweep=Sweep(sizes=(4,))), r"sweep.sizes must be in \[1, ensemble_size=3\]"),
     (lambda: StudyConfig(sweep=Sweep(sizes=(0,))), r"sweep.sizes must be in \[1, ensemble_size=3\]"),
+    (lambda: StudyConfig(train=TrainConfig(member_label_noise=0.1),
+                         sweep=Sweep(kinds=("finetune", "pretrain", "multi_head"))),
+     "multi-head heads share every batch"),
 ])
 def test_each_rule_refuses_what_it_names(make, msg):
     with pytest.raises(ValueError, match=msg):
@@ -55,6 +59,7 @@ def test_the_stated_boundaries_are_accepted():
     assert CleanConfig(flip_below=0.1, drop_between=(0.1, 0.1)).folds == 3  # flip_below == lo == hi
     assert Sweep(noise=(0.0, 0.49), markers=(0.0, 1.0)).markers == (0.0, 1.0)
     assert StudyConfig(ensemble_size=2, sweep=Sweep(sizes=(1, 2))).sweep.sizes == (1, 2)
+    assert StudyConfig(train=TrainConfig(member_label_noise=0.1)).train.member_label_noise == 0.1
     # a user study needs RL training prompts only when RL runs
     assert StudyConfig(user=USER, rl_sweep=RLSweep(enabled=False)).user == USER
     with_prompts = UserSource(**{**USER.__dict__, "train_prompts": "t.txt"})

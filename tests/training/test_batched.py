@@ -149,3 +149,41 @@ def test_bad_batches_are_clear_errors(tmp_path, backbones, rule_split):
         train_members([MemberSpec(str(backbones[0]), 1, 0)], *rule_split, [tmp_path / "x"], names=["x"],
                       progress=False)
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_member_label_noise_is_each_members_own_flips(tmp_path, backbones, rule_split):
+    """A member trained with member_label_noise is, bit for bit, the member trained without it on
+    the pairs its own flips swap; members of one ensemble see different flips."""
+    from dataclasses import replace
+
+    from rewardherd.data.noise import member_flips, pick_rows, swap_labels
+
+    train, heldout = rule_split
+    n = len(train)
+    flips = {s: member_flips(n, 0.25, s) for s in (7, 8)}
+    assert all(len(f) == round(0.25 * n) for f in flips.values()) and flips[7] != flips[8]
+    assert member_flips(n, 0.25, 7) == flips[7] and flips[7] != pick_rows(n, 0.25, 7)  # not the seed's shared flips
+    noisy = replace(ONE_EPOCH, member_label_noise=0.25)
+    specs = [MemberSpec(str(backbones[0]), 7, 0), MemberSpec(str(backbones[0]), 8, 0)]
+    together, _ = _train(tmp_path / "together", specs, rule_split, config=noisy)
+    for k, spec in enumerate(specs):
+        (clean,), _ = _train(tmp_path / f"swapped{k}", [spec], (swap_labels(train, flips[spec.finetune_seed]),
+                                                                 heldout))
+        assert _max_diff(_weights(together[k]), _weights(clean)) == 0.0
+    (plain,), _ = _train(tmp_path / "plain", specs[:1], rule_split)
+    assert _max_diff(_weights(together[0]), _weights(plain)) > 0
+    # the TRL path (train_member, one at a time) applies the same flips
+    from rewardherd.training.member import train_member
+
+    trl = replace(noisy, batched=False)
+    train_member(specs[0], train, heldout, tmp_path / "trl", name="m0", config=trl, progress=False)
+    train_member(specs[0], swap_labels(train, flips[7]), heldout, tmp_path / "trl_swapped", name="m0",
+                 config=replace(trl, member_label_noise=0.0), progress=False)
+    assert _max_diff(_weights(tmp_path / "trl"), _weights(tmp_path / "trl_swapped")) == 0.0
+
+
+def test_member_label_noise_is_checked_and_keeps_older_plans():
+    assert "member_label_noise" not in TrainConfig().hashed()  # plans hashed before it existed still match
+    assert TrainConfig(member_label_noise=0.1).hashed()["member_label_noise"] == 0.1
+    with pytest.raises(ValueError, match=r"member_label_noise must be in \[0, 0.5\)"):
+        TrainConfig(member_label_noise=0.5)

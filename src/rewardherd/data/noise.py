@@ -33,6 +33,24 @@ def pick_rows(n: int, fraction: float, seed: int, name: str = "fraction") -> set
     return set(np.random.default_rng(seed).choice(n, size=k, replace=False).tolist()) if k else set()
 
 
+#: Second word of a member's label-noise seed, so its flips are a stream apart from its data order
+#: (``default_rng(seed)``) and its bootstrap resample.
+MEMBER_NOISE_STREAM = 0x6E6F6973
+
+
+def member_flips(n: int, rate: float, seed: int) -> set[int]:
+    """The rows of ``n`` training pairs whose labels the member with fine-tune seed ``seed``
+    sees swapped (``TrainConfig.member_label_noise``): exactly ``round(rate * n)`` rows, drawn
+    with ``default_rng([seed, MEMBER_NOISE_STREAM])``, so every member has its own."""
+    return pick_rows(n, rate, [int(seed), MEMBER_NOISE_STREAM], "member_label_noise")
+
+
+def swap_labels(pairs: Sequence[PreferencePair], rows: set[int]) -> list[PreferencePair]:
+    """``pairs`` with ``chosen`` and ``rejected`` swapped on ``rows`` (the others are the same objects)."""
+    return [dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen) if i in rows else p
+            for i, p in enumerate(pairs)]
+
+
 def inject_label_noise(
     pairs: Sequence[PreferencePair],
     rate: float,
@@ -57,10 +75,7 @@ def inject_label_noise(
         logger.warning("label noise rate %s > 0.5: most labels will be inverted", rate)
     if rate == 0:
         return pairs, []
-    noisy = [
-        dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen) if i in flip else p
-        for i, p in enumerate(pairs)
-    ]
+    noisy = swap_labels(pairs, flip)
     flipped_ids = [p.id for i, p in enumerate(pairs) if i in flip]
     logger.info("flipped %d of %d pairs (rate=%s, seed=%s)", len(flip), len(pairs), rate, seed)
     return noisy, flipped_ids

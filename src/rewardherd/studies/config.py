@@ -281,6 +281,9 @@ class StudyConfig:
         check(not self.sweep.markers or self.user is None, "sweep.markers needs the built-in world (its dial)")
         check(all(1 <= s <= self.ensemble_size for s in self.sweep.sizes),
               f"sweep.sizes must be in [1, ensemble_size={self.ensemble_size}]")
+        check(not (self.train.member_label_noise and "multi_head" in self.sweep.kinds),
+              "train.member_label_noise: multi-head heads share every batch and cannot see different labels; "
+              "drop multi_head from sweep.kinds or set train.member_label_noise=0")
 
 
 #: The quick study (the default profile of `make demo`).

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rewardherd import schema
-from rewardherd.config import config_hash, to_dict
+from rewardherd.config import config_hash
 from rewardherd.core import (
     member_diagnostics,
     n_grid,
@@ -51,7 +51,7 @@ GROUPS = ("finetune", "pretrain")
 
 def _data_key(inputs, config: StudyConfig) -> str:
     """Key of what a level's members are trained from: its pairs and the training config."""
-    return config_hash({"train_config": to_dict(config.train),
+    return config_hash({"train_config": config.train.hashed(),
                         **{split: [(p.id, p.prompt, p.chosen, p.rejected) for p in pairs]
                            for split, pairs in (("train", inputs.train_pairs), ("heldout", inputs.heldout_pairs))}})
 

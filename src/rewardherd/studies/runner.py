@@ -978,7 +978,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
 
     out = Path(out_dir)
     cfg_dict = to_dict(config)
-    key = config_hash({k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")})
+    key = config_hash({**{k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")},
+                       "train": config.train.hashed()})  # studies run before a later train field still resume
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())

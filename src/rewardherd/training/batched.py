@@ -79,12 +79,22 @@ def decay_mask(model: torch.nn.Module) -> dict[str, bool]:
 
 class MemberOrder:
     """One member's stream of training batches: its resample of the pairs (all of them, or its
-    bootstrap), reshuffled every epoch by ``numpy.random.default_rng(seed)``."""
+    bootstrap), reshuffled every epoch by ``numpy.random.default_rng(seed)``, and the pairs whose
+    labels this member sees swapped (``flipped``: its own label noise,
+    ``TrainConfig.member_label_noise``; None: none)."""
 
-    def __init__(self, n: int, seed: int, bootstrap: bool):
+    def __init__(self, n: int, seed: int, bootstrap: bool, flipped: set[int] | None = None):
         self.pool = (np.repeat(np.arange(n), bootstrap_counts(n, [seed])[0]) if bootstrap else np.arange(n))
         self.rng = np.random.default_rng(seed)
         self.left = np.empty(0, dtype=np.int64)
+        self.flipped = np.zeros(n, dtype=bool)
+        self.flipped[sorted(flipped or ())] = True
+
+    def pairs(self, idx: np.ndarray, c_ids, r_ids) -> list:
+        """The (2b,) sequences of batch ``idx``: what this member sees as chosen, then as rejected."""
+        sw = self.flipped[idx]
+        return ([r_ids[i] if s else c_ids[i] for i, s in zip(idx, sw, strict=True)]
+                + [c_ids[i] if s else r_ids[i] for i, s in zip(idx, sw, strict=True)])
 
     def next(self, batch_size: int) -> np.ndarray:
         if len(self.left) == 0:
@@ -273,7 +283,7 @@ def run_steps(models, orders: Sequence[MemberOrder], c_ids, r_ids, margins: torc
         batches = []
         for order in orders:
             idx = order.next(config.batch_size)
-            ids, mask = pad_right([c_ids[i] for i in idx] + [r_ids[i] for i in idx], pad)
+            ids, mask = pad_right(order.pairs(idx, c_ids, r_ids), pad)
             batches.append((ids.to(device), mask.to(device),
                             None if margins is None else margins[torch.from_numpy(idx)].to(device)))
         for k, loss in enumerate(stepper(batches, config)):

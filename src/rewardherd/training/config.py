@@ -45,6 +45,8 @@ class TrainConfig:
     """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
     bootstrap: bool = False
     """Train each member on its own bootstrap resample of the training pairs, drawn from its fine-tune seed (bagging, Breiman 1996; :func:`rewardherd.data.bootstrap_pairs`), so members' finite-data errors differ and averaging can cancel them; off: every member trains on every pair (the papers' setting)."""
+    member_label_noise: float = 0.0
+    """Share of each member's training pairs whose labels that member sees swapped, drawn from its own fine-tune seed (:func:`member_flips`): each member its own noisy annotator, so label-noise errors differ between members and averaging can cancel them; 0: every member sees the same labels (the papers' setting). Applied before the bootstrap resample. Label noise shared by all members is the data's own (a study's ``sweep.noise``)."""
     batched: bool = True
     """Train the members of one ensemble together in one loop (:mod:`rewardherd.training.batched`) where they share an architecture and tokenizer: one setup, one optimizer, vmapped on CUDA; each keeps its own seed for head, data order, bootstrap and dropout. Off: each member alone through TRL's RewardTrainer (from the same seed, another member: TRL draws its data order from torch's global RNG)."""
     shared_head_init: bool = False
@@ -58,6 +60,21 @@ class TrainConfig:
         check(not self.center_coef < 0, f"center_coef must be >= 0; got {self.center_coef}")
         check(0.0 < self.heldout_fraction < 1.0, f"heldout_fraction must be in (0, 1); got {self.heldout_fraction}")
         check(self.lora_r is None or self.lora_r >= 1, f"lora_r must be >= 1 or None; got {self.lora_r}")
+        check(0.0 <= self.member_label_noise < 0.5,
+              f"member_label_noise must be in [0, 0.5); got {self.member_label_noise}")
+
+    def hashed(self) -> dict:
+        """The fields a training plan is hashed on: all of them, except those added after plans
+        were first written while they hold the value that reproduces the older behaviour
+        (:data:`LATER_FIELDS`), so directories trained before them still resume."""
+        from dataclasses import asdict
+
+        return {k: v for k, v in asdict(self).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+
+#: Fields added to TrainConfig after plans were hashed, with the value that behaves as before.
+#: (batched=True, the default since it was added, is hashed: it trains differently from TRL.)
+LATER_FIELDS = {"batched": False, "member_label_noise": 0.0}
 
 
 @dataclass(frozen=True)

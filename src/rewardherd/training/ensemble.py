@@ -106,11 +106,8 @@ def data_fingerprint(pairs: Sequence) -> str:
 
 def plan_hash(specs: Sequence[MemberSpec], config: TrainConfig, data_fp: str, kind: str) -> str:
     # hashed_kind: the pre-rename name, so plans hashed before the kinds were renamed still match;
-    # batched=False (the TRL path) is left out, so ensembles trained before it existed still resume.
-    train = asdict(config)
-    if not config.batched:
-        train.pop("batched")
-    return config_hash({"kind": hashed_kind(kind), "members": [asdict(s) for s in specs], "train": train,
+    # TrainConfig.hashed leaves out later fields at their old behaviour, so older ensembles still resume.
+    return config_hash({"kind": hashed_kind(kind), "members": [asdict(s) for s in specs], "train": config.hashed(),
                         "data": data_fp})
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from rewardherd import core
+from rewardherd.data.noise import member_flips, swap_labels
 from rewardherd.data.resample import bootstrap_pairs
 from rewardherd.io import atomic_dir, write_table_atomic
 from rewardherd.models.common import default_device, fused_gelu
@@ -280,6 +281,8 @@ def train_member(
     t0 = time.time()
     seed = spec.finetune_seed
     n_given = len(train_pairs)
+    if config.member_label_noise:
+        train_pairs = swap_labels(train_pairs, member_flips(n_given, config.member_label_noise, seed))
     if config.bootstrap:
         train_pairs = bootstrap_pairs(train_pairs, seed)
         log.info("member %s: bootstrap resample holds %d distinct of %d pairs", name,
@@ -360,7 +363,9 @@ def train_members(
                     2 * len(c_ids), config.max_length)
     margin_t = (torch.tensor([0.0 if m is None else float(m) for m in margins])
                 if any(m is not None for m in margins) else None)
-    orders = [batched.MemberOrder(len(c_ids), s.finetune_seed, config.bootstrap) for s in specs]
+    orders = [batched.MemberOrder(len(c_ids), s.finetune_seed, config.bootstrap,
+                                  member_flips(len(c_ids), config.member_label_noise, s.finetune_seed))
+              for s in specs]
     losses = batched.run_steps(models, orders, c_ids, r_ids, margin_t, pad_token_id(tok), config, device,
                                seeds=[s.finetune_seed for s in specs], stepping=stepping, progress=progress)
     seconds = round(time.time() - t0, 2)

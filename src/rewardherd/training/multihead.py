@@ -125,7 +125,7 @@ def train_multihead_ensemble(
     seeds = tuple(range(n_heads)) if seeds is None else tuple(int(s) for s in seeds)
     _check_args(seeds, n_heads, config, train_pairs, heldout_pairs)
     plan = config_hash({"kind": KIND, "backbone": str(backbone), "n_heads": n_heads, "seeds": list(seeds),
-                        "bootstrap": bootstrap, "label_smoothing": label_smoothing, "train": asdict(config),
+                        "bootstrap": bootstrap, "label_smoothing": label_smoothing, "train": config.hashed(),
                         "data": data_fingerprint(list(train_pairs) + list(heldout_pairs))})
     if out_dir.exists():
         existing = _existing(out_dir, plan, overwrite)
@@ -176,6 +176,9 @@ def _check_args(seeds, n_heads: int, config: TrainConfig, train_pairs, heldout_p
         raise ValueError("multi-head ensembles train the backbone in full; set lora_r=None")
     if config.shared_head_init:
         raise ValueError("multi-head ensembles need distinct head initializations; set shared_head_init=False")
+    if config.member_label_noise:
+        raise ValueError("multi-head ensembles draw one batch for every head, so heads cannot see different "
+                         "labels; set member_label_noise=0")
     if len(train_pairs) == 0 or len(heldout_pairs) == 0:
         raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
 
