@@ -199,6 +199,9 @@ def test_paragraph_is_generated_from_the_results():
     assert "Direct alignment: largest gold gain +0.300 (DPO (beta 0.1, noisy data); its end sqrt KL 2.00)" in beside
     flat = daa.daa_paragraph(table.assign(gold=0.0), [], [])
     assert "never rises above its step-0 gold" in flat and "rises to the end" not in flat
+    falling = daa.daa_paragraph(table.assign(gold=[0.0, -0.1, -0.2], epoch=[0.0, 0.512821, 1.0]), [], [])
+    assert "never rises above its step-0 gold" in falling and "peaks before" not in falling
+    assert "epoch 0.513" in daa.daa_paragraph(table.assign(epoch=[0.0, 0.512821, 1.0]), [], [])
     fit = {"objective": "rpo", "kl_coef": 0.2, "data": "cleaned", "alpha": 1.0, "alpha_low": 0.5, "alpha_high": 1.5,
            "beta": 0.7, "beta_low": 0.1, "beta_high": 0.9, "r2": 0.9}
     assert "Gao's RL form on RPO (beta 0.2, cleaned data): alpha 1 [0.5, 1.5], beta 0.7" in daa.daa_paragraph(

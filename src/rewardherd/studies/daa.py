@@ -169,6 +169,8 @@ def _arm_label(objective: str, beta: float, data: str) -> str:
 def _shape(gold: pd.Series) -> str:
     """How a mean gold curve (indexed by epoch) moves, in words."""
     top, start, end = gold.max(), gold.iloc[0], gold.iloc[-1]
+    if top <= start:  # the highest point is step 0 (ties included)
+        return "never rises above its step-0 gold"
     if gold.idxmax() < gold.index.max() and end < top:
         return "peaks before the end of training and falls"
     if end > start:
@@ -185,7 +187,7 @@ def daa_paragraph(table: pd.DataFrame, fits: list[dict], claims: list[dict]) -> 
         m = g.groupby("epoch")[["gold", "sqrt_kl"]].mean().sort_index()
         peak = m["gold"].idxmax()
         parts.append(f"{_arm_label(*arm[:3])}: mean gold {m['gold'].iloc[0]:.3f} at step 0, highest ({m['gold'].max():.3f}) "
-                     f"at epoch {peak:g} (sqrt KL {m.loc[peak, 'sqrt_kl']:.2f}), {m['gold'].iloc[-1]:.3f} at the end; "
+                     f"at epoch {peak:.3g} (sqrt KL {m.loc[peak, 'sqrt_kl']:.2f}), {m['gold'].iloc[-1]:.3f} at the end; "
                      f"its curve {_shape(m['gold'])}.")
     for f in fits:
         iv = (f"95% interval [{f['beta_low']:.3g}, {f['beta_high']:.3g}]" if np.isfinite(f["beta_low"])
