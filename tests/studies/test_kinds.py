@@ -84,11 +84,11 @@ def test_costs_count_each_trained_model_once_and_warm_includes_its_members(study
 def test_units_run_with_the_heap_frozen_and_unfreeze_it_even_on_error():
     import gc
 
-    from rewardherd.studies.runner import _frozen_heap
+    from rewardherd.studies.executors import frozen_heap
 
     seen = []
 
-    @_frozen_heap
+    @frozen_heap
     def unit(fail):
         seen.append(gc.get_freeze_count())
         if fail:

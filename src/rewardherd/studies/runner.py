@@ -1,5 +1,11 @@
 """Run a study: pool -> member units -> best-of-n cells -> RL cells -> analysis -> report.
 
+The stages live in their own modules: :mod:`~rewardherd.studies.plan` (the units and their
+names), :mod:`~rewardherd.studies.pool` (the best-of-n pool and its token ids), this module (the
+unit workers: members, group kinds, RL, DAA), :mod:`~rewardherd.studies.curves` (best-of-n
+cells), :mod:`~rewardherd.studies.executors` (in process, spawned processes or Ray), then
+:mod:`~rewardherd.studies.analysis` and :mod:`~rewardherd.studies.report`.
+
 Output directory (stable, chosen by the user; a rerun resumes)::
 
     out/
@@ -20,11 +26,8 @@ same directory is an error (results are never overwritten silently).
 
 from __future__ import annotations
 
-import functools
-import gc
 import json
 import logging
-import os
 import shutil
 import subprocess
 import time
@@ -39,185 +42,36 @@ from rewardherd import core, schema
 from rewardherd.config import config_hash, to_dict
 from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
-from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves, sample_pool
 from rewardherd.studies import kinds
 from rewardherd.studies.config import StudyConfig
+from rewardherd.studies.curves import bon_cell, kinds_cell
+from rewardherd.studies.executors import frozen_heap, run_units
 from rewardherd.studies.inputs import resolve_inputs
+from rewardherd.studies.plan import (  # noqa: F401  (runner.X names kept for callers)
+    UNIT_CLASSES,
+    DAAUnit,
+    GroupUnit,
+    LoraUnit,
+    MemberBatch,
+    MemberUnit,
+    RLUnit,
+    draw_backbones,
+    ensemble_members,
+    kind_member_units,
+    kind_units,
+    member_batches,
+    plan_daa,
+    plan_groups,
+    plan_members,
+    plan_rl,
+)
+from rewardherd.studies.pool import TOKENIZER_FILES, ensure_pool, heldout_gold, pool_token_ids  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 
 class StudyConfigMismatch(RuntimeError):
     """The output directory holds a study run with another configuration."""
-
-
-@dataclass(frozen=True)
-class MemberUnit:
-    backbone: int
-    finetune_seed: int
-    noise: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"bb{self.backbone}__ft{self.finetune_seed}__noise{self.noise:g}__seed{self.seed}"
-
-
-@dataclass(frozen=True)
-class LoraUnit(MemberUnit):
-    """A member of the lora kind: a LoRA adapter (rank ``StudyConfig.lora_r``) on the
-    backbone, merged into a standalone member."""
-
-    @property
-    def name(self) -> str:
-        return f"lora__{super().name}"
-
-
-@dataclass(frozen=True)
-class MemberBatch:
-    """Member units trained together in one loop (:func:`rewardherd.training.member.train_members`):
-    those of one (noise, seed) and one training config (full or LoRA), which share the noisy
-    training pairs. Each unit keeps its own directory, seed and results; only the cost is shared."""
-
-    units: tuple[MemberUnit, ...]
-
-    @property
-    def name(self) -> str:
-        return f"batch__{self.units[0].name}__x{len(self.units)}"
-
-
-def member_batches(units: Sequence[MemberUnit]) -> list[MemberBatch]:
-    """``units`` grouped into :class:`MemberBatch` groups, in first-seen order."""
-    groups: dict[tuple, list[MemberUnit]] = {}
-    for u in units:
-        groups.setdefault((type(u), u.noise, u.seed), []).append(u)
-    return [MemberBatch(tuple(g)) for g in groups.values()]
-
-
-@dataclass(frozen=True)
-class GroupUnit:
-    """A unit that makes a whole ensemble of its kind at once: ``multi_head`` (K heads
-    trained jointly on the seed's first backbone), ``warm`` (the weight average of the
-    seed's finetune members) or ``cleaned`` (cross-fitted strength, cleaning, then K
-    members on the cleaned data). It writes one score unit per member (``units``)."""
-
-    kind: str
-    backbone: int
-    noise: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{kinds.spec(self.kind).unit_tag}__bb{self.backbone}__noise{self.noise:g}__seed{self.seed}"
-
-    def units(self, k: int) -> list[str]:
-        tag = kinds.spec(self.kind).slot_tag
-        return [self.name] if tag is None else [f"{self.name}__{tag}{i}" for i in range(k)]
-
-
-@dataclass(frozen=True)
-class RLUnit:
-    kind: str
-    method: str
-    noise: float
-    seed: int
-    kl_coef: float
-
-    @property
-    def name(self) -> str:
-        m = self.method.replace("(", "[").replace(")", "]").replace("=", "").replace(",", "_")
-        return f"rl__{self.kind}__{m}__noise{self.noise:g}__seed{self.seed}__kl{self.kl_coef:g}"
-
-
-@dataclass(frozen=True)
-class DAAUnit:
-    """One direct-alignment run: an objective (``daa_sweep.objectives``) at one beta, on one
-    training data variant (``daa_sweep.data``) of one seed's noisy pairs."""
-
-    objective: str
-    beta: float
-    data: str
-    noise: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"daa__{self.objective}__beta{self.beta:g}__{self.data}__noise{self.noise:g}__seed{self.seed}"
-
-
-def draw_backbones(seed: int, k: int, n_backbones: int) -> list[int]:
-    """The K backbones of one seed, drawn without replacement from the pool.
-
-    Backbones are a random unit of the study: each seed draws its pretrain ensemble's
-    K backbones, and the fine-tune ensemble uses the first of them. With a pool of
-    exactly K every seed uses every backbone, in another order.
-    """
-    if n_backbones < k:
-        raise ValueError(f"the backbone pool has {n_backbones} backbones; an ensemble of K={k} needs at least K")
-    rng = np.random.default_rng([seed, n_backbones, k])
-    return [int(b) for b in rng.choice(n_backbones, size=k, replace=False)]
-
-
-def ensemble_members(kind: str, seed: int, k: int, n_backbones: int) -> list[tuple[int, int]]:
-    """(backbone index, fine-tune seed) of each member of an ensemble kind.
-
-    finetune: K members on the seed's first drawn backbone, fine-tune seeds 1000*seed + i;
-    pretrain: member i on the seed's i-th drawn backbone, fine-tune seed 1000*seed + i.
-    Member 0 is the same model in both kinds and is trained once.
-    """
-    drawn = draw_backbones(seed, k, n_backbones)
-    if kind == "finetune":
-        return [(drawn[0], 1000 * seed + i) for i in range(k)]
-    if kind == "pretrain":
-        return [(b, 1000 * seed + i) for i, b in enumerate(drawn)]
-    raise ValueError(f"unknown ensemble kind {kind!r}")
-
-
-UNIT_CLASSES = {"members": MemberUnit, "lora": LoraUnit}
-
-
-def kind_member_units(kind: str, noise: float, seed: int, k: int, n_backbones: int) -> list[MemberUnit]:
-    """The member units of one ensemble of a kind that trains members one by one (its spec's
-    ``units`` is members or lora), in slot order."""
-    sp = kinds.spec(kind)
-    return [UNIT_CLASSES[sp.units](b, ft, noise, seed) for b, ft in ensemble_members(sp.layout, seed, k, n_backbones)]
-
-
-def kind_units(kind: str, noise: float, seed: int, k: int, n_backbones: int) -> list[str]:
-    """Names of the score units of one ensemble of a study kind, in slot order (each unit
-    directory under ``members/`` holds ``scores.parquet`` and ``info.json``)."""
-    if kinds.spec(kind).units == "group":
-        return GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed).units(k)
-    return [u.name for u in kind_member_units(kind, noise, seed, k, n_backbones)]
-
-
-def plan_groups(config: StudyConfig, n_backbones: int) -> list[GroupUnit]:
-    """The study's GroupUnits: one per (kind, noise, seed) of each kind in ``sweep.kinds`` that
-    trains a whole ensemble at once, in the registry's order (warm after the members it averages)."""
-    k = config.ensemble_size
-    return [GroupUnit(kind, draw_backbones(seed, k, n_backbones)[0], noise, seed)
-            for kind, sp in kinds.KINDS.items() if sp.units == "group" and kind in config.sweep.kinds
-            for noise in config.sweep.noise for seed in config.sweep.seeds]
-
-
-def plan_members(config: StudyConfig, n_backbones: int) -> list[MemberUnit]:
-    """Every member unit to train: those of the kinds in ``sweep.kinds`` that train members one
-    by one (finetune and pretrain share member 0; lora's adapters) and those the RL cells need."""
-    units: dict[str, MemberUnit] = {}
-    for noise in config.sweep.noise:
-        for seed in config.sweep.seeds:
-            for kind, sp in kinds.KINDS.items():
-                if kind in config.sweep.kinds and sp.units != "group":
-                    for u in kind_member_units(kind, noise, seed, config.ensemble_size, n_backbones):
-                        units[u.name] = u
-    for noise in config.rl_sweep.noise if config.rl_sweep.enabled else ():
-        for seed in config.rl_sweep.seeds:
-            for kind in config.rl_sweep.kinds:
-                for b, ft in ensemble_members("finetune" if kind == "finetune" else "pretrain", seed,
-                                              config.ensemble_size, n_backbones):
-                    u = MemberUnit(b, ft, noise, seed)
-                    units.setdefault(u.name, u)
-    return list(units.values())
 
 
 def members_table(config: StudyConfig, n_backbones: int, out: Path) -> pd.DataFrame:
@@ -248,29 +102,6 @@ def members_table(config: StudyConfig, n_backbones: int, out: Path) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def plan_rl(config: StudyConfig) -> list[RLUnit]:
-    sweep = config.rl_sweep
-    if not sweep.enabled:
-        return []
-    out = []
-    for noise in sweep.noise:
-        for seed in sweep.seeds:
-            for kl in sweep.kl_coefs:
-                for kind in sweep.kinds:
-                    methods = ["mean"] if kind == "single" else list(sweep.methods)
-                    out += [RLUnit(kind, m, noise, seed, kl) for m in methods]
-    return out
-
-
-def plan_daa(config: StudyConfig) -> list[DAAUnit]:
-    """Every DAA unit: objective x beta x data x seed at ``daa_sweep.noise`` (none unless enabled)."""
-    sweep = config.daa_sweep
-    if not sweep.enabled:
-        return []
-    return [DAAUnit(o, b, d, sweep.noise, s) for s in sweep.seeds for d in sweep.data for b in sweep.betas
-            for o in sweep.objectives]
-
-
 # ------------------------------------------------------------------ helpers
 def git_sha() -> str | None:
     try:
@@ -288,58 +119,8 @@ def noisy_train_pairs(pairs, noise: float, seed: int):
     return inject_label_noise(pairs, noise, seed)
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                   "merges.txt")
-
-
-def pool_token_ids(out: Path, pool_path: Path, model_dir: Path, tok, max_length: int) -> list[np.ndarray]:
-    """The pool's token ids under ``tok``, encoded once per study and tokenizer.
-
-    Members of the built-in world share one tokenizer, so the 32k-sample pool is
-    tokenized once instead of once per member. The cache file is keyed by the
-    tokenizer's files (as saved beside the member), ``max_length`` and the pool file.
-    """
-    from rewardherd.io import file_sha256, write_atomic
-    from rewardherd.models.formatting import encode_batch
-
-    parts = [f"{name}:{file_sha256(model_dir / name)}" for name in TOKENIZER_FILES if (model_dir / name).exists()]
-    key = config_hash({"tokenizer": parts, "max_length": max_length, "pool": file_sha256(pool_path)})
-    path = out / "pool_ids" / f"{key}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            flat, offsets = z["ids"], z["offsets"]
-        return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-    pool = pd.read_parquet(pool_path, columns=["prompt", "response"])
-    ids, _ = encode_batch(tok, pool["prompt"].tolist(), pool["response"].tolist(), max_length)
-    offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
-    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
-            np.savez(f, ids=flat, offsets=offsets)
-
-    write_atomic(path, write)
-    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-
-
-# ------------------------------------------------------------------- units
-def _frozen_heap(fn):
-    """Run ``fn`` with the objects that exist when it starts frozen out of the garbage
-    collector's view (``gc.freeze``), unfrozen again when it returns. Transformers' Trainer
-    ends with ``gc.collect()``, which otherwise scans the study's whole heap (~0.3 s per unit)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        gc.freeze()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            gc.unfreeze()
-
-    return run
-
-
-@_frozen_heap
+# ------------------------------------------------------------ unit workers
+@frozen_heap
 def run_member_unit(unit: MemberUnit, config: StudyConfig, backbone: str, train_pairs, heldout_pairs,
                     pool_path: str, out_dir: str) -> dict:
     """Train one member on (noisy) data and score the shared pool and the held-out pairs. Idempotent."""
@@ -398,7 +179,7 @@ def score_members(models, ids, pad: int, dtype: str) -> tuple[np.ndarray, list[d
     return np.stack(scores), list(precision)
 
 
-@_frozen_heap
+@frozen_heap
 def run_member_batch(batch: MemberBatch, config: StudyConfig, backbones: Sequence[str], train_pairs, heldout_pairs,
                      pool_path: str, out_dir: str) -> list[dict]:
     """Train the batch's unfinished member units together, then score the shared pool and the
@@ -446,16 +227,16 @@ def run_members(units: Sequence[MemberUnit], config: StudyConfig, backbones: Seq
     from rewardherd.training.batched import backbones_batchable
 
     if config.train.batched and backbones_batchable(backbones):
-        _run_units(run_member_batch, member_batches(units),
-                   lambda b: (config, [str(backbones[u.backbone]) for u in b.units], train_pairs, heldout_pairs,
-                              str(pool_path), str(out_dir)), config, desc, progress)
+        run_units(run_member_batch, member_batches(units),
+                  lambda b: (config, [str(backbones[u.backbone]) for u in b.units], train_pairs, heldout_pairs,
+                             str(pool_path), str(out_dir)), config, desc, progress, processes=True)
     else:
-        _run_units(run_member_unit, units,
-                   lambda u: (config, str(backbones[u.backbone]), train_pairs, heldout_pairs, str(pool_path),
-                              str(out_dir)), config, desc, progress)
+        run_units(run_member_unit, units,
+                  lambda u: (config, str(backbones[u.backbone]), train_pairs, heldout_pairs, str(pool_path),
+                             str(out_dir)), config, desc, progress, processes=True)
 
 
-@_frozen_heap
+@frozen_heap
 def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbones: int, train_pairs, heldout_pairs,
                    pool_path: str, out_dir: str) -> dict:
     """Make one ensemble of a group kind (see :class:`GroupUnit`) and score the pool with
@@ -702,7 +483,7 @@ def _daa_proxy(out: Path, unit: DAAUnit, config: StudyConfig, n_backbones: int):
     return Ensemble.load(build_ensemble_dir(out, "pretrain", unit.noise, unit.seed, k, n_backbones))
 
 
-@_frozen_heap
+@frozen_heap
 def run_daa_unit(unit: DAAUnit, config: StudyConfig, inputs, out_dir: str) -> str:
     """Train one DAA unit (:func:`rewardherd.policy.dpo.train_dpo`) into ``cells/<unit>/``; idempotent
     (``DONE`` marks a finished unit; an unfinished one resumes from its latest checkpoint)."""
@@ -725,7 +506,7 @@ def run_daa_unit(unit: DAAUnit, config: StudyConfig, inputs, out_dir: str) -> st
     return str(d)
 
 
-# ---------------------------------------------------------------- executors
+# ------------------------------------------------------- stored studies
 def check_study_columns(out: Path) -> None:
     """Refuse a study whose tables use the column names of an older rewardherd (``f/``,
     ``z/``, ``rm/``; now ``feature/``, ``score/z/``, ``score/raw/``, docs/schema.md)."""
@@ -762,209 +543,7 @@ def reanalyze(out_dir: str | Path) -> Path:
     return write_report(out)
 
 
-def _run_units(fn, units, args, config: StudyConfig, desc: str, progress: bool) -> list:
-    if not units:
-        return []
-    if config.executor == "ray":
-        return _run_ray(fn, units, args, config, desc)
-    if config.workers > 1 and fn in (run_member_unit, run_member_batch):
-        return _run_processes(fn, units, args, config.workers, desc, progress)
-    from tqdm.auto import tqdm
-
-    out = []
-    bar = tqdm(units, desc=desc, unit="unit", disable=not progress)
-    for u in bar:
-        bar.set_postfix_str(u.name[:48])
-        out.append(fn(u, *args(u)))
-    return out
-
-
-def _pin_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _run_processes(fn, units, args, workers: int, desc: str, progress: bool) -> list:
-    """Units in ``workers`` spawned processes, each pinned to cores // workers torch threads.
-
-    Results come back in the order of ``units``. A failed unit raises here: units not yet
-    started are cancelled, those in flight finish (finished units are kept on disk, so a
-    rerun resumes)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_pin_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(fn, u, *args(u)) for u in units]
-        bar = tqdm(total=len(futures), desc=f"{desc} ({workers} processes x {threads} threads)", unit="unit",
-                   disable=not progress)
-        results = []
-        try:
-            for f in futures:
-                results.append(f.result())
-                bar.update(1)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            bar.close()
-    return results
-
-
-def _run_ray(fn, units, args, config: StudyConfig, desc: str) -> list:
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kw = {"address": config.ray_address} if config.ray_address else {
-            "num_cpus": config.ray_num_cpus, "include_dashboard": False,
-            "_temp_dir": os.environ.get("REWARDHERD_RAY_TMP")}
-        ray.init(**{k: v for k, v in kw.items() if v is not None}, log_to_driver=False)
-        started = True
-    try:
-        remote = ray.remote(num_cpus=1)(fn)
-        refs = [remote.remote(u, *args(u)) for u in units]
-        results = []
-        for i, ref in enumerate(refs):
-            results.append(ray.get(ref))
-            log.info("%s: %d/%d done", desc, i + 1, len(refs))
-        return results
-    finally:
-        if started:
-            ray.shutdown()
-
-
 # --------------------------------------------------------------------- main
-def heldout_gold(inputs) -> pd.DataFrame:
-    """Gold of each held-out pair's two responses, for the in-distribution error decomposition."""
-    if inputs.heldout_gold is not None:
-        return inputs.heldout_gold
-    pairs = [p for p in inputs.heldout_pairs if not p.is_conversational]
-    g = np.asarray(inputs.gold([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]),
-                   dtype=np.float64)
-    return pd.DataFrame({"id": [p.id for p in pairs], "gold_chosen": g[: len(pairs)], "gold_rejected": g[len(pairs):]})
-
-
-def ensure_pool(inputs, config: StudyConfig, out: Path, progress: bool) -> Path:
-    path = out / "pool.parquet"
-    if path.exists():
-        return path
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(inputs.policy_dir)
-    model = AutoModelForCausalLM.from_pretrained(inputs.policy_dir).eval()
-    prompts = inputs.eval_prompts[: config.pool.prompts]
-    if len(prompts) < config.pool.prompts:
-        log.warning("only %d evaluation prompts available (pool.prompts=%d)", len(prompts), config.pool.prompts)
-    t0 = time.time()
-    pool = sample_pool(model, tok, prompts, config.pool.size, max_new_tokens=inputs.max_new_tokens,
-                       min_new_tokens=inputs.min_new_tokens, top_p=inputs.top_p,
-                       temperature=config.pool.temperature, seed=config.pool.seed, progress=progress)
-    pool = pool.drop(columns=[c for c in ("response_ids",) if c in pool])
-    t1 = time.time()
-    pool["gold"] = np.asarray(inputs.gold(pool["prompt"].tolist(), pool["response"].tolist()), dtype=np.float64)
-    feats = inputs.features(pool["prompt"].tolist(), pool["response"].tolist())
-    for c in feats.columns:
-        values = pd.to_numeric(feats[c], errors="coerce").astype(np.float64)
-        if values.isna().any():
-            log.warning("feature %s is undefined for %d samples; not tracked", c, int(values.isna().sum()))
-            continue
-        pool[schema.feature_col(c)] = values.to_numpy()
-    log.info("pool: %d samples sampled in %.0fs, gold+features in %.0fs", len(pool), t1 - t0, time.time() - t1)
-    write_table_atomic(pool, path)
-    return path
-
-
-def _with_unit_scores(table: pd.DataFrame, out: Path, unit: str) -> tuple[pd.DataFrame, str, tuple[float, float]]:
-    """``table`` joined with one unit's pool scores (column MEMBER_PREFIX + unit), and the
-    unit's standardization (mean, std)."""
-    col = f"{MEMBER_PREFIX}{unit}"
-    sc = pd.read_parquet(out / "members" / unit / "scores.parquet")
-    table = table.merge(sc.rename(columns={"score": col}), on=["prompt_id", "sample_id"], validate="1:1")
-    info = json.loads((out / "members" / unit / "info.json").read_text())
-    return table, col, (info["standardization"]["mean"], info["standardization"]["std"])
-
-
-def kinds_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame,
-               n_backbones: int) -> Path | None:
-    """Per-prompt best-of-n curves of the extra kinds (multi_head, lora, warm) for one
-    (noise, seed): each kind's ensemble with every method (warm: its one model), and each
-    of its members alone (``member`` set). None when the study has no extra kind."""
-    extra = kinds.extra(config.sweep.kinds)
-    path = out / "cells" / f"kinds__noise{noise:g}__seed{seed}.parquet"
-    if not extra or path.exists():
-        return path if extra else None
-    table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
-    values = ["gold"] + schema.columns(schema.FEATURE, table.columns)
-    ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
-    methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
-    frames = []
-    for kind in extra:
-        units = kind_units(kind, noise, seed, config.ensemble_size, n_backbones)
-        cols, stats = [], []
-        for unit in units:
-            table, col, st = _with_unit_scores(table, out, unit)
-            cols.append(col)
-            stats.append(st)
-        st = (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]))
-        c = bon_curves(table, cols, methods if len(cols) > 1 else [core.Aggregation("mean")], ns, standardization=st,
-                       values=values)
-        frames.append(c.assign(kind=kind, member="", size=len(cols)))
-        if len(cols) == 1:  # warm: its members are the finetune kind's
-            continue
-        for i, (unit, col) in enumerate(zip(units, cols, strict=True)):
-            c = bon_curves(table, [col], [core.Aggregation("mean")], ns,
-                           standardization=(st[0][i:i + 1], st[1][i:i + 1]), values=values)
-            frames.append(c.assign(kind=kind, member=unit, size=1))
-    write_table_atomic(pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed), path)
-    return path
-
-
-def bon_cell(out: Path, config: StudyConfig, noise: float, seed: int, pool: pd.DataFrame, n_backbones: int) -> Path:
-    """Per-prompt best-of-n curves of every kind and method for one (noise, seed)."""
-    path = out / "cells" / f"bon__noise{noise:g}__seed{seed}.parquet"
-    if path.exists():
-        return path
-    k = config.ensemble_size
-    names: dict[tuple[int, int], str] = {}
-    stats = {}
-    table = pool[["prompt_id", "sample_id", "gold"] + schema.columns(schema.FEATURE, pool.columns)].copy()
-    for kind in kinds.MAIN_KINDS:
-        for b, ft in ensemble_members(kinds.spec(kind).layout, seed, k, n_backbones):
-            unit = MemberUnit(b, ft, noise, seed)
-            if (b, ft) in names:
-                continue
-            table, col, stats[col] = _with_unit_scores(table, out, unit.name)
-            table[schema.z_col(unit.name)] = core.standardize(table[col].to_numpy()[None, :], [stats[col][0]],
-                                                       [stats[col][1]])[0]
-            names[(b, ft)] = col
-    ns = core.n_grid(config.pool.size, config.pool.max_n_fraction)
-    values = ["gold"] + [c for c in table.columns if c.startswith((schema.FEATURE, schema.Z))]
-    methods = [core.Aggregation.parse(m) for m in config.sweep.methods]
-    frames = []
-    for kind in kinds.MAIN_KINDS:
-        cols = [names[bf] for bf in ensemble_members(kinds.spec(kind).layout, seed, k, n_backbones)]
-        st = (np.array([stats[c][0] for c in cols]), np.array([stats[c][1] for c in cols]))
-        c = bon_curves(table, cols, methods, ns, standardization=st, values=values)
-        frames.append(c.assign(kind=kind, member="", size=k))
-        for size in config.sweep.sizes:  # ensemble-size sweep: the first `size` members
-            if size == k:
-                continue
-            c = bon_curves(table, cols[:size], methods, ns, standardization=(st[0][:size], st[1][:size]),
-                           values=values)
-            frames.append(c.assign(kind=kind, member="", size=size))
-    for col in names.values():
-        st = (np.array([stats[col][0]]), np.array([stats[col][1]]))
-        c = bon_curves(table, [col], [core.Aggregation("mean")], ns, standardization=st, values=values)
-        frames.append(c.assign(kind="single", member=schema.strip(MEMBER_PREFIX, col), size=1))
-    curves = pd.concat(frames, ignore_index=True).assign(noise=noise, seed=seed)
-    write_table_atomic(curves, path)
-    return path
 
 
 def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> Path:
@@ -1015,9 +594,9 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     run_members(plan_members(config, n_backbones), config, inputs.backbones, inputs.train_pairs, inputs.heldout_pairs,
                 pool_path, out, "members", progress)
     groups = plan_groups(config, n_backbones)
-    _run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
-               lambda u: (config, str(inputs.backbones[u.backbone]), n_backbones, inputs.train_pairs,
-                          inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
+    run_units(run_group_unit, groups,  # after the members: warm averages the finetune ones
+              lambda u: (config, str(inputs.backbones[u.backbone]), n_backbones, inputs.train_pairs,
+                         inputs.heldout_pairs, str(pool_path), str(out)), config, "kinds", progress)
     timings["members"] = time.time() - t
     t = time.time()
     pool = pd.read_parquet(pool_path)
@@ -1028,10 +607,10 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     write_table_atomic(members_table(config, n_backbones, out), out / "results" / "members.parquet")
     timings["bon"] = time.time() - t
     t = time.time()
-    _run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
+    run_units(run_rl_unit, plan_rl(config), lambda u: (config, inputs, str(out)), config, "rl", progress)
     timings["rl"] = time.time() - t
     t = time.time()
-    _run_units(run_daa_unit, plan_daa(config), lambda u: (config, inputs, str(out)), config, "daa", progress)
+    run_units(run_daa_unit, plan_daa(config), lambda u: (config, inputs, str(out)), config, "daa", progress)
     timings["daa"] = time.time() - t
     t = time.time()
     from rewardherd.studies.analysis import analyze
