@@ -173,7 +173,7 @@ def test_arm_band_by_hand():
                                  "prompt_id": f"p{p}", "sample_id": sample, "step": step, "point": point,
                                  "kl": [0.0, 0.25 if seed == 0 else 1.0][point] + jitter * point,
                                  "gold": base + gain[seed, p] * point + jitter})
-    band = daa.arm_band(pd.DataFrame(rows))
+    band = daa.arm_band(daa.arm_grids(pd.DataFrame(rows)))
     assert list(band["point"]) == [0, 1] and set(band["seeds"]) == {2} and set(band["prompts"]) == {3}
     first, second = band.iloc[0], band.iloc[1]
     assert first["estimate"] == pytest.approx(0.0) and first["low"] == first["high"] == pytest.approx(0.0)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ from rewardherd.policy.bon import MEMBER_PREFIX, bon_curves
 from rewardherd.studies import kinds
 from rewardherd.studies.config import StudyConfig
 from rewardherd.studies.plan import MemberUnit, ensemble_members, kind_units
-
-log = logging.getLogger(__name__)
 
 
 def _with_unit_scores(table: pd.DataFrame, out: Path, unit: str) -> tuple[pd.DataFrame, str, tuple[float, float]]:

@@ -77,7 +77,17 @@ def arm_arrays(samples: pd.DataFrame, seeds) -> tuple[np.ndarray, np.ndarray]:
     return per["gold"].to_numpy().reshape(shape), per["kl"].to_numpy().reshape(shape)
 
 
-def arm_band(samples: pd.DataFrame) -> pd.DataFrame:
+def arm_grids(samples: pd.DataFrame) -> dict[tuple, tuple[list, np.ndarray, np.ndarray]]:
+    """Per arm (``ARM`` values): its seeds and its (S, P, T) gold and KL (:func:`arm_arrays`),
+    built once for the band and the fits."""
+    out = {}
+    for arm, g in samples.groupby(ARM):
+        seeds = sorted(g["seed"].unique())
+        out[arm] = (seeds, *arm_arrays(g, seeds))
+    return out
+
+
+def arm_band(grids: dict) -> pd.DataFrame:
     """Per arm and evaluation ordinal (``point``): sqrt(KL) (each seed's, averaged over seeds, as in
     ``daa.parquet``) and the mean gold gain over step 0 (estimate, low, high).
 
@@ -85,9 +95,7 @@ def arm_band(samples: pd.DataFrame) -> pd.DataFrame:
     same seed), so the interval is :func:`rewardherd.core.crossed_interval` over seeds x
     prompts; it covers seed and prompt variance, not the world build."""
     rows = []
-    for arm, g in samples.groupby(ARM):
-        seeds = sorted(g["seed"].unique())
-        gold, kl = arm_arrays(g, seeds)
+    for arm, (seeds, gold, kl) in grids.items():
         sqrt_kl = np.sqrt(np.clip(kl.mean(axis=1), 0, None)).mean(axis=0)  # each seed's sqrt(mean KL), averaged
         for t in range(gold.shape[2]):
             iv = core.crossed_interval(gold[:, :, t] - gold[:, :, 0])
@@ -96,12 +104,11 @@ def arm_band(samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def arm_fits(samples: pd.DataFrame, n_boot: int, seed: int = 0) -> list[dict]:
-    """Gao's RL form per arm, with its pigeonhole-bootstrap interval over seeds and prompts."""
+def arm_fits(grids: dict, n_boot: int, seed: int = 0) -> list[dict]:
+    """Gao's RL form per arm (``grids``: :func:`arm_grids`), with its pigeonhole-bootstrap
+    interval over seeds and prompts."""
     rows = []
-    for arm, g in samples.groupby(ARM):
-        seeds = sorted(g["seed"].unique())
-        gold, kl = arm_arrays(g, seeds)
+    for arm, (_, gold, kl) in grids.items():
         fit = core.fit_gao_pigeonhole(gold, kl, "rl", n_boot=n_boot, seed=seed)
         S, P = gold.shape[:2]
         objective, kl_coef, data, noise = arm  # the arm's beta is kl_coef here, as in RL's rows: fit["beta"] is Gao's
@@ -154,8 +161,9 @@ def analyze_daa(out: Path, config) -> list[dict]:
         return []
     write_table_atomic(table, res / "daa.parquet")
     samples = daa_samples(Path(out))
-    write_table_atomic(arm_band(samples), res / "daa_band.parquet")
-    fits = arm_fits(samples, n_boot=min(config.bootstrap, 1000))
+    grids = arm_grids(samples)
+    write_table_atomic(arm_band(grids), res / "daa_band.parquet")
+    fits = arm_fits(grids, n_boot=min(config.bootstrap, 1000))
     write_json_atomic(res / "daa_fits.json", fits)
     write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples),
                                                 "calibration": daa_calibration(config, samples)})

@@ -6,7 +6,6 @@ Names here are the directory names of finished studies, so a change to them brea
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,8 +13,6 @@ import numpy as np
 
 from rewardherd.studies import kinds
 from rewardherd.studies.config import StudyConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
