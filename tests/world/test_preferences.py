@@ -38,6 +38,22 @@ def test_pairs_are_consecutive_samples_and_argmax_labels_by_hand():
     assert (pairs.iloc[2]["chosen"], pairs.iloc[2]["rejected"]) == (" up", " down")
 
 
+def test_equal_length_pairing_pairs_only_samples_of_one_word_count_by_hand():
+    pairs = make_pairs(_samples(ROWS), PreferenceConfig(pairing="equal_length"))
+    # a: 1 word [s1, s2, s3] -> (s1, s2); b: 1 word [s1, s2, s3, s5] -> (s1, s2), (s3, s5);
+    # 3 words [s4, s6]; c: (up, down) and its repeat (dropped)
+    got = [(r.id, r.chosen, r.rejected) for r in pairs.itertuples()]
+    assert got == [("a-0", " x", " worse"), ("b-0", " fine", " same"), ("b-1", " short", " same"),
+                   ("b-2", " odd one out", " long answer here"), ("c-0", " up", " down")]
+    assert (pairs["words_chosen"] == pairs["words_rejected"]).all()
+    capped = make_pairs(_samples(ROWS), PreferenceConfig(pairing="equal_length", max_pairs_per_prompt=1))
+    assert capped["id"].tolist() == ["a-0", "b-0", "c-0"]
+    # the cap counts kept pairs: in prompt b under order pairing the first two are dropped
+    assert make_pairs(_samples(ROWS), PreferenceConfig(max_pairs_per_prompt=1))["id"].tolist() == ["a-0", "b-2", "c-0"]
+    with pytest.raises(Exception, match="pairing"):
+        PreferenceConfig(pairing="by_gold")
+
+
 def test_min_gold_gap_drops_close_pairs_and_max_pairs_keeps_the_first():
     # gaps: a 0.8, b 0.4, c 2.0
     pairs = make_pairs(_samples(ROWS), PreferenceConfig(min_gold_gap=0.4))

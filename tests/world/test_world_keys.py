@@ -55,6 +55,7 @@ def _gold(cfg, **kw):
 def test_gold_design_and_parameters_change_only_the_gold_labelled_artifacts(keys_of, corpus_file):
     cfg = tiny_config(corpus_file)
     for other in (_gold(cfg, design="lexical"), _gold(cfg, long_weight=0.2), _gold(cfg, shared_error=0.5),
+                  _gold(cfg, tail="valence"),
                   _gold(cfg, max_words=12), _gold(cfg, repetition_weight=1.0)):
         assert _changed(keys_of, cfg, other) == {"preferences", "base_samples"}, other.gold
     assert _changed(keys_of, cfg, _gold(cfg)) == set()  # an equal gold: nothing
@@ -69,6 +70,9 @@ def test_other_sections_change_their_artifact_and_what_lies_downstream(keys_of, 
                                                                                 "base_samples"}
     prefs = dataclasses.replace(cfg.preferences, seed=9)
     assert _changed(keys_of, cfg, dataclasses.replace(cfg, preferences=prefs)) == {"preferences"}
+    for change in ({"pairing": "equal_length"}, {"max_pairs_per_prompt": 1}):
+        prefs = dataclasses.replace(cfg.preferences, **change)
+        assert _changed(keys_of, cfg, dataclasses.replace(cfg, preferences=prefs)) == {"preferences"}
     pool = dataclasses.replace(cfg.pool, temperature=0.7)
     assert _changed(keys_of, cfg, dataclasses.replace(cfg, pool=pool)) == {"base_samples"}
     assert _changed(keys_of, cfg, dataclasses.replace(cfg, summary_prompts=3)) == {"base_samples"}

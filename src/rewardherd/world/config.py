@@ -223,7 +223,17 @@ class PreferenceConfig:
     """Sampling setting of the older policy that produced the preference data."""
 
     samples_per_prompt: int = 4
-    """Responses per prompt; they are paired disjointly (0-1, 2-3, ...), so an even count."""
+    """Responses per prompt; they are paired disjointly (0-1, 2-3, ... or by length, see
+    ``pairing``), so an even count."""
+
+    pairing: Literal["order", "equal_length"] = "order"
+    """order: pair a prompt's samples in sample order. equal_length: pair only samples with
+    the same word count (in sample order within each count; the rest are unused), so no
+    pair shows a length difference: the preference data cannot teach "longer is better"
+    (docs/world.md)."""
+
+    max_pairs_per_prompt: int | None = None
+    """Cap on pairs formed from one prompt's samples (None: as many as the pairing allows)."""
 
     label: Literal["argmax", "bradley_terry"] = "argmax"
     """argmax: chosen = higher gold. bradley_terry: chosen drawn with probability
@@ -253,6 +263,9 @@ class PreferenceConfig:
         check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
                "preferences.samples_per_prompt must be even and >= 2")
         check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")
+        check(self.pairing in ("order", "equal_length"), f"preferences.pairing: order|equal_length; got {self.pairing!r}")
+        check(self.max_pairs_per_prompt is None or self.max_pairs_per_prompt > 0,
+              "preferences.max_pairs_per_prompt must be > 0")
         check(self.label_temperature > 0.0, "preferences.label_temperature must be > 0")
         check(self.min_gold_gap >= 0.0, "preferences.min_gold_gap must be >= 0")
         check(self.max_train_pairs is None or self.max_train_pairs > 0, "max_train_pairs > 0")
@@ -318,6 +331,18 @@ class GoldConfig:
     long_weight: float = 0.05
     """Penalty per word above max_words at full shared error."""
 
+    tail: Literal["length", "valence"] = "length"
+    """What the shared-error tail charges: ``length`` (words beyond max_words, which the
+    short preference responses never reach) or ``valence`` (summed lexicon valence / 4
+    beyond max_valence: over-the-top positivity, which short responses rarely reach;
+    docs/world.md)."""
+
+    max_valence: float = 1.0
+    """Summed lexicon valence / 4 beyond which the valence tail charges (tail='valence')."""
+
+    valence_tail_weight: float = 2.0
+    """Penalty per unit of valence above max_valence at full shared error (tail='valence')."""
+
     shared_error: float = 1.0
     """Strength of the length tail in [0, 1] (the long penalty is shared_error * long_weight):
     the error every member shares, since no preference pair shows it (docs/world.md)."""
@@ -342,6 +367,8 @@ class GoldConfig:
         check(self.design in GOLD_DESIGNS, f"gold.design must be one of {sorted(GOLD_DESIGNS)}; got {self.design!r}")
         for name in (*(f"{t}_weight" for t in WEIGHTED_TERMS), "short_weight", "long_weight"):
             check(getattr(self, name) is None or getattr(self, name) >= 0.0, f"gold.{name} must be >= 0")
+        check(self.tail in ("length", "valence"), f"gold.tail must be length or valence; got {self.tail!r}")
+        check(self.valence_tail_weight >= 0.0, "gold.valence_tail_weight must be >= 0")
         check(0.0 <= self.shared_error <= 1.0, f"gold.shared_error must be in [0, 1]; got {self.shared_error}")
         check(0 <= self.min_words <= self.max_words, "gold: 0 <= min_words <= max_words")
         check(8 <= self.encoder_max_tokens <= 256, "gold.encoder_max_tokens must be in [8, 256]")
@@ -358,6 +385,21 @@ class GoldConfig:
     def active_terms(self) -> tuple[str, ...]:
         """The weighted terms gold computes: those of nonzero weight."""
         return tuple(t for t in WEIGHTED_TERMS if self.weight(t) > 0.0)
+
+    def computed_terms(self) -> tuple[str, ...]:
+        """Every term gold needs: ``n_words`` (the hinges), the active terms, and ``valence``
+        when the tail charges it."""
+        extra = ("valence",) if self.tail == "valence" and "valence" not in self.active_terms() else ()
+        return ("n_words", *self.active_terms(), *extra)
+
+    def key_fields(self) -> dict:
+        """The fields that change gold's values (its cache key): the valence tail's settings
+        only when the tail is ``valence``, so worlds built before they existed keep their keys."""
+        d = dataclasses.asdict(self)
+        if self.tail == "length":
+            for k in ("tail", "max_valence", "valence_tail_weight"):
+                d.pop(k)
+        return d
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Each prompt's ``samples_per_prompt`` responses, drawn in the short-output *preference*
 setting (the "older policy" of the distribution shift), are paired in sample order,
-(0, 1), (2, 3), ..., and labelled by gold: ``argmax`` (as Gao et al. and Coste et al.
+(0, 1), (2, 3), ... (``pairing="order"``), or only with a sample of the same word count
+(``pairing="equal_length"``, in sample order within each count), and labelled by gold: ``argmax`` (as Gao et al. and Coste et al.
 label from their gold RM) or ``bradley_terry`` (chosen drawn with probability
 sigmoid(gap / label_temperature)). Pairs with an empty or identical response, repeats,
 and gold gaps <= ``min_gold_gap`` are dropped. Labels are noise-free (the study adds
@@ -36,9 +37,10 @@ def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: in
     seen: set[tuple[str, str, str]] = set()
     df = samples.sort_values(["prompt_id", "sample_id"], kind="stable")
     for pid, group in df.groupby("prompt_id", sort=False):
-        g = group.to_dict("records")
-        for k in range(0, len(g) - 1, 2):
-            a, b = g[k], g[k + 1]
+        made = 0
+        for k, (a, b) in enumerate(_candidates(group.to_dict("records"), config.pairing)):
+            if config.max_pairs_per_prompt is not None and made >= config.max_pairs_per_prompt:
+                break
             diff = a["gold"] - b["gold"]
             triple = (a["prompt"], *sorted((a["response"], b["response"])))
             empty = not a["response"].strip() or not b["response"].strip()
@@ -46,13 +48,14 @@ def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: in
                     or triple in seen):
                 continue
             seen.add(triple)
+            made += 1
             if config.label == "argmax":
                 a_wins = diff > 0
             else:
                 p = 1.0 / (1.0 + np.exp(-diff / config.label_temperature))
                 a_wins = bool(rng.random() < p)
             c, r = (a, b) if a_wins else (b, a)
-            row = {"id": f"{pid}-{k // 2}", "prompt_id": pid, "prompt": a["prompt"],
+            row = {"id": f"{pid}-{k}", "prompt_id": pid, "prompt": a["prompt"],
                    "chosen": c["response"], "rejected": r["response"],
                    "gold_chosen": c["gold"], "gold_rejected": r["gold"]}
             if "n_words" in a:
@@ -62,6 +65,18 @@ def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: in
     if max_pairs is not None:
         out = out.head(max_pairs)
     return out.reset_index(drop=True)
+
+
+def _candidates(samples: list[dict], pairing: str) -> list[tuple[dict, dict]]:
+    """A prompt's candidate pairs, disjoint, in sample order: consecutive samples
+    (``order``), or consecutive samples of each word count, counts in order of first
+    appearance (``equal_length``; needs ``n_words``)."""
+    if pairing == "order":
+        return [(samples[k], samples[k + 1]) for k in range(0, len(samples) - 1, 2)]
+    by_len: dict[int, list[dict]] = {}
+    for s in samples:
+        by_len.setdefault(int(s["n_words"]), []).append(s)
+    return [(same[k], same[k + 1]) for same in by_len.values() for k in range(0, len(same) - 1, 2)]
 
 
 def write_pairs(pairs: pd.DataFrame, path: Path) -> Path:

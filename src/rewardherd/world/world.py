@@ -309,6 +309,9 @@ class World:
     def preferences_dir(self) -> Path:
         c = self.config.preferences
         stored = {k: v for k, v in _section(c).items() if k != "markers"}  # markers: applied on load
+        for k, default in (("pairing", "order"), ("max_pairs_per_prompt", None)):
+            if stored.get(k) == default:  # keys of worlds built before these fields existed
+                del stored[k]
         return self._cached("preferences", {"config": stored, **self._sampled_key()},
                             lambda out: build_preferences(
                                 self.load_policy(), self.tokenizer, self.gold,
