@@ -88,6 +88,22 @@ def test_a_limit_moved_by_config_moves_the_hinge():
     np.testing.assert_allclose(g, [-2.0, 0.0, 0.0, -4.0])  # 2 short x 1; 2 long x 2
 
 
+def test_the_valence_tail_charges_valence_beyond_its_limit_instead_of_length():
+    # ' happy' has valence 2.7 / 4 = 0.675; twice: 1.35; the limit 1.0 and weight 2.0 (defaults)
+    cfg = GoldConfig(design="herding", sentiment_weight=0.0, relevance_weight=0.0, tail="valence")
+    gold = GoldReward(cfg)
+    assert gold.terms == ("n_words", "repetition", "valence")  # valence is computed for the tail only
+    c = gold.components(["x"] * 3, [" happy", " happy happy", _neutral(25)])
+    short = -0.1 * (10 - np.array([1, 2, 25]).clip(max=10))
+    np.testing.assert_allclose(c["gold"], short + [0.0, -2.0 * (1.35 - 1.0), 0.0])  # no length tail
+    lexical = GoldReward(GoldConfig(design="lexical", tail="valence", shared_error=0.5))
+    assert lexical.terms == ("n_words", "valence", "overlap", "repetition")
+    g = lexical(["x"], [" happy happy"])
+    assert g[0] == pytest.approx(-0.8 + 1.35 - 0.5 * 2.0 * 0.35)
+    with pytest.raises(Exception, match="gold.tail"):
+        GoldConfig(tail="sentiment")
+
+
 def test_duplicates_in_a_batch_are_computed_once_and_kept_in_order():
     gold = GoldReward(LEXICAL)
     c = gold.components(["p", "x", "p"], [" happy", _neutral(16), " happy"])
@@ -102,6 +118,11 @@ def test_gold_key_follows_every_setting_term_keys_only_their_own():
     assert GoldReward(GoldConfig(design="lexical")).key == base.key
     reweighted = GoldReward(GoldConfig(design="lexical", long_weight=0.2, shared_error=0.5))
     assert reweighted.key != base.key and reweighted.term_keys == base.term_keys  # reuses every cached term
+    # the valence tail's settings are in the key only when the tail is valence
+    assert GoldReward(GoldConfig(design="lexical", max_valence=3.0)).key == base.key
+    tailed = GoldReward(GoldConfig(design="lexical", tail="valence"))
+    assert tailed.key != base.key and tailed.term_keys == base.term_keys
+    assert GoldReward(GoldConfig(design="lexical", tail="valence", max_valence=3.0)).key != tailed.key
     herding = GoldReward(GoldConfig(), encoder_path="/models/minilm")
     assert herding.terms == ("n_words", "sentiment", "relevance", "repetition")
     assert herding.term_keys["repetition"] == base.term_keys["repetition"]  # one table across designs

@@ -8,6 +8,9 @@ Gold is a weighted sum of named *terms* (:data:`TERMS`) of a prompt ``x`` and a 
                - short_weight * max(0, min_words - words(y))
                - shared_error * long_weight * max(0, words(y) - max_words)
 
+or, with ``tail="valence"``, the last line is
+``- shared_error * valence_tail_weight * max(0, valence(x, y) - max_valence)``.
+
 Terms (sign, definition):
 
 - ``sentiment`` (+): VADER (Hutto & Gilbert 2014, ``vadersentiment``) compound score, in [-1, 1].
@@ -46,7 +49,6 @@ term's output only), so a reweighted gold, another design or a new term reuses t
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import logging
@@ -182,10 +184,13 @@ TERMS: dict[str, GoldTerm] = {t.name: t for t in (
 
 def gold_formula(config: GoldConfig, terms: dict[str, np.ndarray]) -> np.ndarray:
     """Gold from its terms' values (module docstring); ``terms`` holds every term of
-    nonzero weight and ``n_words``."""
+    ``config.computed_terms()``."""
     n = terms["n_words"]
     g = -config.short_weight * np.maximum(0.0, config.min_words - n)
-    g = g - config.shared_error * config.long_weight * np.maximum(0.0, n - config.max_words)
+    if config.tail == "length":
+        g = g - config.shared_error * config.long_weight * np.maximum(0.0, n - config.max_words)
+    else:
+        g = g - config.shared_error * config.valence_tail_weight * np.maximum(0.0, terms["valence"] - config.max_valence)
     for name in config.active_terms():
         g = g + TERMS[name].sign * config.weight(name) * terms[name]
     return g
@@ -250,9 +255,9 @@ class GoldReward:
                  encoder_path: str | None = None):
         self.config = config or GoldConfig()
         self.encoder_path = encoder_path
-        self.key = hash_key({"gold": dataclasses.asdict(self.config), "format": GOLD_FORMAT_VERSION})
+        self.key = hash_key({"gold": self.config.key_fields(), "format": GOLD_FORMAT_VERSION})
         #: The terms this gold computes, and each one's cache key (its table's name).
-        self.terms = ("n_words", *self.config.active_terms())
+        self.terms = self.config.computed_terms()
         self.term_keys = {name: TERMS[name].key(self) for name in self.terms}
         self._memory: dict[str, dict[str, float]] = {name: {} for name in self.terms}
         self._encoder: MiniLMEncoder | None = None
