@@ -295,7 +295,8 @@ class GoldConfig:
     gold = sum of sign * weight * term (sentiment, relevance, valence, overlap: +; repetition: -)
          - short_weight * max(0, min_words - words)
          - shared_error * long_weight * max(0, words - max_words)
-    (definitions: rewardherd.world.gold). A weight left at None takes the design's value.
+    (tail='valence': the last line is - shared_error * valence_tail_weight * max(0, valence - max_valence);
+    definitions: rewardherd.world.gold). A weight left at None takes the design's value.
     """
 
     design: Literal["herding", "lexical"] = "herding"
