@@ -148,6 +148,13 @@ def to_dict(obj) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
 
 
+def key_fields(obj, later: dict[str, Any]) -> dict:
+    """``asdict(obj)`` without each field of ``later`` that holds the value given there: fields
+    added after keys were first written, at the value that behaves as before, stay out of the
+    key, so what was built or trained before them is still found."""
+    return {k: v for k, v in dataclasses.asdict(obj).items() if not (k in later and v == later[k])}
+
+
 def config_hash(obj) -> str:
     """Stable short hash of a config (dataclass or dict)."""
     d = to_dict(obj) if dataclasses.is_dataclass(obj) else obj

@@ -52,6 +52,8 @@ def test_equal_length_pairing_pairs_only_samples_of_one_word_count_by_hand():
     assert make_pairs(_samples(ROWS), PreferenceConfig(max_pairs_per_prompt=1))["id"].tolist() == ["a-0", "b-2", "c-0"]
     with pytest.raises(Exception, match="pairing"):
         PreferenceConfig(pairing="by_gold")
+    with pytest.raises(ValueError, match="n_words"):
+        make_pairs(_samples(ROWS).drop(columns=["n_words"]), PreferenceConfig(pairing="equal_length"))
 
 
 def test_min_gold_gap_drops_close_pairs_and_max_pairs_keeps_the_first():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from rewardherd.config import check
+from rewardherd.config import check, key_fields
 from rewardherd.schema import KIND_ALIASES, TRAIN_KINDS, TrainKindOrAlias, canonical_kind
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ class TrainConfig:
         """The fields a training plan is hashed on: all of them, except those added after plans
         were first written while they hold the value that reproduces the older behaviour
         (:data:`LATER_FIELDS`), so directories trained before them still resume."""
-        from dataclasses import asdict
-
-        return {k: v for k, v in asdict(self).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+        return key_fields(self, LATER_FIELDS)
 
 
 #: Fields added to TrainConfig after plans were hashed, with the value that behaves as before.

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rewardherd.config import check, from_dict, resolve_profile
+from rewardherd.config import check, from_dict, key_fields, resolve_profile
 
 DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
 
@@ -271,6 +271,14 @@ class PreferenceConfig:
         check(self.max_train_pairs is None or self.max_train_pairs > 0, "max_train_pairs > 0")
         check(self.max_heldout_pairs is None or self.max_heldout_pairs > 0, "max_heldout_pairs > 0")
 
+    def key_fields(self) -> dict:
+        """The fields the preference data's cache key covers: all but ``markers`` (applied as
+        pairs are loaded), and the pairing fields only when they differ from the pairing that
+        came before them, so worlds built before they existed keep their keys."""
+        d = key_fields(self, {"pairing": "order", "max_pairs_per_prompt": None})
+        del d["markers"]
+        return d
+
 
 #: Gold designs (docs/world.md): each sets the weights a GoldConfig leaves at None.
 #: - ``herding``: the original world. VADER compound and MiniLM relevance, which the
@@ -345,7 +353,8 @@ class GoldConfig:
     """Penalty per unit of valence above max_valence at full shared error (tail='valence')."""
 
     shared_error: float = 1.0
-    """Strength of the length tail in [0, 1] (the long penalty is shared_error * long_weight):
+    """Strength of the tail in [0, 1] (the long penalty is shared_error * long_weight, or
+    shared_error * valence_tail_weight with tail='valence'):
     the error every member shares, since no preference pair shows it (docs/world.md)."""
 
     encoder_max_tokens: int = 64
@@ -394,13 +403,13 @@ class GoldConfig:
         return ("n_words", *self.active_terms(), *extra)
 
     def key_fields(self) -> dict:
-        """The fields that change gold's values (its cache key): the valence tail's settings
-        only when the tail is ``valence``, so worlds built before they existed keep their keys."""
-        d = dataclasses.asdict(self)
-        if self.tail == "length":
-            for k in ("tail", "max_valence", "valence_tail_weight"):
-                d.pop(k)
-        return d
+        """The fields gold's cache key covers: the valence tail's settings only when the tail
+        is ``valence`` (they change nothing otherwise, and worlds built before they existed
+        keep their keys)."""
+        if self.tail == "valence":
+            return dataclasses.asdict(self)
+        return key_fields(self, {"tail": "length", "max_valence": self.max_valence,
+                                 "valence_tail_weight": self.valence_tail_weight})
 
 
 @dataclass(frozen=True)

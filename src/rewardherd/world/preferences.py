@@ -3,9 +3,9 @@
 Each prompt's ``samples_per_prompt`` responses, drawn in the short-output *preference*
 setting (the "older policy" of the distribution shift), are paired in sample order,
 (0, 1), (2, 3), ... (``pairing="order"``), or only with a sample of the same word count
-(``pairing="equal_length"``, in sample order within each count), and labelled by gold: ``argmax`` (as Gao et al. and Coste et al.
-label from their gold RM) or ``bradley_terry`` (chosen drawn with probability
-sigmoid(gap / label_temperature)). Pairs with an empty or identical response, repeats,
+(``pairing="equal_length"``, in sample order within each count), and labelled by gold:
+``argmax`` (as Gao et al. and Coste et al. label from their gold RM) or ``bradley_terry``
+(chosen drawn with probability sigmoid(gap / label_temperature)). Pairs with an empty or identical response, repeats,
 and gold gaps <= ``min_gold_gap`` are dropped. Labels are noise-free (the study adds
 noise per seed) and files use the user-facing format (:func:`write_pairs`).
 """
@@ -32,6 +32,8 @@ def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: in
     Returns one row per pair: ``id``, ``prompt_id``, ``prompt``, ``chosen``, ``rejected``,
     ``gold_chosen``, ``gold_rejected`` (and ``words_chosen``/``words_rejected`` with
     ``n_words``)."""
+    if config.pairing == "equal_length" and "n_words" not in samples:
+        raise ValueError("preferences.pairing=equal_length needs the samples' n_words column")
     rng = np.random.default_rng(seed)
     rows = []
     seen: set[tuple[str, str, str]] = set()

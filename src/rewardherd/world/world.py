@@ -173,9 +173,11 @@ def build_preferences(policy: Any, tokenizer: Any, gold: Any, prompts: dict[str,
         write_pairs(pairs, out / f"{name}.jsonl")
         pairs.to_parquet(out / f"{name}_pairs.parquet", index=False)
         all_samples.append(samples.assign(split=name))
-        # The tail gold charges beyond max_words must be (almost) absent here: docs/world.md.
+        # The tail gold charges must be (almost) absent here: docs/world.md.
         meta[name] = {**pair_summary(pairs),
                       "over_max_words_frac": float((samples["n_words"] > gold.config.max_words).mean())}
+        if gold.config.tail == "valence":
+            meta[name]["over_max_valence_frac"] = float((samples["valence"] > gold.config.max_valence).mean())
     pd.concat(all_samples, ignore_index=True).to_parquet(out / "samples.parquet", index=False)
     return meta
 
@@ -308,11 +310,7 @@ class World:
     @cached_property
     def preferences_dir(self) -> Path:
         c = self.config.preferences
-        stored = {k: v for k, v in _section(c).items() if k != "markers"}  # markers: applied on load
-        for k, default in (("pairing", "order"), ("max_pairs_per_prompt", None)):
-            if stored.get(k) == default:  # keys of worlds built before these fields existed
-                del stored[k]
-        return self._cached("preferences", {"config": stored, **self._sampled_key()},
+        return self._cached("preferences", {"config": c.key_fields(), **self._sampled_key()},
                             lambda out: build_preferences(
                                 self.load_policy(), self.tokenizer, self.gold,
                                 {s: self.load_prompts(s) for s in ("train", "heldout")}, c, out,
