@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rewardherd.data.resample import member_counts
 from rewardherd.models import Ensemble
 from rewardherd.training import EnsembleConfig, TrainConfig, train_ensemble
 from rewardherd.training.batched import MemberOrder, backbones_batchable, total_steps
@@ -75,7 +76,7 @@ def test_vmap_matches_the_loop_to_float_rounding(tmp_path, dropout_free, rule_sp
 
 
 def test_members_keep_their_bootstrap_and_order_seeds():
-    a, b, again = MemberOrder(100, 1, True), MemberOrder(100, 2, True), MemberOrder(100, 1, True)
+    a, b, again = (MemberOrder(100, s, member_counts(100, s, bootstrap=True)) for s in (1, 2, 1))
     assert a.n_distinct < 100 and a.n_distinct != b.n_distinct or not np.array_equal(a.pool, b.pool)
     assert np.array_equal(a.pool, again.pool)
     # Within an epoch each resampled pair comes once per copy; the last batch is short.
@@ -83,7 +84,7 @@ def test_members_keep_their_bootstrap_and_order_seeds():
     assert [len(x) for x in batches] == [16] * 6 + [4]
     assert sorted(np.concatenate(batches).tolist()) == sorted(a.pool.tolist())
     assert not np.array_equal(batches[0], again.next(16)[::-1])
-    plain = MemberOrder(10, 0, False)
+    plain = MemberOrder(10, 0)
     assert sorted(plain.pool.tolist()) == list(range(10)) and plain.n_distinct == 10
     assert total_steps(100, TrainConfig(epochs=2, batch_size=16)) == 14
     assert total_steps(100, TrainConfig(epochs=0.5, batch_size=16)) == 4

@@ -229,3 +229,62 @@ def test_copy_of_trained_ensemble_is_movable(finetune_ensemble, tmp_path):
     ens = Ensemble.load(tmp_path / "moved", device="cpu")
     assert ens.directory == tmp_path / "moved"
     assert len(ens) == 3
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_subsample_members_train_on_their_own_pairs(backbones, rule_split, tmp_path, batched):
+    """subsample=20: each member trains on the 20 distinct pairs subsample_counts draws from
+    its fine-tune seed (one epoch: 2 steps of 16 at most), whichever path trains it."""
+    from rewardherd.data.resample import subsample_counts
+    from rewardherd.training import TrainConfig
+    from rewardherd.training.member import train_members
+
+    data = (rule_split[0][:48], rule_split[1][:16])
+    cfg = TrainConfig(lr=2e-3, epochs=1, batch_size=16, max_length=64, subsample=20, batched=batched)
+    specs = [MemberSpec(str(backbones[0]), s) for s in (3, 4)]
+    if batched:
+        infos = train_members(specs, *data, [tmp_path / "a", tmp_path / "b"], names=["a", "b"], config=cfg,
+                              progress=False)
+    else:
+        infos = [train_member(s, *data, tmp_path / n, name=n, config=cfg, progress=False)
+                 for s, n in zip(specs, "ab", strict=True)]
+    counts = subsample_counts(48, [3, 4], 20)
+    assert (counts.sum(axis=1) == 20).all() and counts.max() == 1 and not np.array_equal(counts[0], counts[1])
+    for info in infos:
+        assert info.train_config["n_train_pairs"] == 48
+        assert info.train_config["n_distinct_train_pairs"] == 20
+        assert info.train_config["subsample"] == 20
+
+
+def test_subsample_is_checked():
+    from rewardherd.data.resample import member_counts
+    from rewardherd.training import TrainConfig
+
+    with pytest.raises(ValueError, match="exclusive"):
+        TrainConfig(bootstrap=True, subsample=10)
+    with pytest.raises(ValueError, match="subsample must be >= 1"):
+        TrainConfig(subsample=0)
+    with pytest.raises(ValueError, match=r"subsample=60 must be in \[1, 48\]"):
+        member_counts(48, 0, subsample=60)
+    assert member_counts(48, 0) is None
+    assert TrainConfig().hashed() == TrainConfig(subsample=None).hashed()
+    assert "subsample" in TrainConfig(subsample=5).hashed()
+
+
+def test_subsample_shared_block():
+    """subsample_shared=f: round(f * size) pairs are one block every member holds, the rest
+    each member's own draw from the other pairs; f=0 gives independent subsamples, f=1 one."""
+    from rewardherd.data.resample import subsample_counts
+
+    seeds = [3, 4, 5]
+    ind, half, same = (subsample_counts(100, seeds, 20, f) for f in (0.0, 0.5, 1.0))
+    for c in (ind, half, same):
+        assert (c.sum(axis=1) == 20).all() and c.max() == 1
+    np.testing.assert_array_equal(ind, np.stack([subsample_counts(100, [s], 20)[0] for s in seeds]))
+    assert (same == same[0]).all()
+    common = (half == 1).all(axis=0)
+    assert common.sum() >= 10  # the block, plus any pair two own draws happen to share
+    block = subsample_counts(100, [99], 20, 0.5)[0].astype(bool) & common
+    assert block.sum() == 10  # the block is the same whatever the seeds
+    with pytest.raises(ValueError, match="subsample_shared must be in"):
+        subsample_counts(100, seeds, 20, 1.5)

@@ -284,6 +284,9 @@ class StudyConfig:
         check(not (self.train.member_label_noise and "multi_head" in self.sweep.kinds),
               "train.member_label_noise: multi-head heads share every batch and cannot see different labels; "
               "drop multi_head from sweep.kinds or set train.member_label_noise=0")
+        check(self.train.subsample is None or "multi_head" not in self.sweep.kinds,
+              "train.subsample: multi-head heads share every batch and cannot train on different pairs; "
+              "drop multi_head from sweep.kinds or set train.subsample=null")
 
 
 #: The quick study (the default profile of `make demo`).

@@ -11,8 +11,8 @@ as the scorer does (:func:`rewardherd.models.vectorized.resolve_scoring`).
 
 Each member keeps its own seed: its head initialization (``torch.manual_seed`` before
 the backbone loads, as in the TRL path), its data order (a
-``numpy.random.default_rng(seed)`` permutation per epoch), its bootstrap resample
-(``TrainConfig.bootstrap``) and its LoRA initialization. Dropout: in the loop each
+``numpy.random.default_rng(seed)`` permutation per epoch), its resample
+(``TrainConfig.bootstrap`` or ``subsample``) and its LoRA initialization. Dropout: in the loop each
 member draws from its own torch RNG stream seeded by its fine-tune seed; under vmap the
 members draw different masks from one stream (the first member's), so a member with
 dropout trained by vmap is not the one trained alone. The built-in world's backbones
@@ -43,7 +43,6 @@ import numpy as np
 import torch
 
 from rewardherd import core
-from rewardherd.data.resample import bootstrap_counts
 from rewardherd.models.ensemble import tokenizer_fingerprint
 from rewardherd.models.scoring import pad_right
 from rewardherd.models.vectorized import architecture_signature, resolve_scoring
@@ -78,13 +77,13 @@ def decay_mask(model: torch.nn.Module) -> dict[str, bool]:
 
 
 class MemberOrder:
-    """One member's stream of training batches: its resample of the pairs (all of them, or its
-    bootstrap), reshuffled every epoch by ``numpy.random.default_rng(seed)``, and the pairs whose
+    """One member's stream of training batches: its resample of the pairs (all of them, or
+    pair i ``counts[i]`` times: its bootstrap or subsample), reshuffled every epoch by ``numpy.random.default_rng(seed)``, and the pairs whose
     labels this member sees swapped (``flipped``: its own label noise,
     ``TrainConfig.member_label_noise``; None: none)."""
 
-    def __init__(self, n: int, seed: int, bootstrap: bool, flipped: set[int] | None = None):
-        self.pool = (np.repeat(np.arange(n), bootstrap_counts(n, [seed])[0]) if bootstrap else np.arange(n))
+    def __init__(self, n: int, seed: int, counts: np.ndarray | None = None, flipped: set[int] | None = None):
+        self.pool = np.arange(n) if counts is None else np.repeat(np.arange(n), counts)
         self.rng = np.random.default_rng(seed)
         self.left = np.empty(0, dtype=np.int64)
         self.flipped = np.zeros(n, dtype=bool)

@@ -45,6 +45,10 @@ class TrainConfig:
     """bf16 mixed precision (GPU only; off on CPU so scores are exact)."""
     bootstrap: bool = False
     """Train each member on its own bootstrap resample of the training pairs, drawn from its fine-tune seed (bagging, Breiman 1996; :func:`rewardherd.data.bootstrap_pairs`), so members' finite-data errors differ and averaging can cancel them; off: every member trains on every pair (the papers' setting)."""
+    subsample: int | None = None
+    """Train each member on its own random ``subsample`` of the training pairs, drawn without replacement from its fine-tune seed (subagging, Buhlmann & Yu 2002; :func:`rewardherd.data.resample.subsample_counts`): with a pool of pairs several times larger, members see mostly different pairs, so their finite-data errors differ; None: every member trains on every pair. Exclusive with bootstrap; standalone members only (a multi-head ensemble resamples with its own bootstrap)."""
+    subsample_shared: float = 0.0
+    """Share of each member's ``subsample`` that is one block of pairs every member holds (:func:`rewardherd.data.resample.subsample_counts`; the block is fixed by the training pairs, the rest is the member's own draw): 0, members' subsamples are independent; 1, every member trains on the same pairs (the papers' setting), so their finite-data errors are shared."""
     member_label_noise: float = 0.0
     """Share of each member's training pairs whose labels that member sees swapped, drawn from its own fine-tune seed (:func:`member_flips`): each member its own noisy annotator, so label-noise errors differ between members and averaging can cancel them; 0: every member sees the same labels (the papers' setting). Applied before the bootstrap resample. Label noise shared by all members is the data's own (a study's ``sweep.noise``)."""
     batched: bool = True
@@ -60,6 +64,11 @@ class TrainConfig:
         check(not self.center_coef < 0, f"center_coef must be >= 0; got {self.center_coef}")
         check(0.0 < self.heldout_fraction < 1.0, f"heldout_fraction must be in (0, 1); got {self.heldout_fraction}")
         check(self.lora_r is None or self.lora_r >= 1, f"lora_r must be >= 1 or None; got {self.lora_r}")
+        check(self.subsample is None or self.subsample >= 1, f"subsample must be >= 1 or None; got {self.subsample}")
+        check(not (self.bootstrap and self.subsample is not None),
+              "bootstrap and subsample are exclusive: choose one resample per member")
+        check(0.0 <= self.subsample_shared <= 1.0, f"subsample_shared must be in [0, 1]; got {self.subsample_shared}")
+        check(self.subsample_shared == 0.0 or self.subsample is not None, "subsample_shared needs subsample")
         check(0.0 <= self.member_label_noise < 0.5,
               f"member_label_noise must be in [0, 0.5); got {self.member_label_noise}")
 
@@ -72,7 +81,7 @@ class TrainConfig:
 
 #: Fields added to TrainConfig after plans were hashed, with the value that behaves as before.
 #: (batched=True, the default since it was added, is hashed: it trains differently from TRL.)
-LATER_FIELDS = {"batched": False, "member_label_noise": 0.0}
+LATER_FIELDS = {"batched": False, "member_label_noise": 0.0, "subsample": None, "subsample_shared": 0.0}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import torch
 
 from rewardherd import core
 from rewardherd.data.noise import member_flips, swap_labels
-from rewardherd.data.resample import bootstrap_pairs
+from rewardherd.data.resample import member_counts, repeat_pairs
 from rewardherd.io import atomic_dir, write_table_atomic
 from rewardherd.models.common import default_device, fused_gelu
 from rewardherd.models.ensemble import tokenizer_fingerprint
@@ -283,10 +283,11 @@ def train_member(
     n_given = len(train_pairs)
     if config.member_label_noise:
         train_pairs = swap_labels(train_pairs, member_flips(n_given, config.member_label_noise, seed))
-    if config.bootstrap:
-        train_pairs = bootstrap_pairs(train_pairs, seed)
-        log.info("member %s: bootstrap resample holds %d distinct of %d pairs", name,
-                 len({id(p) for p in train_pairs}), n_given)
+    counts = member_counts(n_given, seed, bootstrap=config.bootstrap, subsample=config.subsample,
+                           subsample_shared=config.subsample_shared)
+    if counts is not None:
+        train_pairs = repeat_pairs(train_pairs, counts)
+        log.info("member %s: its resample holds %d distinct of %d pairs", name, int((counts > 0).sum()), n_given)
     device = torch.device(config.device) if config.device else default_device()
     model, tokenizer = _load_for_training(spec, config, seed)
     rows, n_trunc = tokenize_pairs(tokenizer, train_pairs, config.max_length)
@@ -363,7 +364,10 @@ def train_members(
                     2 * len(c_ids), config.max_length)
     margin_t = (torch.tensor([0.0 if m is None else float(m) for m in margins])
                 if any(m is not None for m in margins) else None)
-    orders = [batched.MemberOrder(len(c_ids), s.finetune_seed, config.bootstrap,
+    orders = [batched.MemberOrder(len(c_ids), s.finetune_seed,
+                                  member_counts(len(c_ids), s.finetune_seed, bootstrap=config.bootstrap,
+                                                subsample=config.subsample,
+                                                subsample_shared=config.subsample_shared),
                                   member_flips(len(c_ids), config.member_label_noise, s.finetune_seed))
               for s in specs]
     losses = batched.run_steps(models, orders, c_ids, r_ids, margin_t, pad_token_id(tok), config, device,

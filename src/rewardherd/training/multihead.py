@@ -179,6 +179,9 @@ def _check_args(seeds, n_heads: int, config: TrainConfig, train_pairs, heldout_p
     if config.member_label_noise:
         raise ValueError("multi-head ensembles draw one batch for every head, so heads cannot see different "
                          "labels; set member_label_noise=0")
+    if config.subsample is not None:
+        raise ValueError("multi-head ensembles draw one batch for every head; resample heads with bootstrap, "
+                         "and set subsample=None")
     if len(train_pairs) == 0 or len(heldout_pairs) == 0:
         raise ValueError(f"need training and held-out pairs (got {len(train_pairs)}, {len(heldout_pairs)})")
 
