@@ -4,6 +4,7 @@ import dataclasses
 import json
 import pickle
 
+import pandas as pd
 import pytest
 
 from rewardherd.world.cache import MARKER
@@ -121,3 +122,54 @@ def test_another_gold_design_rebuilds_only_the_gold_labelled_artifacts(built, co
     assert "relevance" not in samples.columns  # weight 0: never computed
     s = other.summary
     assert "valence_mean" in s["base_samples"] and "over_max_words_frac" in s["preferences"]["train"]
+
+
+def test_teacher_design_builds_its_teacher_and_labels_with_it(built, corpus_file):
+    """Design teacher: the world builds a teacher backbone (its own seed and steps) and the
+    teacher artifact, and relabels only the gold-carrying artifacts; gold is the calibrated
+    teacher score (no short hinge) minus the tail, and ignores its batch mates."""
+    import numpy as np
+
+    from rewardherd.world.gold import TeacherModel
+
+    world, cache = built
+    before = _entries(cache)
+    cfg = tiny_config(corpus_file)
+    teacher = dataclasses.replace(cfg.gold.teacher, steps=4, samples_per_prompt=3, epochs=1.0)
+    tcfg = dataclasses.replace(cfg, gold=dataclasses.replace(cfg.gold, design="teacher", teacher=teacher))
+    other = build_world(tcfg, cache, progress=False)
+    assert {e.split("/")[0] for e in _entries(cache) - before} == {"backbone", "teacher", "preferences",
+                                                                   "base_samples"}
+    assert other.backbone_dirs == world.backbone_dirs and other.policy_dir == world.policy_dir
+    meta = json.loads((other.teacher_dir / "teacher.json").read_text())
+    assert meta["train_pairs"] > 0 and 0.0 <= meta["heldout_accuracy"] <= 1.0 and meta["scale"] > 0
+    assert other.summary["teacher"]["train_pairs"] == meta["train_pairs"]
+    assert other.gold_key != world.gold_key
+    # gold = scale * raw + offset - shared_error * long_weight * words beyond max_words
+    prompts, responses = ["The old dog", "A happy child", "My neighbour"], [
+        "loves a good book", "", " ".join(["and smiles"] * 12)]
+    g = other.gold.components(prompts, responses)
+    raw = TeacherModel(other.teacher_dir).raw(prompts[::2], responses[::2])
+    n = g["n_words"].to_numpy()
+    tail = tcfg.gold.shared_error * tcfg.gold.long_weight * np.maximum(0.0, n - tcfg.gold.max_words)
+    np.testing.assert_allclose(g["teacher"].to_numpy()[::2], meta["scale"] * raw + meta["offset"], rtol=1e-12)
+    assert g["teacher"][1] == 0.0  # an empty response scores 0
+    np.testing.assert_allclose(g["gold"].to_numpy(), g["teacher"].to_numpy() - tail, rtol=1e-12)
+    assert tail[2] > 0
+    # the same text scores the same alone, among others, and from a fresh model
+    alone = TeacherModel(other.teacher_dir).score(prompts[:1], responses[:1])
+    assert alone[0] == g["teacher"][0]
+    # the preference labels follow the teacher's gold
+    pairs = pd.read_parquet(other.preferences_dir / "train_pairs.parquet")
+    assert (pairs["gold_chosen"] > pairs["gold_rejected"]).all()
+    fresh = other.gold.components(pairs["prompt"].tolist(), pairs["chosen"].str.strip().tolist())
+    np.testing.assert_allclose(fresh["gold"].to_numpy(), pairs["gold_chosen"].to_numpy(), rtol=1e-12)
+
+
+def test_formula_gold_refuses_a_teacher_it_does_not_have():
+    from rewardherd.world.config import GoldConfig
+    from rewardherd.world.gold import GoldReward
+
+    with pytest.raises(ValueError, match="needs its teacher"):
+        GoldReward(GoldConfig(design="teacher"))
+    assert GoldReward(GoldConfig()).key == GoldReward(GoldConfig(teacher_weight=None)).key

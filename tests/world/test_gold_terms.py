@@ -136,7 +136,8 @@ def test_gold_key_follows_every_setting_term_keys_only_their_own():
 
 def test_every_weighted_term_has_a_sign_and_zero_weight_terms_are_not_computed():
     assert {n: t.sign for n, t in TERMS.items()} == {"sentiment": 1.0, "relevance": 1.0, "valence": 1.0,
-                                                     "overlap": 1.0, "repetition": -1.0, "n_words": 0.0}
+                                                     "overlap": 1.0, "repetition": -1.0, "teacher": 1.0,
+                                                     "n_words": 0.0}
     only = GoldReward(GoldConfig(design="lexical", overlap_weight=0.0, repetition_weight=0.0))
     assert only.terms == ("n_words", "valence")
     assert list(only.components(["p"], [" good"]).columns) == ["n_words", "valence", "gold"]

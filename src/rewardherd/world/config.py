@@ -288,12 +288,57 @@ class PreferenceConfig:
 #:   prompt overlap), with the same repetition and length terms.
 GOLD_DESIGNS: dict[str, dict[str, float]] = {
     "herding": {"sentiment_weight": 1.0, "relevance_weight": 1.0, "valence_weight": 0.0, "overlap_weight": 0.0,
-                "repetition_weight": 2.0},
+                "repetition_weight": 2.0, "teacher_weight": 0.0},
     "lexical": {"sentiment_weight": 0.0, "relevance_weight": 0.0, "valence_weight": 1.0, "overlap_weight": 1.0,
-                "repetition_weight": 2.0},
+                "repetition_weight": 2.0, "teacher_weight": 0.0},
+    "teacher": {"sentiment_weight": 0.0, "relevance_weight": 0.0, "valence_weight": 0.0, "overlap_weight": 0.0,
+                "repetition_weight": 0.0, "teacher_weight": 1.0},
 }
 #: Terms whose weight is ``<name>_weight`` (the gold module's TERMS, less ``n_words``).
-WEIGHTED_TERMS = ("sentiment", "relevance", "valence", "overlap", "repetition")
+WEIGHTED_TERMS = ("sentiment", "relevance", "valence", "overlap", "repetition", "teacher")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Gold's teacher (design ``teacher``): a reward model trained offline on the labels of a
+    formula design, as Gao et al. and Coste et al. train proxies on a larger gold RM's labels.
+
+    It starts from a backbone like the proxies' but pretrained ``steps`` steps with its own
+    ``seed`` (no proxy's), and learns from every pair of ``samples_per_prompt`` preference-setting
+    samples of each training prompt, labelled by ``learns`` at no shared error. Its score is
+    mapped linearly onto that formula's mean and spread over its own training samples."""
+
+    learns: Literal["herding", "lexical"] = "lexical"
+    """The formula design whose labels (at shared_error 0) the teacher is trained on."""
+
+    steps: int = 600
+    """Pretraining steps of the teacher's backbone (the proxies' architecture otherwise)."""
+
+    seed: int = 10_000
+    """Pretraining seed of the teacher's backbone: outside every proxy backbone's seed range."""
+
+    samples_per_prompt: int = 8
+    """Preference-setting samples per training prompt; every pair of them is a training pair."""
+
+    sampling_seed: int = 101
+    """Seed of those samples (the preference data's own draws use preferences.seed)."""
+
+    epochs: float = 2.0
+    """Training epochs over the teacher's pairs (batch 16, cosine schedule; TrainConfig's other defaults)."""
+
+    lr: float = 1e-3
+    """Peak learning rate of the teacher's training (the quick study's members' rate)."""
+
+    max_length: int = 128
+    """Tokens of prompt + response the teacher reads (the quick study's members' limit)."""
+
+    def __post_init__(self) -> None:
+        check(self.learns in ("herding", "lexical"), f"gold.teacher.learns must be herding or lexical; got {self.learns!r}")
+        check(self.steps >= 1, "gold.teacher.steps must be >= 1")
+        check(self.samples_per_prompt >= 2, "gold.teacher.samples_per_prompt must be >= 2")
+        check(self.epochs > 0, "gold.teacher.epochs must be > 0")
+        check(self.lr > 0, "gold.teacher.lr must be > 0")
+        check(self.max_length >= 8, "gold.teacher.max_length must be >= 8")
 
 
 @dataclass(frozen=True)
@@ -307,9 +352,11 @@ class GoldConfig:
     definitions: rewardherd.world.gold). A weight left at None takes the design's value.
     """
 
-    design: Literal["herding", "lexical"] = "herding"
+    design: Literal["herding", "lexical", "teacher"] = "herding"
     """Named gold design (docs/world.md): herding (VADER compound + MiniLM relevance, the
-    original world) or lexical (word-level valence + prompt overlap, learnable by the proxies)."""
+    original world), lexical (word-level valence + prompt overlap, learnable by the proxies)
+    or teacher (a reward model trained on a formula's labels: ``teacher``; the short hinge is
+    then part of what it learned, and only the shared-error tail is added)."""
 
     sentiment_weight: float | None = None
     """Weight of VADER's compound score of the response (in [-1, 1]); None: the design's."""
@@ -325,6 +372,12 @@ class GoldConfig:
 
     repetition_weight: float | None = None
     """Weight of the fraction of repeated word bigrams in the response; None: the design's."""
+
+    teacher_weight: float | None = None
+    """Weight of the teacher reward model's calibrated score (``teacher``); None: the design's."""
+
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The teacher reward model (used where teacher_weight > 0, as in design ``teacher``)."""
 
     min_words: int = 10
     """Responses with fewer words are penalized per missing word (the preference data's
@@ -404,12 +457,14 @@ class GoldConfig:
 
     def key_fields(self) -> dict:
         """The fields gold's cache key covers: the valence tail's settings only when the tail
-        is ``valence`` (they change nothing otherwise, and worlds built before they existed
-        keep their keys)."""
-        if self.tail == "valence":
-            return dataclasses.asdict(self)
-        return key_fields(self, {"tail": "length", "max_valence": self.max_valence,
-                                 "valence_tail_weight": self.valence_tail_weight})
+        is ``valence``, the teacher's only when it has weight (they change nothing otherwise,
+        and worlds built before they existed keep their keys)."""
+        later: dict = {"teacher_weight": None}
+        if self.tail != "valence":
+            later.update(tail="length", max_valence=self.max_valence, valence_tail_weight=self.valence_tail_weight)
+        if self.weight("teacher") == 0.0:
+            later["teacher"] = dataclasses.asdict(self.teacher)
+        return key_fields(self, later)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,17 @@ Terms (sign, definition):
 - ``overlap`` (+): the share of the response's words that occur in the prompt (the
   hacking feature ``prompt_overlap``): word-level topicality.
 - ``repetition`` (-): 1 - distinct/total over lower-cased word bigrams (0 with fewer than two).
+- ``teacher`` (+): a reward model trained offline on a formula design's labels
+  (:class:`TeacherModel`, built by the world: ``GoldConfig.teacher``), its score mapped
+  linearly onto that formula's mean and spread over its training samples.
 - ``n_words``: whitespace-separated tokens that contain a letter or a digit (used by the hinges).
 - An empty response scores 0 on every term.
 
 A *design* (:data:`~rewardherd.world.config.GOLD_DESIGNS`) fixes the weights: ``herding``
-(the original world: sentiment, MiniLM relevance, repetition) and ``lexical`` (valence,
-overlap, repetition: terms the proxies can learn). Terms of weight 0 are never computed.
+(the original world: sentiment, MiniLM relevance, repetition), ``lexical`` (valence,
+overlap, repetition: terms the proxies can learn) and ``teacher`` (the teacher alone, as
+Gao et al.'s gold RM; the short hinge is not added, since the teacher learned it from its
+labels). Terms of weight 0 are never computed.
 
 The upper length limit ``max_words`` lies inside the pool's response lengths but beyond
 the preference data's (checked in :class:`~rewardherd.world.config.WorldConfig`): gold
@@ -154,6 +159,14 @@ def _per_response(fn: Callable[[str], float]) -> Callable:
     return lambda gold, prompts, responses: np.array([fn(r) if r else 0.0 for r in responses], dtype=np.float64)
 
 
+def _teacher(gold: GoldReward, prompts: list[str], responses: list[str]) -> np.ndarray:
+    out = np.zeros(len(responses), dtype=np.float64)
+    keep = [i for i, r in enumerate(responses) if r]
+    if keep:
+        out[keep] = gold.teacher.score([prompts[i] for i in keep], [responses[i] for i in keep])
+    return out
+
+
 def _relevance(gold: GoldReward, prompts: list[str], responses: list[str]) -> np.ndarray:
     # Embed each distinct prompt and each distinct non-empty response once.
     uniq_p = sorted(set(prompts))
@@ -178,6 +191,7 @@ TERMS: dict[str, GoldTerm] = {t.name: t for t in (
     GoldTerm("overlap", +1.0, lambda gold, prompts, responses: np.array(
         [prompt_overlap(p, r) for p, r in zip(prompts, responses, strict=True)], dtype=np.float64)),
     GoldTerm("repetition", -1.0, _per_response(repeated_bigram_fraction)),
+    GoldTerm("teacher", +1.0, _teacher, lambda gold: {"teacher": gold.teacher_key}),
     GoldTerm("n_words", 0.0, _per_response(lambda r: float(len(words(r))))),
 )}
 
@@ -186,7 +200,7 @@ def gold_formula(config: GoldConfig, terms: dict[str, np.ndarray]) -> np.ndarray
     """Gold from its terms' values (module docstring); ``terms`` holds every term of
     ``config.computed_terms()``."""
     n = terms["n_words"]
-    g = -config.short_weight * np.maximum(0.0, config.min_words - n)
+    g = np.zeros_like(n) if config.design == "teacher" else -config.short_weight * np.maximum(0.0, config.min_words - n)
     if config.tail == "length":
         g = g - config.shared_error * config.long_weight * np.maximum(0.0, n - config.max_words)
     else:
@@ -194,6 +208,64 @@ def gold_formula(config: GoldConfig, terms: dict[str, np.ndarray]) -> np.ndarray
     for name in config.active_terms():
         g = g + TERMS[name].sign * config.weight(name) * terms[name]
     return g
+
+
+def fixed_shape_passes(enc: Sequence[Sequence[int]], pad: int, rows: int, threads: int,
+                       forward: Callable[[torch.Tensor, torch.Tensor, np.ndarray], None]) -> None:
+    """Run ``forward(ids, mask, idx)`` over token sequences ``enc`` in passes of one fixed shape
+    each: every sequence is padded to a width fixed by its own length (a multiple of 16), and
+    every pass has exactly ``rows`` rows (filler rows attend to one pad token; ``idx`` names the
+    real ones, which come first) at ``threads`` threads. CPU kernels round differently at
+    different shapes and thread splits, so anything chosen by the batch mates or the caller
+    would make a text's output depend on them."""
+    from rewardherd.models.scoring import pad_right
+
+    widths = np.array([-(-len(e) // 16) * 16 for e in enc])
+    order = np.lexsort((np.arange(len(enc)), widths))
+    with torch_threads(threads), torch.inference_mode():
+        for w in np.unique(widths):
+            group = order[widths[order] == w]
+            for start in range(0, len(group), rows):
+                idx = group[start:start + rows]
+                ids, mask = pad_right([enc[i] for i in idx], pad, length=int(w), rows=rows)  # (rows, w)
+                forward(ids, mask, idx)
+
+
+class TeacherModel:
+    """Gold's teacher: a reward-model directory (a standalone HF member) and its calibration
+    ``teacher.json`` (``scale``, ``offset``: score = scale * raw + offset; ``max_length``), or
+    ``calibration`` given, scored in float32 at fixed shapes (:func:`fixed_shape_passes`), so a
+    text's score ignores its batch mates."""
+
+    def __init__(self, directory: str | Path, rows: int = 32, threads: int = 2, *, calibration: dict | None = None):
+        import json
+
+        from rewardherd.models.common import load_member_model
+
+        self.directory = Path(directory)
+        meta = calibration or json.loads((self.directory / "teacher.json").read_text())
+        self.scale, self.offset, self.max_length = float(meta["scale"]), float(meta["offset"]), int(meta["max_length"])
+        self.model, self.tokenizer = load_member_model(self.directory / "model", device="cpu")
+        self.model.eval()
+        self.rows, self.threads = rows, threads
+
+    def raw(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """The model's uncalibrated scores, (b,) float64."""
+        from rewardherd.models.formatting import encode_batch, pad_token_id
+
+        enc, _ = encode_batch(self.tokenizer, list(prompts), list(responses), self.max_length)
+        out = np.zeros(len(enc), dtype=np.float64)
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor, idx: np.ndarray) -> None:
+            out[idx] = self.model(input_ids=ids, attention_mask=mask).logits[:len(idx), 0].double().numpy()
+
+        if enc:
+            fixed_shape_passes(enc, pad_token_id(self.tokenizer), self.rows, self.threads, forward)
+        return out
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Calibrated scores, (b,) float64."""
+        return self.scale * self.raw(prompts, responses) + self.offset
 
 
 class MiniLMEncoder:
@@ -214,34 +286,21 @@ class MiniLMEncoder:
         self.rows = rows
         self.threads = threads
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of shape (len(texts), 384), float32, unit norm."""
-        from rewardherd.models.scoring import pad_right
-
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         if not texts:
             return out
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
-        # Each text is padded to a width fixed by its own length (a multiple of 16), and
-        # every pass has exactly `rows` rows at `threads` threads: the CPU kernels round
-        # differently at different shapes and thread splits, so anything chosen by the
-        # batch mates or the caller would make a text's embedding depend on them.
-        widths = np.array([-(-len(e) // 16) * 16 for e in enc])
-        order = np.lexsort((np.arange(len(enc)), widths))
-        pad = self.tokenizer.pad_token_id
-        with torch_threads(self.threads):
-            for w in np.unique(widths):
-                group = order[widths[order] == w]
-                for start in range(0, len(group), self.rows):
-                    idx = group[start:start + self.rows]
-                    # (rows, w); filler rows attend to one pad token and are discarded
-                    ids, mask = pad_right([enc[i] for i in idx], pad, length=int(w), rows=self.rows)
-                    # Pool in float32: a bfloat16 sum's rounding would depend on the width.
-                    hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-                    m = mask[:len(idx)].unsqueeze(-1).float()  # (b, w, 1)
-                    pooled = (hidden[:len(idx)] * m).sum(1) / m.sum(1)
-                    out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor, idx: np.ndarray) -> None:
+            # Pool in float32: a bfloat16 sum's rounding would depend on the width.
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+            m = mask[:len(idx)].unsqueeze(-1).float()  # (b, w, 1)
+            pooled = (hidden[:len(idx)] * m).sum(1) / m.sum(1)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+        fixed_shape_passes(enc, self.tokenizer.pad_token_id, self.rows, self.threads, forward)
         return out
 
 
@@ -252,10 +311,17 @@ class GoldReward:
     ``encoder_path`` is a local all-MiniLM-L6-v2 directory (default: the packaged one)."""
 
     def __init__(self, config: GoldConfig | None = None, *, cache_dir: str | Path | None = None,
-                 encoder_path: str | None = None):
+                 encoder_path: str | None = None, teacher_dir: str | Path | None = None,
+                 teacher_key: str | None = None):
         self.config = config or GoldConfig()
         self.encoder_path = encoder_path
-        self.key = hash_key({"gold": self.config.key_fields(), "format": GOLD_FORMAT_VERSION})
+        if "teacher" in self.config.active_terms() and (teacher_dir is None or teacher_key is None):
+            raise ValueError("gold with a teacher term needs its teacher: teacher_dir and teacher_key "
+                             "(the world builds it: World.teacher_dir)")
+        self.teacher_dir, self.teacher_key = teacher_dir, teacher_key
+        self._teacher: TeacherModel | None = None
+        key = {"gold": self.config.key_fields(), "format": GOLD_FORMAT_VERSION}
+        self.key = hash_key({**key, "teacher": teacher_key} if teacher_key is not None else key)
         #: The terms this gold computes, and each one's cache key (its table's name).
         self.terms = self.config.computed_terms()
         self.term_keys = {name: TERMS[name].key(self) for name in self.terms}
@@ -276,6 +342,13 @@ class GoldReward:
     def _connect(self) -> sqlite3.Connection:
         assert self.db_path is not None
         return sqlite3.connect(self.db_path, timeout=60.0)
+
+    @property
+    def teacher(self) -> TeacherModel:
+        """The teacher reward model (loaded on first use)."""
+        if self._teacher is None:
+            self._teacher = TeacherModel(self.teacher_dir, self.config.encoder_rows, self.config.encoder_threads)
+        return self._teacher
 
     @property
     def encoder(self) -> MiniLMEncoder:

@@ -14,17 +14,21 @@ tokenizer      build_tokenizer      corpus
 backbone (K)   build_lm             tokenizer, corpus (keyed through the tokenizer)
 policy         build_lm             tokenizer, corpus (keyed through the tokenizer)
 prompts        build_prompts        corpus
+teacher        build_teacher        its backbone (build_lm), policy, prompts, formula gold
 preferences    build_preferences    policy, prompts, gold
 base_samples   build_base_samples   policy, prompts, gold
 =============  ===================  ===============================================
 
-The gold reward is a formula, not an artifact: its key is its config (:mod:`.gold`).
+The gold reward is a formula over named terms, keyed by its config (:mod:`.gold`); only
+the ``teacher`` design's gold holds a model, the ``teacher`` artifact (built only there),
+whose key then joins gold's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -182,6 +186,57 @@ def build_preferences(policy: Any, tokenizer: Any, gold: Any, prompts: dict[str,
     return meta
 
 
+TEACHER_FORMAT_VERSION = 1
+
+
+def build_teacher(policy: Any, tokenizer: Any, formula_gold: Any, prompts: dict[str, pd.DataFrame],
+                  backbone: Path, world: WorldConfig, out: Path, *, progress: bool = False) -> dict:
+    """Gold's teacher (``GoldConfig.teacher``): a reward model trained on every pair of each
+    training prompt's preference-setting samples, labelled by ``formula_gold`` (argmax; ties,
+    empty and identical responses dropped), held out on the held-out prompts' pairs. Writes
+    ``model/`` (a standalone member) and ``teacher.json`` (its calibration onto the formula's
+    mean and spread over its training samples, accuracy, Pearson with the formula)."""
+    import itertools
+
+    from rewardherd.data import PreferencePair
+    from rewardherd.training.config import MemberSpec, TrainConfig
+    from rewardherd.training.member import train_member
+
+    t = world.gold.teacher
+    pairs, samples = {}, {}
+    for name in ("train", "heldout"):
+        df = sample_in(world.preferences.sampling, policy, tokenizer, prompts[name]["prompt"].tolist(),
+                       t.samples_per_prompt, batch_size=world.sample_batch_size,
+                       seed=t.sampling_seed + SPLIT_SEED_OFFSET[name], progress=progress)
+        df["response"] = df["response"].str.strip()  # gold scores stripped responses
+        df["gold"] = formula_gold(df["prompt"].tolist(), df["response"].tolist())
+        rows = []
+        for prompt, group in df.groupby("prompt", sort=False):
+            for a, b in itertools.combinations(group[["response", "gold"]].itertuples(index=False), 2):
+                if a.response and b.response and a.response != b.response and a.gold != b.gold:
+                    c, r = (a, b) if a.gold > b.gold else (b, a)
+                    rows.append(PreferencePair(id=f"{name}-{len(rows)}", prompt=prompt, chosen=c.response,
+                                               rejected=r.response))
+        order = np.random.default_rng(t.sampling_seed).permutation(len(rows))
+        pairs[name], samples[name] = [rows[i] for i in order], df
+    if not pairs["train"] or not pairs["heldout"]:
+        raise ValueError("the teacher's samples gave no training or held-out pairs")
+    cfg = TrainConfig(epochs=t.epochs, lr=t.lr, batch_size=16, max_length=t.max_length, lr_scheduler="cosine")
+    info = train_member(MemberSpec(str(backbone), 0, t.seed), pairs["train"], pairs["heldout"], out / "model",
+                        name="teacher", config=cfg, progress=False)
+    from .gold import TeacherModel
+
+    df = samples["train"]
+    raw = TeacherModel(out, calibration={"scale": 1.0, "offset": 0.0, "max_length": cfg.max_length}).raw(df["prompt"].tolist(), df["response"].tolist())
+    g = df["gold"].to_numpy()
+    scale = float(g.std() / raw.std()) if raw.std() > 0 else 1.0
+    meta = {"scale": scale, "offset": float(g.mean() - scale * raw.mean()), "max_length": cfg.max_length,
+            "train_pairs": len(pairs["train"]), "heldout_pairs": len(pairs["heldout"]),
+            "heldout_accuracy": info.heldout_accuracy, "pearson_with_formula": float(np.corrcoef(raw, g)[0, 1])}
+    (out / "teacher.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
 def build_base_samples(policy: Any, tokenizer: Any, gold: Any, eval_prompts: pd.DataFrame,
                        config: WorldConfig, out: Path, *, progress: bool = False) -> dict:
     """``samples.parquet``: pool-setting samples of the first eval prompts, with gold and
@@ -244,8 +299,8 @@ class World:
 
     def build(self) -> World:
         """Build (or load) every artifact, in the order of the module's table."""
-        for handle in ("corpus_path", "tokenizer_dir", "backbone_dirs", "policy_dir",
-                       "prompts_dir", "preferences_dir", "base_samples_dir"):
+        for handle in ("corpus_path", "tokenizer_dir", "backbone_dirs", "policy_dir", "prompts_dir",
+                       *(("teacher_dir",) if self.has_teacher else ()), "preferences_dir", "base_samples_dir"):
             getattr(self, handle)
         return self
 
@@ -278,16 +333,38 @@ class World:
                             {"config": _section(c), "corpus": _key(self.corpus_path.parent)},
                             lambda out: build_tokenizer(self._items(), c, out))
 
+    def _backbone(self, c: LMConfig, seed: int, desc: str) -> Path:
+        return self._cached("backbone", {"config": _section(c), "seed": seed, "tokenizer": _key(self.tokenizer_dir)},
+                            lambda out: build_lm(c, seed, self.tokenizer, self._items(), out,
+                                                 progress=self.progress, desc=desc))
+
     @cached_property
     def backbone_dirs(self) -> tuple[Path, ...]:
         c, seeds = self.config.backbones.lm, self.config.backbones.seeds
-        tok_key = _key(self.tokenizer_dir)
-        return tuple(
-            self._cached("backbone", {"config": _section(c), "seed": seed, "tokenizer": tok_key},
-                         lambda out, seed=seed, i=i: build_lm(
-                             c, seed, self.tokenizer, self._items(), out, progress=self.progress,
-                             desc=f"backbone {i + 1}/{len(seeds)}"))
-            for i, seed in enumerate(seeds))
+        return tuple(self._backbone(c, seed, f"backbone {i + 1}/{len(seeds)}") for i, seed in enumerate(seeds))
+
+    @property
+    def has_teacher(self) -> bool:
+        """Whether gold holds a teacher reward model (a teacher term of nonzero weight)."""
+        return "teacher" in self.config.gold.active_terms()
+
+    @cached_property
+    def teacher_dir(self) -> Path:
+        """Gold's teacher (:func:`build_teacher`): only where gold has a teacher term."""
+        from .gold import GoldReward
+
+        if not self.has_teacher:
+            raise ValueError(f"gold design {self.config.gold.design!r} has no teacher")
+        t = self.config.gold.teacher
+        backbone = self._backbone(dataclasses.replace(self.config.backbones.lm, steps=t.steps), t.seed, "teacher backbone")
+        formula = dataclasses.replace(self.config.gold, design=t.learns, shared_error=0.0, teacher_weight=None)
+        fgold = GoldReward(formula, cache_dir=self.cache_dir)
+        return self._cached("teacher", {"teacher_format": TEACHER_FORMAT_VERSION, "config": _section(t),
+                                        "formula_gold": fgold.key, "backbone": _key(backbone),
+                                        "policy": _key(self.policy_dir), "prompts": _key(self.prompts_dir)},
+                            lambda out: build_teacher(self.load_policy(), self.tokenizer, fgold,
+                                                      {s: self.load_prompts(s) for s in ("train", "heldout")},
+                                                      backbone, self.config, out, progress=self.progress))
 
     @cached_property
     def policy_dir(self) -> Path:
@@ -347,14 +424,18 @@ class World:
         """The world's :class:`~rewardherd.world.gold.GoldReward` (disk-cached scores)."""
         from .gold import GoldReward
 
-        return GoldReward(self.config.gold, cache_dir=self.cache_dir)
+        return GoldReward(self.config.gold, cache_dir=self.cache_dir, **self._teacher_args())
+
+    def _teacher_args(self) -> dict[str, Any]:
+        return {"teacher_dir": self.teacher_dir, "teacher_key": _key(self.teacher_dir)} if self.has_teacher else {}
 
     @cached_property
     def gold_key(self) -> str:
-        """The gold reward's key (part of the keys of the sampled artifacts)."""
+        """The gold reward's key (part of the keys of the sampled artifacts); with a teacher,
+        the teacher artifact's key is part of it."""
         from .gold import GoldReward
 
-        return GoldReward(self.config.gold).key
+        return GoldReward(self.config.gold, **self._teacher_args()).key
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -436,6 +517,8 @@ class World:
             "pool_max_new_tokens": self.config.pool.max_new_tokens,
             "base_samples": base["meta"],
             "gold_key": self.gold_key,
+            **({"teacher": {**read_marker(self.teacher_dir)["meta"], "key": _key(self.teacher_dir)}}
+               if self.has_teacher else {}),
             "build_seconds_total": round(sum(m["build_seconds"] for m in all_markers), 2),
         }
 
