@@ -54,7 +54,7 @@ def test_diagnostics_markdown():
     md = dg.diagnostics_markdown(RESULT)
     assert md.startswith("# Single-member diagnostics: gold design `lexical`, world `smoke`, members on bootstrap "
                          "resamples\n")
-    assert "levels of gold.shared_error [0.0, 1.0]" in md and "best-of-n gold at n = 1, 2 (members" in md
+    assert "levels of the `tail` dial [0.0, 1.0] (gold.shared_error)" in md and "best-of-n gold at n = 1, 2 (members" in md
     assert "| 0.0 | 0.0 | 7 | -0.012 [-0.050, +0.025] |" in md
     assert "| n_words | -0.5 | -0.9 | 0.3 | 0.2 | 0.7 |" in md
     assert md.rstrip().endswith("Levels sharing trained members (identical preference data): {'0': [0.0, 1.0]}. "

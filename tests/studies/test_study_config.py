@@ -127,3 +127,33 @@ def test_study_help_lists_each_sweep_key_with_its_docstring():
     text = " ".join(res.output.split())
     for key, doc in field_docs(Sweep).items():
         assert f"sweep.{key}: {doc}" in text
+
+
+def test_studies_written_before_later_fields_keep_their_key():
+    """A study directory is resumed under study_keys: the quick and smoke profiles hash as they
+    did before the gold tail, pairing and teacher fields existed (first key) and as on the
+    day the tail and pairing fields were hashed whole (second key); a field off its old value
+    changes the key."""
+    from rewardherd.config import to_dict
+    from rewardherd.studies.runner import study_keys
+
+    expected = {"quick": ("7ad728a17c914fd2", "d1f25c6e5e9e4e21"), "smoke": ("5b7bc8a551634062", "60cf49aba440b0cd")}
+    for profile, keys in expected.items():
+        cfg = resolve_config(None, profile, [])
+        assert study_keys(cfg, to_dict(cfg)) == keys
+    cfg = resolve_config(None, "quick", ["train.subsample=100", "dial=tail_and_data"])
+    assert study_keys(cfg, to_dict(cfg))[0] not in expected["quick"]
+    with pytest.raises(ConfigError, match="dial=tail_and_data moves train.subsample_shared"):
+        resolve_config(None, "quick", ["dial=tail_and_data"])
+
+
+def test_a_dial_level_sets_the_tail_and_with_tail_and_data_the_shared_subsample():
+    from rewardherd.studies.config import at_dial_level
+
+    tail = resolve_config(None, "quick", ["train.subsample=100"])
+    both = resolve_config(None, "quick", ["train.subsample=100", "dial=tail_and_data"])
+    a, b = at_dial_level(tail, 0.25), at_dial_level(both, 0.25)
+    assert a.world.gold.shared_error == b.world.gold.shared_error == 0.25
+    assert a.train.subsample_shared == 0.0 and b.train.subsample_shared == 0.25
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        at_dial_level(tail, 1.5)

@@ -219,6 +219,11 @@ class StudyConfig:
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
     cover one world build; compare replicates to see whether they hold across builds."""
+    dial: Literal["tail", "tail_and_data"] = "tail"
+    """What a level of the shared-error dial sets (:func:`at_dial_level`; `rewardherd diagnose
+    --levels`; docs/world.md): tail, gold's tail strength world.gold.shared_error; tail_and_data,
+    that and the share of each member's subsample that all members hold, train.subsample_shared
+    (needs train.subsample): a blind spot of gold no pair shows, and finite-data error every member shares."""
     world: WorldConfig = field(default_factory=WorldConfig)
     """The built-in world (ignored when `user` is given): `world.name` picks its profile (smoke, quick,
     full) and the other keys override it, e.g. world.policy.lm.steps=100."""
@@ -267,6 +272,9 @@ class StudyConfig:
 
     def __post_init__(self):
         check(self.ensemble_size >= 2, "ensemble_size must be >= 2")
+        check(self.dial in DIALS, f"dial must be one of {list(DIALS)}; got {self.dial!r}")
+        check(self.dial != "tail_and_data" or self.train.subsample is not None,
+              "dial=tail_and_data moves train.subsample_shared: set train.subsample (pairs per member)")
         check(self.lora_r >= 1, f"lora_r must be >= 1; got {self.lora_r}")
         check(self.workers >= 1, f"workers must be >= 1; got {self.workers}")
         check(self.user is None or self.user.train_prompts is not None or not self.rl_sweep.enabled,
@@ -287,6 +295,23 @@ class StudyConfig:
         check(self.train.subsample is None or "multi_head" not in self.sweep.kinds,
               "train.subsample: multi-head heads share every batch and cannot train on different pairs; "
               "drop multi_head from sweep.kinds or set train.subsample=null")
+
+
+#: What a level of the shared-error dial may set (StudyConfig.dial).
+DIALS = ("tail", "tail_and_data")
+
+
+def at_dial_level(config: StudyConfig, level: float) -> StudyConfig:
+    """``config`` at ``level`` in [0, 1] of its shared-error dial (``config.dial``): gold's tail
+    strength ``world.gold.shared_error = level``, and with ``tail_and_data`` also
+    ``train.subsample_shared = level``."""
+    check(0.0 <= level <= 1.0, f"a dial level must be in [0, 1]; got {level}")
+    if config.world is None:
+        raise ValueError("the shared-error dial needs the built-in world (the study config has a user source)")
+    cfg = replace(config, world=replace(config.world, gold=replace(config.world.gold, shared_error=float(level))))
+    if config.dial == "tail_and_data":
+        cfg = replace(cfg, train=replace(cfg.train, subsample_shared=float(level)))
+    return cfg
 
 
 #: The quick study (the default profile of `make demo`).

@@ -1,6 +1,7 @@
 """Single-member diagnostics of the built-in world at levels of its shared-error dial.
 
-For each level of ``world.gold.shared_error`` this trains the study's fine-tune- and
+For each level of the shared-error dial (:func:`~rewardherd.studies.config.at_dial_level`:
+``world.gold.shared_error``, and with ``dial=tail_and_data`` also ``train.subsample_shared``) this trains the study's fine-tune- and
 pretrain-seed members (the same units a study would, per seed and noise level), scores
 the study's best-of-n pool with each, and reports per level and member group the
 diagnostics of :mod:`rewardherd.core.diagnostics`: residual error correlation, rho_bar,
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from rewardherd.core import (
     shared_residual_features,
 )
 from rewardherd.io import write_atomic, write_json_atomic
-from rewardherd.studies.config import StudyConfig
+from rewardherd.studies.config import StudyConfig, at_dial_level
 from rewardherd.studies.inputs import resolve_inputs
 from rewardherd.studies.report import md_table
 from rewardherd.studies.runner import (
@@ -128,7 +128,7 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
     pool = None
     for level in levels:
         t0 = time.time()
-        cfg = replace(config, world=replace(config.world, gold=replace(config.world.gold, shared_error=float(level))))
+        cfg = at_dial_level(config, float(level))
         inputs = resolve_inputs(cfg, progress=progress)
         data_dir = out / f"data-{_data_key(inputs, cfg)[:12]}"
         data.setdefault(data_dir.name, []).append(float(level))
@@ -147,7 +147,7 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
             rows += r
             diffs.append(d)
         seconds[f"{float(level):g}"] = round(time.time() - t0, 1)
-    result = {"design": config.world.gold.design, "bootstrap_members": config.train.bootstrap, "levels": [float(x) for x in levels], "rows": rows,
+    result = {"design": config.world.gold.design, "dial": config.dial, "bootstrap_members": config.train.bootstrap, "levels": [float(x) for x in levels], "rows": rows,
               "pretrain_vs_finetune": diffs, "members_shared_by_levels": data, "seconds": seconds,
               "world": config.world.name, "seeds": list(config.sweep.seeds), "ensemble_size": config.ensemble_size}
     write_json_atomic(out / "diagnostics.json", result)
@@ -194,8 +194,9 @@ def diagnostics_markdown(result: dict) -> str:
         f"# Single-member diagnostics: gold design `{result['design']}`, world `{result['world']}`"
         + (", members on bootstrap resamples" if result.get("bootstrap_members") else ""),
         "",
-        f"Seeds {result['seeds']}, K = {result['ensemble_size']} members per group; levels of gold.shared_error "
-        f"{result['levels']}. Means over seeds. residual_rho: error correlation with gold's part regressed out; "
+        f"Seeds {result['seeds']}, K = {result['ensemble_size']} members per group; levels of the `{result.get('dial', 'tail')}` "
+        f"dial {result['levels']} (gold.shared_error" + (" and train.subsample_shared" if result.get("dial") == "tail_and_data" else "")
+        + f"). Means over seeds. residual_rho: error correlation with gold's part regressed out; "
         "rho_bar: today's error correlation; acc_in: held-out preference pairs; acc_out: disjoint pool pairs; "
         "spearman: within-prompt with gold; curve: single-member best-of-n gold at n = "
         f"{', '.join(map(str, ns))} (members and seeds averaged). No ensemble was formed.",

@@ -236,6 +236,25 @@ def run_members(units: Sequence[MemberUnit], config: StudyConfig, backbones: Seq
                              str(out_dir)), config, desc, progress, processes=True)
 
 
+def study_keys(config: StudyConfig, cfg_dict: dict) -> tuple[str, str]:
+    """The hash a study directory is resumed under, and the one a study written on 2026-12-07
+    before the teacher design carries: its config without the executor settings, and without
+    the fields added after studies were first written while they hold the value that behaves
+    as before (train, world gold and preferences, ``dial``), so older studies still resume."""
+    d = {k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")}
+    d["train"] = config.train.hashed()
+    if d.get("dial") == "tail":
+        del d["dial"]
+    if config.world is None:
+        return config_hash(d), config_hash(d)
+    w, world = config.world, d["world"]
+    legacy_gold = {k: v for k, v in world["gold"].items()
+                   if not (k == "teacher_weight" and v is None or k == "teacher" and w.gold.weight("teacher") == 0)}
+    key = config_hash({**d, "world": {**world, "gold": w.gold.key_fields(), "preferences": {
+        **w.preferences.key_fields(), "markers": world["preferences"]["markers"]}}})
+    return key, config_hash({**d, "world": {**world, "gold": legacy_gold}})
+
+
 @frozen_heap
 def run_group_unit(unit: GroupUnit, config: StudyConfig, backbone: str, n_backbones: int, train_pairs, heldout_pairs,
                    pool_path: str, out_dir: str) -> dict:
@@ -557,12 +576,11 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
 
     out = Path(out_dir)
     cfg_dict = to_dict(config)
-    key = config_hash({**{k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")},
-                       "train": config.train.hashed()})  # studies run before a later train field still resume
+    key, legacy = study_keys(config, cfg_dict)
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        if old.get("_hash") != key:
+        if old.get("_hash") not in (key, legacy):
             if not overwrite:
                 older = " (written before the best-of-n axes moved under `sweep`)" if "seeds" in old else ""
                 raise StudyConfigMismatch(f"{out} holds a study with another configuration{older}; "
