@@ -586,7 +586,9 @@ def world_replicate(config: WorldConfig, replicate: int) -> WorldConfig:
 
     Replicate 0 is ``config``; replicate r redraws the policy (``policy.seed + r``), the
     backbones (seeds shifted by ``r * REPLICATE_SEED_STRIDE``) and the preference data
-    (``preferences.seed + r``). The corpus, its prompts and gold are the design and stay."""
+    (``preferences.seed + r``). The corpus, its prompts and gold's definition are the design and
+    stay; a teacher gold keeps its backbone but is retrained on the replicate's policy samples,
+    so world builds also cover the teacher's own draw."""
     check(isinstance(replicate, int) and replicate >= 0, "world replicate must be an integer >= 0")
     if replicate == 0:
         return config
