@@ -108,3 +108,11 @@ def test_write_pairs_writes_user_format_preferences(tmp_path):
         ("c-0", "prompt c", " up", " down")]
     write_pairs(pairs.head(1), path)  # overwrites
     assert len(load_preferences(path)[0]) == 1
+
+
+def test_all_pairing_forms_every_pair_of_a_prompt_by_hand():
+    """pairing=all (the teacher's): the 6 pairs of prompt a's 4 samples, less the tie (2, 3)."""
+    pairs = make_pairs(_samples(ROWS[:4]), PreferenceConfig(pairing="all"))
+    assert pairs["id"].tolist() == ["a-0", "a-1", "a-2", "a-3", "a-4"]
+    assert list(zip(pairs["chosen"], pairs["rejected"], strict=True)) == [
+        (" better one", " worse"), (" better one", " x"), (" better one", " y"), (" x", " worse"), (" y", " worse")]

@@ -226,11 +226,12 @@ class PreferenceConfig:
     """Responses per prompt; they are paired disjointly (0-1, 2-3, ... or by length, see
     ``pairing``), so an even count."""
 
-    pairing: Literal["order", "equal_length"] = "order"
+    pairing: Literal["order", "equal_length", "all"] = "order"
     """order: pair a prompt's samples in sample order. equal_length: pair only samples with
     the same word count (in sample order within each count; the rest are unused), so no
     pair shows a length difference: the preference data cannot teach "longer is better"
-    (docs/world.md)."""
+    (docs/world.md). all: every pair of a prompt's samples, not disjoint (how gold's teacher
+    is trained)."""
 
     max_pairs_per_prompt: int | None = None
     """Cap on pairs formed from one prompt's samples (None: as many as the pairing allows)."""
@@ -263,7 +264,8 @@ class PreferenceConfig:
         check(self.samples_per_prompt >= 2 and self.samples_per_prompt % 2 == 0,
                "preferences.samples_per_prompt must be even and >= 2")
         check(self.label in ("argmax", "bradley_terry"), "preferences.label: argmax|bradley_terry")
-        check(self.pairing in ("order", "equal_length"), f"preferences.pairing: order|equal_length; got {self.pairing!r}")
+        check(self.pairing in ("order", "equal_length", "all"),
+              f"preferences.pairing: order|equal_length|all; got {self.pairing!r}")
         check(self.max_pairs_per_prompt is None or self.max_pairs_per_prompt > 0,
               "preferences.max_pairs_per_prompt must be > 0")
         check(self.label_temperature > 0.0, "preferences.label_temperature must be > 0")

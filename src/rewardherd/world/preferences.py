@@ -12,6 +12,7 @@ noise per seed) and files use the user-facing format (:func:`write_pairs`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -70,11 +71,13 @@ def make_pairs(samples: pd.DataFrame, config: PreferenceConfig, *, max_pairs: in
 
 
 def _candidates(samples: list[dict], pairing: str) -> list[tuple[dict, dict]]:
-    """A prompt's candidate pairs, disjoint, in sample order: consecutive samples
-    (``order``), or consecutive samples of each word count, counts in order of first
+    """A prompt's candidate pairs in sample order: every pair (``all``), or disjoint ones:
+    consecutive samples (``order``), or consecutive samples of each word count, counts in order of first
     appearance (``equal_length``; needs ``n_words``)."""
     if pairing == "order":
         return [(samples[k], samples[k + 1]) for k in range(0, len(samples) - 1, 2)]
+    if pairing == "all":
+        return list(itertools.combinations(samples, 2))
     by_len: dict[int, list[dict]] = {}
     for s in samples:
         by_len.setdefault(int(s["n_words"]), []).append(s)

@@ -186,7 +186,7 @@ def build_preferences(policy: Any, tokenizer: Any, gold: Any, prompts: dict[str,
     return meta
 
 
-TEACHER_FORMAT_VERSION = 1
+TEACHER_FORMAT_VERSION = 2  # 2: pairs through preferences.make_pairs (pairing='all')
 
 
 def build_teacher(policy: Any, tokenizer: Any, formula_gold: Any, prompts: dict[str, pd.DataFrame],
@@ -196,38 +196,35 @@ def build_teacher(policy: Any, tokenizer: Any, formula_gold: Any, prompts: dict[
     empty and identical responses dropped), held out on the held-out prompts' pairs. Writes
     ``model/`` (a standalone member) and ``teacher.json`` (its calibration onto the formula's
     mean and spread over its training samples, accuracy, Pearson with the formula)."""
-    import itertools
-
     from rewardherd.data import PreferencePair
     from rewardherd.training.config import MemberSpec, TrainConfig
     from rewardherd.training.member import train_member
 
     t = world.gold.teacher
+    every_pair = dataclasses.replace(world.preferences, pairing="all", label="argmax", max_pairs_per_prompt=None)
     pairs, samples = {}, {}
     for name in ("train", "heldout"):
-        df = sample_in(world.preferences.sampling, policy, tokenizer, prompts[name]["prompt"].tolist(),
-                       t.samples_per_prompt, batch_size=world.sample_batch_size,
-                       seed=t.sampling_seed + SPLIT_SEED_OFFSET[name], progress=progress)
-        df["response"] = df["response"].str.strip()  # gold scores stripped responses
-        df["gold"] = formula_gold(df["prompt"].tolist(), df["response"].tolist())
-        rows = []
-        for prompt, group in df.groupby("prompt", sort=False):
-            for a, b in itertools.combinations(group[["response", "gold"]].itertuples(index=False), 2):
-                if a.response and b.response and a.response != b.response and a.gold != b.gold:
-                    c, r = (a, b) if a.gold > b.gold else (b, a)
-                    rows.append(PreferencePair(id=f"{name}-{len(rows)}", prompt=prompt, chosen=c.response,
-                                               rejected=r.response))
-        order = np.random.default_rng(t.sampling_seed).permutation(len(rows))
+        seed = t.sampling_seed + SPLIT_SEED_OFFSET[name]
+        df = sample_with_gold(policy, tokenizer, formula_gold, prompts[name], t.samples_per_prompt,
+                              world.preferences.sampling, seed=seed, batch_size=world.sample_batch_size,
+                              progress=progress)
+        made = make_pairs(df, every_pair, seed=seed)
+        # gold scores stripped responses: the teacher learns from them
+        rows = [PreferencePair(id=r.id, prompt=r.prompt, chosen=r.chosen.strip(), rejected=r.rejected.strip())
+                for r in made.itertuples(index=False)]
+        order = np.random.default_rng(seed).permutation(len(rows))
         pairs[name], samples[name] = [rows[i] for i in order], df
     if not pairs["train"] or not pairs["heldout"]:
-        raise ValueError("the teacher's samples gave no training or held-out pairs")
+        raise ValueError("the teacher's samples gave no training or held-out pairs: raise "
+                         "world.gold.teacher.samples_per_prompt")
     cfg = TrainConfig(epochs=t.epochs, lr=t.lr, batch_size=16, max_length=t.max_length, lr_scheduler="cosine")
     info = train_member(MemberSpec(str(backbone), 0, t.seed), pairs["train"], pairs["heldout"], out / "model",
                         name="teacher", config=cfg, progress=False)
     from .gold import TeacherModel
 
     df = samples["train"]
-    raw = TeacherModel(out, calibration={"scale": 1.0, "offset": 0.0, "max_length": cfg.max_length}).raw(df["prompt"].tolist(), df["response"].tolist())
+    raw = TeacherModel(out, calibration={"scale": 1.0, "offset": 0.0, "max_length": cfg.max_length}).raw(
+        df["prompt"].tolist(), df["response"].str.strip().tolist())
     g = df["gold"].to_numpy()
     scale = float(g.std() / raw.std()) if raw.std() > 0 else 1.0
     meta = {"scale": scale, "offset": float(g.mean() - scale * raw.mean()), "max_length": cfg.max_length,
