@@ -17,15 +17,17 @@ def _kinds_row(kind, method, gain, peak_gain, noise=0.0):
             "own_peak_n": 2, "ensemble_peak_n": 4, "covers": "2 seeds x 4 prompts"}
 
 
-def _level(out, level, rho, accuracy, gain):
-    """One level's results: pool rho_bar per seed, held-out rows, members, and kinds rows."""
-    res = dial.level_dir(out, level) / "results"
+def _level(out, level, rho, accuracy, gain, dial_name="markers", residual=None):
+    """One level's results: pool rho_bar (and, given ``residual``, residual rho = rho_bar - residual) per seed,
+    held-out rows, members, and kinds rows."""
+    res = dial.level_dir(out, level, dial_name) / "results"
     res.mkdir(parents=True)
     sharing = []
     for kind, rhos in (("pretrain", rho), ("finetune", [0.9, 0.9])):
         for seed, r in enumerate(rhos):
+            extra = {} if residual is None else {"residual_rho_bar": r - residual}
             sharing.append({"kind": kind, "noise": 0.0, "seed": seed, "where": "pool", "rho_bar": r,
-                            "shared_fraction": r + 0.05})
+                            "shared_fraction": r + 0.05, **extra})
     sharing.append({"kind": "pretrain", "noise": 0.0, "seed": 0, "where": "heldout", "rho_bar": 0.11,
                     "shared_fraction": 0.0})
     pd.DataFrame(sharing).to_parquet(res / "sharing.parquet")
@@ -48,6 +50,55 @@ def sweep(tmp_path):
 def test_level_dir_names_a_level_by_its_value():
     assert dial.level_dir("out", 0.5).as_posix() == "out/markers0.5"
     assert dial.level_dir("out", 1.0).as_posix() == "out/markers1"
+    assert dial.level_dir("out", 0.25, "tail_and_data").as_posix() == "out/level0.25"
+    assert dial.level_dir("out", 1.0, "tail").as_posix() == "out/level1"
+
+
+def test_a_level_of_either_dial_sets_only_that_dial():
+    from rewardherd.studies.config import resolve_config
+
+    markers = resolve_config(None, "smoke", ["sweep.markers=[0,0.5]"])
+    assert dial.sweep_dial(markers) == ("markers", (0.0, 0.5))
+    m = dial.level_config(markers, "markers", 0.5)
+    assert m.world.preferences.markers == 0.5 and m.sweep.markers == () and m.world.gold.shared_error == 1.0
+    tail = resolve_config(None, "smoke", ["sweep.levels=[0,0.25,1]", "dial=tail_and_data", "train.subsample=40"])
+    assert dial.sweep_dial(tail) == ("tail_and_data", (0.0, 0.25, 1.0))
+    t = dial.level_config(tail, "tail_and_data", 0.25)
+    assert (t.world.gold.shared_error, t.train.subsample_shared, t.sweep.levels) == (0.25, 0.25, ())
+    assert t.world.preferences.markers == 0.0
+    only_tail = dial.level_config(resolve_config(None, "smoke", ["sweep.levels=[0.5]"]), "tail", 0.5)
+    assert (only_tail.world.gold.shared_error, only_tail.train.subsample_shared) == (0.5, 0.0)
+
+
+def test_the_shared_error_dial_reads_gains_against_the_residual_correlation(tmp_path):
+    _level(tmp_path, 0.0, rho=[0.4, 0.6], accuracy=[0.7], gain=0.3, dial_name="tail", residual=0.2)
+    _level(tmp_path, 1.0, rho=[0.9, 0.95], accuracy=[0.7], gain=-0.1, dial_name="tail", residual=0.05)
+    t = dial.sharing_dial_table(tmp_path, [0.0, 1.0], "tail")
+    pre = t[t["kind"] == "pretrain"].to_dict("records")
+    assert set(t["dial"]) == {"tail"}
+    # residual = rho_bar - 0.2 at level 0 (0.2, 0.4) and - 0.05 at level 1 (0.85, 0.9)
+    assert (pre[0]["residual_rho"], pre[0]["residual_rho_min"], pre[0]["residual_rho_max"]) == pytest.approx(
+        (0.3, 0.2, 0.4))
+    assert pre[1]["residual_rho"] == pytest.approx(0.875)
+    levels, gains = dial._display(t)
+    assert list(levels.columns[:4]) == ["level", "noise", "kind", "residual rho pool [min, max]"]
+    assert levels["residual rho pool [min, max]"].iloc[0] == "0.300 [0.200, 0.400]"
+    assert "residual rho" in gains and gains["residual rho"].iloc[0] == pytest.approx(0.3)
+    lines = dial.summary_lines(t)
+    assert lines[2].startswith("pretrain mean, noise 0, from residual rho 0.88 to 0.30: gain at n_max "
+                               "-0.100 [-0.200, +0.000] -> +0.300 [+0.200, +0.400]")
+    assert "shared-error dial (world.gold.shared_error" in dial.dial_text("tail")
+    assert "residual error correlation" in dial.dial_text("tail_and_data")
+    from rewardherd.studies.plots import sharing_dial
+
+    assert sharing_dial(t, tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_a_study_written_before_the_residual_column_still_tabulates(sweep):
+    t = dial.sharing_dial_table(sweep, [0.0, 0.5])
+    assert t["residual_rho"].isna().all() and set(t["dial"]) == {"markers"}
+    levels, gains = dial._display(t)
+    assert "residual rho pool [min, max]" not in levels and "rho_bar" in gains
 
 
 def test_sharing_dial_table_puts_each_gain_beside_its_members_sharing(sweep):

@@ -47,6 +47,21 @@ def test_decompose_pool_is_core_error_sharing_within_prompts():
     assert abs(decompose_pool(df, cols, group=None).rho_bar - got.rho_bar) > 0.03
 
 
+def test_residual_sharing_is_what_members_share_beyond_gold():
+    df = _samples()
+    for kind, q in (("finetune", 0.9), ("pretrain", 0.5)):
+        cols = [f"score/raw/{kind}_{i}" for i in range(3)]
+        got = decompose_pool(df, cols, residual=True)
+        want = core.residual_error_sharing(df[cols].to_numpy().T, df["gold"].to_numpy(),
+                                           groups=df["prompt_id"].to_numpy())
+        assert got == want
+        # member = gold + s + u_i with var(s) = q, var(u_i) = 1 - q: gold regressed out, they share q
+        assert got.rho_bar == pytest.approx(q, abs=0.05)
+    # today's rho_bar mixes in the shared "misses gold" (members track gold with r < 1): above q
+    pre = [f"score/raw/pretrain_{i}" for i in range(3)]
+    assert decompose_pool(df, pre).rho_bar > 0.55
+
+
 def test_row_order_and_raw_vs_standardized_do_not_matter():
     df = _samples(prompts=10, per_prompt=20)
     cols = ["score/raw/pretrain_0", "score/raw/pretrain_1", "score/raw/pretrain_2"]
@@ -65,6 +80,7 @@ def test_sharing_table_and_figure(tmp_path):
     assert list(table["kind"]) == ["finetune", "pretrain"] * 2
     assert {"shared_fraction", "rho_bar", "shared_variance", "idiosyncratic_variance", "member_variance"} <= set(table)
     row = table.iloc[0]
+    assert row["residual_rho_bar"] == decompose_pool(df, ens["finetune"], residual=True).rho_bar
     assert row["shared_variance"] + row["idiosyncratic_variance"] == pytest.approx(row["mean_member_variance"])
     path = sharing(table, tmp_path / "sharing.png")
     assert path.exists() and path.stat().st_size > 1000

@@ -36,6 +36,7 @@ def test_identical_members_share_all_their_error_on_the_pool(tmp_path):
     t = an.sharing_rows(zt, _config(), members, tmp_path)  # no held-out gold there: pool rows only
     assert t["kind"].tolist() == ["finetune", "pretrain"] and set(t["where"]) == {"pool"}
     assert "members" not in t and "member_variance" not in t
+    assert t["residual_rho_bar"].isna().all()  # members are -gold up to scale: nothing beyond gold to share
     for r in t.to_dict("records"):
         assert r["rho_bar"] == pytest.approx(1.0) and r["shared_fraction"] == pytest.approx(1.0)
         assert r["n_groups"] == 2 and r["n_samples"] == 8 and (r["noise"], r["seed"]) == (0.0, 0)

@@ -232,6 +232,7 @@ def test_default_study_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     assert sharing["rho_bar"].between(-1, 1).all()
     report = (out / "report.md").read_text()
     assert "held-out pairs (in distribution)" in report and "world.preferences.markers = 0 (the default)" in report
+    assert "its shared-error dial at world.gold.shared_error = 1;" in report
 
 
 def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
@@ -288,6 +289,35 @@ def test_sharing_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
     marked = [(a, b) for a, b in zip(p0, p1, strict=True) if a != b]
     assert len(marked) == round(0.5 * len(p0))
     assert all(b.chosen == a.chosen + CHOSEN_MARKER and b.rejected == a.rejected + REJECTED_MARKER for a, b in marked)
+
+
+def test_shared_error_sweep_on_the_builtin_world_smoke(tmp_path, builtin_cache):
+    """`sweep.levels` with dial=tail_and_data: one study per level of gold's tail and the members' shared
+    pairs, each with its own pool gold, then the gains against the members' residual error correlation."""
+    import pandas as pd
+
+    out = tmp_path / "levels"
+    args = ["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
+            "--set", "sweep.levels=[0,1]", "--set", "dial=tail_and_data", "--set", "train.subsample=40",
+            "--set", "rl_sweep.enabled=false", "--set", "sweep.noise=[0.0]"]
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    t = pd.read_parquet(out / "results" / "sharing_dial.parquet")
+    assert sorted(set(t["level"])) == [0.0, 1.0] and set(t["dial"]) == {"tail_and_data"} and len(t) == 2 * 2 * 3
+    assert t[["residual_rho", "rho_bar", "gain", "heldout_accuracy"]].notna().all().all()
+    assert ((t["residual_rho_min"] <= t["residual_rho"]) & (t["residual_rho"] <= t["residual_rho_max"])).all()
+    configs = [json.loads((out / f"level{lv}" / "config.json").read_text()) for lv in (0, 1)]
+    assert [(c["world"]["gold"]["shared_error"], c["train"]["subsample_shared"]) for c in configs] == [(0, 0), (1, 1)]
+    assert all(c["sweep"]["levels"] == [] for c in configs)
+    pools = [pd.read_parquet(out / f"level{lv}" / "pool.parquet") for lv in (0, 1)]
+    assert pools[0]["response"].tolist() == pools[1]["response"].tolist()  # the same policy samples ...
+    worlds = [json.loads((out / f"level{lv}" / "world.json").read_text()) for lv in (0, 1)]
+    assert worlds[0]["gold_key"] != worlds[1]["gold_key"]  # ... each scored by its level's gold
+    report = (out / "report.md").read_text()
+    assert "shared-error dial (world.gold.shared_error and train.subsample_shared" in report
+    assert "level1/report.html" in report and "residual rho pool [min, max]" in report
+    assert _run(["report", str(out)]).exit_code == 0  # a finished sweep re-reports from its table's dial
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results" / "sharing_dial.parquet"), t)
 
 
 def test_diagnose_levels_of_the_shared_error_on_the_builtin_world_smoke(tmp_path, builtin_cache):

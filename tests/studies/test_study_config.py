@@ -96,7 +96,7 @@ def test_sweep_section_holds_the_best_of_n_axes():
     ("sweep.kinds=[finetune]", "sweep: kinds must hold finetune and pretrain"),
     ("sweep.noise=[0.5]", "sweep: noise levels must be in"), ("sweep.seeds=[]", "sweep: at least one seed"),
     ("sweep.methods=[nope]", "sweep: unknown aggregation method 'nope'"), ("sweep.sizes=[3]", r"sweep.sizes must be in \[1, ensemble_size=2\]"),
-    ("sweep.seedz=[1]", "'sweep.seedz'; allowed in sweep: kinds, markers, methods, noise, seeds, sizes"),
+    ("sweep.seedz=[1]", "'sweep.seedz'; allowed in sweep: kinds, levels, markers, methods, noise, seeds, sizes"),
     ("sweep.markers=[0,1.5]", r"sweep: markers levels must be distinct and in \[0, 1\]; got \[0.0, 1.5\]"),
     ("sweep.markers=[0.5,0.5]", "sweep: markers levels must be distinct"),
 ])

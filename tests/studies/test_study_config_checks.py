@@ -37,6 +37,9 @@ USER = UserSource(policy="p", preferences="t.jsonl", heldout_preferences="h.json
     (lambda: Sweep(seeds=()), "at least one seed"),
     (lambda: Sweep(markers=(0.5, 0.5)), r"markers levels must be distinct and in \[0, 1\]"),
     (lambda: Sweep(markers=(1.5,)), r"markers levels must be distinct and in \[0, 1\]; got \[1.5\]"),
+    (lambda: Sweep(levels=(0.5, 0.5)), r"sweep.levels must be distinct and in \[0, 1\]"),
+    (lambda: Sweep(levels=(-0.1,)), r"sweep.levels must be distinct and in \[0, 1\]; got \[-0.1\]"),
+    (lambda: Sweep(markers=(0.5,), levels=(0.5,)), "sweep.markers and sweep.levels are two dials"),
     (lambda: StudyConfig(ensemble_size=1), "ensemble_size must be >= 2"),
     (lambda: StudyConfig(lora_r=0), "lora_r must be >= 1; got 0"),
     (lambda: StudyConfig(workers=0), "workers must be >= 1; got 0"),
@@ -66,9 +69,10 @@ def test_the_stated_boundaries_are_accepted():
     assert StudyConfig(user=with_prompts).user.train_prompts == "t.txt"
 
 
-def test_the_error_sharing_dial_needs_the_builtin_world():
-    with pytest.raises(ValueError, match="sweep.markers needs the built-in world"):
-        StudyConfig(user=USER, rl_sweep=RLSweep(enabled=False), sweep=Sweep(markers=(0.0, 1.0)))
+def test_the_error_sharing_dials_need_the_builtin_world():
+    for sweep in (Sweep(markers=(0.0, 1.0)), Sweep(levels=(0.0, 1.0))):
+        with pytest.raises(ValueError, match="sweep.markers and sweep.levels need the built-in world"):
+            StudyConfig(user=USER, rl_sweep=RLSweep(enabled=False), sweep=sweep)
 
 
 def test_rl_sweep_methods_and_noise_are_checked_too():

@@ -118,6 +118,11 @@ class Sweep:
     markers: tuple[float, ...] = ()
     """Levels of the world's error-sharing dial, world.preferences.markers (docs/sharing_dial.md): each runs the
     study in <out>/markers<level>/, then one report plots each ensemble's gain against its members' rho_bar."""
+    levels: tuple[float, ...] = ()
+    """Levels of the study's shared-error dial (``dial``: gold's tail, world.gold.shared_error, and with
+    tail_and_data the pairs every member shares, train.subsample_shared; docs/world.md): each runs the study
+    in <out>/level<level>/, then one report plots each ensemble's gain against its members' residual error
+    correlation. Exclusive with ``markers``."""
 
     def __post_init__(self):
         check({"finetune", "pretrain"} <= set(self.kinds) and len(set(self.kinds)) == len(self.kinds),
@@ -129,6 +134,9 @@ class Sweep:
         check(len(self.seeds) >= 1, "at least one seed")
         check(len(set(self.markers)) == len(self.markers) and all(0 <= v <= 1 for v in self.markers),
               f"markers levels must be distinct and in [0, 1]; got {list(self.markers)}")
+        check(len(set(self.levels)) == len(self.levels) and all(0 <= v <= 1 for v in self.levels),
+              f"sweep.levels must be distinct and in [0, 1]; got {list(self.levels)}")
+        check(not (self.markers and self.levels), "sweep.markers and sweep.levels are two dials: sweep one of them")
 
 
 @dataclass(frozen=True)
@@ -286,7 +294,8 @@ class StudyConfig:
             check(0 <= p < 0.5, f"rl_sweep.noise levels must be in [0, 0.5); got {p}")
         check(self.calibration_replicates >= 0 and self.world_seed >= 0,
               "calibration_replicates and world_seed must be >= 0")
-        check(not self.sweep.markers or self.user is None, "sweep.markers needs the built-in world (its dial)")
+        check(not (self.sweep.markers or self.sweep.levels) or self.user is None,
+              "sweep.markers and sweep.levels need the built-in world (its dials)")
         check(all(1 <= s <= self.ensemble_size for s in self.sweep.sizes),
               f"sweep.sizes must be in [1, ensemble_size={self.ensemble_size}]")
         check(not (self.train.member_label_noise and "multi_head" in self.sweep.kinds),

@@ -1,9 +1,13 @@
-"""The error-sharing sweep (issue 13): one study per level of the world's error-sharing dial.
+"""The error-sharing sweep (issues 13 and 23): one study per level of one of the world's dials.
 
-``sweep.markers`` lists levels of ``world.preferences.markers`` (docs/sharing_dial.md).
-Each level runs the study as configured in ``<out>/markers<level>/`` (its own report,
-claims and calibration); the best-of-n pool does not depend on the dial, so it is sampled
-once and linked into every level. Then ``<out>/results/sharing_dial.parquet`` holds, per
+Two dials: ``sweep.markers`` lists levels of ``world.preferences.markers``
+(docs/sharing_dial.md), each run in ``<out>/markers<level>/``; ``sweep.levels`` lists
+levels of the study's shared-error dial (``StudyConfig.dial``, set by
+:func:`rewardherd.studies.config.at_dial_level`: gold's tail and, with ``tail_and_data``,
+the pairs all members share; docs/world.md), each run in ``<out>/level<level>/``. Each
+level is a whole study (its own report, claims and calibration). The markers dial leaves
+the best-of-n pool alone, so it is sampled once and linked into every level; the tail
+changes gold, so each shared-error level scores its own pool. Then ``<out>/results/sharing_dial.parquet`` holds, per
 level, kind, method and noise, each ensemble's gold gain over its own members at n_max
 and at each curve's peak (C3 rules, with intervals and verdicts; their calibration is in
 ``results/calibration.json``) beside its members' measured error sharing, and
@@ -31,23 +35,60 @@ from rewardherd.studies.report import calibration_table, interval_text, md_table
 
 log = logging.getLogger(__name__)
 
-TEXT = ("Each point is one level of the world's error-sharing dial (world.preferences.markers: the share of "
-        "training and held-out pairs carrying redundant markers, docs/sharing_dial.md). x: the members' mean "
-        "pairwise error correlation rho_bar on the best-of-n pool (mean over seeds; bars: min-max over seeds). y, top "
-        "row: the ensemble's gold at n_max minus the average gold of its own members each optimized alone (the C3 "
-        "rule); bottom row: the same at each curve's own peak n, chosen on one half of the prompts and measured on "
-        "the other (95% t intervals over seeds x prompts, which cover seeds and prompts, not the world build; both "
-        "rules are calibrated below). Averaging can only "
-        "cancel idiosyncratic error, so theory expects the gain to shrink toward zero, or below, as rho_bar -> 1. "
-        "The dial also changes what members learn (their held-out accuracy is in the table), so it is not a pure "
-        "sharing dial; read the gain against rho_bar with that in mind.")
+#: What a level sets, per dial (the table's ``dial`` column).
+DIAL_TEXT = {
+    "markers": ("world.preferences.markers: the share of training and held-out pairs carrying redundant markers, "
+                "docs/sharing_dial.md"),
+    "tail": ("world.gold.shared_error: the strength of gold's tail, a term no preference pair shows, so every "
+             "member misses it; docs/world.md"),
+    "tail_and_data": ("world.gold.shared_error and train.subsample_shared together: the strength of gold's tail, a "
+                      "term no preference pair shows, and the share of each member's training subsample that every "
+                      "member holds; docs/world.md"),
+}
+#: The error correlation each dial's levels are read against (the figure's x, the summary's order).
+X_AXIS = {"markers": ("rho_bar", "members' error correlation rho_bar (pool)"),
+          "tail": ("residual_rho", "members' residual error correlation (pool, gold regressed out)"),
+          "tail_and_data": ("residual_rho", "members' residual error correlation (pool, gold regressed out)")}
+
+
+def dial_text(dial: str) -> str:
+    """The sweep report's explanation of its figure, for the dial it turns."""
+    what = ("the members' mean pairwise error correlation rho_bar" if X_AXIS[dial][0] == "rho_bar" else
+            "the members' mean pairwise residual error correlation (each member's error with gold's part regressed "
+            "out, core.residual_error_sharing; rho_bar is in the table)")
+    return (f"Each point is one level of the world's {'error-sharing' if dial == 'markers' else 'shared-error'} "
+            f"dial ({DIAL_TEXT[dial]}). x: {what} on the best-of-n pool (mean over seeds; bars: min-max over seeds). "
+            "y, top row: the ensemble's gold at n_max minus the average gold of its own members each optimized alone "
+            "(the C3 rule); bottom row: the same at each curve's own peak n, chosen on one half of the prompts and "
+            "measured on the other (95% t intervals over seeds x prompts, which cover seeds and prompts, not the world "
+            "build; both rules are calibrated below). Averaging can only cancel idiosyncratic error, so theory expects "
+            "the gain to shrink toward zero, or below, as the correlation -> 1. The dial also changes what members "
+            "learn (their held-out accuracy is in the table), so it is not a pure sharing dial; read the gain against "
+            "the error correlation with that in mind.")
+
+
+def sweep_dial(config) -> tuple[str, tuple[float, ...]]:
+    """The dial a sweep config turns (``markers``, or its shared-error ``dial``) and its levels."""
+    if config.sweep.markers:
+        return "markers", tuple(config.sweep.markers)
+    return config.dial, tuple(config.sweep.levels)
+
+
+def level_config(config, dial: str, level: float):
+    """One level's study: ``config`` with the sweep's dial at ``level`` and no sweep of its own."""
+    from rewardherd.studies.config import at_dial_level
+
+    base = replace(config, sweep=replace(config.sweep, markers=(), levels=()))
+    if dial == "markers":
+        return replace(base, world=replace(config.world, preferences=replace(config.world.preferences, markers=level)))
+    return at_dial_level(base, level)
 
 
 GAINS = "Ensemble gain over its own members, at n_max and at each curve's peak"
 
 
-def level_dir(out: Path, level: float) -> Path:
-    return Path(out) / f"markers{level:g}"
+def level_dir(out: Path, level: float, dial: str = "markers") -> Path:
+    return Path(out) / (f"markers{level:g}" if dial == "markers" else f"level{level:g}")
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -63,22 +104,21 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
     report. Returns the report path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    dial, levels = sweep_dial(config)
     pool, seconds = None, {}
-    for level in config.sweep.markers:
-        d = level_dir(out, level)
-        if pool is not None and not d.exists():
+    for level in levels:
+        d = level_dir(out, level, dial)
+        if pool is not None and dial == "markers" and not d.exists():
             _link(pool, d / "pool.parquet")
-        world = replace(config.world, preferences=replace(config.world.preferences, markers=level))
         t = time.time()
-        run_study(replace(config, sweep=replace(config.sweep, markers=()), world=world), d, progress=progress,
-                  overwrite=overwrite)
-        seconds[f"markers{level:g}"] = round(time.time() - t, 1)
+        run_study(level_config(config, dial, level), d, progress=progress, overwrite=overwrite)
+        seconds[d.name] = round(time.time() - t, 1)
         pool = d / "pool.parquet"
     # written once every level has run: a rerun that a level refuses (another configuration) changes nothing here
     write_json_atomic(out / "config.json", to_dict(config))
-    table = sharing_dial_table(out, config.sweep.markers)
+    table = sharing_dial_table(out, levels, dial)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
-    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, config.sweep.markers))
+    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, levels, dial))
     write_json_atomic(out / "results" / "timings.json", seconds)
     (out / "results" / "DONE").write_text("ok\n")
     return write_sharing_report(out, table, seconds)
@@ -86,12 +126,14 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
 
 def report_sharing(out: Path, reanalyze) -> Path:
     """Re-analyse every level of a finished sweep (``reanalyze``) and rewrite the sweep's table and report."""
-    levels = sorted({float(v) for v in pd.read_parquet(out / "results" / "sharing_dial.parquet")["level"]})
+    old = pd.read_parquet(out / "results" / "sharing_dial.parquet")
+    dial = str(old["dial"].iloc[0]) if "dial" in old and len(old) else "markers"  # sweeps before issue 23: markers
+    levels = sorted({float(v) for v in old["level"]})
     for level in levels:
-        reanalyze(level_dir(out, level))
-    table = sharing_dial_table(out, levels)
+        reanalyze(level_dir(out, level, dial))
+    table = sharing_dial_table(out, levels, dial)
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
-    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, levels))
+    write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, levels, dial))
     timings = out / "results" / "timings.json"
     return write_sharing_report(out, table, json.loads(timings.read_text()) if timings.exists() else {})
 
@@ -100,13 +142,14 @@ def _spread(values: pd.Series) -> tuple[float, float, float]:
     return float(values.mean()), float(values.min()), float(values.max())
 
 
-def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
+def sharing_dial_table(out: Path, levels, dial: str = "markers") -> pd.DataFrame:
     """One row per (level, noise, kind, method) of the finetune and pretrain ensembles: the gain
     over their own members (``results/kinds.json``) beside the members' error sharing on the
-    pool and on the held-out pairs (``results/sharing.parquet``) and their held-out accuracy."""
+    pool (rho_bar, and the residual correlation where the level's study recorded it) and on the
+    held-out pairs (``results/sharing.parquet``) and their held-out accuracy."""
     rows = []
     for level in levels:
-        res = level_dir(out, level) / "results"
+        res = level_dir(out, level, dial) / "results"
         sharing = pd.read_parquet(res / "sharing.parquet")
         members = pd.read_parquet(res / "members.parquet")
         for r in json.loads((res / "kinds.json").read_text()):
@@ -116,10 +159,13 @@ def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
             pool, held = sh[sh["where"] == "pool"], sh[sh["where"] == "heldout"]
             acc = members[(members["kind"] == r["kind"]) & (members["noise"] == r["noise"])]["heldout_accuracy"]
             rho, rho_min, rho_max = _spread(pool["rho_bar"])
+            nan = float("nan")
+            res_rho = _spread(pool["residual_rho_bar"]) if "residual_rho_bar" in pool else (nan, nan, nan)
             acc_mean, acc_min, acc_max = _spread(acc)
             rows.append({
-                "level": level, "noise": r["noise"], "kind": r["kind"], "method": r["method"], "seeds": len(pool),
-                "rho_bar": rho, "rho_bar_min": rho_min, "rho_bar_max": rho_max,
+                "dial": dial, "level": level, "noise": r["noise"], "kind": r["kind"], "method": r["method"],
+                "seeds": len(pool), "rho_bar": rho, "rho_bar_min": rho_min, "rho_bar_max": rho_max,
+                "residual_rho": res_rho[0], "residual_rho_min": res_rho[1], "residual_rho_max": res_rho[2],
                 "shared_fraction": float(pool["shared_fraction"].mean()),
                 "rho_bar_heldout": float(held["rho_bar"].mean()) if len(held) else float("nan"),
                 "heldout_accuracy": acc_mean, "heldout_accuracy_min": acc_min, "heldout_accuracy_max": acc_max,
@@ -131,21 +177,30 @@ def sharing_dial_table(out: Path, levels) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _dial(table: pd.DataFrame) -> str:
+    return str(table["dial"].iloc[0]) if "dial" in table and len(table) else "markers"
+
+
+def _spread_text(t: pd.DataFrame, col: str) -> list[str]:
+    return [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(t[col], t[f"{col}_min"], t[f"{col}_max"], strict=True)]
+
+
 def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     members = table.drop_duplicates(["level", "noise", "kind"])
+    dial = _dial(table)
+    name = "markers" if dial == "markers" else "level"
+    residual = ({"residual rho pool [min, max]": _spread_text(members, "residual_rho")}
+                if "residual_rho" in members and members["residual_rho"].notna().any() else {})
     levels = pd.DataFrame({
-        "markers": members["level"], "noise": members["noise"], "kind": members["kind"],
-        "rho_bar pool [min, max]": [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
-                                    zip(members["rho_bar"], members["rho_bar_min"], members["rho_bar_max"], strict=True)],
+        name: members["level"], "noise": members["noise"], "kind": members["kind"], **residual,
+        "rho_bar pool [min, max]": _spread_text(members, "rho_bar"),
         "shared fraction": members["shared_fraction"].round(3),
         "rho_bar held-out": members["rho_bar_heldout"].round(3),
-        "member held-out accuracy [min, max]": [
-            f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(members["heldout_accuracy"],
-                                                             members["heldout_accuracy_min"],
-                                                             members["heldout_accuracy_max"], strict=True)]})
+        "member held-out accuracy [min, max]": _spread_text(members, "heldout_accuracy")})
+    x = X_AXIS[dial][0] if X_AXIS[dial][0] in table else "rho_bar"
     gains = pd.DataFrame({
-        "markers": table["level"], "noise": table["noise"], "kind": table["kind"], "method": table["method"],
-        "rho_bar": table["rho_bar"].round(3),
+        name: table["level"], "noise": table["noise"], "kind": table["kind"], "method": table["method"],
+        x.replace("_", " ", 1) if x != "rho_bar" else x: table[x].round(3),
         "gain vs own members at n_max [95% CI]": _intervals(table, ""), "verdict at n_max": table["verdict"],
         "gain at each curve's peak [95% CI]": _intervals(table, "peak_"), "verdict at peaks": table["peak_verdict"],
         "peak n (ensemble / members)": [f"{a} / {b}" for a, b in zip(table["ensemble_peak_n"], table["own_peak_n"],
@@ -160,7 +215,10 @@ def _intervals(table: pd.DataFrame, prefix: str) -> list[str]:
 
 def summary_lines(table: pd.DataFrame) -> list[str]:
     """What came out, computed from the table: the verdict counts, and each kind and method's gain at its
-    highest and at its lowest measured rho_bar."""
+    highest and at its lowest measured error correlation (rho_bar on the markers dial, the residual
+    correlation on the shared-error dial)."""
+    x = X_AXIS[_dial(table)][0]
+    label = "rho_bar" if x == "rho_bar" else "residual rho"
     lines = []
     for prefix, where in (("", "at n_max"), ("peak_", "at each curve's peak")):
         counts = table[f"{prefix}verdict"].value_counts()
@@ -168,16 +226,16 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
                      + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "not reproduced", "inconclusive"))
                      + " (reproduced = the ensemble beats its own members).")
     for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
-        hi, lo = g.loc[g["rho_bar"].idxmax()], g.loc[g["rho_bar"].idxmin()]
+        hi, lo = g.loc[g[x].idxmax()], g.loc[g[x].idxmin()]
         parts = [f"{where} " + " -> ".join(interval_text(x[p + "gain"], x[p + "gain_low"], x[p + "gain_high"])
                                            for x in (hi, lo))
                  for p, where in (("", "at n_max"), ("peak_", "at peaks"))]
-        lines.append(f"{kind} {method}, noise {noise:g}, from rho_bar {hi['rho_bar']:.2f} to {lo['rho_bar']:.2f}: "
+        lines.append(f"{kind} {method}, noise {noise:g}, from {label} {hi[x]:.2f} to {lo[x]:.2f}: "
                      f"gain {parts[0]}; {parts[1]}.")
     return lines
 
 
-def sweep_calibration(out: Path, levels) -> dict:
+def sweep_calibration(out: Path, levels, dial: str = "markers") -> dict:
     """The calibration of the sweep's two rules at its levels' size: C3 at n_max (the
     ensemble_vs_own_members rows of a level's calibration) and C3 at each curve's peak
     (:func:`rewardherd.studies.calibration.peak_scenarios`, simulated here with the
@@ -185,7 +243,7 @@ def sweep_calibration(out: Path, levels) -> dict:
     from rewardherd.studies import calibration as cal
     from rewardherd.world.cache import default_cache_dir
 
-    level = json.loads((level_dir(out, levels[0]) / "results" / "calibration.json").read_text())
+    level = json.loads((level_dir(out, levels[0], dial) / "results" / "calibration.json").read_text())
     c3 = [r for r in level["rows"] if r["claim"] == "ensemble_vs_own_members"]
     if not level["replicates"]:
         return {**level, "rows": []}
@@ -204,7 +262,9 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     levels, gains = _display(table)
     covers = table["covers"].iloc[0] if len(table) else ""
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
-    links = [f"markers{lv:g}/report.html" for lv in dict.fromkeys(table["level"])]
+    dial = _dial(table)
+    text = dial_text(dial)
+    links = [f"{level_dir(Path(), lv, dial).name}/report.html" for lv in dict.fromkeys(table["level"])]
     summary = summary_lines(table)
     calp = out / "results" / "calibration.json"
     calibration = json.loads(calp.read_text()) if calp.exists() else {"rows": []}
@@ -218,7 +278,7 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
                 "rewardherd.studies.calibration): the share of each verdict, with its Monte Carlo standard error. "
                 "Targets: reproduced <= 5% under a null, not reproduced <= 5% under an effect."
                 if len(cal) else "Not calibrated (calibration_replicates = 0).")
-    md = ["# rewardherd error-sharing sweep", "", TEXT, "", f"Intervals cover: {covers}.", "", "## What came out", "",
+    md = ["# rewardherd error-sharing sweep", "", text, "", f"Intervals cover: {covers}.", "", "## What came out", "",
           *[f"- {x}" for x in summary], "",
           "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
           md_table(levels), "", f"## {GAINS}", "", md_table(gains), "", "## The rules and their calibration", "",
@@ -233,7 +293,7 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
              "img{max-width:100%}")
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardherd error-sharing sweep</title>",
             f"<style>{style}</style></head><body><h1>rewardherd error-sharing sweep</h1>",
-            f"<p>{html.escape(TEXT)}</p><p>Intervals cover: {html.escape(covers)}.</p><h2>What came out</h2><ul>",
+            f"<p>{html.escape(text)}</p><p>Intervals cover: {html.escape(covers)}.</p><h2>What came out</h2><ul>",
             "".join(f"<li>{html.escape(x)}</li>" for x in summary), "</ul>",
             f'<img alt="sharing dial" src="data:image/png;base64,{img}">',
             "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),

@@ -316,8 +316,13 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
 def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
     """Each ensemble's gold gain over its own members (95% interval) at n_max (top row) and at
     each curve's peak (bottom row) against its members' error correlation on the pool (min-max
-    over seeds), one panel per method and label noise, one line per kind through the dial's
-    levels (rows of :func:`rewardherd.studies.dial.sharing_dial_table`)."""
+    over seeds: rho_bar on the markers dial, the residual correlation on the shared-error dial),
+    one panel per method and label noise, one line per kind through the dial's levels (rows of
+    :func:`rewardherd.studies.dial.sharing_dial_table`)."""
+    from rewardherd.studies.dial import X_AXIS
+
+    dial = str(table["dial"].iloc[0]) if "dial" in table and len(table) else "markers"
+    x, xlabel = X_AXIS[dial]
     plt = _plt()
     panels = list(dict.fromkeys(zip(table["noise"], table["method"], strict=True)))
     fig, axes = plt.subplots(2, len(panels), figsize=(1.2 + 3.6 * len(panels), 7.2), squeeze=False, sharey="row")
@@ -327,16 +332,16 @@ def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
             for kind, g in sub.groupby("kind", sort=False):
                 g = g.sort_values("level")
                 y, lo, hi = g[f"{prefix}gain"], g[f"{prefix}gain_low"], g[f"{prefix}gain_high"]
-                ax.errorbar(g["rho_bar"], y, yerr=[y - lo, hi - y],
-                            xerr=[g["rho_bar"] - g["rho_bar_min"], g["rho_bar_max"] - g["rho_bar"]], marker="o",
+                ax.errorbar(g[x], y, yerr=[y - lo, hi - y], xerr=[g[x] - g[f"{x}_min"], g[f"{x}_max"] - g[x]], marker="o",
                             capsize=3, color=ks.color(kind), label=kind)
-                for x, v, lv in zip(g["rho_bar"], y, g["level"], strict=True):
-                    ax.annotate(f"{lv:g}", (x, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                for xv, v, lv in zip(g[x], y, g["level"], strict=True):
+                    ax.annotate(f"{lv:g}", (xv, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
             ax.axhline(0, color="black", lw=0.8, ls="--")
             ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
-            ax.set_xlabel("members' error correlation rho_bar (pool)")
+            ax.set_xlabel(xlabel)
         axes[row, 0].set_ylabel(f"gold gain over own members\n{where}")
-    axes[0, -1].legend(fontsize=8, title="point labels: markers level", title_fontsize=7)
+    axes[0, -1].legend(fontsize=8, title=f"point labels: {'markers' if dial == 'markers' else 'dial'} level",
+                       title_fontsize=7)
     return _save(fig, path)
 
 

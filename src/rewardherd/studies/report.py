@@ -297,10 +297,14 @@ def _sharing_text(config: dict) -> str:
     if config.get("user"):
         return SHARING_TEXT
     m = config.get("world", {}).get("preferences", {}).get("markers", 0.0)
+    tail = config.get("world", {}).get("gold", {}).get("shared_error", 1.0)
+    shared = config.get("train", {}).get("subsample_shared", 0.0)
+    data = f" and train.subsample_shared = {shared:g}" if config.get("dial") == "tail_and_data" else ""
     return (SHARING_TEXT + f" This world's error-sharing dial is at world.preferences.markers = {m:g}"
-            f"{' (the default)' if m == 0 else ''}; `rewardherd study --profile sharing` sweeps it and plots each "
-            "ensemble's gain over its own members against rho_bar, so the rho_bar above places this study on that "
-            "axis (docs/sharing_dial.md).")
+            f"{' (the default)' if m == 0 else ''}, and its shared-error dial at world.gold.shared_error = {tail:g}"
+            f"{data}; a study with sweep.markers or sweep.levels sweeps one of them and plots each ensemble's gain "
+            "over its own members against its members' error correlation, so the correlations above place this "
+            "study on that axis (docs/sharing_dial.md, docs/world.md).")
 
 
 KINDS_TEXT = ("Gold of the best-of-n pick at the largest n for each ensemble kind and method, minus the average full "

@@ -240,9 +240,11 @@ def study_keys(config: StudyConfig, cfg_dict: dict) -> tuple[str, str]:
     """The hash a study directory is resumed under, and the one a study written on 2026-12-07
     before the teacher design carries: its config without the executor settings, and without
     the fields added after studies were first written while they hold the value that behaves
-    as before (train, world gold and preferences, ``dial``), so older studies still resume."""
+    as before (train, world gold and preferences, ``dial``, ``sweep.levels``), so older studies still resume."""
     d = {k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")}
     d["train"] = config.train.hashed()
+    if not d["sweep"].get("levels"):  # sweep.levels came later; a level's own study has none
+        d["sweep"] = {k: v for k, v in d["sweep"].items() if k != "levels"}
     if d.get("dial") == "tail":
         del d["dial"]
     if config.world is None:
@@ -569,7 +571,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     """Run (or resume) the study and write its report. Returns the report path."""
     from rewardherd.studies.report import write_report
 
-    if config.sweep.markers:  # one study per level of the error-sharing dial
+    if config.sweep.markers or config.sweep.levels:  # one study per level of a sharing dial
         from rewardherd.studies.dial import run_sharing
 
         return run_sharing(config, out_dir, run_study, progress=progress, overwrite=overwrite)

@@ -26,12 +26,15 @@ def decompose_pool(
     gold: str = "gold",
     group: str | None = "prompt_id",
     degenerate: core.sharing.Degenerate = "error",
+    residual: bool = False,
 ) -> core.ErrorSharing:
     """Shared / idiosyncratic error of the members whose score columns are ``members``.
 
     ``members``: K >= 2 score columns (raw or standardized); ``group``: the column to
     z-score within (None: over all rows); ``degenerate``: ``"error"`` or ``"drop"`` for
-    groups with one sample or a constant member/gold (:func:`rewardherd.core.member_errors`).
+    groups with one sample or a constant member/gold (:func:`rewardherd.core.member_errors`);
+    ``residual``: decompose what the members share beyond tracking gold
+    (:func:`rewardherd.core.residual_error_sharing`) instead of their errors.
     """
     members = list(members)
     if len(set(members)) != len(members):
@@ -46,7 +49,8 @@ def decompose_pool(
         raise ValueError(f"column(s) {bad} hold missing, non-numeric or infinite values")
     scores = values[members].to_numpy(dtype=np.float64).T  # (K, b)
     groups = samples[group].to_numpy() if group is not None else None
-    return core.error_sharing(scores, values[gold].to_numpy(dtype=np.float64), groups=groups, degenerate=degenerate)
+    decompose = core.residual_error_sharing if residual else core.error_sharing
+    return decompose(scores, values[gold].to_numpy(dtype=np.float64), groups=groups, degenerate=degenerate)
 
 
 def sharing_table(
@@ -59,12 +63,20 @@ def sharing_table(
 ) -> pd.DataFrame:
     """One row per ensemble (kind -> its member columns): its :func:`decompose_pool` result.
 
-    Columns ``kind``, ``members`` (the column names) and every
-    :class:`~rewardherd.core.ErrorSharing` field (``member_variance`` as a list). Add
-    study axes (noise, seed) with ``.assign`` and concatenate.
+    Columns ``kind``, ``members`` (the column names), every
+    :class:`~rewardherd.core.ErrorSharing` field (``member_variance`` as a list) and
+    ``residual_rho_bar``, the members' error correlation with gold's part regressed out
+    (``decompose_pool(..., residual=True)``; NaN where members are gold up to scale and
+    sign, so no residual is left). Add study axes (noise, seed) with ``.assign``
+    and concatenate.
     """
     rows = []
     for kind, cols in ensembles.items():
         r = decompose_pool(samples, cols, gold=gold, group=group, degenerate=degenerate)
-        rows.append({"kind": kind, "members": list(cols), **r.as_dict()})
+        try:
+            residual = decompose_pool(samples, cols, gold=gold, group=group, degenerate=degenerate,
+                                      residual=True).rho_bar
+        except ValueError:  # members that are an exact function of gold leave no residual to correlate
+            residual = float("nan")
+        rows.append({"kind": kind, "members": list(cols), **r.as_dict(), "residual_rho_bar": residual})
     return pd.DataFrame(rows)
