@@ -454,7 +454,7 @@ def rl(
 @config_options(StudyConfig, ("executor", "ray_address", "cache_dir"), into="settings", given_only=True)
 def study(
     config: Annotated[Path | None, typer.Argument(help="Study YAML (see rewardherd.studies.config); default: built-in world.")] = None,
-    profile: Annotated[str | None, typer.Option(help="smoke, quick, kinds, sharing or full (default: the YAML's, else quick).")] = None,
+    profile: Annotated[str | None, typer.Option(help="smoke, quick, kinds, sharing, markers, daa or full (default: the YAML's, else quick).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory (stable: rerunning resumes).")] = Path("runs/study"),
     settings: dict | None = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Dotted override (repeatable), e.g. --set sweep.seeds=[0,1] or pool.size=64 (the sweep keys are below; every key: rewardherd.studies.config).")] = None,

@@ -105,8 +105,8 @@ def test_sweep_errors_name_the_sweep_key(key, msg):
         resolve_config(None, "smoke", [key])
 
 
-def test_sharing_profile_sweeps_the_dial_without_rl():
-    cfg = resolve_config(None, "sharing")
+def test_markers_profile_sweeps_the_markers_dial_without_rl():
+    cfg = resolve_config(None, "markers")
     assert cfg.sweep.markers == (0.0, 0.75, 0.9, 1.0) and cfg.sweep.noise == (0.0,) and not cfg.rl_sweep.enabled
     assert cfg.sweep.seeds == resolve_config(None, "quick").sweep.seeds and cfg.world.preferences.markers == 0.0
     with pytest.raises(ConfigError, match=r"world.preferences: preferences.markers must be in \[0, 1\]; got 2.0"):

@@ -95,7 +95,12 @@ def test_profiles_resolve_to_their_stated_sizes():
     quick = resolve_config(None, "quick")
     assert (quick.ensemble_size, len(quick.sweep.seeds), quick.pool.prompts, quick.pool.size) == (5, 6, 256, 128)
     sharing = resolve_config(None, "sharing")
-    assert sharing.sweep.markers == (0.0, 0.75, 0.9, 1.0) and sharing.sweep.noise == (0.0,)
-    assert not sharing.rl_sweep.enabled
+    assert sharing.sweep.levels == (0.0, 0.25, 0.5, 0.75, 1.0) and sharing.sweep.noise == (0.0,)
+    assert (sharing.dial, sharing.train.subsample, sharing.world.gold.design) == ("tail_and_data", 2600, "teacher")
+    assert (sharing.world.gold.long_weight, sharing.world.preferences.samples_per_prompt) == (0.085, 16)
+    assert not sharing.rl_sweep.enabled and sharing.sweep.seeds == quick.sweep.seeds
+    markers = resolve_config(None, "markers")
+    assert markers.sweep.markers == (0.0, 0.75, 0.9, 1.0) and markers.sweep.noise == (0.0,)
+    assert not markers.rl_sweep.enabled and markers.world.gold.design == quick.world.gold.design
     full = resolve_config(None, "full")
     assert full.sweep.sizes == (1, 2, 3, 4, 5) and len(full.sweep.methods) == 6 and full.calibration_replicates == 100

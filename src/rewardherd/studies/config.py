@@ -222,7 +222,7 @@ class StudyConfig:
     """The over-optimization study."""
 
     profile: str = "quick"
-    """Profile name (smoke, quick, kinds, sharing, daa, full); informational once resolved."""
+    """Profile name (smoke, quick, kinds, sharing, markers, daa, full); informational once resolved."""
     world_seed: int = 0
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
@@ -323,6 +323,12 @@ def at_dial_level(config: StudyConfig, level: float) -> StudyConfig:
     return cfg
 
 
+#: The teacher world (docs/world.md, "Preregistration"): the quick world with gold a reward model trained on the
+#: lexical formula's labels, 16 samples per prompt for the preference data, and the length tail at 0.085 per word
+#: (chosen on single-member diagnostics so that the full level's curve peaks and falls; 0.05, 0.075 and 0.1 measured).
+TEACHER_WORLD: dict = {"name": "quick", "gold": {"design": "teacher", "long_weight": 0.085},
+                       "preferences": {"samples_per_prompt": 16}}
+
 #: The quick study (the default profile of `make demo`).
 _QUICK: dict = {
     # 6 seeds: the calibration's power against its strong simulated effects rises from
@@ -350,8 +356,17 @@ PROFILES: dict[str, dict] = {
     # The quick study with every ensemble kind: multi-head, LoRA and WARM on the same curves and
     # intervals as fine-tune- and pretrain-seed ensembles, each with its cost.
     "kinds": {**_QUICK, "profile": "kinds", "sweep": {**_QUICK["sweep"], "kinds": list(STUDY_KINDS)}},
-    # Issue 13's error-sharing sweep, no RL; levels fixed from single-member diagnostics (docs/sharing_dial.md).
-    "sharing": {**_QUICK, "profile": "sharing", "sweep": {**_QUICK["sweep"], "noise": [0.0], "markers": [0, 0.75, 0.9, 1]},
+    # Issue 23's sweep of the shared-error dial on the teacher world, no RL: members that learn gold on their own
+    # subsamples, with gold's tail and the pairs they share moved together. World, members and the five levels
+    # preregistered 2026-12-07 17:24 UTC from single-member diagnostics only (docs/world.md, "Preregistration").
+    "sharing": {**_QUICK, "profile": "sharing", "world": TEACHER_WORLD, "dial": "tail_and_data",
+                "train": {**_QUICK["train"], "subsample": 2600},
+                "sweep": {**_QUICK["sweep"], "noise": [0.0], "levels": [0, 0.25, 0.5, 0.75, 1]},
+                "rl_sweep": {"enabled": False}},
+    # Issue 13's error-sharing sweep on the quick world, no RL; levels fixed from single-member diagnostics
+    # (docs/sharing_dial.md; the `sharing` profile until 2026-12-07).
+    "markers": {**_QUICK, "profile": "markers",
+                "sweep": {**_QUICK["sweep"], "noise": [0.0], "markers": [0, 0.75, 0.9, 1]},
                 "rl_sweep": {"enabled": False}},
     # Issue 26's direct-alignment arm beside best-of-n and RL: the quick study at noise 0.25 only (its members, pool,
     # RL and claims) plus DPO and RPO at beta 0.1 on noisy and cleaned pairs over 2 seeds (8 DAA units).

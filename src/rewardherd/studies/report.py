@@ -161,7 +161,11 @@ CAN_DECIDE = {
               "kind against the average single member, its own members and the finetune ensemble under the same "
               "calibrated C3 rules (an 'inconclusive' is not evidence of no difference). Costs are this machine's "
               "seconds, for one world build."),
-    "sharing": ("One level of the error-sharing sweep: the quick study's size at noise 0 without RL, so what the quick "
+    "sharing": ("One level of the shared-error sweep on the teacher world: the quick study's size at noise 0 without "
+                "RL, so what the quick profile decides at noise 0, for members trained on their own 2600-pair "
+                "subsamples at this level of gold's tail and of the pairs they share (world.gold.shared_error and "
+                "train.subsample_shared in the configuration; the sweep's report one folder up; docs/world.md)."),
+    "markers": ("One level of the markers sweep: the quick study's size at noise 0 without RL, so what the quick "
                 "profile decides at noise 0, for a world whose preference data carry this level of markers (see "
                 "world.preferences.markers in the configuration, and the sweep's report one folder up)."),
     "daa": ("The quick study at label noise 0.25 plus the direct-alignment arm (DPO, IPO and RPO at betas 0.03, "
