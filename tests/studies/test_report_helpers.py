@@ -21,19 +21,6 @@ def test_interval_text(args, text):
     assert rp.interval_text(*args) == text
 
 
-def test_md_table_escapes_pipes_joins_tuple_columns_and_keeps_the_index():
-    df = pd.DataFrame({"a": [1, 2], "b|c": ["x|y", "z"]})
-    assert rp.md_table(df) == "\n".join(["| a | b|c |", "|---|---|", "| 1 | x\\|y |", "| 2 | z |"])
-    wide = pd.DataFrame([[0.5, 1]], columns=pd.MultiIndex.from_tuples([("acc", "mean"), ("acc", "n")]))
-    assert rp.md_table(wide).splitlines() == ["| acc / mean | acc / n |", "|---|---|", "| 0.5 | 1 |"]
-    indexed = pd.DataFrame({"acc": [0.5]}, index=pd.Index([0.25], name="noise"))
-    assert rp.md_table(indexed, index=True).splitlines() == ["| noise | acc |", "|---|---|", "| 0.25 | 0.5 |"]
-
-
-def test_md_inline_escapes_then_marks_bold_and_code():
-    assert rp._md_inline("**C1** uses `x<y` & more") == "<b>C1</b> uses <code>x&lt;y</code> &amp; more"
-
-
 # ------------------------------------------------------------------ claims table and summary
 def _claim(label="C3", claim="ensemble_vs_own_members", verdict="reproduced", estimate=0.123456, **extra):
     return {"label": label, "claim": claim, "comparison": f"{claim} here", "estimate": estimate, "low": 0.01,
@@ -182,8 +169,12 @@ def test_sharing_table_summarizes_seeds_per_where_noise_and_kind(tmp_path):
 def test_sharing_text_places_a_builtin_world_study_on_the_dial():
     assert rp._sharing_text({"user": {"policy": "p"}}) == rp.SHARING_TEXT
     default = rp._sharing_text({"world": {"preferences": {"markers": 0.0}}})
-    assert default.startswith(rp.SHARING_TEXT) and "world.preferences.markers = 0 (the default);" in default
-    assert "world.preferences.markers = 0.25;" in rp._sharing_text({"world": {"preferences": {"markers": 0.25}}})
+    assert default.startswith(rp.SHARING_TEXT) and "world.preferences.markers = 0 (the default)," in default
+    assert "shared-error dial at world.gold.shared_error = 1;" in default  # GoldConfig's default
+    assert "world.preferences.markers = 0.25," in rp._sharing_text({"world": {"preferences": {"markers": 0.25}}})
+    level = rp._sharing_text({"dial": "tail_and_data", "train": {"subsample_shared": 0.5},
+                              "world": {"gold": {"shared_error": 0.5}, "preferences": {"markers": 0.0}}})
+    assert "world.gold.shared_error = 0.5 and train.subsample_shared = 0.5;" in level
 
 
 def test_can_decide_has_a_sentence_for_every_study_profile():

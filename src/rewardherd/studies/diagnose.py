@@ -36,8 +36,8 @@ from rewardherd.core import (
 )
 from rewardherd.io import write_atomic, write_json_atomic
 from rewardherd.studies.config import StudyConfig, at_dial_level
+from rewardherd.studies.document import md_table
 from rewardherd.studies.inputs import resolve_inputs
-from rewardherd.studies.report import md_table
 from rewardherd.studies.runner import (
     MemberUnit,
     ensemble_members,

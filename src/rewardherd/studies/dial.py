@@ -16,8 +16,6 @@ and at each curve's peak (C3 rules, with intervals and verdicts; their calibrati
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 import os
@@ -31,7 +29,8 @@ import pandas as pd
 from rewardherd.config import to_dict
 from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
 from rewardherd.studies import kinds
-from rewardherd.studies.report import calibration_table, interval_text, md_table
+from rewardherd.studies.document import Document
+from rewardherd.studies.report import calibration_table, interval_text
 
 log = logging.getLogger(__name__)
 
@@ -278,30 +277,13 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
                 "rewardherd.studies.calibration): the share of each verdict, with its Monte Carlo standard error. "
                 "Targets: reproduced <= 5% under a null, not reproduced <= 5% under an effect."
                 if len(cal) else "Not calibrated (calibration_replicates = 0).")
-    md = ["# rewardherd error-sharing sweep", "", text, "", f"Intervals cover: {covers}.", "", "## What came out", "",
-          *[f"- {x}" for x in summary], "",
-          "![sharing dial](figures/sharing_dial.png)", "", "## The dial's levels (single-member diagnostics)", "",
-          md_table(levels), "", f"## {GAINS}", "", md_table(gains), "", "## The rules and their calibration", "",
-          *[f"- {x}" for x in rules], "", cal_text, "", md_table(cal) if len(cal) else "", "",
-          "Each level's full report (claims, calibration, figures): " + ", ".join(links), "",
-          f"Wall time per level in the run that finished the sweep (a level already done only rebuilt its report): "
-          f"{timing}.", ""]
-    (out / "report.md").write_text("\n".join(md))
-    img = base64.b64encode(fig.read_bytes()).decode()
-    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%}")
-    page = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardherd error-sharing sweep</title>",
-            f"<style>{style}</style></head><body><h1>rewardherd error-sharing sweep</h1>",
-            f"<p>{html.escape(text)}</p><p>Intervals cover: {html.escape(covers)}.</p><h2>What came out</h2><ul>",
-            "".join(f"<li>{html.escape(x)}</li>" for x in summary), "</ul>",
-            f'<img alt="sharing dial" src="data:image/png;base64,{img}">',
-            "<h2>The dial's levels (single-member diagnostics)</h2>", levels.to_html(index=False),
-            f"<h2>{GAINS}</h2>", gains.to_html(index=False), "<h2>The rules and their calibration</h2><ul>",
-            "".join(f"<li>{html.escape(x)}</li>" for x in rules), f"</ul><p>{html.escape(cal_text)}</p>",
-            cal.to_html(index=False) if len(cal) else "",
-            "<p>Each level's full report: ", ", ".join(f'<a href="{u}">{u.split("/")[0]}</a>' for u in links),
-            f"</p><p>Wall time per level in the run that finished the sweep (a level already done only rebuilt its "
-            f"report): {html.escape(timing)}.</p></body></html>"]
-    (out / "report.html").write_text("".join(page))
-    return out / "report.html"
+    doc = Document("rewardherd error-sharing sweep")
+    doc.paragraph(text).paragraph(f"Intervals cover: {covers}.")
+    doc.heading("What came out").bullets(summary).figure(fig, "sharing dial", relative_to=out)
+    doc.heading("The dial's levels (single-member diagnostics)").table(levels)
+    doc.heading(GAINS).table(gains, shade_verdicts=True)
+    doc.heading("The rules and their calibration").bullets(rules).paragraph(cal_text).table(cal)
+    doc.paragraph("Each level's full report (claims, calibration, figures): " + ", ".join(links))
+    doc.paragraph(f"Wall time per level in the run that finished the sweep (a level already done only rebuilt its "
+                  f"report): {timing}.")
+    return doc.write(out)

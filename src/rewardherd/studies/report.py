@@ -1,9 +1,8 @@
-"""report.md and a self-contained report.html (images embedded) from stored results."""
+"""report.md and a self-contained report.html (images embedded) from stored results, both
+rendered from one :class:`rewardherd.studies.document.Document`."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 
@@ -11,19 +10,8 @@ import pandas as pd
 
 from rewardherd.studies import kinds as ks
 from rewardherd.studies.config import __doc__ as DEFINITIONS
+from rewardherd.studies.document import Document
 from rewardherd.studies.plots import CAPTIONS
-
-
-def md_table(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    if index:
-        df = df.reset_index()
-    cols = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines)
-
 
 CLAIM_NAMES = {
     "C1": "members agree less on optimized samples than selection alone explains (underspecification)",
@@ -209,41 +197,39 @@ def write_report(out: Path) -> Path:
     summary = plain_summary(curves, rl) + _summary(cl["claims"], config, timings, calibration,
                                                    _precision_text(res))
     caveat = CAN_DECIDE.get(config.get("profile"), "")
-    md = ["# rewardherd over-optimization study", "", "## Summary", "", *summary, "", f"**What this profile can decide.** {caveat}", "",
-          "## Claims (computed from the data)", "", md_table(table), "", "### Decision rules", ""]
-    md += [f"- **{k}**: {v}" for k, v in cl["rules"].items()]
-    md += ["", VERDICT_TEXT, "", "### Calibration of the rules at this study's size", "", _calibration_text(calibration),
-           "", md_table(cal_df) if not cal_df.empty else "", ""]
-    md += ["## Figures", ""]
+    doc = Document("rewardherd over-optimization study")
+    doc.heading("Summary").bullets(s[2:] for s in summary).paragraph(f"**What this profile can decide.** {caveat}")
+    doc.heading("Claims (computed from the data)").table(table, shade_verdicts=True)
+    doc.heading("Decision rules", 3).bullets(f"**{k}**: {v}" for k, v in cl["rules"].items()).paragraph(VERDICT_TEXT)
+    doc.heading("Calibration of the rules at this study's size", 3).paragraph(_calibration_text(calibration))
+    doc.table(cal_df)
+    doc.heading("Figures")
     for k, p in figs.items():
-        md += [f"![{k}](figures/{p.name})", "", f"*{CAPTIONS.get(k, k)}*", ""]
+        doc.figure(p, k, CAPTIONS.get(k, k), relative_to=out)
     daa_text, daa_claims_df, daa_cal_df = _daa_section(res)
     if daa_text:
-        md += ["## Direct alignment (DPO, IPO, RPO) beside best-of-n and RL", "", daa_text, "",
-               md_table(daa_claims_df) if not daa_claims_df.empty else "", "",
-               md_table(daa_cal_df) if not daa_cal_df.empty else "", ""]
+        doc.heading("Direct alignment (DPO, IPO, RPO) beside best-of-n and RL").paragraph(daa_text)
+        doc.table(daa_claims_df, shade_verdicts=True).table(daa_cal_df)
     kind_lines, kinds_df = _kinds(res)
     if not kinds_df.empty:
-        md += ["## Every ensemble kind and its cost", "", KINDS_TEXT, "", *kind_lines, "", md_table(kinds_df), ""]
-    md += ["## Gao et al. fits", "", md_table(fits_df.round(4)), ""]
-    sharing_text = _sharing_text(config)
-    md += ["## Shared and idiosyncratic error (in distribution and on the best-of-n pool)", "", sharing_text, "",
-           md_table(sharing_df) if not sharing_df.empty else "(not computed)", ""]
-    md += ["## Is the spread worth anything?", "",
-           "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
-           "proxy-gold gap, and AUROC of the spread for 'gold below the pool median', over every pool sample.", "",
-           md_table(unc_df.round(3)), ""]
-    md += ["## Member accuracy: in distribution vs on optimized samples", "",
-           "Pairs: each prompt's best-of-N pick by the pretrain ensemble's mean vs every other sample of that prompt, "
-           "labelled by gold.", "", md_table(acc_df, index=True), ""]
-    md += ["## Definitions", "", DEFINITIONS.strip(), "", "## Configuration", "", "```json",
-           json.dumps({k: v for k, v in config.items() if k != "_hash"}, indent=2), "```", "",
-           "## Versions", "", "```json", json.dumps(versions, indent=2), "```", ""]
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(_html(summary, caveat, table, cl["rules"], figs, fits_df, unc_df, acc_df, config,
-                                           versions, cal_df, _calibration_text(calibration), (sharing_text, sharing_df),
-                                           (kind_lines, kinds_df), (daa_text, daa_claims_df, daa_cal_df)))
-    return out / "report.html"
+        doc.heading("Every ensemble kind and its cost").paragraph(KINDS_TEXT).bullets(s[2:] for s in kind_lines)
+        doc.table(kinds_df)
+    doc.heading("Gao et al. fits").table(fits_df.round(4))
+    doc.heading("Shared and idiosyncratic error (in distribution and on the best-of-n pool)")
+    doc.paragraph(_sharing_text(config)).table(sharing_df, empty="(not computed)")
+    doc.heading("Is the spread worth anything?").paragraph(
+        "Spearman correlation of the ensemble's per-sample spread (std of standardized member scores) with the "
+        "proxy-gold gap, and AUROC of the spread for 'gold below the pool median', over every pool sample.")
+    doc.table(unc_df.round(3))
+    doc.heading("Member accuracy: in distribution vs on optimized samples").paragraph(
+        "Pairs: each prompt's best-of-N pick by the pretrain ensemble's mean vs every other sample of that prompt, "
+        "labelled by gold.")
+    doc.table(acc_df, index=True)
+    doc.heading("Definitions").preformatted(DEFINITIONS.strip())
+    doc.heading("Configuration").preformatted(json.dumps({k: v for k, v in config.items() if k != "_hash"}, indent=2),
+                                              "json")
+    doc.heading("Versions").preformatted(json.dumps(versions, indent=2), "json")
+    return doc.write(out)
 
 
 def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
@@ -260,13 +246,6 @@ def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     curves = pd.read_parquet(res / "curves.parquet") if (res / "curves.parquet").exists() else pd.DataFrame()
     text = " ".join(t for t in (beside_text(curves, rl, table), daa_paragraph(table, fits, stored["claims"])) if t)
     return text, _claims_table(stored["claims"], stored["calibration"]), calibration_table(stored["calibration"])
-
-
-def _md_inline(s: str) -> str:
-    import re
-
-    s = html.escape(s)
-    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", re.sub(r"`(.+?)`", r"<code>\1</code>", s))
 
 
 VERDICT_TEXT = ("Verdicts: reproduced when the 95% interval excludes 0 in the claimed direction; not reproduced when it "
@@ -382,45 +361,3 @@ def _sharing_table(res: Path) -> pd.DataFrame:
                      "shared fraction": f"{g['shared_fraction'].mean():.3f} [{g['shared_fraction'].min():.3f}, "
                                         f"{g['shared_fraction'].max():.3f}]"})
     return pd.DataFrame(rows)
-
-
-def _html(summary, caveat, table, rules, figs, fits_df, unc_df, acc_df, config, versions, cal_df, cal_text,
-          sharing, kinds, daa=("", pd.DataFrame(), pd.DataFrame())) -> str:
-    sharing_text, sharing_df = sharing
-    imgs = "".join(
-        f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        f"<figcaption>{html.escape(CAPTIONS.get(k, k))}</figcaption></figure>" for k, p in figs.items())
-    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}pre{background:#f6f6f6;padding:1em;"
-             "overflow:auto;font-size:12px}.reproduced{background:#e6f4e6}.not{background:#fbe3e3}")
-    rows = table.to_html(index=False, escape=True, classes="claims")
-    for v, cls in (("<td>reproduced</td>", "reproduced"), ("<td>not reproduced</td>", "not")):
-        rows = rows.replace(v, f'<td class="{cls}">{v[4:-5]}</td>')
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>rewardherd study report</title>",
-        f"<style>{style}</style></head><body>",
-        "<h1>rewardherd over-optimization study</h1><h2>Summary</h2><ul>",
-        "".join(f"<li>{_md_inline(s[2:])}</li>" for s in summary), "</ul>",
-        f"<p><b>What this profile can decide.</b> {html.escape(caveat)}</p>",
-        "<h2>Claims (computed from the data)</h2>", rows, "<h3>Decision rules</h3><ul>",
-        "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in rules.items()), "</ul>",
-        f"<p>{html.escape(VERDICT_TEXT)}</p>", "<h3>Calibration of the rules at this study's size</h3>",
-        f"<p>{html.escape(cal_text)}</p>", cal_df.to_html(index=False) if not cal_df.empty else "",
-        "<h2>Figures</h2>", imgs,
-        *(["<h2>Every ensemble kind and its cost</h2>", f"<p>{html.escape(KINDS_TEXT)}</p><ul>",
-           "".join(f"<li>{html.escape(s[2:])}</li>" for s in kinds[0]), "</ul>", kinds[1].to_html(index=False)]
-          if not kinds[1].empty else []),
-        *(["<h2>Direct alignment (DPO, IPO, RPO) beside best-of-n and RL</h2>", f"<p>{html.escape(daa[0])}</p>",
-           daa[1].to_html(index=False), daa[2].to_html(index=False) if not daa[2].empty else ""] if daa[0] else []),
-        "<h2>Gao et al. fits</h2>", fits_df.round(4).to_html(index=False),
-        "<h2>Shared and idiosyncratic error (in distribution and on the best-of-n pool)</h2>",
-        f"<p>{_md_inline(sharing_text)}</p>", sharing_df.to_html(index=False) if not sharing_df.empty else "",
-        "<h2>Is the spread worth anything?</h2>", unc_df.round(3).to_html(index=False),
-        "<h2>Member accuracy: in distribution vs optimized samples</h2>", acc_df.to_html(),
-        "<h2>Definitions</h2><pre>", html.escape(DEFINITIONS.strip()), "</pre>",
-        "<h2>Configuration</h2><pre>", html.escape(json.dumps({k: v for k, v in config.items() if k != "_hash"},
-                                                             indent=2)), "</pre>",
-        "<h2>Versions</h2><pre>", html.escape(json.dumps(versions, indent=2)), "</pre></body></html>",
-    ]
-    return "".join(parts)
