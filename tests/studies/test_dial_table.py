@@ -91,7 +91,7 @@ def test_the_shared_error_dial_reads_gains_against_the_residual_correlation(tmp_
     assert "residual error correlation" in dial.dial_text("tail_and_data")
     from rewardherd.studies.plots import sharing_dial
 
-    assert sharing_dial(t, tmp_path / "fig.png").stat().st_size > 1000
+    assert sharing_dial(t, tmp_path / "fig.png", *dial.X_AXIS["tail"]).stat().st_size > 1000
 
 
 def test_a_study_written_before_the_residual_column_still_tabulates(sweep):

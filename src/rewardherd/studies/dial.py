@@ -257,11 +257,11 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
 
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
-    fig = sharing_dial(table, figs / "sharing_dial.png")
+    dial = _dial(table)
+    fig = sharing_dial(table, figs / "sharing_dial.png", *X_AXIS[dial])
     levels, gains = _display(table)
     covers = table["covers"].iloc[0] if len(table) else ""
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
-    dial = _dial(table)
     text = dial_text(dial)
     links = [f"{level_dir(Path(), lv, dial).name}/report.html" for lv in dict.fromkeys(table["level"])]
     summary = summary_lines(table)

@@ -313,16 +313,15 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def sharing_dial(table: pd.DataFrame, path: Path) -> Path:
+def sharing_dial(table: pd.DataFrame, path: Path, x: str = "rho_bar",
+                 xlabel: str = "members' error correlation rho_bar (pool)") -> Path:
     """Each ensemble's gold gain over its own members (95% interval) at n_max (top row) and at
     each curve's peak (bottom row) against its members' error correlation on the pool (min-max
-    over seeds: rho_bar on the markers dial, the residual correlation on the shared-error dial),
-    one panel per method and label noise, one line per kind through the dial's levels (rows of
+    over seeds; ``x`` names the column, with ``x_min`` and ``x_max``: rho_bar on the markers dial,
+    residual_rho on the shared-error dial, as :data:`rewardherd.studies.dial.X_AXIS` says), one
+    panel per method and label noise, one line per kind through the dial's levels (rows of
     :func:`rewardherd.studies.dial.sharing_dial_table`)."""
-    from rewardherd.studies.dial import X_AXIS
-
     dial = str(table["dial"].iloc[0]) if "dial" in table and len(table) else "markers"
-    x, xlabel = X_AXIS[dial]
     plt = _plt()
     panels = list(dict.fromkeys(zip(table["noise"], table["method"], strict=True)))
     fig, axes = plt.subplots(2, len(panels), figsize=(1.2 + 3.6 * len(panels), 7.2), squeeze=False, sharey="row")
