@@ -48,6 +48,8 @@ DIAL_TEXT = {
 X_AXIS = {"markers": ("rho_bar", "members' error correlation rho_bar (pool)"),
           "tail": ("residual_rho", "members' residual error correlation (pool, gold regressed out)"),
           "tail_and_data": ("residual_rho", "members' residual error correlation (pool, gold regressed out)")}
+#: How the tables and the summary name each x column.
+X_LABEL = {"rho_bar": "rho_bar", "residual_rho": "residual rho"}
 
 
 def dial_text(dial: str) -> str:
@@ -86,8 +88,13 @@ def level_config(config, dial: str, level: float):
 GAINS = "Ensemble gain over its own members, at n_max and at each curve's peak"
 
 
+def _level_name(dial: str) -> str:
+    """What a level is called in directory names, tables and the figure: markers, or a shared-error level."""
+    return "markers" if dial == "markers" else "level"
+
+
 def level_dir(out: Path, level: float, dial: str = "markers") -> Path:
-    return Path(out) / (f"markers{level:g}" if dial == "markers" else f"level{level:g}")
+    return Path(out) / f"{_level_name(dial)}{level:g}"
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -126,7 +133,7 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
 def report_sharing(out: Path, reanalyze) -> Path:
     """Re-analyse every level of a finished sweep (``reanalyze``) and rewrite the sweep's table and report."""
     old = pd.read_parquet(out / "results" / "sharing_dial.parquet")
-    dial = str(old["dial"].iloc[0]) if "dial" in old and len(old) else "markers"  # sweeps before issue 23: markers
+    dial = _dial(old)
     levels = sorted({float(v) for v in old["level"]})
     for level in levels:
         reanalyze(level_dir(out, level, dial))
@@ -177,6 +184,7 @@ def sharing_dial_table(out: Path, levels, dial: str = "markers") -> pd.DataFrame
 
 
 def _dial(table: pd.DataFrame) -> str:
+    """The dial a sweep table was made on (tables from before issue 23 have no column: markers)."""
     return str(table["dial"].iloc[0]) if "dial" in table and len(table) else "markers"
 
 
@@ -187,7 +195,7 @@ def _spread_text(t: pd.DataFrame, col: str) -> list[str]:
 def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     members = table.drop_duplicates(["level", "noise", "kind"])
     dial = _dial(table)
-    name = "markers" if dial == "markers" else "level"
+    name = _level_name(dial)
     residual = ({"residual rho pool [min, max]": _spread_text(members, "residual_rho")}
                 if "residual_rho" in members and members["residual_rho"].notna().any() else {})
     levels = pd.DataFrame({
@@ -196,10 +204,10 @@ def _display(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "shared fraction": members["shared_fraction"].round(3),
         "rho_bar held-out": members["rho_bar_heldout"].round(3),
         "member held-out accuracy [min, max]": _spread_text(members, "heldout_accuracy")})
-    x = X_AXIS[dial][0] if X_AXIS[dial][0] in table else "rho_bar"
+    x = X_AXIS[dial][0]
     gains = pd.DataFrame({
         name: table["level"], "noise": table["noise"], "kind": table["kind"], "method": table["method"],
-        x.replace("_", " ", 1) if x != "rho_bar" else x: table[x].round(3),
+        X_LABEL[x]: table[x].round(3),
         "gain vs own members at n_max [95% CI]": _intervals(table, ""), "verdict at n_max": table["verdict"],
         "gain at each curve's peak [95% CI]": _intervals(table, "peak_"), "verdict at peaks": table["peak_verdict"],
         "peak n (ensemble / members)": [f"{a} / {b}" for a, b in zip(table["ensemble_peak_n"], table["own_peak_n"],
@@ -217,7 +225,6 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     highest and at its lowest measured error correlation (rho_bar on the markers dial, the residual
     correlation on the shared-error dial)."""
     x = X_AXIS[_dial(table)][0]
-    label = "rho_bar" if x == "rho_bar" else "residual rho"
     lines = []
     for prefix, where in (("", "at n_max"), ("peak_", "at each curve's peak")):
         counts = table[f"{prefix}verdict"].value_counts()
@@ -229,7 +236,7 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
         parts = [f"{where} " + " -> ".join(interval_text(x[p + "gain"], x[p + "gain_low"], x[p + "gain_high"])
                                            for x in (hi, lo))
                  for p, where in (("", "at n_max"), ("peak_", "at peaks"))]
-        lines.append(f"{kind} {method}, noise {noise:g}, from {label} {hi[x]:.2f} to {lo[x]:.2f}: "
+        lines.append(f"{kind} {method}, noise {noise:g}, from {X_LABEL[x]} {hi[x]:.2f} to {lo[x]:.2f}: "
                      f"gain {parts[0]}; {parts[1]}.")
     return lines
 
@@ -258,7 +265,8 @@ def write_sharing_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     dial = _dial(table)
-    fig = sharing_dial(table, figs / "sharing_dial.png", *X_AXIS[dial])
+    fig = sharing_dial(table, figs / "sharing_dial.png", *X_AXIS[dial],
+                       "markers" if dial == "markers" else "shared-error dial")
     levels, gains = _display(table)
     covers = table["covers"].iloc[0] if len(table) else ""
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())

@@ -314,14 +314,13 @@ def sharing(table: pd.DataFrame, path: Path) -> Path:
 
 
 def sharing_dial(table: pd.DataFrame, path: Path, x: str = "rho_bar",
-                 xlabel: str = "members' error correlation rho_bar (pool)") -> Path:
+                 xlabel: str = "members' error correlation rho_bar (pool)", level_name: str = "markers") -> Path:
     """Each ensemble's gold gain over its own members (95% interval) at n_max (top row) and at
     each curve's peak (bottom row) against its members' error correlation on the pool (min-max
     over seeds; ``x`` names the column, with ``x_min`` and ``x_max``: rho_bar on the markers dial,
     residual_rho on the shared-error dial, as :data:`rewardherd.studies.dial.X_AXIS` says), one
     panel per method and label noise, one line per kind through the dial's levels (rows of
-    :func:`rewardherd.studies.dial.sharing_dial_table`)."""
-    dial = str(table["dial"].iloc[0]) if "dial" in table and len(table) else "markers"
+    :func:`rewardherd.studies.dial.sharing_dial_table`); points are labelled by their ``level_name`` level."""
     plt = _plt()
     panels = list(dict.fromkeys(zip(table["noise"], table["method"], strict=True)))
     fig, axes = plt.subplots(2, len(panels), figsize=(1.2 + 3.6 * len(panels), 7.2), squeeze=False, sharey="row")
@@ -339,8 +338,7 @@ def sharing_dial(table: pd.DataFrame, path: Path, x: str = "rho_bar",
             ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
             ax.set_xlabel(xlabel)
         axes[row, 0].set_ylabel(f"gold gain over own members\n{where}")
-    axes[0, -1].legend(fontsize=8, title=f"point labels: {'markers' if dial == 'markers' else 'dial'} level",
-                       title_fontsize=7)
+    axes[0, -1].legend(fontsize=8, title=f"point labels: {level_name} level", title_fontsize=7)
     return _save(fig, path)
 
 
