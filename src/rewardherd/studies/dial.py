@@ -233,8 +233,8 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
                      + " (reproduced = the ensemble beats its own members).")
     for (noise, kind, method), g in table.groupby(["noise", "kind", "method"], sort=False):
         hi, lo = g.loc[g[x].idxmax()], g.loc[g[x].idxmin()]
-        parts = [f"{where} " + " -> ".join(interval_text(x[p + "gain"], x[p + "gain_low"], x[p + "gain_high"])
-                                           for x in (hi, lo))
+        parts = [f"{where} " + " -> ".join(interval_text(r[p + "gain"], r[p + "gain_low"], r[p + "gain_high"])
+                                           for r in (hi, lo))
                  for p, where in (("", "at n_max"), ("peak_", "at peaks"))]
         lines.append(f"{kind} {method}, noise {noise:g}, from {X_LABEL[x]} {hi[x]:.2f} to {lo[x]:.2f}: "
                      f"gain {parts[0]}; {parts[1]}.")

@@ -327,17 +327,18 @@ def sharing_dial(table: pd.DataFrame, path: Path, x: str = "rho_bar",
     for row, (prefix, where) in enumerate((("", "at n_max"), ("peak_", "at each curve's peak"))):
         for ax, (noise, method) in zip(axes[row], panels, strict=True):
             sub = table[(table["noise"] == noise) & (table["method"] == method)]
-            for kind, g in sub.groupby("kind", sort=False):
+            for k, (kind, g) in enumerate(sub.groupby("kind", sort=False)):
                 g = g.sort_values("level")
                 y, lo, hi = g[f"{prefix}gain"], g[f"{prefix}gain_low"], g[f"{prefix}gain_high"]
                 ax.errorbar(g[x], y, yerr=[y - lo, hi - y], xerr=[g[x] - g[f"{x}_min"], g[f"{x}_max"] - g[x]], marker="o",
                             capsize=3, color=ks.color(kind), label=kind)
                 for xv, v, lv in zip(g[x], y, g["level"], strict=True):
-                    ax.annotate(f"{lv:g}", (xv, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    ax.annotate(f"{lv:g}", (xv, v), textcoords="offset points", fontsize=7,
+                                xytext=(4, 4 if k % 2 == 0 else -10))  # kinds' labels on opposite sides
             ax.axhline(0, color="black", lw=0.8, ls="--")
             ax.set_title(f"{method}, noise {noise:g}", fontsize=10)
-            ax.set_xlabel(xlabel)
         axes[row, 0].set_ylabel(f"gold gain over own members\n{where}")
+    fig.supxlabel(f"x: {xlabel}", fontsize=10)  # one label: a long one per panel overlaps its neighbours'
     axes[0, -1].legend(fontsize=8, title=f"point labels: {level_name} level", title_fontsize=7)
     return _save(fig, path)
 
