@@ -10,8 +10,8 @@ alone: two heavy jobs on 2 cores make each several times slower). Parts:
 
 1. **training** on the quick study's training pairs and config (seed 0, noise 0):
    one member through TRL's RewardTrainer (the ``batched=False`` path), one member
-   in rewardherd's loop, and K members of one backbone trained together (loop, and
-   vmap when ``--vmap``);
+   in rewardherd's loop, and K members of one backbone trained together (loop, the loop with
+   torch's per-parameter AdamW instead of its fused kernel, and vmap when ``--vmap``);
 2. **scoring** the pool with K members: each member alone (``score_ids_checked``,
    as the unbatched study does) against one bucketed pass for all
    (``runner.score_members``);
@@ -94,6 +94,13 @@ def main() -> None:
     rows[f"train: {k} members, batched loop"], _ = timed(lambda: train_members(
         specs, train, held, [fresh("loop") / f"m{i}" for i in range(k)], names=[f"m{i}" for i in range(k)],
         config=config.train, progress=False, stepping="loop"))
+    from rewardherd.training import batched
+
+    batched.FUSED_ADAMW = False
+    rows[f"train: {k} members, batched loop, per-parameter AdamW"], _ = timed(lambda: train_members(
+        specs, train, held, [fresh("loop-plain") / f"m{i}" for i in range(k)], names=[f"m{i}" for i in range(k)],
+        config=config.train, progress=False, stepping="loop"))
+    batched.FUSED_ADAMW = True
     if args.vmap:
         rows[f"train: {k} members, batched vmap"], _ = timed(lambda: train_members(
             specs, train, held, [fresh("vmap") / f"m{i}" for i in range(k)], names=[f"m{i}" for i in range(k)],
@@ -130,6 +137,8 @@ def main() -> None:
         f"train {k} batched / one member (TRL)": rows[f"train: {k} members, batched loop"] / one,
         f"train {k} batched / one member (same loop)": rows[f"train: {k} members, batched loop"]
         / rows["train: one member, batched loop"],
+        f"train {k} batched, fused AdamW / per-parameter AdamW": rows[f"train: {k} members, batched loop"]
+        / rows[f"train: {k} members, batched loop, per-parameter AdamW"],
         "score one pass / one at a time (float32)": rows[f"score: {k} members, one pass (float32)"]
         / rows[f"score: {k} members one at a time (float32)"],
         "study member stage batched / one at a time": rows[f"study, 2 seeds: {len(units)} units batched, 1 process"]

@@ -50,8 +50,9 @@ def test_shared_features_table_has_golds_column_per_level_and_one_per_group():
     assert dg.shared_features_table({"rows": [{"level": 0.0}]}).empty
 
 
-def test_diagnostics_markdown():
-    md = dg.diagnostics_markdown(RESULT)
+def test_diagnostics_report(tmp_path):
+    doc = dg.diagnostics_document(RESULT)
+    md = doc.markdown()
     assert md.startswith("# Single-member diagnostics: gold design `lexical`, world `smoke`, members on bootstrap "
                          "resamples\n")
     assert "levels of the `tail` dial [0.0, 1.0] (gold.shared_error)" in md and "best-of-n gold at n = 1, 2 (members" in md
@@ -59,7 +60,10 @@ def test_diagnostics_markdown():
     assert "| n_words | -0.5 | -0.9 | 0.3 | 0.2 | 0.7 |" in md
     assert md.rstrip().endswith("Levels sharing trained members (identical preference data): {'0': [0.0, 1.0]}. "
                                 "Seconds per level: {'0': 1.5}.")
-    assert ", members on bootstrap" not in dg.diagnostics_markdown({**RESULT, "bootstrap_members": 0})
+    assert ", members on bootstrap" not in dg.diagnostics_document({**RESULT, "bootstrap_members": 0}).markdown()
+    html = doc.write(tmp_path, stem="diagnostics").read_text()  # the same blocks as HTML, beside the Markdown
+    assert (tmp_path / "diagnostics.md").read_text() == md
+    assert "<h1>Single-member diagnostics: gold design <code>lexical</code>" in html and "<td>-0.012 [-0.050, +0.025]</td>" in html
 
 
 def test_matrix_reshapes_a_pool_column_to_prompts_by_samples():

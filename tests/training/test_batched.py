@@ -75,6 +75,24 @@ def test_vmap_matches_the_loop_to_float_rounding(tmp_path, dropout_free, rule_sp
         assert ib.train_config["stepping"] == "vmap"
 
 
+def test_fused_adamw_matches_the_per_parameter_loop_to_float_rounding(tmp_path, backbones, rule_split, monkeypatch):
+    from rewardherd.training import batched
+
+    specs = [MemberSpec(str(backbones[0]), 3, 0), MemberSpec(str(backbones[1]), 4, 1)]
+    fused, fused_infos = _train(tmp_path / "fused", specs, rule_split)
+    monkeypatch.setattr(batched, "FUSED_ADAMW", False)
+    plain, plain_infos = _train(tmp_path / "plain", specs, rule_split)
+    for a, b, ia, ib in zip(fused, plain, fused_infos, plain_infos, strict=True):
+        diff = _max_diff(_weights(a), _weights(b))
+        assert 0.0 < diff < 1e-4  # the kernels do differ, by rounding only
+        assert ia.standardization["mean"] == pytest.approx(ib.standardization["mean"], abs=1e-4)
+    opt = batched.adamw([{"params": [torch.nn.Parameter(torch.zeros(2))], "weight_decay": 0.0}], lr=1e-3)
+    assert opt.defaults["fused"] is None  # FUSED_ADAMW off: the per-parameter loop
+    monkeypatch.setattr(batched, "FUSED_ADAMW", True)
+    opt = batched.adamw([{"params": [torch.nn.Parameter(torch.zeros(2))], "weight_decay": 0.0}], lr=1e-3)
+    assert opt.defaults["fused"] is True
+
+
 def test_members_keep_their_bootstrap_and_order_seeds():
     a, b, again = (MemberOrder(100, s, member_counts(100, s, bootstrap=True)) for s in (1, 2, 1))
     assert a.n_distinct < 100 and a.n_distinct != b.n_distinct or not np.array_equal(a.pool, b.pool)

@@ -34,9 +34,9 @@ from rewardherd.core import (
     residual_correlation_difference,
     shared_residual_features,
 )
-from rewardherd.io import write_atomic, write_json_atomic
+from rewardherd.io import write_json_atomic
 from rewardherd.studies.config import StudyConfig, at_dial_level
-from rewardherd.studies.document import md_table
+from rewardherd.studies.document import Document, interval_text
 from rewardherd.studies.inputs import resolve_inputs
 from rewardherd.studies.runner import (
     MemberUnit,
@@ -151,9 +151,8 @@ def run_diagnostics(config: StudyConfig, levels, out_dir: str | Path, *, progres
               "pretrain_vs_finetune": diffs, "members_shared_by_levels": data, "seconds": seconds,
               "world": config.world.name, "seeds": list(config.sweep.seeds), "ensemble_size": config.ensemble_size}
     write_json_atomic(out / "diagnostics.json", result)
-    path = out / "diagnostics.md"
-    write_atomic(path, lambda t: t.write_text(diagnostics_markdown(result)))
-    return path
+    diagnostics_document(result).write(out, stem="diagnostics")
+    return out / "diagnostics.md"
 
 
 def diagnostics_table(result: dict) -> pd.DataFrame:
@@ -180,42 +179,35 @@ def shared_features_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def diagnostics_markdown(result: dict) -> str:
+def diagnostics_document(result: dict) -> Document:
+    """The diagnostics report (``diagnostics.md`` and ``.html``): the preregistration table, the
+    pretrain-minus-finetune differences and the shared residual features."""
     df = diagnostics_table(result)
     ns = list(result["rows"][0]["curve"]) if result["rows"] else []
-    shown = df.round(3)
     diff = pd.DataFrame([{"level": d["level"], "noise": d["noise"], "prompts": d["prompts_kept"],
-                          "pretrain - finetune residual rho": (
-                              f"{d['pretrain_minus_finetune_residual_rho']['estimate']:+.3f} "
-                              f"[{d['pretrain_minus_finetune_residual_rho']['low']:+.3f}, "
-                              f"{d['pretrain_minus_finetune_residual_rho']['high']:+.3f}]")}
+                          "pretrain - finetune residual rho": interval_text(
+                              d["pretrain_minus_finetune_residual_rho"]["estimate"],
+                              d["pretrain_minus_finetune_residual_rho"]["low"],
+                              d["pretrain_minus_finetune_residual_rho"]["high"])}
                          for d in result["pretrain_vs_finetune"]])
-    lines = [
-        f"# Single-member diagnostics: gold design `{result['design']}`, world `{result['world']}`"
-        + (", members on bootstrap resamples" if result.get("bootstrap_members") else ""),
-        "",
+    doc = Document(f"Single-member diagnostics: gold design `{result['design']}`, world `{result['world']}`"
+                   + (", members on bootstrap resamples" if result.get("bootstrap_members") else ""))
+    doc.paragraph(
         f"Seeds {result['seeds']}, K = {result['ensemble_size']} members per group; levels of the `{result.get('dial', 'tail')}` "
         f"dial {result['levels']} (gold.shared_error" + (" and train.subsample_shared" if result.get("dial") == "tail_and_data" else "")
         + f"). Means over seeds. residual_rho: error correlation with gold's part regressed out; "
         "rho_bar: today's error correlation; acc_in: held-out preference pairs; acc_out: disjoint pool pairs; "
         "spearman: within-prompt with gold; curve: single-member best-of-n gold at n = "
-        f"{', '.join(map(str, ns))} (members and seeds averaged). No ensemble was formed.",
-        "",
-        md_table(shown),
-        "",
-        "Pretrain-seed minus fine-tune-seed residual error correlation (95% pigeonhole bootstrap over seeds and "
-        "prompts; it covers seeds and prompts, not world builds):",
-        "",
-        md_table(diff),
-        "",
-        "What the members share beyond gold: the within-prompt correlation of each pool feature with the members' "
-        "mean residual error (the part averaging cannot cancel), per level / noise / member group, beside gold's "
-        "own correlation with the feature at each level (core.shared_residual_features; means over seeds):",
-        "",
-        md_table(shared_features_table(result).round(3)),
-        "",
-        f"Levels sharing trained members (identical preference data): {result['members_shared_by_levels']}. "
-        f"Seconds per level: {result['seconds']}.",
-        "",
-    ]
-    return "\n".join(lines)
+        f"{', '.join(map(str, ns))} (members and seeds averaged). No ensemble was formed.")
+    doc.table(df.round(3))
+    doc.paragraph("Pretrain-seed minus fine-tune-seed residual error correlation (95% pigeonhole bootstrap over seeds "
+                  "and prompts; it covers seeds and prompts, not world builds):")
+    doc.table(diff)
+    doc.paragraph("What the members share beyond gold: the within-prompt correlation of each pool feature with the "
+                  "members' mean residual error (the part averaging cannot cancel), per level / noise / member group, "
+                  "beside gold's own correlation with the feature at each level (core.shared_residual_features; means "
+                  "over seeds):")
+    doc.table(shared_features_table(result).round(3))
+    doc.paragraph(f"Levels sharing trained members (identical preference data): {result['members_shared_by_levels']}. "
+                  f"Seconds per level: {result['seconds']}.")
+    return doc

@@ -29,8 +29,8 @@ import pandas as pd
 from rewardherd.config import to_dict
 from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
 from rewardherd.studies import kinds
-from rewardherd.studies.document import Document
-from rewardherd.studies.report import calibration_table, interval_text
+from rewardherd.studies.document import Document, interval_text
+from rewardherd.studies.report import calibration_table
 
 log = logging.getLogger(__name__)
 

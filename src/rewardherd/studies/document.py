@@ -29,6 +29,11 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
 VERDICT_CLASSES = {"reproduced": "reproduced", "not reproduced": "not"}
 
 
+def interval_text(estimate: float, low: float, high: float) -> str:
+    """An estimate with its interval as every report prints it: ``+0.123 [-0.010, +0.256]``."""
+    return f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def md_table(df: pd.DataFrame, index: bool = False) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
     if index:
@@ -113,8 +118,8 @@ class Document:
         return "\n".join(lines)
 
     def html(self) -> str:
-        parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(self.title)}</title>",
-                 f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(self.title)}</h1>"]
+        parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(self.title.replace('`', ''))}</title>",
+                 f"<style>{STYLE}</style></head><body>", f"<h1>{inline_html(self.title)}</h1>"]
         for b in self.blocks:
             kind = b[0]
             if kind == "heading":

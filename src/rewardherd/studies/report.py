@@ -10,7 +10,7 @@ import pandas as pd
 
 from rewardherd.studies import kinds as ks
 from rewardherd.studies.config import __doc__ as DEFINITIONS
-from rewardherd.studies.document import Document
+from rewardherd.studies.document import Document, interval_text
 from rewardherd.studies.plots import CAPTIONS
 
 CLAIM_NAMES = {
@@ -331,11 +331,6 @@ def _kinds(res: Path) -> tuple[list[str], pd.DataFrame]:
         "vs own members [95% CI]": _gain_column(rows, "own"),
         "vs finetune ensemble [95% CI]": _gain_column(rows, "finetune", blank_missing=True)})
     return lines, table
-
-
-def interval_text(estimate: float, low: float, high: float) -> str:
-    """An estimate with its interval as every report prints it: ``+0.123 [-0.010, +0.256]``."""
-    return f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _gain_column(rows: pd.DataFrame, vs: str, blank_missing: bool = False) -> list[str]:

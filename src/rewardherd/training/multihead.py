@@ -46,7 +46,7 @@ from rewardherd.models.manifest import Manifest, ManifestError, MemberInfo
 from rewardherd.models.multihead import BACKBONE_DIR, FORMAT, MultiHeadRewardModel
 from rewardherd.models.scoring import pad_right
 from rewardherd.models.vectorized import GroupScorer
-from rewardherd.training.batched import MAX_GRAD_NORM, schedule, total_steps
+from rewardherd.training.batched import MAX_GRAD_NORM, adamw, schedule, total_steps
 from rewardherd.training.config import TrainConfig
 from rewardherd.training.ensemble import PlanMismatchError, data_fingerprint
 
@@ -210,7 +210,7 @@ def _fit(model, data: dict, counts, config: TrainConfig, seed: int, label_smooth
     c_ids, r_ids, margin_all = data["chosen"], data["rejected"], data["margin"]
     n = len(c_ids)
     total = total_steps(n, config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adamw([{"params": list(model.parameters()), "weight_decay": config.weight_decay}], lr=config.lr)
     scheduler = schedule(optimizer, config, total)
     torch.manual_seed(seed)  # dropout
     order_rng = np.random.default_rng(seed)
