@@ -357,3 +357,29 @@ def test_diagnose_levels_of_the_shared_error_on_the_builtin_world_smoke(tmp_path
     assert not (out / "results").exists()  # no study tables, no ensemble curves
     bad = _run(["diagnose", "--profile", "smoke", "--levels", "0,2", "--out", str(out)])
     assert bad.exit_code != 0 and "--levels" in bad.output and "Traceback" not in bad.output
+
+
+def test_world_build_replicates_on_the_builtin_world_smoke(tmp_path, builtin_cache):
+    """`world_seeds`: the whole study on two builds of the world, then every verdict side by side."""
+    import pandas as pd
+
+    out = tmp_path / "builds"
+    args = ["study", "--profile", "smoke", "--out", str(out), "--cache-dir", str(builtin_cache), "--no-progress",
+            "--set", "world_seeds=[0,1]", "--set", "rl_sweep.enabled=false", "--set", "sweep.noise=[0.0]"]
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    worlds = [json.loads((out / f"build{s}" / "world.json").read_text()) for s in (0, 1)]
+    assert worlds[0]["preferences"]["key"] != worlds[1]["preferences"]["key"]  # two builds, not one twice
+    configs = [json.loads((out / f"build{s}" / "config.json").read_text()) for s in (0, 1)]
+    assert [(c["world_seed"], c["world_seeds"]) for c in configs] == [(0, []), (1, [])]
+    t = pd.read_parquet(out / "results" / "builds.parquet")
+    per_build = [len(json.loads((out / f"build{s}" / "results" / "claims.json").read_text())["claims"]) for s in (0, 1)]
+    assert t.groupby("build").size().tolist() == per_build and per_build[0] == per_build[1]
+    report = (out / "report.md").read_text()
+    assert "build0/report.html, build1/report.html" in report and "Every comparison, build by build" in report
+    assert "All comparisons over builds 0, 1: " in report
+    res = _run([*args[:-2], "--set", "sweep.seeds=[1]"])  # another configuration: refused in build0
+    assert res.exit_code != 0 and "another configuration" in res.output
+    assert _run(["report", str(out)]).exit_code == 0  # re-analyses each build, then the table
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results" / "builds.parquet"), t)
+    assert (out / "report.md").read_text() == report

@@ -227,6 +227,10 @@ class StudyConfig:
     """Built-in world replicate: 0 is the canonical build; another value redraws the policy,
     the backbone pool and the preference data (rewardherd.world.world_replicate). Verdicts
     cover one world build; compare replicates to see whether they hold across builds."""
+    world_seeds: tuple[int, ...] = ()
+    """World builds to run the whole study on, each in <out>/build<seed>/ (a level sweep too, when
+    sweep.levels or sweep.markers is set), with a verdict table across builds
+    (rewardherd.studies.builds); empty: the one build world_seed."""
     dial: Literal["tail", "tail_and_data"] = "tail"
     """What a level of the shared-error dial sets (:func:`at_dial_level`; `rewardherd diagnose
     --levels`; docs/world.md): tail, gold's tail strength world.gold.shared_error; tail_and_data,
@@ -294,6 +298,12 @@ class StudyConfig:
             check(0 <= p < 0.5, f"rl_sweep.noise levels must be in [0, 0.5); got {p}")
         check(self.calibration_replicates >= 0 and self.world_seed >= 0,
               "calibration_replicates and world_seed must be >= 0")
+        check(not self.world_seeds or (len(self.world_seeds) >= 2 and self.user is None),
+              "world_seeds lists at least 2 builds of the built-in world to compare (one build: set world_seed)")
+        check(len(set(self.world_seeds)) == len(self.world_seeds) and all(s >= 0 for s in self.world_seeds),
+              f"world_seeds must be distinct and >= 0; got {list(self.world_seeds)}")
+        check(not self.world_seeds or self.world_seed == 0,
+              "world_seeds lists the builds to run; leave world_seed at its default 0")
         check(not (self.sweep.markers or self.sweep.levels) or self.user is None,
               "sweep.markers and sweep.levels need the built-in world (its dials)")
         check(all(1 <= s <= self.ensemble_size for s in self.sweep.sizes),

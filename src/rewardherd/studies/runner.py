@@ -240,13 +240,16 @@ def study_keys(config: StudyConfig, cfg_dict: dict) -> tuple[str, str]:
     """The hash a study directory is resumed under, and the one a study written on 2026-12-07
     before the teacher design carries: its config without the executor settings, and without
     the fields added after studies were first written while they hold the value that behaves
-    as before (train, world gold and preferences, ``dial``, ``sweep.levels``), so older studies still resume."""
+    as before (train, world gold and preferences, ``dial``, ``sweep.levels``, ``world_seeds``), so older studies
+    still resume."""
     d = {k: v for k, v in cfg_dict.items() if k not in ("executor", "ray_address", "ray_num_cpus", "workers")}
     d["train"] = config.train.hashed()
     if not d["sweep"].get("levels"):  # sweep.levels came later; a level's own study has none
         d["sweep"] = {k: v for k, v in d["sweep"].items() if k != "levels"}
     if d.get("dial") == "tail":
         del d["dial"]
+    if not d.get("world_seeds"):  # world_seeds came later; a build's own study has none
+        d.pop("world_seeds", None)
     if config.world is None:
         return config_hash(d), config_hash(d)
     w, world = config.world, d["world"]
@@ -550,6 +553,10 @@ def reanalyze(out_dir: str | Path) -> Path:
     from rewardherd.studies.report import write_report
 
     out = Path(out_dir)
+    if (out / "results" / "builds.parquet").exists():  # world-build replicates: each build, then the table
+        from rewardherd.studies.builds import report_builds
+
+        return report_builds(out, reanalyze)
     if (out / "results" / "sharing_dial.parquet").exists():  # an error-sharing sweep: each level, then the sweep
         from rewardherd.studies.dial import report_sharing
 
@@ -571,6 +578,10 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     """Run (or resume) the study and write its report. Returns the report path."""
     from rewardherd.studies.report import write_report
 
+    if config.world_seeds:  # one study (or level sweep) per world build
+        from rewardherd.studies.builds import run_builds
+
+        return run_builds(config, out_dir, run_study, progress=progress, overwrite=overwrite)
     if config.sweep.markers or config.sweep.levels:  # one study per level of a sharing dial
         from rewardherd.studies.dial import run_sharing
 
