@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,8 +156,6 @@ def write_builds_report(out: Path, table: pd.DataFrame, seconds: dict) -> Path:
 def run_builds(config, out_dir: str | Path, run_study, *, progress: bool = True, overwrite: bool = False) -> Path:
     """Run (or resume) the study on every build in ``config.world_seeds`` with ``run_study`` (the
     runner's), then tabulate and report. Returns the report path."""
-    import time
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds = {}
@@ -174,7 +173,7 @@ def run_builds(config, out_dir: str | Path, run_study, *, progress: bool = True,
 
 def report_builds(out: Path, reanalyze) -> Path:
     """Re-analyse every build of a finished replicate run (``reanalyze``) and rewrite its table and report."""
-    seeds = [int(s) for s in json.loads((out / "config.json").read_text())["world_seeds"]]
+    seeds = sorted(int(s) for s in pd.read_parquet(out / "results" / "builds.parquet")["build"].unique())
     for seed in seeds:
         reanalyze(build_dir(out, seed))
     table = builds_table(out, seeds)
