@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from rewardherd.io import atomic_dir, write_atomic
+from rewardherd.io import atomic_dir, write_atomic, write_json_atomic, write_text_atomic
 
 
 def _names(d):
@@ -18,6 +18,16 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
     write_atomic(path, lambda t: t.write_text("two"))
     assert path.read_text() == "two"
     assert _names(path.parent) == ["a.txt"]
+
+
+def test_text_and_json_helpers_write_utf8_in_place_and_leave_no_temp(tmp_path):
+    p = tmp_path / "sub" / "DONE"
+    write_text_atomic(p, "ok \u2713\n")
+    write_text_atomic(p, "again \u2713\n")
+    assert p.read_bytes() == "again \u2713\n".encode("utf-8")
+    j = write_json_atomic(tmp_path / "sub" / "r.json", {"a": 1, "b": tmp_path})
+    assert j.read_text() == '{\n  "a": 1,\n  "b": "' + str(tmp_path) + '"\n}\n'
+    assert sorted(x.name for x in (tmp_path / "sub").iterdir()) == ["DONE", "r.json"]
 
 
 def test_write_atomic_failure_keeps_old_file(tmp_path):

@@ -38,7 +38,7 @@ from rewardherd.cli_common import fail as _fail
 from rewardherd.cli_dpo import dpo_command
 from rewardherd.config import field_docs
 from rewardherd.core import METHODS
-from rewardherd.io import write_table_atomic
+from rewardherd.io import write_json_atomic, write_table_atomic
 from rewardherd.policy.config import BonConfig, RLConfig
 from rewardherd.serve.cli import serve_command
 from rewardherd.studies.config import StudyConfig, Sweep, resolve_config
@@ -349,7 +349,7 @@ def eval_(
         for line in format_sharing(rec):
             typer.echo(line)
     if json_out:
-        json_out.write_text(json.dumps(res, indent=2))
+        write_json_atomic(json_out, res)
 
 
 # ------------------------------------------------------------------ optimize

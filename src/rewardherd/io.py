@@ -112,9 +112,14 @@ def _remove(path: Path) -> None:
         log.warning("could not remove the replaced %s (%s); delete it by hand", path, e.strerror or e)
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Text (UTF-8)."""
+    return write_atomic(Path(path), lambda t: Path(t).write_text(text, encoding="utf-8"))
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """JSON (indented, non-JSON values via ``str``)."""
-    return write_atomic(Path(path), lambda t: t.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 #: Table formats by suffix: what :func:`write_table_atomic` writes.

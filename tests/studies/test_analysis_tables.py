@@ -390,8 +390,10 @@ def test_analyze_writes_every_table_from_the_stored_study(tmp_path):
     an.analyze(tmp_path, config)
     res = tmp_path / "results"
     written = {p.name for p in res.iterdir()}
-    assert {"curves.parquet", "member_band.parquet", "fits.json", "kinds.json", "claims.json", "calibration.json",
+    assert {"curves.parquet", "member_band.parquet", "fits.json", "kinds.json", "claims.json",
             "uncertainty.json", "optimized_accuracy.parquet", "sharing.parquet", "cross.parquet"} <= written
+    assert "calibration.json" not in written  # calibration is its own stage
+    assert an.calibrate(tmp_path, config) == json.loads((res / "calibration.json").read_text())
     assert (tmp_path / "samples.parquet").exists() and "rl.parquet" not in written  # no RL cells
     claims = json.loads((res / "claims.json").read_text())
     assert claims["rules"] == cl.RULES

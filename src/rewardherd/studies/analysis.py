@@ -290,6 +290,17 @@ def study_calibration(config, cells: pd.DataFrame, out: Path | None = None) -> d
             "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 
 
+def calibrate(out: Path, config) -> dict:
+    """The calibration stage, after :func:`analyze`: ``results/calibration.json``, the claim rules'
+    false-positive rates and power at this study's size (:func:`study_calibration`). Simulates
+    only the cells neither the stored file nor the cache holds, so on a finished study (and in
+    ``rewardherd report``) it simulates nothing."""
+    out = Path(out)
+    cal = study_calibration(config, load_cells(out), out)
+    write_json_atomic(out / "results" / "calibration.json", cal)
+    return cal
+
+
 def pool_member_z(zt: pd.DataFrame, members: pd.DataFrame, kind: str, noise: float, seeds) -> np.ndarray:
     """(S, P, K, N) standardized pool scores of one ensemble kind's members, per seed."""
     zt = zt.sort_values(["prompt_id", "sample_id"])
@@ -469,6 +480,9 @@ def rl_tables(out: Path) -> pd.DataFrame:
 
 
 def analyze(out: Path, config) -> None:
+    """The analysis stage: curves, fits, claims and diagnostics under ``<out>/results/`` from the
+    stored tables (no training; the claim rules' calibration is the next stage, :func:`calibrate`,
+    except the DAA arm's, which :func:`~rewardherd.studies.daa.analyze_daa` writes with its claims)."""
     out = Path(out)
     res = out / "results"
     res.mkdir(parents=True, exist_ok=True)
@@ -476,8 +490,8 @@ def analyze(out: Path, config) -> None:
     cells = pd.concat([cells, single_average(cells)], ignore_index=True)
     pool = pd.read_parquet(out / "pool.parquet")
     curves = curves_table(cells, config)
-    curves.to_parquet(res / "curves.parquet", index=False)
-    member_band(cells).to_parquet(res / "member_band.parquet", index=False)
+    write_table_atomic(curves, res / "curves.parquet")
+    write_table_atomic(member_band(cells), res / "member_band.parquet")
     fits = []
     for (noise, kind, method, size), g in curves.groupby(["noise", "kind", "method", "size"]):
         g = g.sort_values("n")
@@ -486,7 +500,7 @@ def analyze(out: Path, config) -> None:
                      **f.as_dict()})
     rl = rl_tables(out)
     if not rl.empty:
-        rl.to_parquet(res / "rl.parquet", index=False)
+        write_table_atomic(rl, res / "rl.parquet")
         for cell, g in rl.groupby("cell"):
             g = g.sort_values("step")
             d = np.sqrt(np.clip(g["kl"].to_numpy(), 0, None))
@@ -506,7 +520,6 @@ def analyze(out: Path, config) -> None:
     kind_rows, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
     write_json_atomic(res / "kinds.json", kind_rows)
     write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl + kind_claims})
-    write_json_atomic(res / "calibration.json", study_calibration(config, cells, out))
     write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
     write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
                        res / "optimized_accuracy.parquet")

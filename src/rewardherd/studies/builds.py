@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rewardherd.config import to_dict
-from rewardherd.io import write_json_atomic, write_table_atomic
+from rewardherd.io import write_json_atomic, write_table_atomic, write_text_atomic
 from rewardherd.studies.document import Document, interval_text
 
 #: Verdict words (claims.verdict) in the order the summary counts them.
@@ -167,7 +167,7 @@ def run_builds(config, out_dir: str | Path, run_study, *, progress: bool = True,
     table = builds_table(out, config.world_seeds)
     write_table_atomic(table, out / "results" / "builds.parquet")
     write_json_atomic(out / "results" / "timings.json", seconds)
-    (out / "results" / "DONE").write_text("ok\n")
+    write_text_atomic(out / "results" / "DONE", "ok\n")
     return write_builds_report(out, table, seconds)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from rewardherd.config import to_dict
-from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic
+from rewardherd.io import write_atomic, write_json_atomic, write_table_atomic, write_text_atomic
 from rewardherd.studies import kinds
 from rewardherd.studies.document import Document, interval_text
 from rewardherd.studies.report import calibration_table
@@ -126,7 +126,7 @@ def run_sharing(config, out_dir: str | Path, run_study, *, progress: bool = True
     write_table_atomic(table, out / "results" / "sharing_dial.parquet")
     write_json_atomic(out / "results" / "calibration.json", sweep_calibration(out, levels, dial))
     write_json_atomic(out / "results" / "timings.json", seconds)
-    (out / "results" / "DONE").write_text("ok\n")
+    write_text_atomic(out / "results" / "DONE", "ok\n")
     return write_sharing_report(out, table, seconds)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rewardherd.io import write_atomic
+from rewardherd.io import write_text_atomic
 
 #: The one style sheet of every HTML report. ``.reproduced`` / ``.not`` shade verdict cells.
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
@@ -143,5 +143,5 @@ class Document:
         """Write ``<out>/<stem>.md`` and ``<out>/<stem>.html`` atomically; returns the HTML path."""
         out = Path(out)
         for suffix, text in ((".md", self.markdown()), (".html", self.html())):
-            write_atomic(out / f"{stem}{suffix}", lambda tmp, text=text: Path(tmp).write_text(text))
+            write_text_atomic(out / f"{stem}{suffix}", text)
         return out / f"{stem}.html"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rewardherd import schema
+from rewardherd.io import write_atomic
 from rewardherd.studies import kinds as ks
 
 METHOD_STYLES = {"mean": "-", "median": (0, (1, 1)), "min": "--", "mean_minus_std": "-.",
@@ -27,7 +28,7 @@ def _plt():
 def _save(fig, path: Path) -> Path:
     """Lay out, write and close a figure (every figure of the report goes through here)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png"))
     _plt().close(fig)
     return path
 

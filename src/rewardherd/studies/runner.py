@@ -40,7 +40,7 @@ import pandas as pd
 
 from rewardherd import core, schema
 from rewardherd.config import config_hash, to_dict
-from rewardherd.io import write_json_atomic, write_table_atomic
+from rewardherd.io import write_json_atomic, write_table_atomic, write_text_atomic
 from rewardherd.models.manifest import Manifest, MemberInfo, package_versions
 from rewardherd.studies import kinds
 from rewardherd.studies.config import StudyConfig
@@ -453,7 +453,7 @@ def run_rl_unit(unit: RLUnit, config: StudyConfig, inputs, out_dir: str) -> str:
                      max_new_tokens=inputs.max_new_tokens, seed=unit.seed)
     run_rl(inputs.policy_dir, ens, inputs.train_prompts, inputs.eval_prompts, d, rl_cfg, gold=inputs.gold,
            features=inputs.features, progress=False)
-    (d / "DONE").write_text(json.dumps(unit.__dict__))
+    write_json_atomic(d / "DONE", unit.__dict__)
     return str(d)
 
 
@@ -547,9 +547,10 @@ def check_study_columns(out: Path) -> None:
 
 
 def reanalyze(out_dir: str | Path) -> Path:
-    """Recompute the analysis from stored cells (cheap) and rewrite the report."""
+    """Recompute the analysis and the calibration table from stored cells and rows (cheap: the
+    rules are not simulated again) and rewrite the report."""
     from rewardherd.config import from_dict
-    from rewardherd.studies.analysis import analyze
+    from rewardherd.studies.analysis import analyze, calibrate
     from rewardherd.studies.report import write_report
 
     out = Path(out_dir)
@@ -567,7 +568,9 @@ def reanalyze(out_dir: str | Path) -> Path:
     check_study_columns(out)
     stored = json.loads((out / "config.json").read_text())
     stored.pop("_hash", None)
-    analyze(out, from_dict(StudyConfig, stored, str(out / "config.json")))
+    config = from_dict(StudyConfig, stored, str(out / "config.json"))
+    analyze(out, config)
+    calibrate(out, config)  # the stored rows, by key: no simulation
     return write_report(out)
 
 
@@ -644,15 +647,14 @@ def run_study(config: StudyConfig, out_dir: str | Path, *, progress: bool = True
     run_units(run_daa_unit, plan_daa(config), lambda u: (config, inputs, str(out)), config, "daa", progress)
     timings["daa"] = time.time() - t
     t = time.time()
-    from rewardherd.studies.analysis import analyze
+    from rewardherd.studies.analysis import analyze, calibrate
 
     analyze(out, config)
     timings["analysis"] = time.time() - t
-    cal_seconds = json.loads((out / "results" / "calibration.json").read_text()).get("seconds")
-    if cal_seconds is not None:  # measured inside analysis (0 when read from the cache)
-        timings["analysis"] -= cal_seconds
-        timings["calibration"] = cal_seconds
+    t = time.time()
+    calibrate(out, config)  # its own stage: the rules' rates at this size (cached cells are read, not simulated)
+    timings["calibration"] = time.time() - t
     write_json_atomic(out / "results" / "timings.json", {k: round(v, 1) for k, v in timings.items()})
-    (out / "results" / "DONE").write_text("ok\n")
+    write_text_atomic(out / "results" / "DONE", "ok\n")
     return write_report(out)
 
