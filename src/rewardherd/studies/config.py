@@ -388,10 +388,13 @@ PROFILES: dict[str, dict] = {
     # Measured 2026-12-07 (fresh clone, world cached): the 8-unit grid (dpo, rpo x beta 0.1 x noisy, cleaned x 2 seeds)
     # ran in 8 min 27 s, its 8 DAA units in 70 s (~9 s each, far under the estimate above), so the profile runs
     # the issue's whole grid: 3 objectives x 3 betas x 3 data x 2 seeds = 54 units.
+    # 2026-12-08: 4 seeds and 96 evaluation prompts (108 units), chosen from C7's simulated power by size before the
+    # run (docs/dpo.md, "C7's power by size"): moderate-effect power 0.16 at 2 x 48 -> 0.40 at 4 x 96, strong 0.64 -> 1.0.
     "daa": {**_QUICK, "profile": "daa", "sweep": {**_QUICK["sweep"], "noise": [0.25]},
-            "dpo": {"lr": 5e-5, "eval_prompts": 48},
+            "dpo": {"lr": 5e-5, "eval_prompts": 96},
             "daa_sweep": {"enabled": True, "objectives": ["dpo", "ipo", "rpo"], "betas": [0.03, 0.1, 0.3],
-                          "data": ["noisy", "cleaned", "relabelled"], "noise": 0.25, "seeds": [0, 1], "max_pairs": 384}},
+                          "data": ["noisy", "cleaned", "relabelled"], "noise": 0.25, "seeds": [0, 1, 2, 3],
+                          "max_pairs": 384}},
     # The largest grid that runs end to end in <= 2.5 h on 2 CPU cores (issue 15). It keeps the quick world and
     # size: the paper-scale world (world.name=full: 10 backbones of 2x128 at 1500 steps, a 4x192 policy at 4000)
     # needs about 3 h of training steps alone here (0.5 s and 0.85 s per step measured), and at 9 seeds the

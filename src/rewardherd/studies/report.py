@@ -157,11 +157,11 @@ CAN_DECIDE = {
                 "profile decides at noise 0, for a world whose preference data carry this level of markers (see "
                 "world.preferences.markers in the configuration, and the sweep's report one folder up)."),
     "daa": ("The quick study at label noise 0.25 plus the direct-alignment arm (DPO, IPO and RPO at betas 0.03, "
-            "0.1 and 0.3, on noisy, cleaned and relabelled pairs, 2 seeds, 384 pairs each): the best-of-n claims as "
+            "0.1 and 0.3, on noisy, cleaned and relabelled pairs, 4 seeds, 384 pairs each): the best-of-n claims as "
             "the quick profile decides them at one noise level; for DAA, each arm's gold curve with its seeds x "
-            "prompts interval, Gao's RL-form fits with pigeonhole intervals over its 2 seeds and the evaluation "
-            "prompts, and C7 (RPO's drop vs DPO's) at the power its calibration rows report for this size. Two "
-            "seeds barely sample seed variance, the DAA runs are short, and one world build is fixed."),
+            "prompts interval, Gao's RL-form fits with pigeonhole intervals over its 4 seeds and 96 evaluation "
+            "prompts, and C7 (RPO's drop vs DPO's) at the power its calibration rows report for this size. Four "
+            "seeds sample seed variance thinly, the DAA runs are short, and one world build is fixed."),
 
     "full": ("The full profile: the quick study's world and size (5 members, 6 seeds, 256 x 128 pool) with every "
              "ensemble kind, six aggregations, ensemble sizes 1-5, calibration at 100 replicates and an RL grid with "
