@@ -387,7 +387,7 @@ def test_analyze_writes_every_table_from_the_stored_study(tmp_path):
         (tmp_path / "members" / unit).mkdir(parents=True)
         zt[["prompt_id", "sample_id"]].assign(score=zt[unit]).to_parquet(tmp_path / "members" / unit / "scores.parquet")
     config = _config(methods=("mean", "min"))
-    an.analyze(tmp_path, config)
+    result = an.analyze(tmp_path, config)
     res = tmp_path / "results"
     written = {p.name for p in res.iterdir()}
     assert {"curves.parquet", "member_band.parquet", "fits.json", "kinds.json", "claims.json",
@@ -405,6 +405,12 @@ def test_analyze_writes_every_table_from_the_stored_study(tmp_path):
     assert np.isfinite(unc["finetune"]["spearman_spread_vs_gap"])
     full = pd.concat([cells, an.single_average(cells)], ignore_index=True)
     pd.testing.assert_frame_equal(pd.read_parquet(res / "curves.parquet"), an.curves_table(full, config))
+    # the typed results are what the files hold
+    pd.testing.assert_frame_equal(pd.read_parquet(res / "curves.parquet"), result.curves)
+    pd.testing.assert_frame_equal(pd.read_parquet(res / "sharing.parquet"), result.sharing)
+    pd.testing.assert_frame_equal(pd.read_parquet(res / "cross.parquet"), result.cross)
+    assert claims["claims"] == json.loads(json.dumps(result.claims, default=str))
+    assert result.rl.empty and json.loads((res / "fits.json").read_text()) == json.loads(json.dumps(result.fits))
     # one Gao fit per curve: 2 kinds x 2 methods of size 2, and the single members' average
     fits = json.loads((res / "fits.json").read_text())
     assert sorted((f["kind"], f["method"]) for f in fits) == [("finetune", "mean"), ("finetune", "min"),

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -479,53 +480,99 @@ def rl_tables(out: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def analyze(out: Path, config) -> None:
-    """The analysis stage: curves, fits, claims and diagnostics under ``<out>/results/`` from the
-    stored tables (no training; the claim rules' calibration is the next stage, :func:`calibrate`,
-    except the DAA arm's, which :func:`~rewardherd.studies.daa.analyze_daa` writes with its claims)."""
-    out = Path(out)
-    res = out / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    cells = load_cells(out)
-    cells = pd.concat([cells, single_average(cells)], ignore_index=True)
-    pool = pd.read_parquet(out / "pool.parquet")
-    curves = curves_table(cells, config)
-    write_table_atomic(curves, res / "curves.parquet")
-    write_table_atomic(member_band(cells), res / "member_band.parquet")
+@dataclass
+class StudyAnalysis:
+    """What the analysis stage finds: one field per file :meth:`write` puts under ``results/``
+    (docs/schema.md), so a caller can use the results without reading them back."""
+
+    curves: pd.DataFrame
+    """Best-of-n curves with their crossed intervals (``curves.parquet``)."""
+    member_band: pd.DataFrame
+    """The single members' band (``member_band.parquet``)."""
+    fits: list[dict]
+    """Gao fits: best-of-n, RL cells and arms, DAA arms (``fits.json``)."""
+    rl: pd.DataFrame
+    """RL evaluation rows (``rl.parquet``; empty without RL cells, and then not written)."""
+    kinds: list[dict]
+    """Per-kind gains and costs (``kinds.json``)."""
+    claims: list[dict]
+    """Every claim row (``claims.json``, with :data:`~rewardherd.studies.claims.RULES`)."""
+    uncertainty: list[dict]
+    """Does the members' spread flag proxy-gold gaps (``uncertainty.json``)."""
+    optimized_accuracy: pd.DataFrame
+    """Members' accuracy on optimized samples (``optimized_accuracy.parquet``)."""
+    sharing: pd.DataFrame
+    """The members' error split into shared and idiosyncratic parts (``sharing.parquet``)."""
+    cross: pd.DataFrame
+    """Optimize member i, evaluate member j (``cross.parquet``)."""
+    samples: pd.DataFrame
+    """The scored pool (``<out>/samples.parquet``)."""
+
+    def write(self, out: Path) -> None:
+        from rewardherd.studies.claims import RULES
+
+        res = Path(out) / "results"
+        write_table_atomic(self.curves, res / "curves.parquet")
+        write_table_atomic(self.member_band, res / "member_band.parquet")
+        if not self.rl.empty:
+            write_table_atomic(self.rl, res / "rl.parquet")
+        write_json_atomic(res / "fits.json", self.fits)
+        write_json_atomic(res / "kinds.json", self.kinds)
+        write_json_atomic(res / "claims.json", {"rules": RULES, "claims": self.claims})
+        write_json_atomic(res / "uncertainty.json", self.uncertainty)
+        write_table_atomic(self.optimized_accuracy, res / "optimized_accuracy.parquet")
+        write_table_atomic(self.sharing, res / "sharing.parquet")
+        write_table_atomic(self.cross, res / "cross.parquet")
+        write_table_atomic(self.samples, Path(out) / "samples.parquet")
+
+
+def curve_fits(curves: pd.DataFrame, rl: pd.DataFrame, config) -> list[dict]:
+    """Gao's form on every best-of-n curve, every RL cell and, with intervals, every RL arm."""
     fits = []
     for (noise, kind, method, size), g in curves.groupby(["noise", "kind", "method", "size"]):
         g = g.sort_values("n")
         f = core.fit_gao(np.sqrt(g["kl"].to_numpy()), g["gold_delta"].to_numpy(), "bon")
         fits.append({"optimizer": "bon", "noise": noise, "kind": kind, "method": method, "size": int(size),
                      **f.as_dict()})
+    if rl.empty:
+        return fits
+    for cell, g in rl.groupby("cell"):
+        g = g.sort_values("step")
+        d = np.sqrt(np.clip(g["kl"].to_numpy(), 0, None))
+        if "gold" in g and len(g) >= 2:
+            f = core.fit_gao(d, g["gold"].to_numpy() - g["gold"].iloc[0], "rl")
+            fits.append({"optimizer": "rl", "cell": cell, **f.as_dict()})
+    return fits + rl_arm_fits(rl, n_boot=min(config.bootstrap, 1000))
+
+
+def study_analysis(out: Path, config) -> StudyAnalysis:
+    """Every result of the analysis stage from the study's stored tables, without writing any."""
+    out = Path(out)
+    cells = load_cells(out)
+    cells = pd.concat([cells, single_average(cells)], ignore_index=True)
+    pool = pd.read_parquet(out / "pool.parquet")
+    curves = curves_table(cells, config)
     rl = rl_tables(out)
-    if not rl.empty:
-        write_table_atomic(rl, res / "rl.parquet")
-        for cell, g in rl.groupby("cell"):
-            g = g.sort_values("step")
-            d = np.sqrt(np.clip(g["kl"].to_numpy(), 0, None))
-            if "gold" in g and len(g) >= 2:
-                f = core.fit_gao(d, g["gold"].to_numpy() - g["gold"].iloc[0], "rl")
-                fits.append({"optimizer": "rl", "cell": cell, **f.as_dict()})
-        fits += rl_arm_fits(rl, n_boot=min(config.bootstrap, 1000))
+    members = pd.read_parquet(out / "results" / "members.parquet")
+    zt = member_z_table(out, pool, members)
+    kind_rows, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
+    return StudyAnalysis(
+        curves=curves, member_band=member_band(cells), fits=curve_fits(curves, rl, config), rl=rl, kinds=kind_rows,
+        claims=claim_results(cells, config, zt, members) + kind_claims, uncertainty=uncertainty(zt, config, members),
+        optimized_accuracy=pd.DataFrame(optimized_accuracy(zt, config, members)),
+        sharing=sharing_rows(zt, config, members, out), cross=cross_matrix(cells, config), samples=pool)
+
+
+def analyze(out: Path, config) -> StudyAnalysis:
+    """The analysis stage: :func:`study_analysis`, written under ``<out>/results/``, and returned (no
+    training; the claim rules' calibration is the next stage, :func:`calibrate`, except the DAA arm's,
+    which :func:`~rewardherd.studies.daa.analyze_daa` writes with its own tables and claims)."""
     from rewardherd.studies.daa import analyze_daa
 
-    fits += analyze_daa(out, config)
-    write_json_atomic(res / "fits.json", fits)
-    from rewardherd.studies.claims import RULES
-
-    members = pd.read_parquet(res / "members.parquet")
-    zt = member_z_table(out, pool, members)
-    cl = claim_results(cells, config, zt, members)
-    kind_rows, kind_claims = kind_results(cells, load_kind_cells(out), config, members)
-    write_json_atomic(res / "kinds.json", kind_rows)
-    write_json_atomic(res / "claims.json", {"rules": RULES, "claims": cl + kind_claims})
-    write_json_atomic(res / "uncertainty.json", uncertainty(zt, config, members))
-    write_table_atomic(pd.DataFrame(optimized_accuracy(zt, config, members)),
-                       res / "optimized_accuracy.parquet")
-    write_table_atomic(sharing_rows(zt, config, members, out), res / "sharing.parquet")
-    write_table_atomic(cross_matrix(cells, config), res / "cross.parquet")
-    write_table_atomic(pool, out / "samples.parquet")
+    result = study_analysis(out, config)
+    result.fits += analyze_daa(Path(out), config)
+    result.write(out)
+    return result
 
 
 def cross_matrix(cells: pd.DataFrame, config) -> pd.DataFrame:
