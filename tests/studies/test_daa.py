@@ -239,7 +239,7 @@ def smoke(tmp_path_factory):
     return resolve_config(root / "study.yaml"), root
 
 
-def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
+def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path, monkeypatch):
     from rewardherd.studies import plots, runner
     from rewardherd.studies.inputs import resolve_inputs
 
@@ -276,8 +276,14 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path):
                and f["n_points"] == 3 for f in fits)
     stored = json.loads((out / "results" / "daa_claims.json").read_text())
     assert [c["data"] for c in stored["claims"]] == ["cleaned", "noisy", "relabelled"]
-    assert stored["calibration"]["size"] == {"seeds": 2, "prompts": 8, "points": 3}
-    assert len(stored["calibration"]["rows"]) == len(cal.daa_scenarios())
+    assert "calibration" not in stored and not (out / "results" / "daa_calibration.json").exists()
+    calibration = daa.calibrate_daa(out, config)  # the calibration stage's part
+    assert calibration == json.loads((out / "results" / "daa_calibration.json").read_text())
+    assert calibration["size"] == {"seeds": 2, "prompts": 8, "points": 3}
+    assert len(calibration["rows"]) == len(cal.daa_scenarios())
+    # run again, it reuses the stored rows by key: no simulation
+    monkeypatch.setattr(cal, "run_scenario", lambda *a, **k: pytest.fail("C7's calibration re-simulated a cell"))
+    assert daa.calibrate_daa(out, config)["rows"] == calibration["rows"]
 
     bon = pd.DataFrame({"noise": 0.25, "kind": ["pretrain"] * 2 + ["single"] * 2, "method": "mean", "size": [2, 2, 1, 1],
                         "n": [1, 2, 1, 2], "kl": [0.0, 0.19, 0.0, 0.19], "gold_delta": [0.0, 0.1, 0.0, 0.05]})

@@ -296,9 +296,12 @@ def calibrate(out: Path, config) -> dict:
     false-positive rates and power at this study's size (:func:`study_calibration`). Simulates
     only the cells neither the stored file nor the cache holds, so on a finished study (and in
     ``rewardherd report``) it simulates nothing."""
+    from rewardherd.studies.daa import calibrate_daa
+
     out = Path(out)
     cal = study_calibration(config, load_cells(out), out)
     write_json_atomic(out / "results" / "calibration.json", cal)
+    calibrate_daa(out, config)  # C7 at the DAA arm's own size, where the study has one
     return cal
 
 
@@ -565,8 +568,7 @@ def study_analysis(out: Path, config) -> StudyAnalysis:
 
 def analyze(out: Path, config) -> StudyAnalysis:
     """The analysis stage: :func:`study_analysis`, written under ``<out>/results/``, and returned (no
-    training; the claim rules' calibration is the next stage, :func:`calibrate`, except the DAA arm's,
-    which :func:`~rewardherd.studies.daa.analyze_daa` writes with its own tables and claims)."""
+    training; the claim rules' calibration, the DAA arm's C7 included, is the next stage, :func:`calibrate`)."""
     from rewardherd.studies.daa import analyze_daa
 
     result = study_analysis(out, config)

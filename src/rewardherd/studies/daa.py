@@ -13,9 +13,11 @@ epoch (``StudyConfig.dpo``), so every seed's curve has the same T points. An *ar
   prompt variance, not world builds), the band the optimizers figure shades;
 - ``results/daa_fits.json``: Gao's RL form R(d) = d (alpha - beta log d) per arm
   (:func:`rewardherd.core.fit_gao_pigeonhole`: pigeonhole bootstrap over seeds and prompts);
+- ``results/daa_calibration.json``: C7's calibration at the arm's size, written by the calibration
+  stage (:func:`calibrate_daa`);
 - ``results/daa_claims.json``: C7 (:func:`rewardherd.studies.claims.rpo_vs_dpo_drop`) per
-  (beta, data) with both DPO and RPO, and its calibration at the arm's size
-  (:func:`rewardherd.studies.calibration.daa_scenarios`).
+  (beta, data) with both DPO and RPO (its calibration scenarios:
+  :func:`rewardherd.studies.calibration.daa_scenarios`).
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def daa_claims(samples: pd.DataFrame) -> list[dict]:
     return results
 
 
-def daa_calibration(config, samples: pd.DataFrame) -> dict:
-    """C7's calibration at the arm's size (seeds, evaluation prompts, evaluations), cached like the study's."""
+def daa_calibration(config, samples: pd.DataFrame, known: list[dict] | None = None) -> dict:
+    """C7's calibration at the arm's size (seeds, evaluation prompts, evaluations), cached like the study's;
+    cells in ``known`` (a finished study's stored rows, by key) are not simulated again."""
     from rewardherd.studies import calibration as cal
     from rewardherd.world.cache import default_cache_dir
 
@@ -148,7 +151,7 @@ def daa_calibration(config, samples: pd.DataFrame) -> dict:
         return {"size": size.__dict__, "replicates": 0, "rows": [], "summary": {}}
     cache = config.cache_dir or (default_cache_dir() if config.user is None else None)
     t = time.time()
-    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, cells=cal.daa_scenarios())
+    rows = cal.calibrate(size, config.calibration_replicates, cache_dir=cache, cells=cal.daa_scenarios(), known=known)
     return {"size": size.__dict__, "replicates": config.calibration_replicates, "rows": rows,
             "summary": cal.summarize(rows), "seconds": round(time.time() - t, 1)}
 
@@ -165,9 +168,30 @@ def analyze_daa(out: Path, config) -> list[dict]:
     write_table_atomic(arm_band(grids), res / "daa_band.parquet")
     fits = arm_fits(grids, n_boot=min(config.bootstrap, 1000))
     write_json_atomic(res / "daa_fits.json", fits)
-    write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples),
-                                                "calibration": daa_calibration(config, samples)})
+    write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples)})
     return fits
+
+
+def stored_daa_calibration(res: Path) -> dict:
+    """The DAA arm's stored calibration: ``daa_calibration.json``, or where studies before 2026-12-08
+    kept it, inside ``daa_claims.json``; empty if neither has one."""
+    if (res / "daa_calibration.json").exists():
+        return json.loads((res / "daa_calibration.json").read_text())
+    if (res / "daa_claims.json").exists():
+        return json.loads((res / "daa_claims.json").read_text()).get("calibration", {})
+    return {}
+
+
+def calibrate_daa(out: Path, config) -> dict | None:
+    """The calibration stage's DAA part: C7 at the arm's size, ``results/daa_calibration.json``
+    (None and nothing written without a DAA arm). Stored rows are reused by key."""
+    res = Path(out) / "results"
+    if not (res / "daa.parquet").exists():
+        return None
+    known = stored_daa_calibration(res).get("rows", [])
+    calibration = daa_calibration(config, daa_samples(Path(out)), known=known)
+    write_json_atomic(res / "daa_calibration.json", calibration)
+    return calibration
 
 
 def _arm_label(objective: str, beta: float, data: str) -> str:

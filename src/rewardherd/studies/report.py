@@ -235,7 +235,7 @@ def write_report(out: Path) -> Path:
 def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """The DAA arm's paragraph (generated from its results), its C7 claims with their calibration,
     and that calibration's rows; empty without a DAA arm."""
-    from rewardherd.studies.daa import beside_text, daa_paragraph
+    from rewardherd.studies.daa import beside_text, daa_paragraph, stored_daa_calibration
 
     if not (res / "daa.parquet").exists():
         return "", pd.DataFrame(), pd.DataFrame()
@@ -245,7 +245,8 @@ def _daa_section(res: Path) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     rl = pd.read_parquet(res / "rl.parquet") if (res / "rl.parquet").exists() else None
     curves = pd.read_parquet(res / "curves.parquet") if (res / "curves.parquet").exists() else pd.DataFrame()
     text = " ".join(t for t in (beside_text(curves, rl, table), daa_paragraph(table, fits, stored["claims"])) if t)
-    return text, _claims_table(stored["claims"], stored["calibration"]), calibration_table(stored["calibration"])
+    calibration = stored_daa_calibration(res)
+    return text, _claims_table(stored["claims"], calibration), calibration_table(calibration)
 
 
 VERDICT_TEXT = ("Verdicts: reproduced when the 95% interval excludes 0 in the claimed direction; not reproduced when it "
