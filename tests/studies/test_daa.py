@@ -299,6 +299,21 @@ def test_the_arm_runs_at_smoke_size_end_to_end(smoke, tmp_path, monkeypatch):
     assert list(claims_df["claim"]) == ["C7"] * 3 and len(cal_df) == len(cal.daa_scenarios())
 
 
+def test_an_older_studys_c7_calibration_is_kept_when_its_claims_are_rewritten(tmp_path):
+    legacy = {"size": {"seeds": 2, "prompts": 8, "points": 3}, "replicates": 4, "rows": [{"key": "k", "claim": "c"}]}
+    (tmp_path / "daa_claims.json").write_text(json.dumps({"claims": [], "calibration": legacy}))
+    daa.keep_stored_calibration(tmp_path)
+    assert json.loads((tmp_path / "daa_calibration.json").read_text()) == legacy
+    assert daa.stored_daa_calibration(tmp_path) == legacy
+    (tmp_path / "daa_claims.json").write_text(json.dumps({"claims": [], "calibration": {"rows": ["other"]}}))
+    daa.keep_stored_calibration(tmp_path)  # a newer file is never replaced
+    assert json.loads((tmp_path / "daa_calibration.json").read_text()) == legacy
+    (tmp_path / "daa_calibration.json").unlink()
+    assert daa.stored_daa_calibration(tmp_path) == {"rows": ["other"]}  # read where older studies kept it
+    (tmp_path / "daa_claims.json").unlink()
+    assert daa.stored_daa_calibration(tmp_path) == {}
+
+
 def test_a_unit_is_named_by_all_of_its_axes():
     a = DAAUnit("dpo", 0.1, "noisy", 0.25, 0)
     assert len({a.name, DAAUnit("rpo", 0.1, "noisy", 0.25, 0).name, DAAUnit("dpo", 0.2, "noisy", 0.25, 0).name,

@@ -168,8 +168,19 @@ def analyze_daa(out: Path, config) -> list[dict]:
     write_table_atomic(arm_band(grids), res / "daa_band.parquet")
     fits = arm_fits(grids, n_boot=min(config.bootstrap, 1000))
     write_json_atomic(res / "daa_fits.json", fits)
+    keep_stored_calibration(res)
     write_json_atomic(res / "daa_claims.json", {"claims": daa_claims(samples)})
     return fits
+
+
+def keep_stored_calibration(res: Path) -> None:
+    """Before a study from before 2026-12-08 has its ``daa_claims.json`` rewritten: move the C7
+    calibration it held into ``daa_calibration.json``, so the calibration stage reuses its rows."""
+    if (res / "daa_calibration.json").exists() or not (res / "daa_claims.json").exists():
+        return
+    legacy = json.loads((res / "daa_claims.json").read_text()).get("calibration")
+    if legacy:
+        write_json_atomic(res / "daa_calibration.json", legacy)
 
 
 def stored_daa_calibration(res: Path) -> dict:
